@@ -1,0 +1,1 @@
+"""staging-ops: the toolkit that runs the justapply.net staging droplet."""

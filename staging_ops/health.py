@@ -1,0 +1,75 @@
+"""HTTP checks of a slot through the droplet's nginx, exactly as a browser would reach it.
+
+The request goes to the host's address but carries the slot's name both as TLS SNI and as the
+Host header, so it works for the real droplet (DNS) and for the sandbox (loopback, own CA).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from staging_ops.inventory import Host, Inventory, Slot
+
+CHECKS = {"ui": "/api/version", "airflow": "/airflow/health"}
+
+
+class _SlotNameAdapter(HTTPAdapter):
+    """Sends SNI and verifies the certificate for the slot's name, whatever address we dial."""
+
+    def __init__(self, server_name: str):
+        self._server_name = server_name
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["server_hostname"] = self._server_name
+        kwargs["assert_hostname"] = self._server_name
+        super().init_poolmanager(*args, **kwargs)
+
+
+def slot_get(host: Host, slot: Slot, path: str, timeout: float = 5.0) -> requests.Response:
+    """GET `path` on the slot's public HTTPS endpoint."""
+    with requests.Session() as session:
+        session.mount("https://", _SlotNameAdapter(slot.subdomain))
+        port = host.public_port or host.https_port
+        return session.get(
+            f"https://{host.address}:{port}{path}",
+            headers={"Host": slot.subdomain},
+            verify=host.tls_ca or True,
+            timeout=timeout,
+            allow_redirects=False,
+        )
+
+
+def public_version(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str, Any] | None:
+    """The slot's /api/version JSON through nginx, or None when it does not answer with one."""
+    try:
+        response = slot_get(host, slot, CHECKS["ui"], timeout)
+        return response.json() if response.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def _probe(host: Host, slot: Slot, path: str, timeout: float) -> str:
+    try:
+        return "up" if slot_get(host, slot, path, timeout).status_code == 200 else "down"
+    except requests.RequestException:
+        return "down"
+
+
+def check_slots(
+    inventory: Inventory, slots: list[Slot], timeout: float = 3.0
+) -> dict[int, dict[str, str]]:
+    """{slot id: {"ui": "up"|"down", "airflow": "up"|"down"}}, all probes in parallel."""
+    jobs = [(slot, name, path) for slot in slots for name, path in CHECKS.items()]
+    if not jobs:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(32, len(jobs))) as pool:
+        results = pool.map(lambda j: _probe(inventory.host_of(j[0]), j[0], j[2], timeout), jobs)
+        health: dict[int, dict[str, str]] = {}
+        for (slot, name, _), state in zip(jobs, results, strict=True):
+            health.setdefault(slot.id, {})[name] = state
+    return health

@@ -1,0 +1,352 @@
+"""Load and validate the inventory TOML into Host, Slot and App dataclasses.
+
+Every error names the file, the slot (or host) and the field, and raises BadInput (exit 2)
+before anything is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from staging_ops.errors import BadInput
+
+DEFAULT_INVENTORY = Path(__file__).resolve().parent.parent / "inventory" / "staging.toml"
+ROLES = ("qa", "staging")
+# One DNS label: letters, digits, inner hyphens. Anything else (`;`, `{`, spaces, newlines)
+# could break out of an nginx directive, so it is refused outright.
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_PG_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_UNIT_SAFE = re.compile(r"^[A-Za-z0-9_.:/@%${}=,+\- \"'*]+$")
+_PATH = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
+
+
+@dataclass(frozen=True)
+class App:
+    """The application deployed into every slot, and the commands its units run."""
+
+    name: str
+    repo_url: str
+    ui_command: str
+    airflow_webserver_command: str
+    airflow_scheduler_command: str
+    migrate_command: str
+    requirements: tuple[str, ...] = ("requirements.txt",)
+    python: str = "python3"
+    verify_timeout: float = 60.0
+    linear_url: str = "https://linear.app/issue"
+
+
+@dataclass(frozen=True)
+class Host:
+    """A droplet. `protected` hosts (production) are never connected to."""
+
+    name: str
+    address: str
+    protected: bool = False
+    user: str = "root"
+    port: int = 22
+    key_file: str | None = None
+    connect_timeout: float = 10.0
+    base_dir: str = "/srv/staging"
+    nginx_dir: str = "/etc/nginx"
+    systemd_dir: str = "/etc/systemd/system"
+    service_user: str = "staging"
+    tls_certificate: str = "/etc/letsencrypt/live/justapply.net/fullchain.pem"
+    tls_certificate_key: str = "/etc/letsencrypt/live/justapply.net/privkey.pem"
+    # CA bundle that health checks trust for this host's certificate; None: the system's.
+    tls_ca: str | None = None
+    http_port: int = 80
+    https_port: int = 443
+    packages: tuple[str, ...] = ()
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    postgres_admin_user: str = "postgres"
+    nginx_test_command: str = "nginx -t"
+    nginx_reload_command: str = "systemctl reload nginx"
+    public_scheme: str = "https"
+    public_port: int | None = None
+
+    @property
+    def sites_available(self) -> str:
+        return f"{self.nginx_dir}/sites-available"
+
+    @property
+    def sites_enabled(self) -> str:
+        return f"{self.nginx_dir}/sites-enabled"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """staging-N: its subdomain, ports, database, role, and the host it lives on."""
+
+    id: int
+    identifier: str
+    subdomain: str
+    ui_port: int
+    airflow_port: int
+    database: str
+    role: str
+    host: str
+
+    def directory(self, host: Host) -> str:
+        return f"{host.base_dir}/{self.identifier}"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    app: App
+    hosts: dict[str, Host]
+    slots: dict[int, Slot] = field(default_factory=dict)
+
+    def slot(self, value: object) -> Slot:
+        """The slot named by an operator's `--slot` value, or BadInput listing the valid ones."""
+        text = str(value).strip()
+        valid = self.valid_slots_text()
+        if not text.isdigit() or int(text) not in self.slots:
+            raise BadInput(f"invalid slot {value!r}: valid slots are {valid}")
+        return self.slots[int(text)]
+
+    def valid_slots_text(self) -> str:
+        ids = sorted(self.slots)
+        if ids and ids == list(range(ids[0], ids[-1] + 1)) and len(ids) > 2:
+            return f"{ids[0]}-{ids[-1]}"
+        return ", ".join(map(str, ids))
+
+    def host_of(self, slot: Slot) -> Host:
+        return self.hosts[slot.host]
+
+    def slots_on(self, host: Host) -> list[Slot]:
+        return [s for s in self.slots.values() if s.host == host.name]
+
+    def target_hosts(self) -> list[Host]:
+        """Hosts that carry slots; never a protected one (loading already refused that)."""
+        used = {s.host for s in self.slots.values()}
+        return [h for h in self.hosts.values() if h.name in used and not h.protected]
+
+    def select_slots(self, spec: str | None) -> list[Slot]:
+        """`--slots 3,4` → those slots; None/empty → all of them."""
+        if not spec:
+            return list(self.slots.values())
+        return [self.slot(part) for part in str(spec).split(",") if part.strip()]
+
+
+def inventory_path(config_value: str | None = None) -> Path:
+    """STAGING_INVENTORY wins, then Invoke config `staging.inventory`, then the default."""
+    chosen = os.environ.get("STAGING_INVENTORY") or config_value
+    return Path(chosen) if chosen else DEFAULT_INVENTORY
+
+
+def load_inventory(path: str | Path | None = None) -> Inventory:
+    path = Path(path) if path else inventory_path()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{path}: inventory file not found") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read inventory: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{path}: malformed TOML: {exc}") from None
+    return _Loader(path, raw).inventory()
+
+
+class _Loader:
+    def __init__(self, path: Path, raw: dict[str, Any]):
+        self.path = path
+        self.raw = raw
+
+    def fail(self, where: str, field_name: str, problem: str) -> BadInput:
+        return BadInput(f"{self.path}: {where}: field '{field_name}': {problem}")
+
+    def inventory(self) -> Inventory:
+        app = self.app(self._table(self.raw, "app", "[app]"))
+        hosts_raw = self._table(self.raw, "hosts", "[hosts]")
+        hosts = {
+            name: self.host(name, self._table(hosts_raw, name, f"host '{name}'"))
+            for name in hosts_raw
+        }
+        if not hosts:
+            raise self.fail("[hosts]", "hosts", "at least one host is required")
+        slots_raw = self.raw.get("slots")
+        if not isinstance(slots_raw, list) or not slots_raw:
+            raise self.fail("[[slots]]", "slots", "at least one slot is required")
+        slots = [self.slot(i, entry, hosts) for i, entry in enumerate(slots_raw, start=1)]
+        self.check_unique(slots)
+        return Inventory(self.path, app, hosts, {s.id: s for s in sorted(slots, key=_by_id)})
+
+    def _table(self, raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+        value = raw.get(key)
+        if not isinstance(value, dict):
+            raise self.fail(where, key, "missing or not a table")
+        return value
+
+    def _str(
+        self,
+        raw: dict,
+        key: str,
+        where: str,
+        default: str | None = None,
+        pattern: re.Pattern | None = None,
+    ) -> str:
+        value = raw.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(where, key, "required, must be a non-empty string")
+        if "\n" in value or "\r" in value:
+            raise self.fail(where, key, "must not contain a newline")
+        if pattern and not pattern.match(value):
+            raise self.fail(where, key, f"{value!r} is not valid")
+        return value
+
+    def _int(
+        self,
+        raw: dict,
+        key: str,
+        where: str,
+        default: int | None = None,
+        low: int = 1,
+        high: int = 65535,
+    ) -> int:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, key, f"{value!r} must be an integer")
+        if not low <= value <= high:
+            raise self.fail(where, key, f"{value} must be between {low} and {high}")
+        return value
+
+    def app(self, raw: dict[str, Any]) -> App:
+        w = "[app]"
+        requirements = raw.get("requirements", ["requirements.txt"])
+        if not isinstance(requirements, list) or not all(
+            isinstance(r, str) and re.match(r"^[A-Za-z0-9_./-]+$", r) and ".." not in r
+            for r in requirements
+        ):
+            raise self.fail(w, "requirements", "must be a list of relative file names")
+        commands = {
+            key: self._str(raw, key, w, pattern=_UNIT_SAFE)
+            for key in (
+                "ui_command",
+                "airflow_webserver_command",
+                "airflow_scheduler_command",
+                "migrate_command",
+            )
+        }
+        timeout = raw.get("verify_timeout", 60)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise self.fail(w, "verify_timeout", "must be a positive number of seconds")
+        return App(
+            name=self._str(raw, "name", w, pattern=_IDENTIFIER),
+            repo_url=self._str(raw, "repo_url", w),
+            requirements=tuple(requirements),
+            python=self._str(raw, "python", w, default="python3", pattern=_UNIT_SAFE),
+            verify_timeout=float(timeout),
+            linear_url=self._str(raw, "linear_url", w, default=App.linear_url),
+            **commands,
+        )
+
+    def host(self, name: str, raw: dict[str, Any]) -> Host:
+        w = f"host '{name}'"
+        if not re.match(r"^[A-Za-z0-9_-]+$", name):
+            raise self.fail(w, "name", "host names are letters, digits, '-' and '_'")
+        protected = raw.get("protected", False)
+        if not isinstance(protected, bool):
+            raise self.fail(w, "protected", "must be true or false")
+        address = self._str(raw, "address", w, pattern=re.compile(r"^[A-Za-z0-9.:-]+$"))
+        if protected:
+            return Host(name=name, address=address, protected=True)
+        kwargs: dict[str, Any] = {}
+        for key in ("user", "service_user", "postgres_admin_user"):
+            if key in raw:
+                kwargs[key] = self._str(raw, key, w, pattern=re.compile(r"^[a-z_][a-z0-9_-]*$"))
+        for key in (
+            "base_dir",
+            "nginx_dir",
+            "systemd_dir",
+            "tls_certificate",
+            "tls_certificate_key",
+            "key_file",
+            "tls_ca",
+        ):
+            if key in raw:
+                kwargs[key] = self._str(raw, key, w, pattern=_PATH).rstrip("/") or "/"
+        for key in ("port", "http_port", "https_port", "postgres_port", "public_port"):
+            if key in raw:
+                kwargs[key] = self._int(raw, key, w)
+        for key in ("nginx_test_command", "nginx_reload_command", "postgres_host"):
+            if key in raw:
+                kwargs[key] = self._str(raw, key, w)
+        if "public_scheme" in raw:
+            kwargs["public_scheme"] = self._str(
+                raw, "public_scheme", w, pattern=re.compile(r"^https?$")
+            )
+        if "connect_timeout" in raw:
+            kwargs["connect_timeout"] = float(self._int(raw, "connect_timeout", w, high=600))
+        packages = raw.get("packages", [])
+        if not isinstance(packages, list) or not all(
+            isinstance(p, str) and re.match(r"^[a-z0-9][a-z0-9+.-]*$", p) for p in packages
+        ):
+            raise self.fail(w, "packages", "must be a list of Debian package names")
+        return Host(name=name, address=address, packages=tuple(packages), **kwargs)
+
+    def slot(self, index: int, raw: Any, hosts: dict[str, Host]) -> Slot:
+        if not isinstance(raw, dict):
+            raise self.fail(f"slot #{index}", "slots", "each [[slots]] entry must be a table")
+        sid = raw.get("id")
+        w = (
+            f"slot {sid}"
+            if isinstance(sid, int) and not isinstance(sid, bool)
+            else f"slot #{index}"
+        )
+        slot_id = self._int(raw, "id", w, low=1, high=9999)
+        subdomain = self._str(raw, "subdomain", w)
+        labels = subdomain.split(".")
+        if len(subdomain) > 253 or len(labels) < 2 or not all(_LABEL.match(x) for x in labels):
+            raise self.fail(w, "subdomain", f"{subdomain!r} is not a valid DNS name")
+        role = self._str(raw, "role", w)
+        if role not in ROLES:
+            raise self.fail(w, "role", f"{role!r} is not one of {', '.join(ROLES)}")
+        host = self._str(raw, "host", w, default=next(iter(hosts)))
+        if host not in hosts:
+            raise self.fail(w, "host", f"unknown host {host!r}")
+        if hosts[host].protected:
+            raise self.fail(w, "host", f"host {host!r} is protected: no slot may be placed on it")
+        return Slot(
+            id=slot_id,
+            identifier=self._str(raw, "identifier", w, pattern=_IDENTIFIER),
+            subdomain=subdomain,
+            ui_port=self._int(raw, "ui_port", w, low=1024),
+            airflow_port=self._int(raw, "airflow_port", w, low=1024),
+            database=self._str(raw, "database", w, pattern=_PG_IDENT),
+            role=role,
+            host=host,
+        )
+
+    def check_unique(self, slots: list[Slot]) -> None:
+        seen: dict[tuple[str, object], int] = {}
+        for _index, slot in enumerate(slots):
+            keys = [
+                ("id", slot.id),
+                ("identifier", slot.identifier),
+                ("subdomain", slot.subdomain),
+                ("database", slot.database),
+                ("ui_port", slot.ui_port),
+                ("airflow_port", slot.airflow_port),
+            ]
+            for name, value in keys:
+                # Ports share one namespace: a UI port may not equal another slot's Airflow port.
+                space = "port" if name.endswith("_port") else name
+                other = seen.get((space, value))
+                if other is not None:
+                    raise self.fail(
+                        f"slot {slot.id}", name, f"{value!r} is already used by slot {other}"
+                    )
+                seen[(space, value)] = slot.id
+
+
+def _by_id(slot: Slot) -> int:
+    return slot.id

@@ -1,0 +1,158 @@
+"""Render the desired files of a host from the inventory: nginx vhosts, systemd units, env files.
+
+Rendering is pure: it returns {remote path: RenderedFile} and touches nothing, so `--check`
+and tests can use it freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from staging_ops.inventory import App, Host, Inventory, Slot
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+REDACTED = "********"
+# service key -> (description, inventory app attribute holding its command)
+SERVICES = {
+    "ui": ("Campaign UI", "ui_command"),
+    "airflow-webserver": ("Airflow webserver", "airflow_webserver_command"),
+    "airflow-scheduler": ("Airflow scheduler", "airflow_scheduler_command"),
+}
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One file the host should have. `secret` files are redacted in diffs and output."""
+
+    path: str
+    content: str
+    mode: int = 0o644
+    owner: str | None = None
+    kind: str = "file"
+    secret: bool = False
+    slot: int | None = None
+
+
+_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    undefined=StrictUndefined,
+    autoescape=False,  # noqa: S701 - config files, not HTML
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def unit_template(app: App, service: str) -> str:
+    """`job-search-ui@.service` for service 'ui'."""
+    return f"{app.name}-{service}@.service"
+
+
+def unit_instance(app: App, service: str, slot: Slot) -> str:
+    return f"{app.name}-{service}@{slot.identifier}.service"
+
+
+def slot_units(app: App, slot: Slot) -> list[str]:
+    return [unit_instance(app, service, slot) for service in SERVICES]
+
+
+def vhost_name(slot: Slot) -> str:
+    return f"{slot.subdomain}.conf"
+
+
+def public_url(host: Host, slot: Slot) -> str:
+    port = host.public_port
+    suffix = f":{port}" if port and port != {"https": 443, "http": 80}[host.public_scheme] else ""
+    return f"{host.public_scheme}://{slot.subdomain}{suffix}"
+
+
+def database_url(host: Host, slot: Slot, password: str | None) -> str:
+    secret = quote(password, safe="") if password is not None else REDACTED
+    return (
+        f"postgresql://{slot.database}:{secret}@{host.postgres_host}:{host.postgres_port}"
+        f"/{slot.database}"
+    )
+
+
+def render_vhost(inventory: Inventory, host: Host, slot: Slot) -> RenderedFile:
+    https_suffix = "" if host.https_port == 443 else f":{host.https_port}"
+    content = _env.get_template("nginx/slot.conf.j2").render(
+        slot=slot,
+        host=host,
+        inventory_name=inventory.path.name,
+        acme_root=f"{host.base_dir}/acme",
+        https_suffix=https_suffix,
+    )
+    return RenderedFile(
+        f"{host.sites_available}/{vhost_name(slot)}", content, kind="nginx", slot=slot.id
+    )
+
+
+def render_default_server(host: Host) -> RenderedFile:
+    content = _env.get_template("nginx/default.conf.j2").render(host=host)
+    return RenderedFile(f"{host.sites_available}/00-default.conf", content, kind="nginx")
+
+
+def render_units(app: App, host: Host) -> list[RenderedFile]:
+    files = []
+    current = f"{host.base_dir}/%i/current"
+    for service, (description, attribute) in SERVICES.items():
+        command = getattr(app, attribute).replace("{current}", current)
+        content = _env.get_template("systemd/slot-service.j2").render(
+            app=app,
+            host=host,
+            description=description,
+            unit=f"{app.name}-{service}",
+            base_dir=host.base_dir,
+            command=command,
+        )
+        files.append(
+            RenderedFile(f"{host.systemd_dir}/{unit_template(app, service)}", content, kind="unit")
+        )
+    return files
+
+
+def render_slot_env(host: Host, slot: Slot, password: str | None) -> RenderedFile:
+    content = _env.get_template("systemd/slot.env.j2").render(
+        slot=slot,
+        public_url=public_url(host, slot),
+        database_url=database_url(host, slot, password),
+    )
+    return RenderedFile(
+        f"{slot.directory(host)}/shared/env",
+        content,
+        mode=0o600,
+        owner=host.service_user,
+        kind="env",
+        secret=True,
+        slot=slot.id,
+    )
+
+
+def render_release_env(commit: str, branch: str, deployed_at: str) -> str:
+    return _env.get_template("systemd/release.env.j2").render(
+        commit=commit, branch=branch, deployed_at=deployed_at
+    )
+
+
+def render_host(
+    inventory: Inventory,
+    host: Host,
+    slots: list[Slot] | None = None,
+    passwords: dict[int, str] | None = None,
+) -> dict[str, RenderedFile]:
+    """Every file `host` should carry for `slots` (default: all of its slots).
+
+    Passwords missing from `passwords` are redacted, which is what `invoke render` shows.
+    """
+    chosen = slots if slots is not None else inventory.slots_on(host)
+    passwords = passwords or {}
+    files = [render_default_server(host), *render_units(inventory.app, host)]
+    for slot in chosen:
+        files.append(render_vhost(inventory, host, slot))
+        files.append(render_slot_env(host, slot, passwords.get(slot.id)))
+    return {f.path: f for f in files}

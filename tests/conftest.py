@@ -1,0 +1,88 @@
+"""Shared fixtures: one real sandbox droplet per test session (sshd, PostgreSQL, nginx,
+systemctl stand-in, sample-app repository), on ports of its own so a running demo sandbox
+is never disturbed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from staging_ops import sandbox as sandbox_mod
+
+ROOT = Path(__file__).resolve().parent.parent
+INVOKE = str(Path(sys.executable).parent / "invoke")
+# Distinct from the demo sandbox (22200, slot ports 5001..) so both can run at once.
+TEST_PORTS = sandbox_mod.Ports(
+    base=int(os.environ.get("STAGING_TEST_PORT_BASE", "23200")), slot_offset=1000
+)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[sandbox_mod.Sandbox]:
+    # Not under pytest's 0700 tmp dirs: the postgres OS user must traverse the path.
+    directory = Path(tempfile.mkdtemp(prefix="staging-ops-sbx-"))
+    directory.chmod(0o755)
+    box = sandbox_mod.up(directory, hosts=1, ports=TEST_PORTS)
+    try:
+        yield box
+    finally:
+        sandbox_mod.down(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_dsn(sandbox: sandbox_mod.Sandbox) -> str:
+    return sandbox.admin_dsn
+
+
+@pytest.fixture(scope="session")
+def test_inventory_path(sandbox: sandbox_mod.Sandbox) -> Path:
+    return sandbox.inventory_path
+
+
+def admin_execute(dsn: str, statement: sql.Composable | str) -> None:
+    conn = psycopg2.connect(dsn)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def registry_dsn(postgres_admin_dsn: str) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    name = f"reg_{uuid.uuid4().hex[:12]}"
+    admin_execute(postgres_admin_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield postgres_admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    admin_execute(
+        postgres_admin_dsn,
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
+    )
+
+
+def run_invoke(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `invoke ARGS` as an operator would, from the project root."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [INVOKE, *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,162 @@
+"""Inventory loading and validation: every bad input names file, slot and field; exit 2."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from staging_ops.errors import BadInput
+from staging_ops.inventory import DEFAULT_INVENTORY, load_inventory
+from tests.conftest import run_invoke
+
+SEED = Path(__file__).resolve().parent.parent.parent / "shared" / "seed"
+
+
+def test_real_inventory_matches_the_registry_table():
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    assert sorted(inventory.slots) == list(range(1, 11))
+    for n, slot in inventory.slots.items():
+        assert slot.identifier == f"staging-{n}"
+        assert slot.subdomain == f"staging-{n}.justapply.net"
+        assert slot.ui_port == 5000 + n
+        assert slot.airflow_port == 8080 + n
+        assert slot.database == f"job_search_staging_{n}"
+        assert slot.role == ("staging" if n == 10 else "qa")
+    assert inventory.hosts["production"].protected
+    assert inventory.hosts["production"].address == "167.99.0.168"
+    assert [h.name for h in inventory.target_hosts()] == ["staging"]
+    assert inventory.hosts["staging"].address == "staging.justapply.net"
+
+
+def test_inventory_agrees_with_the_users_seed_table_when_present():
+    seeds = sorted(SEED.glob("*.txt")) if SEED.exists() else []
+    if not seeds:
+        pytest.skip("the users' registry document is not beside this checkout")
+    rows = re.findall(
+        r"^\| (\d+) \| `(staging-\d+)` \| `([^`]+)` \| (\d+) \| (\d+) \| `([^`]+)` \|",
+        seeds[0].read_text(),
+        re.M,
+    )
+    assert len(rows) == 10
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    for sid, ident, sub, ui, af, db in rows:
+        slot = inventory.slots[int(sid)]
+        assert (
+            slot.identifier,
+            slot.subdomain,
+            slot.ui_port,
+            slot.airflow_port,
+            slot.database,
+        ) == (ident, sub, int(ui), int(af), db)
+
+
+def _mutate(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
+    text = DEFAULT_INVENTORY.read_text()
+    assert old in text, old
+    path = tmp_path / "inv.toml"
+    path.write_text(text.replace(old, new, count))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'subdomain = "staging-4.justapply.net"',
+            'subdomain = "staging-4.justapply.net; x"',
+            "slot 4: field 'subdomain'",
+        ),
+        (
+            'subdomain = "staging-4.justapply.net"',
+            'subdomain = "staging-4 {.justapply.net"',
+            "slot 4: field 'subdomain'",
+        ),
+        (
+            'subdomain = "staging-4.justapply.net"',
+            'subdomain = "staging-3.justapply.net"',
+            "slot 4: field 'subdomain'",
+        ),
+        ("ui_port = 5004", "ui_port = 80", "slot 4: field 'ui_port'"),
+        ("ui_port = 5004", 'ui_port = "5004"', "slot 4: field 'ui_port'"),
+        ("ui_port = 5004", "ui_port = 70000", "slot 4: field 'ui_port'"),
+        ("ui_port = 5004", "ui_port = 8083", "slot 4: field 'ui_port'"),
+        ("airflow_port = 8084", "airflow_port = 5004", "slot 4: field 'airflow_port'"),
+        (
+            'database = "job_search_staging_4"',
+            'database = "job-search; drop"',
+            "slot 4: field 'database'",
+        ),
+        (
+            'database = "job_search_staging_4"',
+            'database = "job_search_staging_3"',
+            "slot 4: field 'database'",
+        ),
+        (
+            'role = "qa"\nhost = "staging"\n\n[[slots]]\nid = 5',
+            'role = "boss"\nhost = "staging"\n\n[[slots]]\nid = 5',
+            "slot 4: field 'role'",
+        ),
+        ("id = 4\n", "id = 3\n", "slot 3: field 'id'"),
+        (
+            'host = "staging"\n\n[[slots]]\nid = 5',
+            'host = "production"\n\n[[slots]]\nid = 5',
+            "slot 4: field 'host'",
+        ),
+        (
+            'host = "staging"\n\n[[slots]]\nid = 5',
+            'host = "nowhere"\n\n[[slots]]\nid = 5',
+            "slot 4: field 'host'",
+        ),
+    ],
+)
+def test_bad_inventory_names_file_slot_and_field(tmp_path, old, new, expected):
+    path = _mutate(tmp_path, old, new)
+    with pytest.raises(BadInput) as err:
+        load_inventory(path)
+    assert str(path) in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_malformed_toml_names_file_and_line(tmp_path):
+    path = _mutate(tmp_path, "ui_port = 5004", "ui_port = = 5004")
+    with pytest.raises(BadInput, match=r"line \d+"):
+        load_inventory(path)
+    result = run_invoke("render", "--slot", "4", env={"STAGING_INVENTORY": str(path)})
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "line" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_inventory_exits_2(tmp_path):
+    missing = tmp_path / "nope.toml"
+    result = run_invoke("render", env={"STAGING_INVENTORY": str(missing)})
+    assert result.returncode == 2
+    assert f"{missing}: inventory file not found" in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["0", "11", "-1", "abc", "4;ls"])
+def test_bad_slot_exits_2_listing_valid_slots(bad, tmp_path):
+    out = tmp_path / "out"
+    result = run_invoke(
+        "render",
+        f"--slot={bad}",
+        "--out",
+        str(out),
+        env={"STAGING_INVENTORY": str(DEFAULT_INVENTORY)},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "valid slots are 1-10" in result.stderr
+    assert not out.exists()
+
+
+def test_invoke_config_selects_inventory(tmp_path):
+    alt = _mutate(
+        tmp_path, 'subdomain = "staging-4.justapply.net"', 'subdomain = "qa-four.justapply.net"'
+    )
+    (tmp_path / "invoke.yaml").write_text(f"staging:\n  inventory: {alt}\n")
+    env = {"INVOKE_RUNTIME_CONFIG": str(tmp_path / "invoke.yaml"), "STAGING_INVENTORY": ""}
+    result = run_invoke("render", "--slot", "4", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "server_name qa-four.justapply.net;" in result.stdout

@@ -1,0 +1,301 @@
+"""Rendered configs, checked by the real tools: nginx -t, systemd-analyze verify, and real
+requests through a real nginx with a Host header."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from staging_ops import render
+from staging_ops.health import check_slots, slot_get
+from staging_ops.inventory import DEFAULT_INVENTORY, Inventory, load_inventory
+from tests.conftest import run_invoke
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _nginx_tree(inventory: Inventory, root: Path, cert: Path, key: Path) -> list[str]:
+    """Write every rendered nginx file for all slots under `root`, as the droplet would have
+    them, plus a main nginx.conf; returns the nginx command prefix for that tree."""
+    host = inventory.target_hosts()[0]
+    host = dataclasses.replace(
+        host,
+        nginx_dir=str(root / "etc/nginx"),
+        tls_certificate=str(cert),
+        tls_certificate_key=str(key),
+    )
+    files = render.render_host(inventory, host)
+    enabled = root / "etc/nginx/sites-enabled"
+    enabled.mkdir(parents=True)
+    for path, rendered in files.items():
+        if rendered.kind != "nginx":
+            continue
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(rendered.content)
+        (enabled / Path(path).name).symlink_to(path)
+    tmp = root / "tmp"
+    tmp.mkdir()
+    conf = root / "nginx.conf"
+    conf.write_text(f"""pid {root}/nginx.pid;
+error_log {root}/error.log;
+events {{}}
+http {{
+  access_log {root}/access.log;
+  client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/p; fastcgi_temp_path {tmp}/f;
+  uwsgi_temp_path {tmp}/u; scgi_temp_path {tmp}/s;
+  server_names_hash_bucket_size 128;
+  include {enabled}/*.conf;
+}}
+""")
+    return ["nginx", "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")]
+
+
+@pytest.fixture(scope="module")
+def certificate() -> Iterator[tuple[Path, Path]]:
+    directory = Path(tempfile.mkdtemp(prefix="render-cert-"))
+    cert, key = directory / "c.pem", directory / "k.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=*.justapply.net",
+            "-addext",
+            "subjectAltName=DNS:*.justapply.net",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    yield cert, key
+    shutil.rmtree(directory)
+
+
+def test_whole_nginx_tree_for_all_slots_passes_nginx_t(tmp_path, certificate):
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    nginx = _nginx_tree(inventory, tmp_path, *certificate)
+    assert len(list((tmp_path / "etc/nginx/sites-enabled").iterdir())) == 11
+    result = subprocess.run([*nginx, "-t"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_broken_vhost_fails_nginx_t(tmp_path, certificate):
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    nginx = _nginx_tree(inventory, tmp_path, *certificate)
+    vhost = tmp_path / "etc/nginx/sites-available/staging-4.justapply.net.conf"
+    vhost.write_text(vhost.read_text().replace("proxy_pass", "proxy_pas", 1))
+    result = subprocess.run([*nginx, "-t"], capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+    assert "proxy_pas" in result.stderr
+
+
+def test_every_unit_passes_systemd_analyze_verify(tmp_path):
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    host = dataclasses.replace(
+        inventory.target_hosts()[0],
+        base_dir=str(tmp_path / "srv"),
+        systemd_dir=str(tmp_path / "units"),
+        service_user="root",
+    )
+    slot = inventory.slots[4]
+    # A real release layout, so that verify can check the commands are executable.
+    bin_dir = tmp_path / "srv" / slot.identifier / "current" / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for tool in ("gunicorn", "airflow"):
+        (bin_dir / tool).write_text("#!/bin/sh\n")
+        (bin_dir / tool).chmod(0o755)
+    (tmp_path / "srv" / slot.identifier / "shared").mkdir()
+    (tmp_path / "srv" / slot.identifier / "shared" / "env").write_text("A=1\n")
+    units = render.render_units(inventory.app, host)
+    assert len(units) == 3
+    (tmp_path / "units").mkdir()
+    for unit in units:
+        Path(unit.path).write_text(unit.content)
+        assert "User=root" in unit.content and "Restart=on-failure" in unit.content
+        assert f"WorkingDirectory={host.base_dir}/%i/current" in unit.content
+        assert f"EnvironmentFile={host.base_dir}/%i/shared/env" in unit.content
+    for name in render.slot_units(inventory.app, slot):
+        result = subprocess.run(
+            ["systemd-analyze", "verify", str(tmp_path / "units" / name)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.strip() == "" and result.stdout.strip() == ""
+
+
+def test_verify_reports_a_missing_command(tmp_path):
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    host = dataclasses.replace(
+        inventory.target_hosts()[0],
+        base_dir=str(tmp_path / "srv"),
+        systemd_dir=str(tmp_path),
+        service_user="root",
+    )
+    unit = render.render_units(inventory.app, host)[0]
+    Path(unit.path).write_text(unit.content)
+    instance = tmp_path / unit.path.rsplit("/", 1)[1].replace("@.", "@staging-4.")
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(instance)], capture_output=True, text=True, check=False
+    )
+    assert "is not executable" in result.stderr
+
+
+def test_units_run_as_non_root_service_user_with_inventory_commands():
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    units = render.render_units(inventory.app, inventory.target_hosts()[0])
+    ui = next(u for u in units if "-ui@" in u.path)
+    assert "User=staging\n" in ui.content
+    assert (
+        "ExecStart=/srv/staging/%i/current/.venv/bin/gunicorn --bind 127.0.0.1:${UI_PORT}"
+        in ui.content
+    )
+
+
+def test_env_file_is_secret_and_redacted_without_password():
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    host, slot = inventory.target_hosts()[0], inventory.slots[4]
+    env = render.render_slot_env(host, slot, None)
+    assert env.mode == 0o600 and env.secret and env.owner == "staging"
+    assert (
+        "DATABASE_URL=postgresql://job_search_staging_4:********@127.0.0.1:5432/"
+        "job_search_staging_4" in env.content
+    )
+    assert "AIRFLOW__WEBSERVER__BASE_URL=https://staging-4.justapply.net/airflow" in env.content
+    with_pw = render.render_slot_env(host, slot, "p@ss/word")
+    assert "job_search_staging_4:p%40ss%2Fword@" in with_pw.content
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f"{self.server.server_port} {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_real_nginx_routes_by_host_header(tmp_path, certificate):
+    http_port, https_port = _free_port(), _free_port()
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    # Shift the slot ports so that this test never meets a sandbox using the real ones.
+    slots = {
+        n: dataclasses.replace(s, ui_port=s.ui_port + 2000, airflow_port=s.airflow_port + 2000)
+        for n, s in inventory.slots.items()
+    }
+    host = dataclasses.replace(
+        inventory.target_hosts()[0], http_port=http_port, https_port=https_port
+    )
+    inventory = dataclasses.replace(inventory, slots=slots, hosts={host.name: host})
+    nginx = _nginx_tree(inventory, tmp_path, *certificate)
+    servers = [
+        http.server.ThreadingHTTPServer(("127.0.0.1", port), _Echo)
+        for port in (slots[4].ui_port, slots[4].airflow_port)
+    ]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    subprocess.run(nginx, check=True, capture_output=True)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", https_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        # Through nginx as a browser would: SNI and Host are the slot's name, TLS verified.
+        pinned = dataclasses.replace(host, address="127.0.0.1", tls_ca=str(certificate[0]))
+        ui = slot_get(pinned, slots[4], "/api/version")
+        assert ui.text == f"{slots[4].ui_port} /api/version"
+        airflow = slot_get(pinned, slots[4], "/airflow/health")
+        assert airflow.text == f"{slots[4].airflow_port} /airflow/health"
+        assert check_slots(inventory_for(pinned, slots), [slots[4], slots[5]]) == {
+            4: {"ui": "up", "airflow": "up"},
+            5: {"ui": "down", "airflow": "down"},
+        }
+        headers = {"Host": "staging-4.justapply.net"}
+        # HTTP redirects to HTTPS, except ACME challenges.
+        plain = requests.get(
+            f"http://127.0.0.1:{http_port}/x?y=1", headers=headers, allow_redirects=False, timeout=5
+        )
+        assert plain.status_code == 301
+        assert plain.headers["Location"] == f"https://staging-4.justapply.net:{https_port}/x?y=1"
+        acme = requests.get(
+            f"http://127.0.0.1:{http_port}/.well-known/acme-challenge/t",
+            headers=headers,
+            allow_redirects=False,
+            timeout=5,
+        )
+        assert acme.status_code == 404
+        # An unknown Host is refused on both ports.
+        with pytest.raises(requests.ConnectionError):
+            requests.get(
+                f"http://127.0.0.1:{http_port}/", headers={"Host": "evil.example"}, timeout=5
+            )
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with (
+            socket.create_connection(("127.0.0.1", https_port), timeout=5) as raw,
+            pytest.raises(ssl.SSLError),
+        ):
+            context.wrap_socket(raw, server_hostname="evil.example")
+    finally:
+        subprocess.run([*nginx, "-s", "stop"], check=False, capture_output=True)
+        for server in servers:
+            server.shutdown()
+
+
+def inventory_for(host, slots):
+    return Inventory(
+        DEFAULT_INVENTORY, load_inventory(DEFAULT_INVENTORY).app, {host.name: host}, slots
+    )
+
+
+def test_invoke_render_writes_files(tmp_path):
+    result = run_invoke(
+        "render",
+        "--slot",
+        "4",
+        "--out",
+        str(tmp_path),
+        env={"STAGING_INVENTORY": str(DEFAULT_INVENTORY)},
+    )
+    assert result.returncode == 0, result.stderr
+    vhost = tmp_path / "etc/nginx/sites-available/staging-4.justapply.net.conf"
+    assert "proxy_pass http://127.0.0.1:5004;" in vhost.read_text()
+    env = tmp_path / "srv/staging/staging-4/shared/env"
+    assert env.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "srv/staging/staging-5").exists()
