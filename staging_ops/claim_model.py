@@ -1,0 +1,320 @@
+"""The claim vocabulary shared by every registry backend: rows, events, results, the Protocol.
+
+`registry.py` (PostgreSQL) and `api_client.py` (the Staging API) both implement `SlotRegistry`;
+the task code only ever sees this interface. The parsers here are the single place where an
+operator's (or an API caller's) task key, TTL and free-text fields are validated, so both the
+CLI and the API refuse the same inputs with the same words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from staging_ops.errors import BadInput
+
+TASK_KEY = re.compile(r"^[A-Z][A-Z0-9]*-[0-9]+$")
+# git refuses most of what this excludes anyway; we also refuse a leading '-' so a branch can
+# never be read as an option by the git commands `reap` runs.
+BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}$")
+COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DEFAULT_TTL = timedelta(days=7)
+MIN_TTL = timedelta(minutes=1)
+MAX_TTL = timedelta(days=365)
+MAX_TEXT = {"owner": 200, "note": 1000, "by": 200}
+# C0 controls and DEL: a newline would break the status table, and PostgreSQL text cannot hold
+# NUL at all. Everything else (quotes, `;`, `--`, unicode, SQL words) is stored verbatim.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UnknownSlot(BadInput):
+    """The slot is not in the registry (the API answers 404)."""
+
+
+def parse_task(value: object) -> str:
+    """A Linear key like `ja-123` → `JA-123`; anything else is BadInput."""
+    text = str(value or "").strip().upper()
+    if not TASK_KEY.match(text):
+        raise BadInput(f"invalid task key {value!r}: expected a Linear key like JA-123")
+    return text
+
+
+def parse_duration(value: object, what: str = "duration") -> timedelta:
+    """`30m`, `12h`, `7d`, `2w` (or a bare number of seconds) → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    else:
+        text = str(value or "")
+        match = _DURATION.match(text)
+        if text.strip().isdigit():
+            seconds = int(text)
+        elif match:
+            seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
+        else:
+            raise BadInput(
+                f"invalid {what} {value!r}: expected a number and a unit, like 30m, 12h or 7d"
+            )
+    if seconds <= 0:
+        raise BadInput(f"invalid {what} {value!r}: must be positive")
+    return timedelta(seconds=seconds)
+
+
+def parse_ttl(value: object) -> timedelta:
+    """A claim's time to live; None/empty means the default (7 days)."""
+    if value in (None, ""):
+        return DEFAULT_TTL
+    ttl = parse_duration(value, "ttl")
+    if not MIN_TTL <= ttl <= MAX_TTL:
+        raise BadInput(f"invalid ttl {value!r}: must be between 1m and 365d")
+    return ttl
+
+
+def parse_text(value: object, what: str, required: bool = False) -> str | None:
+    """Free text (owner, note, by): stored verbatim; only control characters are refused."""
+    if value is None or value == "":
+        if required:
+            raise BadInput(f"{what} is required")
+        return None
+    if not isinstance(value, str):
+        raise BadInput(f"{what} must be a string")
+    if _CONTROL.search(value):
+        raise BadInput(f"{what} must not contain control characters (newlines, tabs, NUL)")
+    limit = MAX_TEXT.get(what, 1000)
+    if len(value) > limit:
+        raise BadInput(f"{what} is longer than {limit} characters")
+    return value
+
+
+def parse_branch(value: object) -> str:
+    text = str(value or "")
+    if not BRANCH.match(text):
+        raise BadInput(f"invalid branch {value!r}")
+    return text
+
+
+def parse_commit(value: object) -> str:
+    text = str(value or "").lower()
+    if not COMMIT.match(text):
+        raise BadInput(f"invalid commit {value!r}: expected a hex SHA")
+    return text
+
+
+def format_duration(delta: timedelta) -> str:
+    """timedelta → the shortest of `45s`, `30m`, `12h`, `7d`, `1d6h` that is exact enough."""
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m")] if seconds >= 60 else [(secs, "s")]
+    text = "".join(f"{n}{unit}" for n, unit in parts if n)
+    return text or "0s"
+
+
+def utc_text(moment: datetime | None) -> str:
+    """A timestamp as operators read it: `2025-01-08 10:00 UTC`."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.fromisoformat(str(value)).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """One row of marts.staging_slots: who holds the slot, and what was deployed to it."""
+
+    slot_id: int
+    identifier: str
+    subdomain: str
+    role: str
+    status: str
+    task: str | None = None
+    owner: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    note: str | None = None
+    claimed_at: datetime | None = None
+    expires_at: datetime | None = None
+    deployed_at: datetime | None = None
+    updated_at: datetime | None = None
+    ttl_seconds: int | None = None
+
+    _TIMES = ("claimed_at", "expires_at", "deployed_at", "updated_at")
+
+    @property
+    def claimed(self) -> bool:
+        return self.status == "claimed"
+
+    def expired(self, now: datetime) -> bool:
+        return self.claimed and self.expires_at is not None and self.expires_at <= now
+
+    def holder_text(self) -> str:
+        """`task JA-7 (owner alice@example.com) since 2025-01-01 10:00 UTC` for conflicts."""
+        return (
+            f"task {self.task} (owner {self.owner}) since {utc_text(self.claimed_at)}, "
+            f"expires {utc_text(self.expires_at)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        # Field by field rather than dataclasses.asdict, which deep-copies every value: this
+        # runs for every slot of every GET /api/staging/slots.
+        data = {name: getattr(self, name) for name in _SLOT_FIELDS}
+        for key in self._TIMES:
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SlotState:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in cls._TIMES:
+            values[key] = _parse_time(values.get(key))
+        return cls(**values)
+
+
+_SLOT_FIELDS = tuple(f.name for f in fields(SlotState))
+
+
+@dataclass(frozen=True)
+class SlotEvent:
+    """One row of the append-only marts.staging_slot_events."""
+
+    id: int
+    slot_id: int
+    action: str
+    actor: str
+    via: str
+    at: datetime
+    detail: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    def changes(self) -> dict[str, tuple[Any, Any]]:
+        """The fields this event changed (updated_at excluded: it always changes)."""
+        before, after = self.before or {}, self.after or {}
+        keys = [k for k in (after or before) if k != "updated_at"]
+        return {k: (before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["at"] = self.at.isoformat()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SlotEvent:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["at"] = _parse_time(values["at"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The slot after a claim; `renewed` when the task already held it."""
+
+    slot: SlotState
+    renewed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slot": self.slot.to_dict(), "renewed": self.renewed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClaimResult:
+        return cls(SlotState.from_dict(data["slot"]), bool(data["renewed"]))
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """The slot before and after a release; `released` is False when it was already free."""
+
+    before: SlotState
+    after: SlotState
+
+    @property
+    def released(self) -> bool:
+        return self.before.claimed and not self.after.claimed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
+            "released": self.released,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReleaseResult:
+        return cls(SlotState.from_dict(data["before"]), SlotState.from_dict(data["after"]))
+
+
+@runtime_checkable
+class SlotRegistry(Protocol):
+    """Where claims live. Every method is one atomic operation on the registry.
+
+    Errors: BadInput (unknown slot, invalid field), Conflict (held by another task, no free
+    slot), StagingError (registry unreachable or failing). Messages are operator-ready.
+    """
+
+    def status(self) -> list[SlotState]:
+        """Every registered slot, ordered by slot id."""
+        ...
+
+    def get(self, slot_id: int) -> SlotState:
+        """One slot; BadInput if it is not registered."""
+        ...
+
+    def claim(
+        self, slot_id: int | None, task: str, owner: str, ttl: timedelta, note: str | None = None
+    ) -> ClaimResult:
+        """Claim `slot_id` (None = the lowest free QA slot) for `task`.
+
+        The task already holding that slot renews its expiry (and note, if one is given).
+        """
+        ...
+
+    def release(
+        self,
+        slot_id: int,
+        by: str,
+        *,
+        task: str | None = None,
+        force: bool = False,
+        expired_only: bool = False,
+        action: str = "release",
+        reason: str | None = None,
+    ) -> ReleaseResult:
+        """Free the slot. Allowed for its owner (`by`), for whoever names its task, or with
+        `force`. `task`, when given, is also a precondition (the claim must still be that
+        task's); `expired_only` releases only a claim that is past its expiry. `action`
+        ("release" or "reap") and `reason` are recorded in the history.
+        """
+        ...
+
+    def record_deploy(
+        self, slot_id: int, branch: str, commit: str, by: str, task: str | None = None
+    ) -> SlotState:
+        """Note what was deployed to a claimed slot and renew the claim's expiry."""
+        ...
+
+    def history(self, slot_id: int | None = None, limit: int = 50) -> list[SlotEvent]:
+        """The newest events first (of one slot, or of all)."""
+        ...
+
+    def acting_via(self, channel: str) -> SlotRegistry:
+        """This registry recording `channel` (e.g. "api:alice") as the events' channel."""
+        ...
+
+    def close(self) -> None:
+        """Give back connections; the registry is unusable afterwards."""
+        ...

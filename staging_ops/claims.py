@@ -1,0 +1,377 @@
+"""What the claim tasks do, on whichever registry the environment names.
+
+tasks.py parses flags and prints; this module turns flags into validated requests, picks the
+backend (PostgreSQL or the Staging API), waits for a slot when asked to, merges the registry
+with the inventory and live health for `status`, and decides what `reap` frees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from staging_ops.claim_model import (
+    ClaimResult,
+    ReleaseResult,
+    SlotRegistry,
+    SlotState,
+    format_duration,
+    parse_duration,
+    parse_task,
+    parse_text,
+    parse_ttl,
+)
+from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.inventory import Inventory, Slot
+
+ENV_DSN = "STAGING_REGISTRY_DSN"
+ENV_API_URL = "STAGING_API_URL"
+ENV_API_TOKEN = "STAGING_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
+UNKNOWN_HEALTH = "?"
+
+
+# ---- choosing the backend ----------------------------------------------------------------
+
+
+def open_registry(env: Mapping[str, str] | None = None) -> SlotRegistry:
+    """The registry the environment names: STAGING_REGISTRY_DSN (PostgreSQL) or
+    STAGING_API_URL + STAGING_API_TOKEN (the Staging API). BadInput if neither or both."""
+    env = os.environ if env is None else env
+    dsn, url, token = env.get(ENV_DSN), env.get(ENV_API_URL), env.get(ENV_API_TOKEN)
+    if dsn and url:
+        raise BadInput(f"both {ENV_DSN} and {ENV_API_URL} are set: unset one of them")
+    if dsn:
+        # Imported here so an API-only operator never loads psycopg2 (and vice versa).
+        from staging_ops.registry import PostgresRegistry
+
+        return PostgresRegistry(dsn)
+    if url:
+        if not token:
+            raise BadInput(f"{ENV_API_URL} is set but {ENV_API_TOKEN} is not (an admin JWT)")
+        from staging_ops.api_client import ApiRegistry
+
+        return ApiRegistry(url, token)
+    raise BadInput(
+        f"no slot registry configured: set {ENV_DSN} (PostgreSQL) or "
+        f"{ENV_API_URL} and {ENV_API_TOKEN} (Staging API)"
+    )
+
+
+@contextlib.contextmanager
+def registry_session(env: Mapping[str, str] | None = None) -> Iterator[SlotRegistry]:
+    """open_registry() as a context manager that always closes it."""
+    registry = open_registry(env)
+    try:
+        yield registry
+    finally:
+        registry.close()
+
+
+def require_dsn(env: Mapping[str, str] | None = None) -> str:
+    """The DSN, for work only the database can do (migrations, serving the API)."""
+    dsn = (os.environ if env is None else env).get(ENV_DSN)
+    if not dsn:
+        raise BadInput(f"{ENV_DSN} is required here (direct database access)")
+    return dsn
+
+
+# ---- who is asking -----------------------------------------------------------------------
+
+
+def default_owner(env: Mapping[str, str] | None = None) -> str:
+    """`git config user.email`, then $USER; BadInput if neither is known."""
+    env = os.environ if env is None else env
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            ["git", "config", "user.email"], capture_output=True, text=True, timeout=5, check=False
+        )
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    user = env.get("USER") or env.get("LOGNAME")
+    if user:
+        return user
+    raise BadInput("cannot tell who you are: pass --owner (or set git user.email or $USER)")
+
+
+def owner_or_default(value: str | None) -> str:
+    return parse_text(value, "owner") or default_owner()
+
+
+# ---- claim -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """A validated `invoke claim`: slot None means "lowest free QA slot"."""
+
+    slot_id: int | None
+    task: str
+    owner: str
+    ttl: timedelta
+    note: str | None
+    wait: timedelta | None
+
+    @classmethod
+    def parse(
+        cls,
+        inventory: Inventory,
+        *,
+        slot: object,
+        task: object,
+        owner: str | None,
+        ttl: object,
+        note: str | None,
+        wait: object = None,
+    ) -> ClaimRequest:
+        """Everything checked before the registry is touched (bad input → exit 2)."""
+        text = str(slot or "").strip().lower()
+        if not text:
+            raise BadInput(f"--slot is required: {inventory.valid_slots_text()} or auto")
+        slot_id = None if text == "auto" else inventory.slot(slot).id
+        return cls(
+            slot_id=slot_id,
+            task=parse_task(task),
+            ttl=parse_ttl(ttl),
+            note=parse_text(note, "note"),
+            wait=parse_duration(wait, "wait") if wait not in (None, "", "0") else None,
+            owner=owner_or_default(owner),
+        )
+
+
+def claim(
+    registry: SlotRegistry,
+    request: ClaimRequest,
+    *,
+    notify: Callable[[str], None] = lambda _: None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> ClaimResult:
+    """Claim; with `request.wait`, keep retrying while the answer is a conflict."""
+    deadline = clock() + request.wait.total_seconds() if request.wait else None
+    pause = 1.0
+    while True:
+        try:
+            return registry.claim(
+                request.slot_id, request.task, request.owner, request.ttl, request.note
+            )
+        except Conflict as exc:
+            left = deadline - clock() if deadline is not None else 0.0
+            if left <= 0:
+                raise
+            if pause == 1.0:
+                notify(f"{exc}; waiting up to {int(left)}s for it to free")
+            sleep(min(pause, left))
+            pause = min(pause * 2, 15.0)  # back off, but notice a free slot within ~15 s
+
+
+# ---- release -----------------------------------------------------------------------------
+
+
+def _hook(module: str, name: str, flag: str) -> Callable[[Inventory, Slot], Any]:
+    """A slot operation another part of staging-ops provides, or StagingError if it does
+    not exist yet — looked up before anything is released, so a missing hook changes nothing."""
+    try:
+        found = importlib.import_module(f"staging_ops.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"staging_ops.{module}":
+            raise
+        raise StagingError(f"{flag} is not available yet") from None
+    function = getattr(found, name, None)
+    if function is None:
+        raise StagingError(f"{flag} is not available yet")
+    return function
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    result: ReleaseResult
+    done: list[str]  # what the --stop / --reset-db hooks report they did
+
+
+def release(
+    registry: SlotRegistry,
+    inventory: Inventory,
+    slot: object,
+    *,
+    by: str | None,
+    task: object = None,
+    force: bool = False,
+    stop: bool = False,
+    reset_db: bool = False,
+) -> ReleaseOutcome:
+    """Release the claim (refused for a non-holder unless forced), then optionally stop the
+    slot's services and recreate its database. The claim check comes first, so nobody stops
+    or wipes a slot that someone else holds."""
+    if not str(slot or "").strip():
+        raise BadInput(f"--slot is required: {inventory.valid_slots_text()}")
+    target = inventory.slot(slot)
+    task_key = parse_task(task) if task else None
+    who = owner_or_default(by)
+    hooks = [
+        (flag, _hook(module, name, flag))
+        for flag, module, name, wanted in (
+            ("--stop", "slot_services", "stop_slot", stop),
+            ("--reset-db", "databases", "reset_slot_database", reset_db),
+        )
+        if wanted
+    ]
+    result = registry.release(target.id, who, task=task_key, force=force)
+    done = []
+    for flag, hook in hooks:
+        try:
+            done.append(str(hook(inventory, target) or flag))
+        except StagingError as exc:
+            state = "released" if result.released else "free"
+            raise StagingError(f"slot {target.id} is {state}, but {flag} failed: {exc}") from None
+    return ReleaseOutcome(result, done)
+
+
+# ---- status ------------------------------------------------------------------------------
+
+
+def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, str]]:
+    """UI and Airflow health per slot from staging_ops.health, or "?" while it does not exist
+    (or cannot answer)."""
+    try:
+        health = importlib.import_module("staging_ops.health")
+    except ModuleNotFoundError as exc:
+        if exc.name != "staging_ops.health":
+            raise  # the module exists but one of its own imports is missing: a real bug
+        return {}
+    try:
+        return health.check_slots(inventory, slots)
+    except (StagingError, OSError):
+        return {}
+
+
+def status_rows(
+    registry: SlotRegistry,
+    inventory: Inventory,
+    *,
+    with_health: bool = True,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per slot of the inventory or the registry; health is checked meanwhile."""
+    now = now or datetime.now(UTC)
+    slots = list(inventory.slots.values())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        health_future = pool.submit(live_health, inventory, slots) if with_health else None
+        states = {s.slot_id: s for s in registry.status()}
+        health = health_future.result() if health_future else {}
+    rows = []
+    for slot_id in sorted(set(inventory.slots) | set(states)):
+        state = states.get(slot_id)
+        slot = inventory.slots.get(slot_id)
+        row: dict[str, Any] = (
+            state.to_dict()
+            if state
+            else {
+                "slot_id": slot_id,
+                "identifier": slot.identifier if slot else None,
+                "subdomain": slot.subdomain if slot else None,
+                "role": slot.role if slot else None,
+                "status": "unregistered",
+            }
+        )
+        checks = health.get(slot_id, {})
+        row = {
+            "slot": slot_id,
+            **row,
+            "expired": bool(state and state.expired(now)),
+            "ui": checks.get("ui", UNKNOWN_HEALTH) if with_health else None,
+            "airflow": checks.get("airflow", UNKNOWN_HEALTH) if with_health else None,
+        }
+        rows.append(row)
+    return rows
+
+
+# ---- reap --------------------------------------------------------------------------------
+
+
+@dataclass
+class ReapItem:
+    """One claim reap frees (or would free), and why."""
+
+    slot: SlotState
+    reason: str
+    expired: bool
+    outcome: str = "would release"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slot": self.slot.slot_id,
+            "identifier": self.slot.identifier,
+            "task": self.slot.task,
+            "owner": self.slot.owner,
+            "branch": self.slot.branch,
+            "reason": self.reason,
+            "outcome": self.outcome,
+        }
+
+
+def plan_reap(states: list[SlotState], repo_url: str, now: datetime) -> list[ReapItem]:
+    """Claims past their expiry, and claims whose branch is merged into main or deleted."""
+    claimed = [s for s in states if s.claimed]
+    items = [
+        ReapItem(s, f"expired {_ago(now - s.expires_at)} ago", True)
+        for s in claimed
+        if s.expired(now) and s.expires_at
+    ]
+    by_branch = [s for s in claimed if not s.expired(now) and s.branch and s.branch != "main"]
+    if not by_branch:
+        return items
+    from staging_ops.repo_branches import branch_facts
+
+    facts = branch_facts(repo_url, [s.branch for s in by_branch if s.branch])
+    for state in by_branch:
+        branch = state.branch or ""
+        if not facts.exists(branch):
+            items.append(ReapItem(state, f"branch {branch} was deleted", False))
+        elif branch in facts.merged:
+            items.append(ReapItem(state, f"branch {branch} is merged into main", False))
+    return sorted(items, key=lambda item: item.slot.slot_id)
+
+
+def reap(
+    registry: SlotRegistry,
+    inventory: Inventory,
+    *,
+    check: bool = False,
+    by: str | None = None,
+    now: datetime | None = None,
+) -> list[ReapItem]:
+    """Free what plan_reap finds (or only report it with `check`). Each release is
+    conditional on the claim still being the one we judged: a claim renewed or re-taken in
+    the meantime is skipped, not released."""
+    now = now or datetime.now(UTC)
+    items = plan_reap(registry.status(), inventory.app.repo_url, now)
+    if check:
+        return items
+    who = owner_or_default(by)
+    for item in items:
+        try:
+            result = registry.release(
+                item.slot.slot_id,
+                who,
+                task=item.slot.task,
+                force=True,
+                expired_only=item.expired,
+                action="reap",
+                reason=item.reason,
+            )
+            item.outcome = "released" if result.released else "already free"
+        except Conflict as exc:
+            item.outcome = f"skipped: {exc}"
+    return items
+
+
+def _ago(delta: timedelta) -> str:
+    return format_duration(max(delta, timedelta(0)))

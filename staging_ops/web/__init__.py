@@ -1,0 +1,44 @@
+"""The Staging web app: the Staging API (and, later, the Staging Dashboard) on registry.py.
+
+`create_app()` builds the standalone app `invoke api.serve` runs under waitress. To add more
+(the dashboard at /staging), register another blueprint on the app it returns; views reach
+the registry as `current_app.extensions["staging_registry"]`. The Campaign UI mounts only the
+API: `app.register_blueprint(api_blueprint(registry, secret))`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from staging_ops.claim_model import SlotRegistry
+from staging_ops.web import auth
+from staging_ops.web.api import api_blueprint
+from staging_ops.web.errors import register_error_handlers
+
+# One pooled connection per waitress worker thread (plus one spare).
+POOL_SIZE = 5
+
+__all__ = ["api_blueprint", "create_app"]
+
+
+def create_app(
+    registry: SlotRegistry | None = None,
+    *,
+    jwt_secret: str | None = None,
+    dsn: str | None = None,
+    pool_size: int = POOL_SIZE,
+) -> Flask:
+    """The app. Defaults come from the environment: STAGING_REGISTRY_DSN (unless `registry`
+    or `dsn` is given) and STAGING_API_JWT_SECRET (unless `jwt_secret` is)."""
+    secret = jwt_secret or auth.secret_from_env()
+    if registry is None:
+        from staging_ops.claims import require_dsn
+        from staging_ops.registry import PostgresRegistry
+
+        registry = PostgresRegistry(dsn or require_dsn(), max_connections=pool_size)
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["staging_registry"] = registry
+    app.register_blueprint(api_blueprint(registry, secret))
+    register_error_handlers(app)
+    return app

@@ -1,0 +1,188 @@
+"""The Staging API blueprint: /api/staging/... on any SlotRegistry, behind an admin JWT.
+
+Mount it in any Flask app (the Campaign UI does) with
+`app.register_blueprint(api_blueprint(registry, secret))`. Every answer is JSON; every error is
+`{"error": "..."}` with 400 (malformed), 401 (no/invalid/expired token), 403 (not admin),
+404 (unknown slot), 409 (conflict) or 503 (registry unavailable) — never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from staging_ops.claim_model import (
+    SlotRegistry,
+    UnknownSlot,
+    parse_branch,
+    parse_commit,
+    parse_task,
+    parse_text,
+    parse_ttl,
+)
+from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.web import auth
+from staging_ops.web.openapi import openapi_document
+
+PREFIX = "/api/staging"
+log = logging.getLogger(__name__)
+
+CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note"}
+DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task"}
+RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason"}
+RELEASE_ACTIONS = ("release", "reap")
+MAX_HISTORY = 1000
+
+
+def error_response(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), status
+
+
+def staging_error_response(exc: StagingError) -> tuple[Response, int]:
+    """Our exceptions as HTTP answers. Registry failures are logged here and reported
+    without detail: the client needs to know it failed, not where the database lives."""
+    if isinstance(exc, UnknownSlot):
+        return error_response(404, str(exc))
+    if isinstance(exc, BadInput):
+        return error_response(400, str(exc))
+    if isinstance(exc, Conflict):
+        return error_response(409, str(exc))
+    log.error("registry failure: %s", exc)
+    return error_response(503, "registry unavailable")
+
+
+def _body(allowed: set[str], optional: bool = False) -> dict[str, Any]:
+    if optional and not request.get_data():
+        return {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadInput("the request body must be a JSON object")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise BadInput(f"unknown field(s): {', '.join(unknown)}")
+    return data
+
+
+def _slot_id(value: Any, allow_auto: bool = False) -> int | None:
+    if allow_auto and value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        suffix = ' or "auto"' if allow_auto else ""
+        raise BadInput(f"slot_id must be a positive integer{suffix}")
+    return value
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise BadInput(f"{key} must be true or false")
+    return value
+
+
+def _string(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadInput(f"{key} must be a string")
+    return value
+
+
+def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
+    """The Staging API on `registry`, accepting admin tokens signed with `jwt_secret`."""
+    bp = Blueprint("staging_api", __name__, url_prefix=PREFIX)
+
+    @bp.before_request
+    def require_admin() -> tuple[Response, int] | None:
+        if (request.endpoint or "").rsplit(".", 1)[-1] == "openapi":
+            return None  # the description of the API is public; the API is not
+        try:
+            claims = auth.verify(request.headers.get("Authorization"), jwt_secret)
+        except auth.AuthError as exc:
+            response, status = error_response(exc.status, exc.message)
+            if status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="staging"'
+            return response, status
+        g.staging_subject = auth.subject(claims)
+        g.staging_registry = registry.acting_via(f"api:{g.staging_subject}")
+        return None
+
+    bp.register_error_handler(StagingError, staging_error_response)
+
+    @bp.get("/openapi.json")
+    def openapi() -> Response:
+        return jsonify(openapi_document())
+
+    @bp.get("/slots")
+    def list_slots() -> Response:
+        return jsonify({"slots": [s.to_dict() for s in g.staging_registry.status()]})
+
+    @bp.get("/slots/<int:slot_id>")
+    def get_slot(slot_id: int) -> Response:
+        return jsonify({"slot": g.staging_registry.get(slot_id).to_dict()})
+
+    @bp.put("/slots")
+    def put_slot() -> Response:
+        """Claim a slot (action "claim", the default) or record a deploy (action "deploy")."""
+        data = _body(CLAIM_FIELDS | DEPLOY_FIELDS)
+        action = data.get("action", "claim")
+        if action == "deploy":
+            return _deploy(data)
+        if action != "claim":
+            raise BadInput('action must be "claim" or "deploy"')
+        extra = sorted(set(data) - CLAIM_FIELDS)
+        if extra:
+            raise BadInput(f"field(s) not allowed in a claim: {', '.join(extra)}")
+        result = g.staging_registry.claim(
+            _slot_id(data.get("slot_id"), allow_auto=True),
+            parse_task(_string(data, "task")),
+            parse_text(_string(data, "owner"), "owner") or g.staging_subject,
+            parse_ttl(data.get("ttl")),
+            parse_text(_string(data, "note"), "note"),
+        )
+        return jsonify(result.to_dict())
+
+    def _deploy(data: dict[str, Any]) -> Response:
+        extra = sorted(set(data) - DEPLOY_FIELDS)
+        if extra:
+            raise BadInput(f"field(s) not allowed in a deploy: {', '.join(extra)}")
+        task = _string(data, "task")
+        state = g.staging_registry.record_deploy(
+            _slot_id(data.get("slot_id")),
+            parse_branch(_string(data, "branch")),
+            parse_commit(_string(data, "commit")),
+            parse_text(_string(data, "by"), "by") or g.staging_subject,
+            task=parse_task(task) if task else None,
+        )
+        return jsonify({"slot": state.to_dict()})
+
+    @bp.post("/slots/<int:slot_id>/release")
+    def release_slot(slot_id: int) -> Response:
+        data = _body(RELEASE_FIELDS, optional=True)
+        action = data.get("action", "release")
+        if action not in RELEASE_ACTIONS:
+            raise BadInput('action must be "release" or "reap"')
+        task = _string(data, "task")
+        result = g.staging_registry.release(
+            slot_id,
+            parse_text(_string(data, "by"), "by") or g.staging_subject,
+            task=parse_task(task) if task else None,
+            force=_flag(data, "force"),
+            expired_only=_flag(data, "expired_only"),
+            action=action,
+            reason=parse_text(_string(data, "reason"), "reason"),
+        )
+        return jsonify(result.to_dict())
+
+    @bp.get("/history")
+    def history() -> Response:
+        slot = request.args.get("slot_id")
+        limit = request.args.get("limit", "50")
+        if (slot is not None and not slot.isdigit()) or not limit.isdigit():
+            raise BadInput("slot_id and limit must be positive integers")
+        if not 1 <= int(limit) <= MAX_HISTORY:
+            raise BadInput(f"limit must be between 1 and {MAX_HISTORY}")
+        events = g.staging_registry.history(int(slot) if slot else None, int(limit))
+        return jsonify({"events": [e.to_dict() for e in events]})
+
+    return bp
