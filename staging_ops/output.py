@@ -35,6 +35,7 @@ class StepLog:
     quiet: bool = False
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     steps: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
 
     @contextmanager
     def step(self, name: str) -> Iterator[dict[str, Any]]:
@@ -53,6 +54,7 @@ class StepLog:
             self.emit(step_line(name, record["outcome"], record["seconds"], record["detail"]))
 
     def emit(self, line: str) -> None:
+        self.lines.append(line)
         if not self.quiet:
             print(line, file=self.stream, flush=True)
 

@@ -6,9 +6,15 @@ tests hand it a sandbox connection.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import secrets
 import shlex
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import paramiko
 from fabric import Connection
@@ -110,8 +116,114 @@ def connect(host: Host) -> RemoteHost:
     return RemoteHost(host, connection)
 
 
+_FACTS_SCRIPT = (Path(__file__).resolve().parent / "remote_facts.py").read_text()
+
+
+def gather_facts(remote: RemoteHost, request: dict[str, Any]) -> dict[str, Any]:
+    """Every fact a run needs (stats, contents, packages, user, unit states): one command."""
+    command = f"python3 -c {shlex.quote(_FACTS_SCRIPT)} {shlex.quote(json.dumps(request))}"
+    _, out, _ = remote.run(command)
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise StagingError(f"{remote.host.name}: facts: unreadable answer: {out[:200]!r}") from None
+
+
+@dataclass(frozen=True)
+class Write:
+    """A file to write atomically: temp file in the same directory, then rename."""
+
+    path: str
+    content: str
+    mode: int
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Link:
+    path: str
+    target: str
+
+
+def apply_files(
+    remote: RemoteHost,
+    writes: list[Write],
+    links: list[Link],
+    removes: tuple[str, ...] | list[str] = (),
+) -> None:
+    """Apply writes, links and removals in ONE SFTP session. Each write lands whole or not at
+    all: a temp file in the same directory, chmod/chown, then an atomic rename."""
+    if not (writes or links or removes):
+        return
+    try:
+        sftp = remote.connection.client.open_sftp()
+    except (OSError, paramiko.SSHException) as exc:
+        raise Unreachable(f"{remote.host.name}: sftp: {exc}") from None
+    try:
+        for write in writes:
+            tmp = _temp_name(write.path)
+            try:
+                with sftp.open(tmp, "wb") as handle:
+                    handle.write(write.content.encode())
+                sftp.chmod(tmp, write.mode)
+                sftp.chown(tmp, write.uid, write.gid)
+                sftp.posix_rename(tmp, write.path)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    sftp.remove(tmp)
+                raise StagingError(
+                    f"{remote.host.name}: write {write.path}: {exc.strerror or exc}"
+                ) from None
+            remote.uploads += 1
+        for link in links:
+            tmp = _temp_name(link.path)
+            try:
+                sftp.symlink(link.target, tmp)
+                sftp.posix_rename(tmp, link.path)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    sftp.remove(tmp)
+                raise StagingError(
+                    f"{remote.host.name}: link {link.path}: {exc.strerror or exc}"
+                ) from None
+        for path in removes:
+            with contextlib.suppress(FileNotFoundError):
+                sftp.remove(path)
+    finally:
+        sftp.close()
+
+
+def _temp_name(path: str) -> str:
+    directory, _, name = path.rpartition("/")
+    return f"{directory}/.{name}.staging-ops-{secrets.token_hex(4)}"
+
+
+@contextlib.contextmanager
+def tunnel(remote: RemoteHost, remote_host: str, remote_port: int) -> Iterator[int]:
+    """An SSH tunnel (Fabric forward_local) to remote_host:remote_port as seen from the
+    droplet; yields the local port on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        local_port = probe.getsockname()[1]
+    with remote.connection.forward_local(
+        local_port, remote_port=remote_port, remote_host=remote_host, local_host="127.0.0.1"
+    ):
+        yield local_port
+
+
 def quote(*parts: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-__all__ = ["RemoteHost", "Unreachable", "connect", "quote"]
+__all__ = [
+    "Link",
+    "RemoteHost",
+    "Unreachable",
+    "Write",
+    "apply_files",
+    "connect",
+    "gather_facts",
+    "quote",
+    "tunnel",
+]

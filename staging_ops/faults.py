@@ -1,0 +1,17 @@
+"""Crash points for the tests that prove a run killed at any step leaves a working droplet.
+
+`STAGING_OPS_CRASH_AT=<point>` makes the process SIGKILL itself when it reaches that point:
+a real `kill -9` at an exact step, with no cleanup code run (no finally, no atexit).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "STAGING_OPS_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get(ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,101 @@
+"""Runs ON the droplet (python3, standard library only): gathers every fact a run needs in one
+remote command. Reads a JSON request from its first argument, prints one JSON document.
+
+Request: {"stat": [paths], "read": [paths], "packages": [names], "user": name,
+          "units_if_deployed": [[current link, [unit instances]], ...]}
+"""
+
+import hashlib
+import json
+import os
+import pwd
+import stat
+import subprocess
+import sys
+
+
+def describe(path):
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return {"type": "missing"}
+    except OSError as exc:
+        return {"type": "error", "error": str(exc)}
+    info = {"mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
+    if stat.S_ISLNK(st.st_mode):
+        info.update(type="link", target=os.readlink(path))
+    elif stat.S_ISDIR(st.st_mode):
+        info.update(type="dir")
+    else:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(65536), b""):
+                digest.update(block)
+        info.update(type="file", sha256=digest.hexdigest(), size=st.st_size)
+    return info
+
+
+def packages(names):
+    if not names:
+        return {}
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *names],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    installed = {
+        line.split()[0] for line in result.stdout.splitlines() if line.split()[-1:] == ["installed"]
+    }
+    return {name: name in installed for name in names}
+
+
+def user(name):
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return {"uid": entry.pw_uid, "gid": entry.pw_gid}
+
+
+def unit_states(units):
+    if not units:
+        return {}
+    result = subprocess.run(
+        ["systemctl", "is-active", *units], capture_output=True, text=True, check=False
+    )
+    states = result.stdout.split()
+    if len(states) != len(units):
+        return {unit: "unknown" for unit in units}
+    return dict(zip(units, states, strict=True))
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def main():
+    request = json.loads(sys.argv[1])
+    facts = {
+        "stat": {path: describe(path) for path in request.get("stat", [])},
+        "content": {path: read(path) for path in request.get("read", [])},
+        "packages": packages(request.get("packages", [])),
+        "user": user(request["user"]) if request.get("user") else None,
+        "units": unit_states(
+            [
+                unit
+                for current, units in request.get("units_if_deployed", [])
+                if os.path.lexists(current)
+                for unit in units
+            ]
+        ),
+        "euid": os.geteuid(),
+    }
+    json.dump(facts, sys.stdout)
+
+
+main()
