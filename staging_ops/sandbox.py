@@ -466,13 +466,11 @@ http {{
 """)
     bin_dir = hdir / "bin"
     bin_dir.mkdir()
-    tools = Path(sys.executable).parent
-    for name, script in (("systemctl", "systemctl3.py"), ("journalctl", "journalctl3.py")):
+    for name, extra in (("systemctl", ""), ("journalctl", "--journalctl ")):
         wrapper = bin_dir / name
         wrapper.write_text(
-            f"#!/bin/sh\nexec {shlex.quote(sys.executable)} "
-            f"{shlex.quote(str(tools / script))} --root={shlex.quote(str(root))} "
-            '"$@"\n'
+            f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m staging_ops.sandbox_systemctl "
+            f'{extra}--root={shlex.quote(str(root))} "$@"\n'
         )
         wrapper.chmod(0o755)
     # Only a redirect-free, default-server-only nginx until provision-all writes the vhosts.

@@ -22,9 +22,18 @@ from staging_ops import sandbox as sandbox_mod
 ROOT = Path(__file__).resolve().parent.parent
 INVOKE = str(Path(sys.executable).parent / "invoke")
 # Distinct from the demo sandbox (22200, slot ports 5001..) so both can run at once.
-TEST_PORTS = sandbox_mod.Ports(
-    base=int(os.environ.get("STAGING_TEST_PORT_BASE", "23200")), slot_offset=1000
-)
+TEST_PORT_BASE = int(os.environ.get("STAGING_TEST_PORT_BASE", "23200"))
+
+
+def sandbox_ports(extra: int = 0) -> sandbox_mod.Ports:
+    """Ports for a test sandbox: `extra` (0, 100, 200, ...) keeps several apart, and
+    STAGING_TEST_PORT_BASE keeps concurrent test runs apart (slot ports included)."""
+    return sandbox_mod.Ports(
+        base=TEST_PORT_BASE + extra, slot_offset=TEST_PORT_BASE - 22200 + extra
+    )
+
+
+TEST_PORTS = sandbox_ports()
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +95,11 @@ def run_invoke(
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def provisioned(sandbox: sandbox_mod.Sandbox) -> subprocess.CompletedProcess[str]:
+    """The session sandbox after one `invoke provision-all` (the registry migrated too)."""
+    first = run_invoke("provision-all", env=sandbox.env())
+    assert first.returncode == 0, first.stdout + first.stderr
+    return first

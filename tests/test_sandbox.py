@@ -17,7 +17,7 @@ import requests
 from staging_ops import sandbox as sandbox_mod
 from staging_ops.inventory import load_inventory
 from staging_ops.remote import Unreachable, connect
-from tests.conftest import run_invoke
+from tests.conftest import TEST_PORT_BASE, run_invoke, sandbox_ports
 
 
 def test_inventory_and_env_point_at_the_sandbox(sandbox):
@@ -52,7 +52,7 @@ def test_ssh_session_has_the_systemctl_stand_in_on_path(sandbox):
 def test_real_unit_file_runs_under_the_stand_in_and_outlives_the_session(sandbox):
     host = sandbox.hosts[0]
     inventory = load_inventory(sandbox.inventory_path)
-    port = 23990
+    port = TEST_PORT_BASE + 790
     unit = host.root / "etc/systemd/system/probe@.service"
     unit.write_text(f"""[Unit]
 Description=probe %i
@@ -173,9 +173,7 @@ def test_unreachable_host_fails_fast_with_a_clear_line(sandbox):
 def test_up_down_and_restart_after_a_crash(tmp_path):
     directory = Path(tempfile.mkdtemp(prefix="staging-ops-sbx2-"))
     directory.chmod(0o755)
-    ports = sandbox_mod.Ports(
-        base=int(os.environ.get("STAGING_TEST_PORT_BASE", "23200")) + 100, slot_offset=1100
-    )
+    ports = sandbox_ports(100)
     try:
         box = sandbox_mod.up(directory, hosts=2, slots=4, ports=ports)
         assert set(box.pids) == {"postgres", "h1:nginx", "h1:sshd", "h2:nginx", "h2:sshd"}

@@ -1,0 +1,626 @@
+"""deploy, rollback, verify and logs for one slot.
+
+A deploy never replaces a working release with a broken one: the new release is exported,
+given its venv and migrated before `current` moves; after the switch it must answer
+/api/version with its own commit (on the UI port and through nginx) or the previous release is
+switched back, verified, and the failed one marked bad. The switch and restart run detached
+from our SSH session, so a deploy killed at any moment leaves the old or the new release
+serving, never nothing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import paramiko
+
+from staging_ops import faults, output, remote, slot_lock
+from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.health import slot_get
+from staging_ops.inventory import Host, Inventory, Slot
+from staging_ops.render import public_url, render_release_env, slot_units
+
+LINEAR_KEY = re.compile(r"(?i)(?:^|[^a-z0-9])([a-z][a-z0-9]*-[0-9]+)(?:[^0-9]|$)")
+KEEP_RELEASES = 5
+NOT_FOUND = 44
+
+
+@dataclass
+class DeployResult:
+    slot: int
+    identifier: str
+    branch: str
+    commit: str = ""
+    release: str = ""
+    url: str = ""
+    venv: str = ""
+    warnings: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def validate_branch(branch: str) -> str:
+    """Git's own rules (`git check-ref-format --branch`), and never an option."""
+    if not branch or branch.startswith("-"):
+        raise BadInput(f"invalid branch name {branch!r}")
+    result = subprocess.run(
+        ["git", "check-ref-format", "--branch", branch], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0 or result.stdout.strip() != branch:
+        raise BadInput(f"invalid branch name {branch!r} (git check-ref-format --branch refuses it)")
+    return branch
+
+
+def task_from_branch(branch: str) -> str | None:
+    """`alice/ja-123-search` -> `JA-123`."""
+    match = LINEAR_KEY.search(branch)
+    return match.group(1).upper() if match else None
+
+
+# --- paths on the droplet ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlotPaths:
+    host: Host
+    slot: Slot
+
+    @property
+    def root(self) -> str:
+        return self.slot.directory(self.host)
+
+    @property
+    def releases(self) -> str:
+        return f"{self.root}/releases"
+
+    @property
+    def current(self) -> str:
+        return f"{self.root}/current"
+
+    @property
+    def lock(self) -> str:
+        return f"{self.root}/.deploy.lock"
+
+    @property
+    def mirror(self) -> str:
+        return f"{self.host.base_dir}/repo.git"
+
+    @property
+    def venvs(self) -> str:
+        return f"{self.host.base_dir}/venvs"
+
+
+# --- the deploy -----------------------------------------------------------------------------
+
+
+class Deployer:
+    """One deploy (or rollback) of one slot, step by step, on one SSH connection."""
+
+    def __init__(self, inventory: Inventory, slot: Slot, log: output.StepLog, operator: str):
+        self.inventory = inventory
+        self.slot = slot
+        self.host = inventory.host_of(slot)
+        self.paths = SlotPaths(self.host, slot)
+        self.app = inventory.app
+        self.units = slot_units(self.app, slot)
+        self.log = log
+        self.operator = operator
+        self.remote: remote.RemoteHost | None = None
+        self.lock: slot_lock.SlotLock | None = None
+
+    # connection and lock --------------------------------------------------------------------
+
+    def open(self) -> None:
+        with self.log.step("connect"):
+            self.remote = remote.connect(self.host)
+        with self.log.step("lock") as rec:
+            timeout = max(600.0, self.app.verify_timeout * 4)
+            self.lock = slot_lock.acquire(
+                self.remote, self.paths.lock, self.slot.identifier, timeout, self.operator
+            )
+            if self.lock.warning:
+                rec["outcome"], rec["detail"] = "warn", self.lock.warning
+
+    def close(self) -> None:
+        if self.lock:
+            self.lock.release()
+        if self.remote:
+            self.remote.close()
+
+    def run(self, command: str, check: bool = True) -> tuple[int, str, str]:
+        assert self.remote is not None
+        return self.remote.run(command, check=check)
+
+    # steps ----------------------------------------------------------------------------------
+
+    def fetch(self, branch: str) -> str:
+        """Update the droplet's shared mirror; the branch's commit, or exit 1 if unknown."""
+        q = remote.quote
+        mirror = q(self.paths.mirror)
+        script = f"""set -e
+mkdir -p {q(self.host.base_dir)}
+exec 8>{q(self.paths.mirror + ".lock")}
+flock 8
+if [ ! -d {mirror} ]; then
+  git clone --quiet --mirror {q(self.app.repo_url)} {mirror}.tmp && mv {mirror}.tmp {mirror}
+else
+  git --git-dir {mirror} fetch --quiet --prune origin
+fi
+git --git-dir {mirror} rev-parse --verify --quiet {q(f"refs/heads/{branch}^{{commit}}")} \\
+  || exit {NOT_FOUND}
+"""
+        code, out, err = self.run(script, check=False)
+        if code == NOT_FOUND:
+            raise StagingError(f"branch not found: {branch!r} in {self.app.repo_url}")
+        if code != 0:
+            raise StagingError(_tail(err or out))
+        return out.strip().splitlines()[-1]
+
+    def export(self, commit: str, branch: str) -> tuple[str, str]:
+        """Export the commit into a new release dir with the slot's env and a cached venv.
+        Returns (release name, 'built <hash>' or 'reused <hash>')."""
+        q = remote.quote
+        now = datetime.now(UTC)
+        name = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{commit[:7]}"
+        release = f"{self.paths.releases}/{name}"
+        partial = f"{self.paths.releases}/.{name}.partial"
+        release_env = render_release_env(commit, branch, now.isoformat(timespec="seconds"))
+        requirements = " ".join(q(f"{partial}/{r}") for r in self.app.requirements)
+        python = self.app.python
+        svc = q(self.host.service_user)
+        script = f"""set -e
+rm -rf {q(partial)}
+mkdir -p {q(partial)} {q(self.paths.venvs)}
+git --git-dir {q(self.paths.mirror)} archive {q(commit)} | tar -x -C {q(partial)}
+ln -s ../../shared/env {q(partial + "/.env")}
+printf '%s' {q(release_env)} > {q(partial + "/.release-env")}
+reqs=""
+for r in {requirements}; do [ -f "$r" ] && reqs="$reqs $r"; done
+key=$( (cat $reqs 2>/dev/null; {python} -V 2>&1) | sha256sum | cut -c1-16)
+venv={q(self.paths.venvs)}/$key
+exec 7>"$venv.lock"
+flock 7
+if [ -e "$venv/.complete" ]; then state=reused; else
+  rm -rf "$venv"
+  if [ -n "$reqs" ] && grep -qvE '^[[:space:]]*(#|$)' $reqs; then
+    {python} -m venv "$venv"
+    for r in $reqs; do "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$r"; done
+  else
+    {python} -m venv --without-pip "$venv"
+  fi
+  touch "$venv/.complete"
+  state=built
+fi
+exec 7>&-
+ln -s "$venv" {q(partial + "/.venv")}
+chown -R {svc}: {q(partial)}
+mv -T {q(partial)} {q(release)}
+echo "$state $key"
+"""
+        code, out, err = self.run(script, check=False)
+        if code != 0:
+            self.run(f"rm -rf {q(partial)}", check=False)
+            raise StagingError(_tail(err or out))
+        return name, out.strip().splitlines()[-1]
+
+    def migrate(self, release: str) -> None:
+        q = remote.quote
+        path = f"{self.paths.releases}/{release}"
+        command = self.app.migrate_command.replace("{release}", path).replace("{current}", path)
+        inner = f"set -a; . ./.env; . ./.release-env; set +a; exec {command}"
+        script = (
+            f"cd {q(path)} && runuser -u {q(self.host.service_user)} -- env -i "
+            f"PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp sh -c {q(inner)}"
+        )
+        code, out, err = self.run(script, check=False)
+        if code != 0:
+            self.mark_bad(release)
+            raise StagingError(_tail(err or out))
+
+    def current_release(self) -> str | None:
+        _, out, _ = self.run(f"readlink {remote.quote(self.paths.current)} || true")
+        target = out.strip()
+        return target.rsplit("/", 1)[-1] if target else None
+
+    def switch(self, release: str | None) -> None:
+        """Point `current` at `release` atomically (a new link renamed over the old one)."""
+        q = remote.quote
+        tmp = f"{self.paths.root}/.current.tmp"
+        if release is None:
+            self.run(f"rm -f {q(self.paths.current)}")
+            return
+        self.run(
+            f"ln -sfn {q('releases/' + release)} {q(tmp)} && mv -T {q(tmp)} {q(self.paths.current)}"
+        )
+
+    def restart(self, stop_only: bool = False) -> None:
+        """Restart the slot's units, all at once, detached from our session (setsid): a deploy
+        killed now still leaves them restarted."""
+        q = remote.quote
+        verb = "stop" if stop_only else "restart"
+        outlog = f"{self.paths.root}/.restart.log"
+        each = " ".join(f"systemctl {verb} {q(u)} & p{i}=$!;" for i, u in enumerate(self.units))
+        waits = " ".join(f"wait $p{i} || rc=1;" for i in range(len(self.units)))
+        inner = f"rc=0; {each} {waits} exit $rc"
+        script = (
+            f"setsid sh -c {q(inner)} > {q(outlog)} 2>&1 < /dev/null & wait $!; rc=$?; "
+            f"cat {q(outlog)}; exit $rc"
+        )
+        code, out, err = self.run(script, check=False)
+        if code != 0:
+            raise StagingError(_tail(out or err))
+
+    def verify(self, commit: str, timeout: float | None = None) -> None:
+        """/api/version on the UI port (through our SSH connection) and through nginx (the
+        slot's Host header and TLS name) must report `commit`. A UI unit that is down (crashed
+        at start, crash-looping) fails at once instead of at the timeout."""
+        timeout = self.app.verify_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        next_unit_check = time.monotonic() + 0.5
+        where = "UI port"
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                seen = self._version_via_ssh() if where == "UI port" else self._version_via_nginx()
+            except (OSError, paramiko.SSHException, ValueError, http.client.HTTPException) as exc:
+                last = f"no answer ({type(exc).__name__})"
+                seen = None
+            if seen == commit:
+                if where == "nginx":
+                    return
+                where = "nginx"
+                continue
+            if seen is not None:
+                # The old process is gone after the restart: an answer is the new release's.
+                raise StagingError(f"{where} serves commit {seen!r}, not {commit}")
+            if time.monotonic() >= next_unit_check:
+                self._check_unit_alive()
+                next_unit_check = time.monotonic() + 1.0
+            time.sleep(0.1)
+        raise StagingError(f"{where}: {last} within {timeout:.0f}s")
+
+    def _check_unit_alive(self) -> None:
+        unit = remote.quote(self.units[0])
+        _, out, _ = self.run(
+            f"systemctl is-active {unit}; systemctl show -p NRestarts --value {unit} 2>/dev/null",
+            check=False,
+        )
+        lines = out.split()
+        state = lines[0] if lines else "unknown"
+        restarts = lines[1] if len(lines) > 1 else ""
+        if state in ("failed", "inactive") or (restarts.isdigit() and int(restarts) > 0):
+            raise StagingError(f"{self.units[0]} is {state}: it does not stay up")
+
+    def _version_via_ssh(self) -> str | None:
+        assert self.remote is not None
+        transport = self.remote.connection.client.get_transport()
+        channel = transport.open_channel(
+            "direct-tcpip", ("127.0.0.1", self.slot.ui_port), ("127.0.0.1", 0), timeout=5
+        )
+        try:
+            channel.settimeout(5)
+            conn = http.client.HTTPConnection("127.0.0.1", self.slot.ui_port, timeout=5)
+            conn.sock = channel  # type: ignore[assignment]
+            conn.request("GET", "/api/version", headers={"Host": self.slot.subdomain})
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                return None
+            return json.loads(body).get("commit")
+        finally:
+            channel.close()
+
+    def _version_via_nginx(self) -> str | None:
+        response = slot_get(self.host, self.slot, "/api/version", timeout=5)
+        if response.status_code != 200:
+            return None
+        return response.json().get("commit")
+
+    def mark_bad(self, release: str) -> None:
+        self.run(
+            f"touch {remote.quote(self.paths.releases + '/' + release + '/.bad')}", check=False
+        )
+
+    def service_log(self, lines: int = 20) -> str:
+        unit = remote.quote(self.units[0])
+        _, out, err = self.run(f"journalctl -u {unit} -n {lines} --no-pager 2>&1", check=False)
+        return (out or err).rstrip()
+
+    def finish(self, release: str, branch: str, commit: str, previous: str | None) -> None:
+        """Append to the slot's deploy log and keep the newest releases (never the current or
+        the previous one)."""
+        q = remote.quote
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        line = f"{stamp} {self.operator} {branch} {commit} {release}"
+        keep = {release, previous or ""}
+        script = f"""echo {q(line)} >> {q(self.paths.root + "/deploys.log")}
+cd {q(self.paths.releases)} && ls -1 | sort | head -n -{KEEP_RELEASES} | while read -r r; do
+  case "$r" in {"|".join(q(k) for k in keep if k)}) ;; *) rm -rf -- "$r" ;; esac
+done
+"""
+        self.run(script, check=False)
+
+    def releases(self) -> list[dict[str, Any]]:
+        """Every release of the slot, newest first, with its commit, branch and bad mark."""
+        q = remote.quote
+        script = (
+            f"cd {q(self.paths.releases)} 2>/dev/null || exit 0; for r in $(ls -1 | sort -r); do "
+            'c=$(sed -n "s/^DEPLOYED_COMMIT=//p" "$r/.release-env" 2>/dev/null); '
+            'b=$(sed -n "s/^DEPLOYED_BRANCH=//p" "$r/.release-env" 2>/dev/null); '
+            'bad=0; [ -e "$r/.bad" ] && bad=1; echo "$r $bad $c $b"; done'
+        )
+        _, out, _ = self.run(script)
+        found = []
+        for line in out.splitlines():
+            parts = line.split(" ", 3)
+            if len(parts) == 4:
+                found.append(
+                    {
+                        "release": parts[0],
+                        "bad": parts[1] == "1",
+                        "commit": parts[2],
+                        "branch": parts[3],
+                    }
+                )
+        return found
+
+
+def deploy(
+    inventory: Inventory,
+    slot: Slot,
+    branch: str,
+    *,
+    registry: Any,
+    operator: str,
+    task: str | None = None,
+    force: bool = False,
+    log: output.StepLog | None = None,
+) -> DeployResult:
+    """Deploy `branch` to `slot`: claim, lock, fetch, export, venv, migrate, switch, restart,
+    verify (rolling back on failure), record. Raises on failure with the slot's state."""
+    log = log or output.StepLog()
+    validate_branch(branch)
+    result = DeployResult(slot.id, slot.identifier, branch)
+    task = task or task_from_branch(branch)
+    with log.step("claim") as rec:
+        rec["detail"] = _ensure_claim(registry, slot, task, operator, force)
+    deployer = Deployer(inventory, slot, log, operator)
+    try:
+        deployer.open()
+        if deployer.lock and deployer.lock.warning:
+            result.warnings.append(deployer.lock.warning)
+        try:
+            with log.step("fetch") as rec:
+                result.commit = deployer.fetch(branch)
+                rec["detail"] = result.commit[:12]
+            faults.crash_point("deploy:after-fetch")
+            with log.step("export + venv") as rec:
+                result.release, result.venv = deployer.export(result.commit, branch)
+                rec["detail"] = f"{result.release}, venv {result.venv}"
+            faults.crash_point("deploy:after-venv")
+            with log.step("migrate"):
+                deployer.migrate(result.release)
+            faults.crash_point("deploy:after-migrate")
+        except StagingError as failure:
+            step = _failed_step(log)
+            raise type(failure)(
+                f"{slot.identifier}: {step} failed: {failure}; nothing was switched, the previous "
+                "release keeps serving"
+            ) from None
+        previous = deployer.current_release()
+        with log.step("switch") as rec:
+            deployer.switch(result.release)
+            rec["detail"] = f"{previous or 'nothing'} -> {result.release}"
+        faults.crash_point("deploy:after-switch")
+        try:
+            with log.step("restart"):
+                _restart_with_crash_point(deployer)
+            with log.step("verify") as rec:
+                deployer.verify(result.commit)
+                rec["detail"] = f"/api/version = {result.commit[:12]} (UI port and nginx)"
+        except StagingError as failure:
+            _roll_back(deployer, log, result.release, previous, failure)
+        with log.step("record") as rec:
+            registry.record_deploy(slot.id, branch, result.commit, operator, task=task)
+            deployer.finish(result.release, branch, result.commit, previous)
+            rec["detail"] = "registry + deploy log"
+    finally:
+        deployer.close()
+    result.url = public_url(deployer.host, slot)
+    result.steps = log.steps
+    return result
+
+
+def _restart_with_crash_point(deployer: Deployer) -> None:
+    if os.environ.get(faults.ENV) == "deploy:during-restart":
+        # Dies while the remote restart is under way, as a Ctrl-\\ or kill -9 would.
+        threading.Timer(0.15, faults.crash_point, args=("deploy:during-restart",)).start()
+    deployer.restart()
+
+
+def _roll_back(
+    deployer: Deployer,
+    log: output.StepLog,
+    failed: str,
+    previous: str | None,
+    failure: StagingError,
+) -> None:
+    """Back to `previous`, verified; the failed release is marked bad. Always raises."""
+    logs = deployer.service_log()
+    deployer.mark_bad(failed)
+    with log.step("rollback") as rec:
+        deployer.switch(previous)
+        if previous is None:
+            deployer.restart(stop_only=True)
+            rec["detail"] = "no previous release: slot stopped"
+        else:
+            deployer.restart()
+            commit = previous.rsplit("-", 1)[-1]
+            full = _release_commit(deployer, previous) or commit
+            deployer.verify(full)
+            rec["detail"] = f"{previous} serves again"
+    step = _failed_step(log)
+    raise StagingError(
+        f"{deployer.slot.identifier}: {step} failed: {failure}; rolled back to "
+        f"{previous or 'nothing'}; {failed} marked bad\n--- last lines of "
+        f"{deployer.units[0]} ---\n{logs}"
+    )
+
+
+def _failed_step(log: output.StepLog) -> str:
+    return next((s["step"] for s in reversed(log.steps) if s["outcome"] == "failed"), "deploy")
+
+
+def _release_commit(deployer: Deployer, release: str) -> str | None:
+    for item in deployer.releases():
+        if item["release"] == release:
+            return item["commit"] or None
+    return None
+
+
+def _ensure_claim(registry: Any, slot: Slot, task: str | None, operator: str, force: bool) -> str:
+    from staging_ops.claim_model import parse_task, parse_ttl
+
+    state = registry.get(slot.id)
+    if state.claimed:
+        mine = state.task == parse_task(task) if task else state.owner == operator
+        if mine:
+            registry.claim(slot.id, state.task, state.owner or operator, parse_ttl("7d"))
+            return f"held by {state.task}, renewed"
+        if force:
+            return f"held by {state.task} ({state.owner}); deploying anyway (--force)"
+        raise Conflict(
+            f"{slot.identifier} is held by {state.holder_text()}: pass --task {state.task} if "
+            "this deploy is for it, or --force"
+        )
+    if not task:
+        raise BadInput(
+            f"{slot.identifier} is free and no task is known: pass --task JA-123 or deploy a "
+            "branch named after its Linear issue (e.g. alice/ja-123-search)"
+        )
+    registry.claim(slot.id, parse_task(task), operator, parse_ttl("7d"))
+    return f"claimed for {parse_task(task)} by {operator}"
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:]) or "no output"
+
+
+def rollback(
+    inventory: Inventory,
+    slot: Slot,
+    *,
+    registry: Any,
+    operator: str,
+    to: str | None = None,
+    log: output.StepLog | None = None,
+) -> DeployResult:
+    """Back to the previous good release (or `to`), verified the same way, and recorded."""
+    log = log or output.StepLog()
+    deployer = Deployer(inventory, slot, log, operator)
+    try:
+        deployer.open()
+        with log.step("choose release") as rec:
+            releases = deployer.releases()
+            current = deployer.current_release()
+            target = _rollback_target(releases, current, to, slot)
+            rec["detail"] = f"{current or 'nothing'} -> {target['release']}"
+        result = DeployResult(
+            slot.id, slot.identifier, target["branch"], target["commit"], target["release"]
+        )
+        with log.step("switch"):
+            deployer.switch(target["release"])
+        try:
+            with log.step("restart"):
+                deployer.restart()
+            with log.step("verify"):
+                deployer.verify(target["commit"])
+        except StagingError as failure:
+            _roll_back(deployer, log, target["release"], current, failure)
+        with log.step("record"):
+            registry.record_deploy(slot.id, target["branch"], target["commit"], operator)
+            deployer.finish(target["release"], target["branch"], target["commit"], current)
+    finally:
+        deployer.close()
+    result.url = public_url(deployer.host, slot)
+    result.steps = log.steps
+    return result
+
+
+def _rollback_target(
+    releases: list[dict[str, Any]], current: str | None, to: str | None, slot: Slot
+) -> dict[str, Any]:
+    if to:
+        for item in releases:
+            if item["release"] == to:
+                if item["bad"]:
+                    raise BadInput(f"{slot.identifier}: release {to} is marked bad")
+                return item
+        names = ", ".join(r["release"] for r in releases) or "none"
+        raise BadInput(f"{slot.identifier}: no release {to!r} (releases: {names})")
+    names = [r["release"] for r in releases]
+    older = releases[names.index(current) + 1 :] if current in names else releases
+    for item in older:
+        if not item["bad"] and item["release"] != current:
+            return item
+    raise StagingError(f"{slot.identifier}: no earlier good release to roll back to")
+
+
+def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, Any]:
+    """The slot's public /api/version against what the registry says is deployed."""
+    state = registry.get(slot.id)
+    host = inventory.host_of(slot)
+    answer: dict[str, Any] | None
+    try:
+        response = slot_get(host, slot, "/api/version", timeout=10)
+        answer = response.json() if response.status_code == 200 else None
+        problem = None if answer else f"HTTP {response.status_code}"
+    except (OSError, ValueError) as exc:  # requests' errors are OSErrors
+        answer, problem = None, f"no answer ({type(exc).__name__})"
+    served = (answer or {}).get("commit")
+    ok = answer is not None and bool(state.commit) and served == state.commit
+    if answer is not None and not ok:
+        problem = f"serves {served!r}, registry says {state.commit!r}"
+    return {
+        "slot": slot.id,
+        "identifier": slot.identifier,
+        "url": f"{public_url(host, slot)}/api/version",
+        "served": answer,
+        "registry_commit": state.commit,
+        "registry_branch": state.branch,
+        "ok": ok,
+        "problem": problem,
+    }
+
+
+SERVICE_NAMES = ("ui", "airflow-webserver", "airflow-scheduler")
+
+
+def logs(
+    inventory: Inventory, slot: Slot, service: str, lines: int, follow: bool, out: Any
+) -> None:
+    """Stream the unit's log from the droplet (journalctl; the sandbox provides the same)."""
+    if service not in SERVICE_NAMES:
+        raise BadInput(f"invalid service {service!r}: choose {', '.join(SERVICE_NAMES)}")
+    if not 1 <= lines <= 100000:
+        raise BadInput(f"-n must be between 1 and 100000, not {lines}")
+    unit = slot_units(inventory.app, slot)[SERVICE_NAMES.index(service)]
+    session = remote.connect(inventory.host_of(slot))
+    try:
+        command = f"journalctl -u {remote.quote(unit)} -n {lines} --no-pager" + (
+            " -f" if follow else ""
+        )
+        session.connection.run(command, out_stream=out, warn=True, pty=False, in_stream=False)
+    finally:
+        session.close()

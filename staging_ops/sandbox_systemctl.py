@@ -1,0 +1,79 @@
+"""The sandbox's `systemctl` and `journalctl`: docker-systemctl-replacement, with one change.
+
+The stand-in keeps one log file per unit *file*, so every instance of a template unit would
+share it (slot 3's lines mixed into slot 4's logs). Here each instance gets its own log, as
+journald gives each its own `-u`. Its waits also tick in whole seconds (a stop costs 2 s);
+here they poll finely, so a sandbox restart takes as long as the service needs.
+Run as `python -m staging_ops.sandbox_systemctl --root=DIR ARGS` (systemctl), or with
+`--journalctl` first (journalctl -u UNIT [-n N] [-f]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from systemctl2 import systemctl3
+
+
+def _instance_log(self: systemctl3.SystemctlJournal, conf: systemctl3.SystemctlConf) -> str:
+    folder = systemctl3.expand_path(self._log_folder, conf.root_mode())
+    name = (conf.name() or "default.unit").replace(os.path.sep, ".")
+    return os.path.join(folder, name + ".log")
+
+
+def _wait_vanished_pid(self: systemctl3.Systemctl, pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while self.is_active_pid(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+class _FinePolling:
+    """`time` for the stand-in: its whole-second polling sleeps (`sleep(1)` while waiting for
+    a process to go) last 50 ms instead; every deadline it keeps is measured, not counted."""
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds / 20 if seconds >= 1 else seconds)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+def _journalctl_args(argv: list[str]) -> list[str]:
+    parser = argparse.ArgumentParser(prog="journalctl")
+    parser.add_argument("-u", "--unit", required=True)
+    parser.add_argument("-n", "--lines", type=int)
+    parser.add_argument("-f", "--follow", action="store_true")
+    parser.add_argument("--no-pager", action="store_true")
+    parser.add_argument("--root", required=True)
+    args, _ = parser.parse_known_args(argv)
+    out = [f"--root={args.root}", "log", args.unit, "--no-pager"]
+    if args.lines:
+        out += ["-n", str(args.lines)]
+    if args.follow:
+        out.append("-f")
+    return out
+
+
+def main() -> int:
+    systemctl3.SystemctlJournal.get_log = _instance_log  # type: ignore[method-assign]
+    systemctl3.Systemctl.wait_vanished_pid = _wait_vanished_pid  # type: ignore[method-assign]
+    # After forking a service the stand-in waits this long to see whether it died at once.
+    systemctl3.MinimumYield = 0.05
+    systemctl3.time = _FinePolling()  # type: ignore[assignment]
+    # Its lock wait counts attempts of one (now 50 ms) sleep each: keep the same total.
+    systemctl3.MaxLockWait = 20 * systemctl3.DefaultMaximumTimeout
+    argv = sys.argv[1:]
+    if argv[:1] == ["--journalctl"]:
+        argv = _journalctl_args(argv[1:])
+    sys.argv = ["systemctl", *argv]
+    return systemctl3.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

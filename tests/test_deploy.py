@@ -1,0 +1,295 @@
+"""invoke deploy / rollback / verify / logs on the real sandbox with the sample app's branches."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from staging_ops import sandbox as sandbox_mod
+from staging_ops.health import public_version
+from staging_ops.inventory import load_inventory
+from staging_ops.sample_repo import WRONG_COMMIT, push_branch, resolve
+from tests.conftest import INVOKE, ROOT, run_invoke, sandbox_ports
+
+SLOT = 4
+
+
+def deploy(box, branch: str, slot: int = SLOT, *extra: str, env: dict | None = None):
+    return run_invoke(
+        "deploy",
+        "--slot",
+        str(slot),
+        "--branch",
+        branch,
+        "--task",
+        f"JA-{slot}",
+        *extra,
+        env={**box.env(), **(env or {})},
+    )
+
+
+def served(box, slot: int = SLOT) -> str | None:
+    inventory = load_inventory(box.inventory_path)
+    answer = public_version(inventory.hosts[inventory.slots[slot].host], inventory.slots[slot])
+    return answer["commit"] if answer else None
+
+
+def wait_served(box, slot: int = SLOT, timeout: float = 15) -> str | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        commit = served(box, slot)
+        if commit:
+            return commit
+        time.sleep(0.1)
+    return None
+
+
+def commit_of(box, branch: str) -> str:
+    return resolve(box.repo_path, branch)
+
+
+def releases(box, slot: int = SLOT) -> list[Path]:
+    base = box.hosts[0].root / f"srv/staging/staging-{slot}/releases"
+    return sorted(p for p in base.iterdir() if not p.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def box(sandbox, provisioned):
+    first = deploy(sandbox, "main")
+    assert first.returncode == 0, first.stdout + first.stderr
+    return sandbox
+
+
+def test_feat_x_is_live_verified_and_recorded(box):
+    result = deploy(box, "feat-x")
+    assert result.returncode == 0, result.stdout + result.stderr
+    commit = commit_of(box, "feat-x")
+    assert served(box) == commit
+    assert f"deployed feat-x ({commit[:12]}) to staging-4" in result.stdout
+    assert "https://staging-4.justapply.net" in result.stdout
+    for step in (
+        "claim",
+        "lock",
+        "fetch",
+        "export + venv",
+        "migrate",
+        "switch",
+        "restart",
+        "verify",
+        "record",
+    ):
+        assert f" {step} " in result.stdout
+    status = run_invoke("status", "--json", env=box.env())
+    assert status.returncode == 0, status.stderr
+    row = next(r for r in json.loads(status.stdout) if r["slot"] == SLOT)
+    assert (row["branch"], row["commit"], row["task"]) == ("feat-x", commit, "JA-4")
+    verify = run_invoke("verify", "--slot", str(SLOT), "--json", env=box.env())
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    checked = json.loads(verify.stdout)
+    assert checked["ok"] and checked["served"]["commit"] == commit
+    deploy_log = box.hosts[0].root / "srv/staging/staging-4/deploys.log"
+    assert f"feat-x {commit}" in deploy_log.read_text().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("branch", "steps", "details"),
+    [
+        # The crash shows at the restart (the service manager sees it die at once) or at the
+        # verify (it dies a moment later): both must roll back.
+        ("broken-start", ("restart", "verify"), ("not active", "does not stay up")),
+        ("broken-version", ("verify",), (f"serves commit '{WRONG_COMMIT}'",)),
+        ("broken-migration", ("migrate",), ("0002_broken",)),
+    ],
+)
+def test_broken_branch_never_replaces_a_working_one(box, branch, steps, details):
+    assert deploy(box, "feat-x").returncode == 0
+    good = commit_of(box, "feat-x")
+    result = deploy(box, branch)
+    assert result.returncode == 1, result.stdout
+    assert any(f"staging-4: {step} failed: " in result.stderr for step in steps)
+    assert any(detail in result.stderr for detail in details)
+    assert "Traceback" not in result.stderr
+    assert wait_served(box) == good
+    bad = [p for p in releases(box) if (p / ".bad").exists()]
+    assert bad and bad[-1].name.endswith(commit_of(box, branch)[:7])
+    if steps != ("migrate",):
+        assert "rolled back to" in result.stderr
+        assert "--- last lines of job-search-ui@staging-4.service ---" in result.stderr
+    else:
+        assert "nothing was switched" in result.stderr
+    verify = run_invoke("verify", "--slot", str(SLOT), env=box.env())
+    assert verify.returncode == 0, verify.stdout
+
+
+def test_new_requirements_build_a_venv_and_same_requirements_reuse_it(box):
+    first = deploy(box, "new-deps")
+    assert first.returncode == 0, first.stderr
+    second = deploy(box, "new-deps")
+    assert second.returncode == 0, second.stderr
+    main = deploy(box, "main")
+    venv_of = {
+        r.name: os.readlink(r / ".venv") for r in releases(box) if (r / ".venv").is_symlink()
+    }
+    new_venvs = {v for n, v in venv_of.items() if n.endswith(commit_of(box, "new-deps")[:7])}
+    main_venvs = {v for n, v in venv_of.items() if n.endswith(commit_of(box, "main")[:7])}
+    assert len(new_venvs) == 1 and len(main_venvs) == 1 and new_venvs != main_venvs
+    assert "venv reused" in second.stdout and "venv reused" in main.stdout
+
+
+def test_two_deploys_at_once_one_waits_for_nobody(box):
+    lock_note = box.hosts[0].root / "srv/staging/staging-4/.deploy.lock.json"
+    first = subprocess.Popen(
+        [INVOKE, "deploy", "--slot", "4", "--branch", "feat-x", "--task", "JA-4"],
+        cwd=ROOT,
+        env={**os.environ, **box.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not lock_note.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lock_note.exists()
+        second = deploy(box, "main")
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert "a deploy is already running: lock held by" in second.stderr
+        assert "since 20" in second.stderr
+    finally:
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, out + err
+    assert not lock_note.exists()
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "deploy:after-fetch",
+        "deploy:after-venv",
+        "deploy:after-migrate",
+        "deploy:after-switch",
+        "deploy:during-restart",
+    ],
+)
+def test_kill_9_at_any_step_leaves_old_or_new_serving(box, point):
+    assert deploy(box, "feat-x").returncode == 0
+    old, new = commit_of(box, "feat-x"), commit_of(box, "main")
+    killed = deploy(box, "main", env={"STAGING_OPS_CRASH_AT": point})
+    assert killed.returncode == -signal.SIGKILL
+    time.sleep(0.5)  # a detached restart may still be finishing
+    assert wait_served(box) in (old, new)
+    again = deploy(box, "main")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert served(box) == new
+
+
+def test_rollback_skips_bad_releases_and_is_verified(box):
+    assert deploy(box, "feat-x").returncode == 0
+    assert deploy(box, "broken-version").returncode == 1
+    assert deploy(box, "main").returncode == 0
+    result = run_invoke("rollback", "--slot", str(SLOT), env=box.env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert served(box) == commit_of(box, "feat-x")
+    status = json.loads(run_invoke("status", "--json", "--no-health", env=box.env()).stdout)
+    assert next(r for r in status if r["slot"] == SLOT)["commit"] == commit_of(box, "feat-x")
+    bad = next(p for p in releases(box) if (p / ".bad").exists())
+    refused = run_invoke("rollback", "--slot", str(SLOT), "--to", bad.name, env=box.env())
+    assert refused.returncode == 2 and "marked bad" in refused.stderr
+
+
+def test_verify_reports_a_mismatch_with_the_registry(box):
+    assert deploy(box, "main").returncode == 0
+    from staging_ops.registry import PostgresRegistry
+
+    registry = PostgresRegistry(box.registry_dsn)
+    try:
+        registry.record_deploy(SLOT, "main", "f" * 40, "test")
+    finally:
+        registry.close()
+    result = run_invoke("verify", "--slot", str(SLOT), env=box.env())
+    assert result.returncode == 1
+    assert "mismatch" in result.stdout and "f" * 40 in result.stdout
+    assert deploy(box, "main").returncode == 0
+
+
+def test_logs_show_this_slots_ui_log(box):
+    assert deploy(box, "main").returncode == 0
+    result = run_invoke("logs", "--slot", str(SLOT), "-n", "5", env=box.env())
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert 0 < len(lines) <= 6
+    assert any("ui:" in line for line in lines)
+    bad = run_invoke("logs", "--slot", str(SLOT), "--service", "db", env=box.env())
+    assert bad.returncode == 2
+
+
+def test_claim_rules_before_anything_is_touched(box):
+    other = run_invoke(
+        "deploy", "--slot", "4", "--branch", "main", "--task", "JA-99", env=box.env()
+    )
+    assert other.returncode == 3 and "held by task JA-4" in other.stderr
+    nameless = run_invoke("deploy", "--slot", "6", "--branch", "main", env=box.env())
+    assert nameless.returncode == 2 and "no task is known" in nameless.stderr
+    assert not releases(box, 6)
+    for bad in (
+        ["--slot", "11", "--branch", "main"],
+        ["--slot", "4", "--branch", "a..b"],
+        ["--slot", "4", "--branch", "-rf"],
+    ):
+        result = run_invoke("deploy", *bad, env=box.env())
+        assert result.returncode == 2, bad
+
+
+def test_branch_named_after_a_linear_issue_claims_for_it(box):
+    sha = push_branch(box.repo_path, "alice/ja-77-search", {"NOTE.txt": "ja-77\n"})
+    result = run_invoke("deploy", "--slot", "7", "--branch", "alice/ja-77-search", env=box.env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "claimed for JA-77" in result.stdout
+    assert served(box, 7) == sha
+    released = run_invoke("release", "--slot", "7", "--task", "JA-77", "--stop", env=box.env())
+    assert released.returncode == 0, released.stderr
+    assert served(box, 7) is None
+
+
+def test_deploy_staging_script_keeps_the_documented_command(box):
+    script = ROOT / "scripts/deploy-staging.sh"
+    result = subprocess.run(
+        ["bash", str(script), "4", "feat-x"],
+        cwd=ROOT,
+        env={**os.environ, **box.env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert served(box) == commit_of(box, "feat-x")
+
+
+def test_ten_slots_deployed_at_once():
+    directory = Path(tempfile.mkdtemp(prefix="staging-ops-ten-"))
+    directory.chmod(0o755)
+    ports = sandbox_ports(300)
+    try:
+        ten = sandbox_mod.up(directory, ports=ports)
+        assert run_invoke("provision-all", env=ten.env()).returncode == 0
+        shas = {
+            n: push_branch(ten.repo_path, f"slot-{n}", {"SLOT.txt": f"{n}\n"}) for n in range(1, 11)
+        }
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            results = list(pool.map(lambda n: deploy(ten, f"slot-{n}", n), range(1, 11)))
+        for n, result in zip(range(1, 11), results, strict=True):
+            assert result.returncode == 0, f"slot {n}: {result.stdout}{result.stderr}"
+            assert served(ten, n) == shas[n]
+    finally:
+        sandbox_mod.down(directory)
+        shutil.rmtree(directory, ignore_errors=True)
