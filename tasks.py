@@ -16,7 +16,7 @@ from invoke import Collection, Exit, task
 
 from staging_ops import inventory as inv
 from staging_ops import output, render, sandbox
-from staging_ops.errors import StagingError
+from staging_ops.errors import BadInput, StagingError
 from staging_ops.registry_doc import DOC_PATH, write_registry_doc
 
 ROOT = Path(__file__).resolve().parent
@@ -152,7 +152,360 @@ def sandbox_status(c, dir=".sandbox", json=False):
         raise Exit(code=1)
 
 
+@task(
+    name="provision-all",
+    help={
+        "check": "dry run: print the plan, change nothing",
+        "diff": "show unified diffs of changed files (secrets redacted)",
+        "slots": "limit the run to these slots, e.g. 3,4 (default: all)",
+        "json": "print a machine-readable summary (with a `changed` total) instead",
+    },
+)
+@operator_errors
+def provision_all(c, check=False, diff=False, slots=None, json=False):
+    """Converge every staging host: packages, dirs, nginx, units, env files, databases."""
+    import os
+
+    from staging_ops import provision
+
+    inventory = load(c)
+    chosen = inventory.select_slots(slots)
+
+    def show(report: provision.HostReport, log: output.StepLog) -> None:
+        if json:
+            return
+        print(f"{report.host}:")
+        for line in log.lines:
+            print(line)
+        if report.error:
+            print(f"  {output.paint('error', 'failed')}: {report.error}")
+
+    result = provision.provision_all(
+        inventory,
+        chosen,
+        check=check,
+        diff=diff,
+        registry_dsn=os.environ.get("STAGING_REGISTRY_DSN"),
+        on_host_done=show,
+    )
+    if json:
+        print(output.to_json(result.as_dict()))
+    else:
+        registry = result.registry
+        if registry:
+            outcome = (
+                "failed"
+                if registry.get("error")
+                else ("changed" if registry.get("changed") else "ok")
+            )
+            print(
+                output.step_line(
+                    "registry migrations",
+                    outcome,
+                    registry.get("seconds", 0),
+                    registry.get("error", ""),
+                )
+            )
+        print("summary:" + (" (check: nothing was changed)" if check else ""))
+        for report in result.hosts:
+            ok = len([s for s in report.steps if s["outcome"] == "ok"])
+            print(
+                f"  {report.host:<12} ok={ok} changed={report.changed} "
+                f"failed={int(report.error is not None)} commands={report.commands} "
+                f"uploads={report.uploads} {report.seconds:.2f}s"
+            )
+    if result.failed:
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "slot": "slot number to deploy to",
+        "branch": "branch of the app repository to deploy",
+        "task": "Linear task key the slot is for (default: taken from the branch name)",
+        "owner": "who deploys (default: git config user.email, then $USER)",
+        "force": "deploy even though another task holds the slot",
+        "json": "print the result as JSON",
+    }
+)
+@operator_errors
+def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
+    """Deploy a branch to a slot: verified through /api/version, rolled back if broken."""
+    from staging_ops import claims
+    from staging_ops import deploy as deploy_mod
+
+    inventory = load(c)
+    chosen = inventory.slot(slot)
+    if not branch:
+        raise BadInput("--branch is required")
+    deploy_mod.validate_branch(branch)
+    operator = claims.owner_or_default(owner or None)
+    log = output.StepLog(quiet=json)
+    with claims.registry_session() as registry:
+        result = deploy_mod.deploy(
+            inventory,
+            chosen,
+            branch,
+            registry=registry,
+            operator=operator,
+            task=task or None,
+            force=force,
+            log=log,
+        )
+    if json:
+        print(output.to_json(result.as_dict()))
+        return
+    total = sum(s["seconds"] for s in result.steps)
+    print(f"deployed {branch} ({result.commit[:12]}) to {chosen.identifier} in {total:.2f}s")
+    print(f"  {result.url}")
+
+
+@task(
+    help={
+        "slot": "slot number to roll back",
+        "to": "release directory name to go back to (default: the previous good release)",
+        "owner": "who rolls back (default: git config user.email, then $USER)",
+    }
+)
+@operator_errors
+def rollback(c, slot="", to="", owner=""):
+    """Switch a slot back to its previous good release, verified the same way as a deploy."""
+    from staging_ops import claims
+    from staging_ops import deploy as deploy_mod
+
+    inventory = load(c)
+    chosen = inventory.slot(slot)
+    with claims.registry_session() as registry:
+        result = deploy_mod.rollback(
+            inventory,
+            chosen,
+            registry=registry,
+            operator=claims.owner_or_default(owner or None),
+            to=to or None,
+        )
+    print(f"{chosen.identifier} is back on {result.release} ({result.commit[:12]})")
+
+
+@task(help={"slot": "slot number to verify", "json": "print the result as JSON"})
+@operator_errors
+def verify(c, slot="", json=False):
+    """Ask the slot's public URL for /api/version and compare it with the registry."""
+    from staging_ops import claims
+    from staging_ops import deploy as deploy_mod
+
+    inventory = load(c)
+    chosen = inventory.slot(slot)
+    with claims.registry_session() as registry:
+        result = deploy_mod.verify_slot(inventory, chosen, registry)
+    if json:
+        print(output.to_json(result))
+    elif result["ok"]:
+        served = result["served"]
+        print(f"ok: {result['url']} serves {served['branch']} {served['commit'][:12]}")
+    else:
+        print(f"mismatch: {result['url']}: {result['problem']}")
+    if not result["ok"]:
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "slot": "slot number",
+        "service": "ui, airflow-webserver or airflow-scheduler (default ui)",
+        "n": "how many lines (default 100)",
+        "follow": "keep printing new lines",
+    }
+)
+@operator_errors
+def logs(c, slot="", service="ui", n=100, follow=False):
+    """Show a slot's service log from the droplet (journalctl)."""
+    from staging_ops import deploy as deploy_mod
+
+    inventory = load(c)
+    deploy_mod.logs(inventory, inventory.slot(slot), service, int(n), follow, sys.stdout)
+
+
 ns = Collection()
 ns.add_task(render_, name="render")
+ns.add_task(provision_all)
+ns.add_task(deploy)
+ns.add_task(rollback)
+ns.add_task(verify)
+ns.add_task(logs)
 ns.add_task(registry_doc)
 ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))
+
+# --- claims (registry) ---
+# Slot claims in marts.staging_slots, directly (STAGING_REGISTRY_DSN) or through the Staging API
+# (STAGING_API_URL + STAGING_API_TOKEN). staging_ops modules are imported inside the tasks so
+# `invoke --list` and unrelated tasks never pay for psycopg2, requests or Flask.
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@task(
+    help={
+        "slot": "slot number, or 'auto' for the lowest free QA slot (never slot 10)",
+        "task": "Linear task key, e.g. JA-123 (case-insensitive, stored upper-case)",
+        "owner": "who holds the claim (default: git config user.email, then $USER)",
+        "ttl": "how long the claim lasts: 30m, 12h, 7d (default 7d); each deploy renews it",
+        "note": "free text shown by status and history",
+        "wait": "if the slot is taken, keep trying for this long (e.g. 10m)",
+    }
+)
+@operator_errors
+def claim(c, slot="", task="", owner="", ttl="7d", note="", wait=""):
+    """Claim a slot for a Linear task (the task claiming its own slot again renews it)."""
+    from staging_ops import claims, claims_view
+
+    request = claims.ClaimRequest.parse(
+        load(c), slot=slot, task=task, owner=owner, ttl=ttl, note=note, wait=wait
+    )
+    with claims.registry_session() as registry:
+        result = claims.claim(registry, request, notify=_stderr)
+    print(claims_view.describe_claim(result))
+
+
+@task(
+    help={
+        "slot": "slot number to release",
+        "task": "the holding task (naming it proves you hold the slot, like being its owner)",
+        "owner": "who you are (default: git config user.email, then $USER)",
+        "force": "release even if someone else holds the slot",
+        "stop": "also stop the slot's services",
+        "reset_db": "also recreate the slot's database, empty",
+    }
+)
+@operator_errors
+def release(c, slot="", task="", owner="", force=False, stop=False, reset_db=False):
+    """Release a slot (only its owner or task may, unless --force)."""
+    from staging_ops import claims, claims_view
+
+    inventory = load(c)
+    with claims.registry_session() as registry:
+        outcome = claims.release(
+            registry,
+            inventory,
+            slot,
+            by=owner,
+            task=task,
+            force=force,
+            stop=stop,
+            reset_db=reset_db,
+        )
+    print(claims_view.describe_release(outcome))
+
+
+@task(
+    help={
+        "json": "print a JSON list of slot objects instead of the table",
+        "health": "check each slot's UI and Airflow (default on; --no-health skips it)",
+    }
+)
+@operator_errors
+def status(c, json=False, health=True):
+    """Show every slot: claim, deployed branch/commit, expiry, and live UI/Airflow health."""
+    from staging_ops import claims, claims_view
+
+    inventory = load(c)
+    with claims.registry_session() as registry:
+        rows = claims.status_rows(registry, inventory, with_health=health)
+    print(output.to_json(rows) if json else claims_view.status_table(rows))
+
+
+@task(
+    help={
+        "slot": "only this slot's events (default: all slots)",
+        "limit": "how many events, newest first (default 20)",
+        "json": "print the events (with full before/after rows) as JSON",
+    }
+)
+@operator_errors
+def history(c, slot="", limit=20, json=False):
+    """Show who claimed, renewed, deployed and released what, and when (newest first)."""
+    from staging_ops import claims, claims_view
+
+    slot_id = load(c).slot(slot).id if slot else None
+    with claims.registry_session() as registry:
+        events = registry.history(slot_id, int(limit))
+    print(
+        output.to_json([e.to_dict() for e in events]) if json else claims_view.history_table(events)
+    )
+
+
+@task(
+    help={
+        "check": "only show what would be released",
+        "owner": "who reaps, recorded in the history (default: git user.email, then $USER)",
+        "json": "print the result as JSON",
+    }
+)
+@operator_errors
+def reap(c, check=False, owner="", json=False):
+    """Release expired claims and claims whose branch is merged into main or deleted."""
+    from staging_ops import claims, claims_view
+
+    inventory = load(c)
+    with claims.registry_session() as registry:
+        items = claims.reap(registry, inventory, check=check, by=owner or None)
+    print(output.to_json([i.to_dict() for i in items]) if json else claims_view.reap_table(items))
+
+
+@task(name="migrate")
+@operator_errors
+def registry_migrate(c):
+    """Create or upgrade marts.staging_slots (needs STAGING_REGISTRY_DSN) and register slots."""
+    from staging_ops import claims, registry
+
+    report = registry.migrate_report(claims.require_dsn(), load(c))
+    print(f"migrations applied: {', '.join(report.applied) or 'none'}")
+    print(f"slots added: {len(report.slots_added)}, updated: {len(report.slots_updated)}")
+    print(f"changes: {report.changes}")
+
+
+@task(
+    name="serve",
+    help={
+        "host": "address to listen on (default 127.0.0.1; put TLS in front of anything else)",
+        "port": "port to listen on (default 8700)",
+        "threads": "worker threads (default 4)",
+    },
+)
+@operator_errors
+def api_serve(c, host="127.0.0.1", port=8700, threads=4):
+    """Run the Staging API under waitress (needs STAGING_REGISTRY_DSN, STAGING_API_JWT_SECRET)."""
+    from staging_ops.web import create_app
+    from staging_ops.web.server import serve
+
+    app = create_app(pool_size=int(threads) + 1)
+    print(f"Staging API on http://{host}:{port}/api/staging (/api/staging/openapi.json)")
+    serve(app, host=host, port=int(port), threads=int(threads))
+
+
+@task(
+    name="token",
+    help={
+        "subject": "who the token is for (default: git config user.email, then $USER)",
+        "ttl": "how long it is valid: 30m, 12h, 7d (default 12h)",
+    },
+)
+@operator_errors
+def api_token(c, subject="", ttl="12h"):
+    """Print an admin JWT for STAGING_API_TOKEN (signed with STAGING_API_JWT_SECRET)."""
+    from staging_ops import claims
+    from staging_ops.claim_model import parse_duration
+    from staging_ops.web import auth
+
+    seconds = int(parse_duration(ttl, "ttl").total_seconds())
+    print(auth.mint_token(auth.secret_from_env(), subject or claims.default_owner(), seconds))
+
+
+ns.add_task(claim)
+ns.add_task(release)
+ns.add_task(status)
+ns.add_task(history)
+ns.add_task(reap)
+ns.add_collection(Collection("registry", registry_migrate))
+ns.add_collection(Collection("api", api_serve, api_token))
