@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import secrets
 import shlex
 import socket
@@ -18,9 +19,14 @@ from typing import Any
 
 import paramiko
 from fabric import Connection
+from invoke.exceptions import ThreadException
 
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Host
+
+# paramiko logs refused channels (a tunnel to a closed port) itself; we report them in one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 
 class Unreachable(StagingError):
@@ -202,14 +208,28 @@ def _temp_name(path: str) -> str:
 @contextlib.contextmanager
 def tunnel(remote: RemoteHost, remote_host: str, remote_port: int) -> Iterator[int]:
     """An SSH tunnel (Fabric forward_local) to remote_host:remote_port as seen from the
-    droplet; yields the local port on 127.0.0.1."""
+    droplet; yields the local port on 127.0.0.1. A refused tunnel becomes one clear error
+    (Fabric re-raises its tunnel threads' errors when the tunnel closes)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         local_port = probe.getsockname()[1]
-    with remote.connection.forward_local(
-        local_port, remote_port=remote_port, remote_host=remote_host, local_host="127.0.0.1"
-    ):
-        yield local_port
+    body_error: BaseException | None = None
+    try:
+        with remote.connection.forward_local(
+            local_port, remote_port=remote_port, remote_host=remote_host, local_host="127.0.0.1"
+        ):
+            try:
+                yield local_port
+            except BaseException as exc:
+                body_error = exc
+                raise
+    except ThreadException as exc:
+        if body_error is not None:
+            raise body_error from None
+        reasons = {str(w.value) for w in exc.exceptions} or {"tunnel failed"}
+        raise StagingError(
+            f"{remote.host.name}: tunnel to {remote_host}:{remote_port}: {'; '.join(reasons)}"
+        ) from None
 
 
 def quote(*parts: str) -> str:

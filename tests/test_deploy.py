@@ -192,6 +192,23 @@ def test_kill_9_at_any_step_leaves_old_or_new_serving(box, point):
     assert served(box) == new
 
 
+def test_unknown_branch_changes_nothing(box):
+    before = [p.name for p in releases(box)]
+    result = deploy(box, "no-such-branch")
+    assert result.returncode == 1
+    assert "fetch failed: branch not found: 'no-such-branch'" in result.stderr
+    assert [p.name for p in releases(box)] == before
+
+
+def test_old_releases_are_pruned_but_never_current_or_previous(box):
+    for branch in ("main", "feat-x", "new-deps", "main", "feat-x", "main", "feat-x"):
+        assert deploy(box, branch).returncode == 0
+    kept = releases(box)
+    assert len(kept) <= 5
+    current = os.readlink(box.hosts[0].root / "srv/staging/staging-4/current")
+    assert current.rsplit("/", 1)[-1] in {p.name for p in kept}
+
+
 def test_rollback_skips_bad_releases_and_is_verified(box):
     assert deploy(box, "feat-x").returncode == 0
     assert deploy(box, "broken-version").returncode == 1

@@ -297,3 +297,21 @@ def test_several_hosts_in_one_run():
     finally:
         sandbox_mod.down(directory)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_unreachable_postgres_fails_the_database_step_in_one_line(sandbox, provisioned, tmp_path):
+    inventory = tmp_path / "inventory.toml"
+    inventory.write_text(
+        sandbox.inventory_path.read_text().replace(
+            f"postgres_port = {sandbox.pg_port}", "postgres_port = 1"
+        )
+    )
+    result = provision(sandbox, env={"STAGING_INVENTORY": str(inventory)})
+    assert result.returncode == 1
+    assert "failed   databases" in result.stdout
+    assert "cannot reach h1 postgres (127.0.0.1:1 via ssh)" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    # The other steps converged to that inventory (env files name port 1); converge back.
+    restored = provision_json(sandbox)
+    assert {c["step"] for c in restored["hosts"][0]["changes"]} <= {"env files", "services"}
+    assert provision_json(sandbox)["changed"] == 0
