@@ -52,7 +52,8 @@ def holder_note(operator: str | None = None) -> dict[str, object]:
     }
 
 
-def _script(path: str, note: dict[str, object]) -> str:
+def lock_script(path: str, note: dict[str, object]) -> str:
+    """The remote shell that takes the lock, writes the note and holds it until EOF."""
     lock, meta = remote_mod.quote(path), remote_mod.quote(path + ".json")
     # The note plus the holding shell's pid ($$), so a later deploy can end a hung holder.
     prefix = remote_mod.quote(json.dumps(note)[:-1] + ', "remote_pid": ')
@@ -75,7 +76,7 @@ def acquire(
         note = holder_note(operator)
         channel = remote.connection.client.get_transport().open_session()
         remote.commands += 1
-        channel.exec_command(_script(path, note))
+        channel.exec_command(lock_script(path, note))
         reader = channel.makefile("r")
         first = reader.readline().strip()
         if first == "LOCKED":
@@ -89,7 +90,9 @@ def acquire(
         who = f"{held.get('holder', '?')} on {held.get('host', '?')} (pid {held.get('pid', '?')})"
         age = _age(since)
         if attempt == 0 and age is not None and age > timeout and held.get("remote_pid"):
-            remote.run(f"kill {int(held['remote_pid'])} 2>/dev/null; sleep 0.2", check=False)
+            # The holder's whole process group: its `cat` child holds the lock's fd too.
+            pid = int(held["remote_pid"])
+            remote.run(f"kill -- -{pid} 2>/dev/null || kill {pid}; sleep 0.2", check=False)
             warning = f"took over the deploy lock of {who}, held since {since} (> {timeout:.0f}s)"
             continue
         raise Conflict(

@@ -170,6 +170,34 @@ def test_two_deploys_at_once_one_waits_for_nobody(box):
     assert not lock_note.exists()
 
 
+def test_a_hung_lock_older_than_the_timeout_is_taken_over_with_a_warning(box):
+    """A holder that is alive but stuck (its channel open) past the deploy timeout."""
+    from staging_ops.remote import connect
+    from staging_ops.slot_lock import lock_script
+
+    inventory = load_inventory(box.inventory_path)
+    slot_dir = box.hosts[0].root / "srv/staging/staging-4"
+    session = connect(inventory.hosts["h1"])
+    note = {
+        "holder": "stuck@elsewhere",
+        "host": "far",
+        "pid": 1,
+        "started": "2000-01-01T00:00:00+00:00",
+    }
+    # The real holder script, as a deploy that hangs would leave it running.
+    channel = session.connection.client.get_transport().open_session()
+    channel.exec_command(lock_script(str(slot_dir / ".deploy.lock"), note))
+    try:
+        assert channel.makefile("r").readline().strip() == "LOCKED"
+        result = deploy(box, "feat-x")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "took over the deploy lock of stuck@elsewhere on far" in result.stdout
+        assert served(box) == commit_of(box, "feat-x")
+    finally:
+        channel.close()
+        session.close()
+
+
 @pytest.mark.parametrize(
     "point",
     [
