@@ -112,6 +112,7 @@ def sandbox_up(
             hosts=int(hosts),
             slots=int(slots),
             ports=sandbox.Ports(int(port_base), int(slot_port_offset)),
+            dashboard=True,
         )
     if json:
         print(output.to_json(sandbox.status(dir)))
@@ -119,6 +120,7 @@ def sandbox_up(
     for host in box.hosts:
         print(f"  {host.name}: ssh 127.0.0.1:{host.ssh_port}, https 127.0.0.1:{host.https_port}")
     print(f"  postgres 127.0.0.1:{box.pg_port}, repo {box.repo_path}")
+    print(f"  dashboard {box.dashboard_env()['STAGING_DASHBOARD_URL']} (token: invoke api.token)")
     print(f"  settings: source {box.env_path}")
 
 

@@ -3,7 +3,8 @@
 # against the real droplet: provision-all, claim, deploy feat-x, verify, status, release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# The demo needs no browser: only the dashboard's tests do.
+STAGING_WITH_BROWSER=${STAGING_WITH_BROWSER:-0} bash scripts/setup.sh
 invoke=.venv/bin/invoke
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
 step() { printf '\n%s$ invoke %s%s\n' "$bold" "$*" "$plain"; }

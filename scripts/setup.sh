@@ -9,7 +9,10 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=(openssh-server nginx git python3-venv openssl iproute2 ca-certificates)
 # PostgreSQL server binaries: keep a preinstalled cluster version, else install Debian's.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
-if [ "${STAGING_WITH_BROWSER:-0}" = 1 ]; then packages+=(chromium); fi
+# Debian's Chromium for the dashboard's browser tests (Playwright, from .venv, drives it; its
+# own browser download is never used). STAGING_WITH_BROWSER=0 skips it on machines that only
+# run the demo.
+if [ "${STAGING_WITH_BROWSER:-1}" = 1 ]; then packages+=(chromium); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

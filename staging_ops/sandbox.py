@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -75,6 +76,10 @@ class Sandbox:
     hosts: list[SandboxHost]
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    # The Staging API + Dashboard (`python -m staging_ops.web`); the secret signs its admin
+    # JWTs (`invoke api.token`). A throwaway for this loopback-only sandbox, like its SSH keys.
+    dashboard_port: int | None = None
+    api_jwt_secret: str = ""
 
     @property
     def path(self) -> Path:
@@ -118,6 +123,15 @@ class Sandbox:
             "STAGING_REGISTRY_DSN": self.registry_dsn,
             "STAGING_SANDBOX_REPO": str(self.repo_path),
             "STAGING_SANDBOX_DIR": str(self.path),
+            **self.dashboard_env(),
+        }
+
+    def dashboard_env(self) -> dict[str, str]:
+        if not self.dashboard_port:
+            return {}
+        return {
+            "STAGING_API_JWT_SECRET": self.api_jwt_secret,
+            "STAGING_DASHBOARD_URL": f"http://127.0.0.1:{self.dashboard_port}/staging",
         }
 
     def save(self) -> None:
@@ -153,11 +167,20 @@ class Ports:
     def postgres(self) -> int:
         return self.base + 60
 
+    @property
+    def dashboard(self) -> int:
+        return self.base + 80
+
 
 def up(
-    directory: str | Path = ".sandbox", hosts: int = 1, slots: int = 10, ports: Ports | None = None
+    directory: str | Path = ".sandbox",
+    hosts: int = 1,
+    slots: int = 10,
+    ports: Ports | None = None,
+    dashboard: bool = False,
 ) -> Sandbox:
-    """Build and start a sandbox in `directory`, first cleaning any stale one there."""
+    """Build and start a sandbox in `directory`, first cleaning any stale one there; with
+    `dashboard`, also the Staging API + Dashboard on 127.0.0.1:`ports.dashboard`."""
     if not 1 <= hosts <= 20:
         raise BadInput(f"--hosts must be between 1 and 20, not {hosts}")
     if not 1 <= slots <= 500:
@@ -180,6 +203,8 @@ def up(
             )
             for i in range(1, hosts + 1)
         ],
+        dashboard_port=ports.dashboard if dashboard else None,
+        api_jwt_secret=secrets.token_urlsafe(32) if dashboard else "",
     )
     _check_ports_free(sandbox)
     sandbox.save()  # early, so `down` can clean up after a failure half-way
@@ -197,6 +222,8 @@ def up(
         _write_inventory(sandbox)
         _write_env(sandbox)
         _wait_listening(sandbox)
+        if sandbox.dashboard_port:
+            _start_dashboard(sandbox, sandbox.dashboard_port)
     except BaseException:
         sandbox.save()
         down(path)
@@ -273,7 +300,7 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 
 def _check_ports_free(sandbox: Sandbox) -> None:
-    wanted = [sandbox.pg_port]
+    wanted = [sandbox.pg_port] + ([sandbox.dashboard_port] if sandbox.dashboard_port else [])
     for h in sandbox.hosts:
         wanted += [h.ssh_port, h.http_port, h.https_port]
     for port in wanted:
@@ -532,6 +559,37 @@ def _wait_listening(sandbox: Sandbox, timeout: float = 5.0) -> None:
                 if time.monotonic() > deadline:
                     raise StagingError(f"sandbox: nothing listens on 127.0.0.1:{port}") from None
                 time.sleep(0.02)
+
+
+def _start_dashboard(sandbox: Sandbox, port: int, timeout: float = 15.0) -> None:
+    """The Staging API and Dashboard on 127.0.0.1:`port`, a background process on the sandbox's
+    registry and inventory; its PID is recorded so `down` stops it."""
+    log = sandbox.path / "dashboard.log"
+    command = [sys.executable, "-m", "staging_ops.web", "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=Path(__file__).resolve().parent.parent,  # so `-m` finds staging_ops anywhere
+            env={**os.environ, **sandbox.env()},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives `invoke sandbox.up`, like the other services
+        )
+    sandbox.pids["dashboard"] = process.pid
+    sandbox.save()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+                raise StagingError(
+                    f"sandbox: the dashboard did not start on :{port}: {tail}"
+                ) from None
+            time.sleep(0.05)
 
 
 def _write_inventory(sandbox: Sandbox) -> None:

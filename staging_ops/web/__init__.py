@@ -1,8 +1,8 @@
-"""The Staging web app: the Staging API (and, later, the Staging Dashboard) on registry.py.
+"""The Staging web app: the Staging API and the Staging Dashboard on registry.py.
 
-`create_app()` builds the standalone app `invoke api.serve` runs under waitress. To add more
-(the dashboard at /staging), register another blueprint on the app it returns; views reach
-the registry as `current_app.extensions["staging_registry"]`. The Campaign UI mounts only the
+`create_app()` builds the standalone app `invoke api.serve` (or `python -m staging_ops.web`)
+runs under waitress: the API at /api/staging and the dashboard at /staging. Views reach the
+registry as `current_app.extensions["staging_registry"]`. The Campaign UI mounts only the
 API: `app.register_blueprint(api_blueprint(registry, secret))`.
 """
 
@@ -11,8 +11,10 @@ from __future__ import annotations
 from flask import Flask
 
 from staging_ops.claim_model import SlotRegistry
+from staging_ops.inventory import Inventory
 from staging_ops.web import auth
 from staging_ops.web.api import api_blueprint
+from staging_ops.web.dashboard import register_dashboard
 from staging_ops.web.errors import register_error_handlers
 
 # One pooled connection per waitress worker thread (plus one spare).
@@ -27,9 +29,12 @@ def create_app(
     jwt_secret: str | None = None,
     dsn: str | None = None,
     pool_size: int = POOL_SIZE,
+    inventory: Inventory | None = None,
 ) -> Flask:
     """The app. Defaults come from the environment: STAGING_REGISTRY_DSN (unless `registry`
-    or `dsn` is given) and STAGING_API_JWT_SECRET (unless `jwt_secret` is)."""
+    or `dsn` is given), STAGING_API_JWT_SECRET (unless `jwt_secret` is) and, for the
+    dashboard's health checks and links, STAGING_INVENTORY (unless `inventory` is; the
+    dashboard works without one)."""
     secret = jwt_secret or auth.secret_from_env()
     if registry is None:
         from staging_ops.claims import require_dsn
@@ -40,5 +45,6 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["staging_registry"] = registry
     app.register_blueprint(api_blueprint(registry, secret))
+    register_dashboard(app, registry, secret, inventory)
     register_error_handlers(app)
     return app
