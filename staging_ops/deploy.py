@@ -167,9 +167,10 @@ git --git-dir {mirror} rev-parse --verify --quiet {q(f"refs/heads/{branch}^{{com
             raise StagingError(_tail(err or out))
         return out.strip().splitlines()[-1]
 
-    def export(self, commit: str, branch: str) -> tuple[str, str]:
+    def export(self, commit: str, branch: str) -> tuple[str, str, str | None]:
         """Export the commit into a new release dir with the slot's env and a cached venv.
-        Returns (release name, 'built <hash>' or 'reused <hash>')."""
+        Returns (release name, 'built <hash>' or 'reused <hash>', the live release or None):
+        the live one is read here to save a round trip (the lock keeps it from changing)."""
         q = remote.quote
         now = datetime.now(UTC)
         name = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{commit[:7]}"
@@ -207,12 +208,15 @@ ln -s "$venv" {q(partial + "/.venv")}
 chown -R {svc}: {q(partial)}
 mv -T {q(partial)} {q(release)}
 echo "$state $key"
+echo "live $(readlink {q(self.paths.current)} || true)"
 """
         code, out, err = self.run(script, check=False)
         if code != 0:
             self.run(f"rm -rf {q(partial)}", check=False)
             raise StagingError(_tail(err or out))
-        return name, out.strip().splitlines()[-1]
+        *_, venv, live = out.strip().splitlines()
+        target = live.removeprefix("live").strip()
+        return name, venv, target.rsplit("/", 1)[-1] if target else None
 
     def migrate(self, release: str) -> None:
         q = remote.quote
@@ -406,7 +410,7 @@ def deploy(
                 rec["detail"] = result.commit[:12]
             faults.crash_point("deploy:after-fetch")
             with log.step("export + venv") as rec:
-                result.release, result.venv = deployer.export(result.commit, branch)
+                result.release, result.venv, previous = deployer.export(result.commit, branch)
                 rec["detail"] = f"{result.release}, venv {result.venv}"
             faults.crash_point("deploy:after-venv")
             with log.step("migrate"):
@@ -418,7 +422,6 @@ def deploy(
                 f"{slot.identifier}: {step} failed: {failure}; nothing was switched, the previous "
                 "release keeps serving"
             ) from None
-        previous = deployer.current_release()
         with log.step("switch") as rec:
             deployer.switch(result.release)
             rec["detail"] = f"{previous or 'nothing'} -> {result.release}"
