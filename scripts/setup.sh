@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(openssh-server nginx git python3-venv openssl iproute2 ca-certificates)
+packages=(openssh-server nginx git python3-venv openssl iproute2 ca-certificates sudo)
 # PostgreSQL server binaries: keep a preinstalled cluster version, else install Debian's.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
 # Debian's Chromium for the dashboard's browser tests (Playwright, from .venv, drives it; its

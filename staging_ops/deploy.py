@@ -624,6 +624,8 @@ def logs(
         command = f"journalctl -u {remote.quote(unit)} -n {lines} --no-pager" + (
             " -f" if follow else ""
         )
-        session.connection.run(command, out_stream=out, warn=True, pty=False, in_stream=False)
+        session.connection.run(
+            session.as_root(command), out_stream=out, warn=True, pty=False, in_stream=False
+        )
     finally:
         session.close()

@@ -67,6 +67,8 @@ class Host:
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 5432
     postgres_admin_user: str = "postgres"
+    # Used through sudo when `user` is not root (root's SFTP rights for a sudoer).
+    sftp_server: str = "/usr/lib/openssh/sftp-server"
     nginx_test_command: str = "nginx -t"
     nginx_reload_command: str = "systemctl reload nginx"
     public_scheme: str = "https"

@@ -44,27 +44,35 @@ class RemoteHost:
     uploads: int = 0
     log: list[str] = field(default_factory=list)
 
+    @property
+    def sudo(self) -> bool:
+        """Whether root work goes through sudo (we log in as someone other than root)."""
+        return self.host.user != "root"
+
+    def as_root(self, command: str) -> str:
+        """`command` as root: as it is when we log in as root, else through passwordless sudo,
+        keeping the session's PATH (sudo would reset it)."""
+        if not self.sudo:
+            return command
+        return f'sudo -n env PATH="$PATH" sh -c {shlex.quote(command)}'
+
     def run(
-        self,
-        command: str,
-        *,
-        check: bool = True,
-        stdin: str | None = None,
-        timeout: float | None = None,
+        self, command: str, *, check: bool = True, timeout: float | None = None
     ) -> tuple[int, str, str]:
-        """Run one shell command; returns (exit code, stdout, stderr)."""
+        """Run one shell command as root; returns (exit code, stdout, stderr)."""
         self.commands += 1
         self.log.append(command)
         try:
             result = self.connection.run(
-                command,
-                hide=True,
-                warn=True,
-                in_stream=False if stdin is None else _StringIn(stdin),
-                timeout=timeout,
+                self.as_root(command), hide=True, warn=True, in_stream=False, timeout=timeout
             )
         except (OSError, paramiko.SSHException) as exc:
             raise Unreachable(f"{self.host.name}: connection lost: {exc}") from None
+        if self.sudo and result.exited != 0 and _sudo_refused(result.stderr):
+            raise StagingError(
+                f"{self.host.name}: user {self.host.user} needs root or passwordless sudo: "
+                f"{_sudo_refused(result.stderr)}"
+            )
         if check and result.exited != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
             raise StagingError(
@@ -73,19 +81,32 @@ class RemoteHost:
             )
         return result.exited, result.stdout, result.stderr
 
+    def open_sftp(self) -> paramiko.SFTPClient:
+        """An SFTP session with root's rights: the sftp subsystem as root, else the host's
+        sftp-server started through sudo (so writes, chown and rename work the same)."""
+        try:
+            if not self.sudo:
+                return self.connection.client.open_sftp()
+            channel = self.connection.client.get_transport().open_session()
+            channel.exec_command(f"sudo -n {shlex.quote(self.host.sftp_server)}")
+            return paramiko.SFTPClient(channel)
+        except (OSError, paramiko.SSHException) as exc:
+            raise StagingError(f"{self.host.name}: sftp: {exc or type(exc).__name__}") from None
+
     def close(self) -> None:
         self.connection.close()
 
 
-class _StringIn:
-    """A file-like stdin for Fabric's run()."""
-
-    def __init__(self, text: str):
-        self._data = text.encode()
-
-    def read(self, n: int) -> bytes:
-        chunk, self._data = self._data[:n], self._data[n:]
-        return chunk
+def _sudo_refused(stderr: str) -> str:
+    """sudo's own complaint (no sudo, a password required, not allowed), or ''."""
+    for line in stderr.splitlines():
+        if (
+            line.startswith("sudo:")
+            or "sudo: not found" in line
+            or "sudo: command not found" in line
+        ):
+            return line.strip()
+    return ""
 
 
 def connect(host: Host) -> RemoteHost:
@@ -162,10 +183,7 @@ def apply_files(
     all: a temp file in the same directory, chmod/chown, then an atomic rename."""
     if not (writes or links or removes):
         return
-    try:
-        sftp = remote.connection.client.open_sftp()
-    except (OSError, paramiko.SSHException) as exc:
-        raise Unreachable(f"{remote.host.name}: sftp: {exc}") from None
+    sftp = remote.open_sftp()
     try:
         for write in writes:
             tmp = _temp_name(write.path)

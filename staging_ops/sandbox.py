@@ -317,7 +317,9 @@ def _check_ports_free(sandbox: Sandbox) -> None:
 
 def _make_keys(sandbox: Sandbox) -> None:
     keys = sandbox.path / "keys"
-    keys.mkdir(mode=0o700)
+    # Readable directory (the private keys are 0600 themselves): sshd reads authorized_keys as
+    # the user logging in, and sandbox hosts may log in as a non-root sudoer too.
+    keys.mkdir(mode=0o755)
     for name in ("id_ed25519", "ssh_host_ed25519_key"):
         _run(
             [
@@ -334,6 +336,7 @@ def _make_keys(sandbox: Sandbox) -> None:
             ]
         )
     (keys / "authorized_keys").write_text((keys / "id_ed25519.pub").read_text())
+    (keys / "authorized_keys").chmod(0o644)
 
 
 def _make_certificate(sandbox: Sandbox) -> None:

@@ -76,7 +76,7 @@ def acquire(
         note = holder_note(operator)
         channel = remote.connection.client.get_transport().open_session()
         remote.commands += 1
-        channel.exec_command(lock_script(path, note))
+        channel.exec_command(remote.as_root(lock_script(path, note)))
         reader = channel.makefile("r")
         first = reader.readline().strip()
         if first == "LOCKED":

@@ -103,3 +103,32 @@ def provisioned(sandbox: sandbox_mod.Sandbox) -> subprocess.CompletedProcess[str
     first = run_invoke("provision-all", env=sandbox.env())
     assert first.returncode == 0, first.stdout + first.stderr
     return first
+
+
+@pytest.fixture
+def os_user():
+    """Creates OS users for a test (key login: no password, not locked) and removes them."""
+    created: list[str] = []
+
+    def make(name: str, passwordless_sudo: bool) -> str:
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", name], check=True)
+        subprocess.run(["usermod", "-p", "*", name], check=True)
+        created.append(name)
+        if passwordless_sudo:
+            rule = Path(f"/etc/sudoers.d/{name}")
+            rule.write_text(f"{name} ALL=(ALL) NOPASSWD:ALL\n")
+            rule.chmod(0o440)
+        return name
+
+    yield make
+    for name in created:
+        Path(f"/etc/sudoers.d/{name}").unlink(missing_ok=True)
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+def inventory_as(sandbox, user: str, tmp_path: Path) -> Path:
+    """The sandbox's inventory, logging in to its hosts as `user` instead of root."""
+    path = tmp_path / "inventory.toml"
+    path.write_text(sandbox.inventory_path.read_text().replace('user = "root"', f'user = "{user}"'))
+    return path

@@ -18,7 +18,7 @@ from staging_ops import sandbox as sandbox_mod
 from staging_ops.health import public_version
 from staging_ops.inventory import load_inventory
 from staging_ops.sample_repo import WRONG_COMMIT, push_branch, resolve
-from tests.conftest import INVOKE, ROOT, run_invoke, sandbox_ports
+from tests.conftest import INVOKE, ROOT, inventory_as, run_invoke, sandbox_ports
 
 SLOT = 4
 
@@ -303,6 +303,16 @@ def test_branch_named_after_a_linear_issue_claims_for_it(box):
     released = run_invoke("release", "--slot", "7", "--task", "JA-77", "--stop", env=box.env())
     assert released.returncode == 0, released.stderr
     assert served(box, 7) is None
+
+
+def test_a_sudoer_deploys_like_root(box, os_user, tmp_path):
+    user = os_user("stagingops-deployer", passwordless_sudo=True)
+    env = {"STAGING_INVENTORY": str(inventory_as(box, user, tmp_path))}
+    result = deploy(box, "feat-x", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert served(box) == commit_of(box, "feat-x")
+    logs = run_invoke("logs", "--slot", str(SLOT), "-n", "3", env={**box.env(), **env})
+    assert logs.returncode == 0 and "ui:" in logs.stdout
 
 
 def test_deploy_staging_script_keeps_the_documented_command(box):

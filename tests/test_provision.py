@@ -19,7 +19,7 @@ from staging_ops import sandbox as sandbox_mod
 from staging_ops.databases import password_from_env_file
 from staging_ops.health import slot_get
 from staging_ops.inventory import load_inventory
-from tests.conftest import run_invoke, sandbox_ports
+from tests.conftest import inventory_as, run_invoke, sandbox_ports
 
 
 def provision(sandbox, *args: str, env: dict[str, str] | None = None):
@@ -315,3 +315,29 @@ def test_unreachable_postgres_fails_the_database_step_in_one_line(sandbox, provi
     restored = provision_json(sandbox)
     assert {c["step"] for c in restored["hosts"][0]["changes"]} <= {"env files", "services"}
     assert provision_json(sandbox)["changed"] == 0
+
+
+def test_a_user_without_sudo_gets_one_clear_line(sandbox, provisioned, os_user, tmp_path):
+    user = os_user("stagingops-nosudo", passwordless_sudo=False)
+    result = provision(
+        sandbox, env={"STAGING_INVENTORY": str(inventory_as(sandbox, user, tmp_path))}
+    )
+    assert result.returncode == 1
+    assert f"h1: user {user} needs root or passwordless sudo: sudo:" in result.stdout
+    assert "failed   facts" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_sudoer_converges_the_host_like_root(sandbox, provisioned, os_user, tmp_path):
+    user = os_user("stagingops-sudoer", passwordless_sudo=True)
+    env = {"STAGING_INVENTORY": str(inventory_as(sandbox, user, tmp_path))}
+    root = sandbox.hosts[0].root
+    vhost = root / "etc/nginx/sites-available/staging-3.justapply.net.conf"
+    good = vhost.read_text()
+    vhost.write_text(good + "# drift\n")
+    report = provision_json(sandbox, env=env)
+    assert not report["failed"], report
+    assert str(vhost) in {c["target"] for c in report["hosts"][0]["changes"]}
+    assert vhost.read_text() == good and vhost.owner() == "root"
+    again = provision_json(sandbox, env=env)
+    assert again["changed"] == 0 and again["hosts"][0]["commands"] == 1
