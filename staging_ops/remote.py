@@ -179,43 +179,46 @@ def apply_files(
     links: list[Link],
     removes: tuple[str, ...] | list[str] = (),
 ) -> None:
-    """Apply writes, links and removals in ONE SFTP session. Each write lands whole or not at
-    all: a temp file in the same directory, chmod/chown, then an atomic rename."""
+    """Apply writes, links and removals in ONE SFTP session. Each write or link lands whole or
+    not at all: made under a temp name in the same directory, then renamed over the target."""
     if not (writes or links or removes):
         return
     sftp = remote.open_sftp()
     try:
         for write in writes:
-            tmp = _temp_name(write.path)
-            try:
+
+            def make_file(tmp: str, write: Write = write) -> None:
                 with sftp.open(tmp, "wb") as handle:
                     handle.write(write.content.encode())
                 sftp.chmod(tmp, write.mode)
                 sftp.chown(tmp, write.uid, write.gid)
-                sftp.posix_rename(tmp, write.path)
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    sftp.remove(tmp)
-                raise StagingError(
-                    f"{remote.host.name}: write {write.path}: {exc.strerror or exc}"
-                ) from None
+
+            _replace(remote, sftp, "write", write.path, make_file)
             remote.uploads += 1
         for link in links:
-            tmp = _temp_name(link.path)
-            try:
-                sftp.symlink(link.target, tmp)
-                sftp.posix_rename(tmp, link.path)
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    sftp.remove(tmp)
-                raise StagingError(
-                    f"{remote.host.name}: link {link.path}: {exc.strerror or exc}"
-                ) from None
+            _replace(
+                remote, sftp, "link", link.path, lambda tmp, t=link.target: sftp.symlink(t, tmp)
+            )
         for path in removes:
             with contextlib.suppress(FileNotFoundError):
                 sftp.remove(path)
     finally:
         sftp.close()
+
+
+def _replace(
+    remote: RemoteHost, sftp: paramiko.SFTPClient, what: str, path: str, make: Any
+) -> None:
+    """make(tmp) then rename tmp over path; on failure the temp is removed and one line says
+    which host, what and why (a full disk, a missing directory, ...)."""
+    tmp = _temp_name(path)
+    try:
+        make(tmp)
+        sftp.posix_rename(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            sftp.remove(tmp)
+        raise StagingError(f"{remote.host.name}: {what} {path}: {exc.strerror or exc}") from None
 
 
 def _temp_name(path: str) -> str:

@@ -341,3 +341,24 @@ def test_a_sudoer_converges_the_host_like_root(sandbox, provisioned, os_user, tm
     assert vhost.read_text() == good and vhost.owner() == "root"
     again = provision_json(sandbox, env=env)
     assert again["changed"] == 0 and again["hosts"][0]["commands"] == 1
+
+
+def test_a_failed_write_is_one_line_and_leaves_no_temp_file(sandbox, provisioned):
+    sites = sandbox.hosts[0].root / "etc/nginx/sites-available"
+    vhost = sites / "staging-5.justapply.net.conf"
+    good = vhost.read_text()
+    vhost.unlink()
+    vhost.mkdir()  # the rename over it fails, as a full disk or a read-only path would
+    try:
+        result = provision(sandbox)
+        assert result.returncode == 1
+        assert f"h1: write {vhost}:" in result.stdout
+        assert "Traceback" not in result.stdout + result.stderr
+        assert not [p for p in sites.iterdir() if ".staging-ops-" in p.name]
+    finally:
+        vhost.rmdir()
+        vhost.write_text(good)
+    # The handlers the failed run left pending (its marker) run now, then all is quiet.
+    rerun = provision_json(sandbox)
+    assert {c["step"] for c in rerun["hosts"][0]["changes"]} <= {"services"}
+    assert provision_json(sandbox)["changed"] == 0
