@@ -8,7 +8,6 @@ with the inventory and live health for `status`, and decides what `reap` frees.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import subprocess
 import time
@@ -175,25 +174,10 @@ def claim(
 # ---- release -----------------------------------------------------------------------------
 
 
-def _hook(module: str, name: str, flag: str) -> Callable[[Inventory, Slot], Any]:
-    """A slot operation another part of staging-ops provides, or StagingError if it does
-    not exist yet — looked up before anything is released, so a missing hook changes nothing."""
-    try:
-        found = importlib.import_module(f"staging_ops.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"staging_ops.{module}":
-            raise
-        raise StagingError(f"{flag} is not available yet") from None
-    function = getattr(found, name, None)
-    if function is None:
-        raise StagingError(f"{flag} is not available yet")
-    return function
-
-
 @dataclass(frozen=True)
 class ReleaseOutcome:
     result: ReleaseResult
-    done: list[str]  # what the --stop / --reset-db hooks report they did
+    done: list[str]  # what --stop / --reset-db report they did
 
 
 def release(
@@ -215,11 +199,15 @@ def release(
     target = inventory.slot(slot)
     task_key = parse_task(task) if task else None
     who = owner_or_default(by)
+    # Imported here: only a release that touches the droplet needs Fabric.
+    from staging_ops.databases import reset_slot_database
+    from staging_ops.slot_services import stop_slot
+
     hooks = [
-        (flag, _hook(module, name, flag))
-        for flag, module, name, wanted in (
-            ("--stop", "slot_services", "stop_slot", stop),
-            ("--reset-db", "databases", "reset_slot_database", reset_db),
+        (flag, action)
+        for flag, action, wanted in (
+            ("--stop", stop_slot, stop),
+            ("--reset-db", reset_slot_database, reset_db),
         )
         if wanted
     ]
@@ -238,16 +226,12 @@ def release(
 
 
 def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, str]]:
-    """UI and Airflow health per slot from staging_ops.health, or "?" while it does not exist
-    (or cannot answer)."""
+    """UI and Airflow health per slot (checked through nginx, in parallel); {} when the checks
+    cannot run at all, which status shows as "?"."""
+    from staging_ops.health import check_slots  # requests: only when health is asked for
+
     try:
-        health = importlib.import_module("staging_ops.health")
-    except ModuleNotFoundError as exc:
-        if exc.name != "staging_ops.health":
-            raise  # the module exists but one of its own imports is missing: a real bug
-        return {}
-    try:
-        return health.check_slots(inventory, slots)
+        return check_slots(inventory, slots)
     except (StagingError, OSError):
         return {}
 

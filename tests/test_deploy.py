@@ -330,6 +330,35 @@ def test_deploy_staging_script_keeps_the_documented_command(box):
     assert served(box) == commit_of(box, "feat-x")
 
 
+def test_release_stop_and_reset_db_leave_an_empty_stopped_slot(box):
+    assert deploy(box, "main").returncode == 0
+    import psycopg2
+
+    def tables() -> list[str]:
+        conn = psycopg2.connect(box.admin_dsn.rsplit("/", 1)[0] + "/job_search_staging_4")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                return [r[0] for r in cur.fetchall()]
+        finally:
+            conn.close()
+
+    assert "app_migrations" in tables()
+    result = run_invoke(
+        "release", "--slot", str(SLOT), "--task", "JA-4", "--stop", "--reset-db", env=box.env()
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "recreated job_search_staging_4 empty" in result.stdout
+    assert tables() == []
+    assert served(box) is None
+    assert not (box.hosts[0].root / "srv/staging/staging-4/current").exists()
+    # provision-all leaves a stopped slot stopped: it waits for its next deploy.
+    report = json.loads(run_invoke("provision-all", "--json", env=box.env()).stdout)
+    assert report["changed"] == 0 and "staging-4" in report["hosts"][0]["waiting_for_first_deploy"]
+    assert deploy(box, "main").returncode == 0
+    assert served(box) == commit_of(box, "main")
+
+
 def test_ten_slots_deployed_at_once():
     directory = Path(tempfile.mkdtemp(prefix="staging-ops-ten-"))
     directory.chmod(0o755)
