@@ -40,6 +40,14 @@ def error_response(status: int, message: str) -> tuple[Response, int]:
     return jsonify({"error": message}), status
 
 
+def auth_error_response(exc: auth.AuthError) -> tuple[Response, int]:
+    """401/403 as JSON; a 401 also names the scheme (RFC 6750)."""
+    response, status = error_response(exc.status, exc.message)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="staging"'
+    return response, status
+
+
 def staging_error_response(exc: StagingError) -> tuple[Response, int]:
     """Our exceptions as HTTP answers. Registry failures are logged here and reported
     without detail: the client needs to know it failed, not where the database lives."""
@@ -99,10 +107,7 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
         try:
             claims = auth.verify(request.headers.get("Authorization"), jwt_secret)
         except auth.AuthError as exc:
-            response, status = error_response(exc.status, exc.message)
-            if status == 401:
-                response.headers["WWW-Authenticate"] = 'Bearer realm="staging"'
-            return response, status
+            return auth_error_response(exc)
         g.staging_subject = auth.subject(claims)
         g.staging_registry = registry.acting_via(f"api:{g.staging_subject}")
         return None

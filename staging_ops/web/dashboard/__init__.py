@@ -27,7 +27,7 @@ from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Inventory, load_inventory
 from staging_ops.web import auth
 from staging_ops.web.api import PREFIX as API_PREFIX
-from staging_ops.web.api import error_response, staging_error_response
+from staging_ops.web.api import auth_error_response, staging_error_response
 from staging_ops.web.dashboard.board import build_board
 from staging_ops.web.dashboard.health_cache import HealthCache
 from staging_ops.web.dashboard.security import add_page_headers, refuse_cross_origin_writes
@@ -78,10 +78,7 @@ def dashboard_blueprint(
         try:
             claims = auth.verify(request.headers.get("Authorization"), jwt_secret)
         except auth.AuthError as exc:
-            response, status = error_response(exc.status, exc.message)
-            if status == 401:
-                response.headers["WWW-Authenticate"] = 'Bearer realm="staging"'
-            return response, status
+            return auth_error_response(exc)
         checks, checked_at = health.snapshot() if health else ({}, None)
         data = build_board(registry, inventory, checks, checked_at, datetime.now(UTC))
         data["subject"] = auth.subject(claims)
