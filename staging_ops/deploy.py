@@ -469,9 +469,8 @@ def _roll_back(
             rec["detail"] = "no previous release: slot stopped"
         else:
             deployer.restart()
-            commit = previous.rsplit("-", 1)[-1]
-            full = _release_commit(deployer, previous) or commit
-            deployer.verify(full)
+            # The full commit from the release's .release-env (the name has only 7 digits).
+            deployer.verify(_release_commit(deployer, previous) or "unknown")
             rec["detail"] = f"{previous} serves again"
     step = _failed_step(log)
     raise StagingError(

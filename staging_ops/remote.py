@@ -13,7 +13,7 @@ import secrets
 import shlex
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,6 @@ class RemoteHost:
     connection: Connection
     commands: int = 0
     uploads: int = 0
-    log: list[str] = field(default_factory=list)
 
     @property
     def sudo(self) -> bool:
@@ -61,7 +60,6 @@ class RemoteHost:
     ) -> tuple[int, str, str]:
         """Run one shell command as root; returns (exit code, stdout, stderr)."""
         self.commands += 1
-        self.log.append(command)
         try:
             result = self.connection.run(
                 self.as_root(command), hide=True, warn=True, in_stream=False, timeout=timeout
