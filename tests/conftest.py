@@ -127,8 +127,18 @@ def os_user():
         subprocess.run(["userdel", name], capture_output=True, check=False)
 
 
+def inventory_variant(sandbox, tmp_path: Path, *replacements: tuple[str, str]) -> Path:
+    """The sandbox's inventory with each (old, new) replaced; fails if an `old` is missing, so a
+    test can never run against the unchanged inventory by mistake."""
+    text = sandbox.inventory_path.read_text()
+    for old, new in replacements:
+        assert old in text, f"{old!r} is not in the sandbox inventory"
+        text = text.replace(old, new)
+    path = tmp_path / "inventory.toml"
+    path.write_text(text)
+    return path
+
+
 def inventory_as(sandbox, user: str, tmp_path: Path) -> Path:
     """The sandbox's inventory, logging in to its hosts as `user` instead of root."""
-    path = tmp_path / "inventory.toml"
-    path.write_text(sandbox.inventory_path.read_text().replace('user = "root"', f'user = "{user}"'))
-    return path
+    return inventory_variant(sandbox, tmp_path, ('user = "root"', f'user = "{user}"'))

@@ -19,7 +19,7 @@ from staging_ops import sandbox as sandbox_mod
 from staging_ops.databases import password_from_env_file
 from staging_ops.health import slot_get
 from staging_ops.inventory import load_inventory
-from tests.conftest import inventory_as, run_invoke, sandbox_ports
+from tests.conftest import inventory_as, inventory_variant, run_invoke, sandbox_ports
 
 
 def provision(sandbox, *args: str, env: dict[str, str] | None = None):
@@ -30,6 +30,12 @@ def provision_json(sandbox, *args: str, env: dict[str, str] | None = None) -> di
     result = provision(sandbox, "--json", *args, env=env)
     assert result.stdout.strip(), result.stderr
     return json.loads(result.stdout)
+
+
+def nginx_workers(sandbox) -> set[str]:
+    """The nginx master's worker PIDs: a reload replaces them (the master PID stays)."""
+    master = sandbox.pids["h1:nginx"]
+    return set(Path(f"/proc/{master}/task/{master}/children").read_text().split())
 
 
 def managed_files(sandbox) -> dict[str, float]:
@@ -74,13 +80,13 @@ def test_first_run_converges_everything(sandbox, provisioned):
 
 def test_second_run_changes_nothing_in_one_command(sandbox, provisioned):
     before = managed_files(sandbox)
+    workers = nginx_workers(sandbox)
     report = provision_json(sandbox)
     assert report["changed"] == 0, report
+    assert nginx_workers(sandbox) == workers  # not reloaded
     host = report["hosts"][0]
     assert host["commands"] == 1 and host["uploads"] == 0
     assert managed_files(sandbox) == before
-    nginx_pid = (sandbox.hosts[0].root / "run/nginx.pid").read_text()
-    assert nginx_pid.strip() == str(sandbox.pids["h1:nginx"])
 
 
 def test_slot_roles_cannot_open_each_others_databases(sandbox, provisioned):
@@ -152,11 +158,10 @@ def test_slots_flag_limits_the_run(sandbox, provisioned):
 def test_invalid_nginx_is_restored_and_nginx_keeps_serving(sandbox, provisioned, tmp_path):
     root = sandbox.hosts[0].root
     before = {p: p.read_text() for p in (root / "etc/nginx/sites-available").glob("*.conf")}
-    broken = tmp_path / "inventory.toml"
-    broken.write_text(
-        sandbox.inventory_path.read_text().replace(
-            f'tls_certificate = "{sandbox.ca_path}"', 'tls_certificate = "/nonexistent/cert.pem"'
-        )
+    broken = inventory_variant(
+        sandbox,
+        tmp_path,
+        (f'tls_certificate = "{sandbox.ca_path}"', 'tls_certificate = "/nonexistent/cert.pem"'),
     )
     result = provision(sandbox, env={"STAGING_INVENTORY": str(broken)})
     assert result.returncode == 1
@@ -183,9 +188,14 @@ def test_handler_interrupted_by_kill_runs_on_the_next_provision(sandbox, provisi
     assert vhost.read_text() == good  # written ...
     marker = root / "srv/staging/.staging-ops-pending.json"
     assert json.loads(marker.read_text())["nginx"] is True  # ... but not yet reloaded
+    workers = nginx_workers(sandbox)
     rerun = provision_json(sandbox)
     actions = {(c["target"], c["action"]) for c in rerun["hosts"][0]["changes"]}
     assert ("nginx", "reload") in actions
+    deadline = time.monotonic() + 5
+    while nginx_workers(sandbox) & workers and time.monotonic() < deadline:
+        time.sleep(0.05)  # the old workers finish their requests, then exit
+    assert not nginx_workers(sandbox) & workers  # really reloaded
     assert not marker.exists()
     assert provision_json(sandbox)["changed"] == 0
 
@@ -300,11 +310,8 @@ def test_several_hosts_in_one_run():
 
 
 def test_unreachable_postgres_fails_the_database_step_in_one_line(sandbox, provisioned, tmp_path):
-    inventory = tmp_path / "inventory.toml"
-    inventory.write_text(
-        sandbox.inventory_path.read_text().replace(
-            f"postgres_port = {sandbox.pg_port}", "postgres_port = 1"
-        )
+    inventory = inventory_variant(
+        sandbox, tmp_path, (f"postgres_port = {sandbox.pg_port}", "postgres_port = 1")
     )
     result = provision(sandbox, env={"STAGING_INVENTORY": str(inventory)})
     assert result.returncode == 1
