@@ -269,7 +269,6 @@ class HostRun:
             "nginx": nginx_changed or pending.get("nginx", False),
             "daemon_reload": units_changed or pending.get("daemon_reload", False),
             "restart": sorted(set(restart) | set(pending.get("restart", []))),
-            "pending": bool(pending),
         }
         if not self.check:
             marker = []
@@ -280,7 +279,8 @@ class HostRun:
                 rec["detail"] = f"{len(writes)} files, {len(links)} links"
             faults.crash_point("provision:after-upload")
         with self.step("services") as rec:
-            self._services(rec, want, deployed, handlers, facts)
+            marker_left = facts["content"].get(want.marker) is not None
+            self._services(rec, want, deployed, handlers, facts, marker_left)
 
     # facts -> changes ----------------------------------------------------------------------
 
@@ -458,7 +458,10 @@ class HostRun:
         deployed: list[Slot],
         handlers: dict[str, Any],
         facts: dict[str, Any],
+        marker_left: bool,
     ) -> None:
+        """Run the handlers (and start what should run) in one command; `marker_left` means an
+        earlier run's marker must be cleared even when there is nothing else to do."""
         inactive = [
             u
             for s in deployed
@@ -489,7 +492,7 @@ class HostRun:
             self._record(rec, "services", changes)
             return
         self._record(rec, "services", changes)
-        if not changes and not handlers.get("pending"):
+        if not changes and not marker_left:
             rec["detail"] = _waiting(self.report.waiting)
             return
         code, out, err = self.remote.run("\n".join(script), check=False)
