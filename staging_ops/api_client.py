@@ -7,6 +7,7 @@ database access. Same methods, same results, same errors as registry.PostgresReg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,7 +101,7 @@ class ApiRegistry:
             return BadInput(f"Staging API at {self.target} refused STAGING_API_TOKEN: {message}")
         return StagingError(f"Staging API at {self.target} failed ({status}): {message}")
 
-    def status(self) -> list[SlotState]:
+    def status(self) -> Sequence[SlotState]:
         return [SlotState.from_dict(s) for s in self._call("GET", "/slots")["slots"]]
 
     def get(self, slot_id: int) -> SlotState:

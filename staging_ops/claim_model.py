@@ -9,6 +9,7 @@ CLI and the API refuse the same inputs with the same words.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -266,7 +267,7 @@ class SlotRegistry(Protocol):
     slot), StagingError (registry unreachable or failing). Messages are operator-ready.
     """
 
-    def status(self) -> list[SlotState]:
+    def status(self) -> Sequence[SlotState]:
         """Every registered slot, ordered by slot id."""
         ...
 

@@ -16,7 +16,7 @@ import copy
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, timedelta
@@ -41,6 +41,7 @@ from staging_ops.claim_model import (
 )
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory
+from staging_ops.registry_changes import MAX_AGE_SECONDS, ReadCache
 from staging_ops.registry_migrations import load_migrations
 
 SCHEMA = "marts"
@@ -284,6 +285,8 @@ class PostgresRegistry:
     """SlotRegistry on a PostgreSQL database (a pool, so a web server's threads can share it).
 
     `via` names the channel recorded with each event ("cli", "api:<token subject>").
+    With `cache_reads` (long-running servers), `status()` and `get()` answer from memory until
+    the table changes: see registry_changes.py.
     """
 
     def __init__(
@@ -292,10 +295,15 @@ class PostgresRegistry:
         *,
         max_connections: int = 1,
         via: str = "cli",
+        cache_reads: bool = False,
+        cache_max_age: float = MAX_AGE_SECONDS,
     ) -> None:
         self.dsn = dsn
         self.via = via
         self.target = describe_dsn(dsn)
+        self._cache: ReadCache[tuple[SlotState, ...]] | None = (
+            ReadCache(lambda: connect(dsn), max_age=cache_max_age) if cache_reads else None
+        )
         try:
             self._pool = psycopg2.pool.ThreadedConnectionPool(
                 1, max_connections, **connect_kwargs(dsn)
@@ -313,6 +321,8 @@ class PostgresRegistry:
         return clone
 
     def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
         if not self._pool.closed:
             self._pool.closeall()
 
@@ -340,14 +350,20 @@ class PostgresRegistry:
     def _transaction(self, actor: str = "", action: str = "", detail: str = "") -> Iterator[Any]:
         """One transaction: commit on success, rollback on error. The event trigger learns
         who acts, how and why from the settings made first."""
-        with (
-            self._connection(autocommit=False) as conn,
-            conn,
-            conn.cursor(cursor_factory=_DictRowCursor) as cur,
-        ):
-            if actor or action:
-                _set_context(cur, actor=actor, via=self.via, action=action, detail=detail)
-            yield cur
+        try:
+            with (
+                self._connection(autocommit=False) as conn,
+                conn,
+                conn.cursor(cursor_factory=_DictRowCursor) as cur,
+            ):
+                if actor or action:
+                    _set_context(cur, actor=actor, via=self.via, action=action, detail=detail)
+                yield cur
+        finally:
+            # After the commit: this process's next read must see its own write, without
+            # waiting for the notification to come back.
+            if self._cache is not None:
+                self._cache.invalidate()
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
@@ -360,12 +376,22 @@ class PostgresRegistry:
 
     # -- reads
 
-    def status(self) -> list[SlotState]:
+    def status(self) -> Sequence[SlotState]:
+        """Every slot, by id. With `cache_reads` the same tuple is returned until a change."""
+        if self._cache is not None:
+            return self._cache.get(self._load_status)
+        return self._load_status()
+
+    def _load_status(self) -> tuple[SlotState, ...]:
         with self._read() as cur:
             cur.execute(_q("SELECT {cols} FROM {slots} ORDER BY slot_id"))
-            return [_state(row) for row in cur.fetchall()]
+            return tuple(_state(row) for row in cur.fetchall())
 
     def get(self, slot_id: int) -> SlotState:
+        if self._cache is not None:
+            for state in self.status():
+                if state.slot_id == slot_id:
+                    return state
         with self._read() as cur:
             return self._get(cur, slot_id)
 

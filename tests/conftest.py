@@ -69,6 +69,17 @@ def admin_execute(dsn: str, statement: sql.Composable | str) -> None:
         conn.close()
 
 
+def execute(dsn: str, statement: str, params: tuple = ()) -> list[tuple]:
+    """One statement in its own transaction; its rows, if it returns any."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def registry_dsn(postgres_admin_dsn: str) -> Iterator[str]:
     """A fresh, empty database for one test."""

@@ -24,6 +24,8 @@ from staging_ops.registry import (
     migrate_report,
     redact,
 )
+from staging_ops.registry_migrations import load_migrations
+from tests.conftest import execute
 
 WEEK = timedelta(days=7)
 
@@ -46,23 +48,13 @@ def registry(migrated: str) -> Iterator[PostgresRegistry]:
     reg.close()
 
 
-def execute(dsn: str, statement: str, params: tuple = ()) -> list[tuple]:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
-
-
 # ---- migrations ---------------------------------------------------------------------------
 
 
 def test_migrate_is_idempotent_and_counts_changes(registry_dsn: str, inventory: Inventory) -> None:
     first = migrate_report(registry_dsn, inventory)
-    assert first.applied == ["0001_staging_slots"]
-    assert first.slots_added == list(range(1, 11)) and first.changes == 11
+    assert first.applied == ["0001_staging_slots", "0002_slots_changed_notify"]
+    assert first.slots_added == list(range(1, 11)) and first.changes == 12
     assert migrate(registry_dsn, inventory) == 0
     rows = execute(
         registry_dsn,
@@ -74,9 +66,32 @@ def test_migrate_is_idempotent_and_counts_changes(registry_dsn: str, inventory: 
         "staging",
         "free",
     )
-    assert execute(registry_dsn, "SELECT version, name FROM marts.staging_registry_migrations") == [
-        (1, "staging_slots")
+    assert execute(
+        registry_dsn, "SELECT version, name FROM marts.staging_registry_migrations ORDER BY 1"
+    ) == [(1, "staging_slots"), (2, "slots_changed_notify")]
+
+
+def test_a_registry_at_version_1_is_upgraded_to_the_notify_trigger(
+    registry_dsn: str, inventory: Inventory
+) -> None:
+    """A droplet's registry made by the first release gets migration 0002 alone, rows kept."""
+    migrate(registry_dsn, inventory)
+    execute(registry_dsn, "UPDATE marts.staging_slots SET branch = 'kept' WHERE slot_id = 3")
+    execute(
+        registry_dsn,
+        "DROP TRIGGER staging_slots_notify ON marts.staging_slots;"
+        " DROP FUNCTION marts.staging_slots_notify();"
+        " DELETE FROM marts.staging_registry_migrations WHERE version = 2",
+    )
+    report = migrate_report(registry_dsn, inventory)
+    assert (report.applied, report.slots_added) == (["0002_slots_changed_notify"], [])
+    assert execute(registry_dsn, "SELECT branch FROM marts.staging_slots WHERE slot_id = 3") == [
+        ("kept",)
     ]
+    assert execute(
+        registry_dsn,
+        "SELECT tgname FROM pg_trigger WHERE tgname = 'staging_slots_notify'",
+    ) == [("staging_slots_notify",)]
 
 
 def test_migrate_updates_changed_slots_and_keeps_claims(
@@ -105,7 +120,7 @@ def test_concurrent_migrators_apply_once(registry_dsn: str, inventory: Inventory
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert sorted(results, key=str) == [0, 0, 0, 0, 0, 11]
+    assert sorted(results, key=str) == [0, 0, 0, 0, 0, len(load_migrations()) + 10]
     assert execute(registry_dsn, "SELECT count(*) FROM marts.staging_slot_events")[0][0] == 10
 
 
@@ -247,7 +262,7 @@ def test_redact_and_describe() -> None:
 
 
 def test_dry_run_reports_and_changes_nothing(registry_dsn: str, inventory: Inventory) -> None:
-    assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 11
+    assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 12
     assert execute(registry_dsn, "SELECT to_regclass('marts.staging_slots')") == [(None,)]
-    assert migrate(registry_dsn, inventory) == 11
+    assert migrate(registry_dsn, inventory) == 12
     assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 0
