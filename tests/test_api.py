@@ -1,5 +1,7 @@
 """The Staging API over real HTTP (waitress on loopback) on a real registry database: tokens,
 status codes, JSON error bodies, the OpenAPI document, and mounting the blueprint elsewhere.
+The registry caches reads as `invoke api.serve`'s does; the granian server itself is
+tests/test_api_server.py's.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from psycopg2.extensions import make_dsn
 from staging_ops.inventory import load_inventory
 from staging_ops.registry import PostgresRegistry, migrate
 from staging_ops.web import api_blueprint, create_app
-from staging_ops.web.auth import mint_token
+from staging_ops.web.auth import LEEWAY_SECONDS, mint_token
 from staging_ops.web.server import BackgroundServer
 
 SECRET = "test-secret-for-the-staging-api-0123456789"
@@ -62,7 +64,7 @@ class Api:
 @contextmanager
 def running_api(dsn: str, inventory_path: Path) -> Iterator[Api]:
     migrate(dsn, load_inventory(inventory_path))
-    registry = PostgresRegistry(dsn, max_connections=4)
+    registry = PostgresRegistry(dsn, max_connections=4, cache_reads=True)
     app = create_app(registry, jwt_secret=SECRET)
     # A view that fails unexpectedly, to see what a client gets from an internal error.
     app.add_url_rule(f"{BASE}/boom", "boom", lambda: 1 / 0)
@@ -167,6 +169,16 @@ def test_admin_claims_accepted(unchanged_api: Api, claims: dict) -> None:
     response = unchanged_api.call("GET", "/slots", token=token)
     assert response.status_code == 200
     assert [s["slot_id"] for s in response.json()["slots"]] == list(range(1, 11))
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires(unchanged_api: Api) -> None:
+    """Verified tokens are remembered, but their expiry is checked on every request."""
+    exp = int(time.time()) - LEEWAY_SECONDS + 3  # accepted for 2-3 s more
+    token = _token(admin=True, exp=exp)
+    assert unchanged_api.call("GET", "/slots", token=token).status_code == 200
+    assert unchanged_api.call("GET", "/slots", token=token).status_code == 200
+    time.sleep(max(0.0, exp + LEEWAY_SECONDS - time.time()) + 0.05)
+    assert_json_error(unchanged_api.call("GET", "/slots", token=token), 401, "expired")
 
 
 # ---- the endpoints ------------------------------------------------------------------------

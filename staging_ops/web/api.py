@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from staging_ops.claim_model import (
     SlotRegistry,
@@ -118,9 +118,19 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
     def openapi() -> Response:
         return jsonify(openapi_document())
 
+    # The newest (slots, JSON body): a caching registry returns the very same tuple until
+    # something changes, so the body is encoded once per change, not once per request.
+    encoded: list[tuple[object, bytes]] = [((), b"")]
+
     @bp.get("/slots")
     def list_slots() -> Response:
-        return jsonify({"slots": [s.to_dict() for s in g.staging_registry.status()]})
+        states = g.staging_registry.status()
+        seen, body = encoded[0]
+        if states is not seen:
+            slots = {"slots": [s.to_dict() for s in states]}
+            body = current_app.json.response(slots).get_data()
+            encoded[0] = (states, body)
+        return Response(body, mimetype="application/json")
 
     @bp.get("/slots/<int:slot_id>")
     def get_slot(slot_id: int) -> Response:

@@ -20,6 +20,10 @@ ENV_SECRET = "STAGING_API_JWT_SECRET"  # noqa: S105 - the variable's name, not a
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 30
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
+# Tokens already verified, by (token, secret): a dashboard or script sends the same token with
+# every request, and its signature cannot change. Only `exp` is checked again each time.
+MAX_VERIFIED = 1024
+_verified: dict[tuple[str, str], dict[str, Any]] = {}
 
 
 class AuthError(Exception):
@@ -51,13 +55,28 @@ def is_admin(claims: dict[str, Any]) -> bool:
 
 
 def verify(authorization: str | None, secret: str) -> dict[str, Any]:
-    """The claims of an admin bearer token, or AuthError."""
+    """The claims of an admin bearer token, or AuthError. The claims are shared: read only."""
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise AuthError(401, "missing bearer token (Authorization: Bearer <admin JWT>)")
+    key = (token, secret)
+    claims = _verified.get(key)
+    if claims is None:
+        claims = _decode(token, secret)
+        if len(_verified) >= MAX_VERIFIED:
+            _verified.clear()
+        _verified[key] = claims
+    elif claims["exp"] + LEEWAY_SECONDS <= time.time():  # PyJWT's own rule, with its leeway
+        _verified.pop(key, None)
+        raise AuthError(401, "token expired")
+    return claims
+
+
+def _decode(token: str, secret: str) -> dict[str, Any]:
     try:
         claims = jwt.decode(
-            token.strip(),
+            token,
             secret,
             algorithms=[ALGORITHM],
             options={"require": ["exp"]},
