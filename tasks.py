@@ -472,18 +472,17 @@ def registry_migrate(c):
     help={
         "host": "address to listen on (default 127.0.0.1; put TLS in front of anything else)",
         "port": "port to listen on (default 8700)",
-        "threads": "worker threads (default 4)",
+        "workers": "worker processes (default: one per core, at least 2)",
     },
 )
 @operator_errors
-def api_serve(c, host="127.0.0.1", port=8700, threads=4):
-    """Run the Staging API under waitress (needs STAGING_REGISTRY_DSN, STAGING_API_JWT_SECRET)."""
-    from staging_ops.web import create_app
-    from staging_ops.web.server import serve
+def api_serve(c, host="127.0.0.1", port=8700, workers=0):
+    """Run the Staging API and Dashboard under granian (needs STAGING_REGISTRY_DSN,
+    STAGING_API_JWT_SECRET)."""
+    from staging_ops.web.server import ServeOptions, serve_staging
 
-    app = create_app(pool_size=int(threads) + 1)
     print(f"Staging API on http://{host}:{port}/api/staging (/api/staging/openapi.json)")
-    serve(app, host=host, port=int(port), threads=int(threads))
+    serve_staging(ServeOptions(host, int(port), int(workers)))
 
 
 @task(

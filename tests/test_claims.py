@@ -51,7 +51,7 @@ class Backend:
 
 def serve_api(dsn: str) -> BackgroundServer:
     """The Staging API on `dsn`, with room for 20+ concurrent clients."""
-    app = create_app(PostgresRegistry(dsn, max_connections=25), jwt_secret=SECRET)
+    app = create_app(PostgresRegistry(dsn, max_connections=25, cache_reads=True), jwt_secret=SECRET)
     return BackgroundServer(app, threads=24)
 
 

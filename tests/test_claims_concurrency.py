@@ -43,7 +43,7 @@ def registry_env(
     if request.param == "postgres":
         yield {**env, "STAGING_REGISTRY_DSN": registry_dsn}
         return
-    registry = PostgresRegistry(registry_dsn, max_connections=25)
+    registry = PostgresRegistry(registry_dsn, max_connections=25, cache_reads=True)
     with BackgroundServer(create_app(registry, jwt_secret=SECRET), threads=24) as server:
         yield {
             **env,

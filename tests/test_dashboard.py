@@ -87,7 +87,7 @@ def dashboard(registry_dsn: str, test_inventory_path: Path) -> Iterator[Dashboar
     """The real app (API + dashboard) on a fresh registry database, on a loopback port."""
     inventory = load_inventory(test_inventory_path)
     migrate(registry_dsn, inventory)
-    registry = PostgresRegistry(registry_dsn, max_connections=4)
+    registry = PostgresRegistry(registry_dsn, max_connections=4, cache_reads=True)
     app = create_app(registry, jwt_secret=SECRET, inventory=inventory)
     with BackgroundServer(app, threads=4) as server:
         yield Dashboard(server.url, registry)
@@ -411,7 +411,7 @@ def test_without_an_inventory_the_board_still_shows_the_registry(
 ) -> None:
     migrate(registry_dsn, load_inventory(test_inventory_path))
     monkeypatch.setenv("STAGING_INVENTORY", str(test_inventory_path.parent / "missing.toml"))
-    registry = PostgresRegistry(registry_dsn, max_connections=2)
+    registry = PostgresRegistry(registry_dsn, max_connections=2, cache_reads=True)
     try:
         with BackgroundServer(create_app(registry, jwt_secret=SECRET)) as server:
             board = Dashboard(server.url, registry).board(mint_token(SECRET, OPERATOR)).json()

@@ -1,7 +1,7 @@
 """The Staging web app: the Staging API and the Staging Dashboard on registry.py.
 
 `create_app()` builds the standalone app `invoke api.serve` (or `python -m staging_ops.web`)
-runs under waitress: the API at /api/staging and the dashboard at /staging. Views reach the
+runs under granian: the API at /api/staging and the dashboard at /staging. Views reach the
 registry as `current_app.extensions["staging_registry"]`. The Campaign UI mounts only the
 API: `app.register_blueprint(api_blueprint(registry, secret))`.
 """
@@ -17,7 +17,7 @@ from staging_ops.web.api import api_blueprint
 from staging_ops.web.dashboard import register_dashboard
 from staging_ops.web.errors import register_error_handlers
 
-# One pooled connection per waitress worker thread (plus one spare).
+# One pooled connection per worker thread (plus one spare).
 POOL_SIZE = 5
 
 __all__ = ["api_blueprint", "create_app"]
@@ -40,7 +40,10 @@ def create_app(
         from staging_ops.claims import require_dsn
         from staging_ops.registry import PostgresRegistry
 
-        registry = PostgresRegistry(dsn or require_dsn(), max_connections=pool_size)
+        # A server answers the slot list from memory until the registry changes.
+        registry = PostgresRegistry(
+            dsn or require_dsn(), max_connections=pool_size, cache_reads=True
+        )
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["staging_registry"] = registry

@@ -1,22 +1,80 @@
-"""Serving a WSGI app under waitress: in the foreground (`invoke api.serve`) or in a background
-thread (tests, benches, anything that needs a real HTTP server on loopback for a while)."""
+"""Serving the web app.
+
+- `serve_staging`: the standalone Staging API and Dashboard (`invoke api.serve`, `python -m
+  staging_ops.web`) under granian, one worker process per core, each running the app on a
+  single Python thread. Python runs one thread at a time per process, so several threads in
+  one process queue behind each other for the interpreter (and the tail latency shows it);
+  processes use every core. granian's HTTP handling is native code, which leaves the cores to
+  the app. Each worker builds its own app after the fork: its own connection pool and change
+  listener (a forked PostgreSQL connection must not be shared).
+- `BackgroundServer`: any WSGI app under waitress on a thread of the calling process, for
+  tests and anything else that needs a real HTTP server on loopback for a while around an app
+  object it built itself (granian loads its app by import path, in other processes).
+"""
 
 from __future__ import annotations
 
+import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
-from waitress import serve as waitress_serve
 from waitress.server import create_server
 
 DEFAULT_THREADS = 4
+STAGING_APP = "staging_ops.web:create_app"  # a factory: each worker calls it once
 
 
-def serve(
-    app: Any, host: str = "127.0.0.1", port: int = 8700, threads: int = DEFAULT_THREADS
-) -> None:
-    """Serve until interrupted."""
-    waitress_serve(app, host=host, port=port, threads=threads, ident="staging-ops")
+def default_workers() -> int:
+    return max(2, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8700
+    workers: int = 0  # 0: one per core, at least 2
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or default_workers()
+
+
+def serve(target: str, options: ServeOptions, *, factory: bool = False) -> None:
+    """Serve the WSGI app at import path `target` (or the app it returns, with `factory`)
+    until SIGINT/SIGTERM."""
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    Server(
+        target,
+        address=options.host,
+        port=options.port,
+        interface=Interfaces.WSGI,
+        workers=options.worker_count,
+        blocking_threads=1,  # the app's one Python thread per worker
+        runtime_threads=1,  # granian's own I/O thread per worker
+        factory=factory,
+        log_level=LogLevels.warning,
+        log_access=False,
+        workers_kill_timeout=5,  # what a worker gets to finish its requests when stopped
+        respawn_failed_workers=True,  # a worker that dies is replaced, not the server ended
+    ).serve()
+
+
+def serve_staging(options: ServeOptions) -> None:
+    """The Staging API and Dashboard (`create_app()` from the environment) under granian.
+
+    The app is built once here first, so a missing secret or DSN, or an unreachable registry,
+    ends the command with one clear error before any worker starts; that probe's connections
+    are closed again before the workers fork.
+    """
+    from staging_ops.web import create_app
+
+    probe = create_app(pool_size=1)
+    probe.extensions["staging_registry"].close()
+    serve(STAGING_APP, options, factory=True)
 
 
 class BackgroundServer:

@@ -1,0 +1,219 @@
+"""`invoke api.serve` as operators run it: granian with several worker processes, each with
+its own connection pool and change listener, on a real registry database.
+
+A write answered by one worker must be what every worker answers next, although each keeps
+the slot list in memory: that is the registry's change notification at work across processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from staging_ops.inventory import load_inventory
+from staging_ops.registry import migrate
+from staging_ops.web.auth import mint_token
+from tests.conftest import INVOKE, ROOT, run_invoke
+
+SECRET = "test-secret-for-the-staging-api-server-0123"
+BASE = "/api/staging"
+NOTIFY_GRACE = 0.2  # seconds a read may take to see another worker's write
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:`port` (granian gives each worker its own)."""
+    local = f"0100007F:{port:04X}"
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie holds no sockets any more)."""
+    try:
+        return "zombie" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+    token: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def call(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return requests.request(
+            method, self.url + BASE + path, headers=headers, timeout=10, **kwargs
+        )
+
+
+def wait_listening(process: subprocess.Popen[str], port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"api.serve did not listen on {port}")
+
+
+@pytest.fixture
+def server(registry_dsn: str, test_inventory_path: Path) -> Iterator[Server]:
+    migrate(registry_dsn, load_inventory(test_inventory_path))
+    port = free_port()
+    env = {
+        **os.environ,
+        "STAGING_REGISTRY_DSN": registry_dsn,
+        "STAGING_API_JWT_SECRET": SECRET,
+        "STAGING_INVENTORY": str(test_inventory_path),
+    }
+    process = subprocess.Popen(
+        [INVOKE, "api.serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_listening(process, port)
+        wait_for(lambda: listening_sockets(port) == 2)  # both workers, not just the first
+        yield Server(process, port, mint_token(SECRET, "qa@example.com"))
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(min(0.05, timeout / 10))
+
+
+def test_serves_from_two_worker_processes(server: Server) -> None:
+    wait_for(lambda: len(children(server.process.pid)) == 2)  # workers may still be starting
+    response = server.call("GET", "/slots")
+    assert response.status_code == 200, response.text
+    assert [s["slot_id"] for s in response.json()["slots"]] == list(range(1, 11))
+    assert server.call("GET", "/openapi.json").status_code == 200
+    page = requests.get(server.url + "/staging", timeout=10)
+    assert page.status_code == 200 and "dashboard.js" in page.text
+    script = requests.get(server.url + "/staging/static/dashboard.js", timeout=10)
+    static = ROOT / "staging_ops" / "web" / "static" / "dashboard.js"
+    assert script.content == static.read_bytes()
+
+
+def test_a_worker_that_dies_is_replaced(server: Server) -> None:
+    wait_for(lambda: len(children(server.process.pid)) == 2)
+    victim = children(server.process.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    # Requests queued at the victim (each worker has its own listening socket) are lost, as
+    # with any server whose worker is killed; what matters is that the server lives on.
+    workers = lambda: children(server.process.pid)  # noqa: E731
+    wait_for(lambda: len(workers()) == 2 and victim not in workers(), 15)
+    wait_for(lambda: listening_sockets(server.port) == 2)
+    for _ in range(10):
+        assert server.call("GET", "/slots").status_code == 200
+
+
+def test_every_worker_answers_each_write_at_once(server: Server) -> None:
+    """Claims and releases through the server, each followed by reads that may reach either
+    worker. The other worker learns of the write by notification, which takes well under a
+    millisecond; a read may retry for NOTIFY_GRACE, far less than the 2 s a kept list lives,
+    so a missed notification shows here as a stale answer."""
+    for _ in range(20):  # fill both workers' caches
+        assert server.call("GET", "/slots").status_code == 200
+
+    def task_of(n: int) -> str | None:
+        return server.call("GET", "/slots").json()["slots"][n - 1]["task"]
+
+    def status_of(n: int) -> str:
+        return server.call("GET", f"/slots/{n}").json()["slot"]["status"]
+
+    for n in range(1, 10):
+        claim = server.call("PUT", "/slots", json={"slot_id": n, "task": f"JA-{n}", "ttl": "1h"})
+        assert claim.status_code == 200, claim.text
+        for _ in range(6):
+            wait_for(lambda n=n: task_of(n) == f"JA-{n}", NOTIFY_GRACE)
+            wait_for(lambda n=n: status_of(n) == "claimed", NOTIFY_GRACE)
+        release = server.call("POST", f"/slots/{n}/release", json={"task": f"JA-{n}"})
+        assert release.status_code == 200, release.text
+        for _ in range(6):
+            wait_for(lambda n=n: status_of(n) == "free", NOTIFY_GRACE)
+
+
+def test_a_claim_made_elsewhere_reaches_every_worker(server: Server, registry_dsn: str) -> None:
+    for _ in range(20):
+        server.call("GET", "/slots")
+    env = {"STAGING_REGISTRY_DSN": registry_dsn, "STAGING_API_URL": "", "STAGING_API_TOKEN": ""}
+    claimed = run_invoke("claim", "--slot", "3", "--task", "JA-33", "--owner", "cli", env=env)
+    assert claimed.returncode == 0, claimed.stdout + claimed.stderr
+    # The CLI process has exited by now; each worker may still be a moment from reading the
+    # notification, so allow a little, but far less than the 2 s a kept list may live.
+    deadline = time.monotonic() + 2 * NOTIFY_GRACE
+    answers = []
+    while time.monotonic() < deadline:
+        answers.append(server.call("GET", "/slots/3").json()["slot"]["task"])
+    assert answers and set(answers[-5:]) == {"JA-33"}, answers
+
+
+def test_stops_on_sigterm(server: Server) -> None:
+    workers = children(server.process.pid)
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(10) == 0
+    for pid in workers:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "words"),
+    [
+        ({"STAGING_API_JWT_SECRET": ""}, 2, "STAGING_API_JWT_SECRET is not set"),
+        ({"STAGING_API_JWT_SECRET": "short"}, 2, "at least 32 bytes"),
+        ({"STAGING_REGISTRY_DSN": "postgresql://u:hunter2@127.0.0.1:1/db"}, 1, "127.0.0.1:1"),
+    ],
+)
+def test_bad_settings_end_it_before_any_worker_starts(
+    registry_dsn: str, env: dict[str, str], code: int, words: str
+) -> None:
+    base = {"STAGING_REGISTRY_DSN": registry_dsn, "STAGING_API_JWT_SECRET": SECRET}
+    result = run_invoke("api.serve", "--port", str(free_port()), env={**base, **env}, timeout=30)
+    assert result.returncode == code, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and words in errors[0], result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
