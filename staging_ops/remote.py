@@ -7,6 +7,7 @@ tests hand it a sandbox connection.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import secrets
@@ -27,6 +28,8 @@ from staging_ops.inventory import Host
 # paramiko logs refused channels (a tunnel to a closed port) itself; we report them in one line.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
+# Less free space than this where a write failed: the disk is full (our files are a few KiB).
+FULL_DISK_KIB = 1024
 
 
 class Unreachable(StagingError):
@@ -216,7 +219,21 @@ def _replace(
     except OSError as exc:
         with contextlib.suppress(OSError):
             sftp.remove(tmp)
-        raise StagingError(f"{remote.host.name}: {what} {path}: {exc.strerror or exc}") from None
+        reason = _failure_reason(remote, path.rpartition("/")[0] or "/", exc)
+        raise StagingError(f"{remote.host.name}: {what} {path}: {reason}") from None
+
+
+def _failure_reason(remote: RemoteHost, directory: str, exc: OSError) -> str:
+    """Why a write failed, in words. SFTP version 3 has no code for a full disk: OpenSSH's
+    sftp-server answers a bare "Failure", so in that case the free space is asked for."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno != errno.ENOSPC and reason != "Failure":
+        return reason
+    code, out, _ = remote.run(f"df -Pk -- {shlex.quote(directory)}", check=False)
+    fields = out.strip().splitlines()[-1].split() if code == 0 and out.strip() else []
+    if len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) < FULL_DISK_KIB:
+        return f"no space left on the device ({fields[3]} KiB free in {directory})"
+    return reason
 
 
 def _temp_name(path: str) -> str:

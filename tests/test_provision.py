@@ -3,6 +3,7 @@ restores nginx when it is invalid, and survives a crash between write and handle
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -368,4 +369,52 @@ def test_a_failed_write_is_one_line_and_leaves_no_temp_file(sandbox, provisioned
     # The handlers the failed run left pending (its marker) run now, then all is quiet.
     rerun = provision_json(sandbox)
     assert {c["step"] for c in rerun["hosts"][0]["changes"]} <= {"services"}
+    assert provision_json(sandbox)["changed"] == 0
+
+
+def _fill(directory: Path) -> None:
+    """Write zeros into `directory` until its file system is full."""
+    try:
+        with (directory / ".filler").open("wb") as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_a_full_disk_is_one_line_and_every_file_stays_whole(sandbox, provisioned):
+    """sites-available on a file system of its own (a 128 KiB tmpfs), filled up: the write
+    fails with words an operator understands, the file keeps its old content whole, nginx
+    keeps serving, and once there is room again the next run converges."""
+    sites = sandbox.hosts[0].root / "etc/nginx/sites-available"
+    vhost = sites / "staging-5.justapply.net.conf"
+    saved = {path.name: path.read_bytes() for path in sites.iterdir()}
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=128k,mode=0755", "staging-ops-full", str(sites)],
+        check=True,
+    )
+    try:
+        for name, data in saved.items():
+            (sites / name).write_bytes(data)
+        drifted = saved[vhost.name] + b"# drift\n"
+        vhost.write_bytes(drifted)
+        _fill(sites)
+        result = provision(sandbox)
+        assert result.returncode == 1
+        errors = [line for line in result.stdout.splitlines() if "error:" in line]
+        assert len(errors) == 1, result.stdout
+        assert f"h1: write {vhost}: no space left on the device" in errors[0]
+        assert "Traceback" not in result.stdout + result.stderr
+        assert vhost.read_bytes() == drifted  # the old file, whole; not a truncated new one
+        assert not [p for p in sites.iterdir() if ".staging-ops-" in p.name]
+        inventory = load_inventory(sandbox.inventory_path)
+        assert slot_get(inventory.hosts["h1"], inventory.slots[5], "/").status_code in (200, 502)
+        (sites / ".filler").unlink()
+        rerun = provision_json(sandbox)
+        assert not rerun["failed"], rerun
+        assert vhost.read_bytes() == saved[vhost.name]
+    finally:
+        subprocess.run(["umount", str(sites)], check=True)
     assert provision_json(sandbox)["changed"] == 0
