@@ -481,8 +481,9 @@ def api_serve(c, host="127.0.0.1", port=8700, workers=0):
     STAGING_API_JWT_SECRET)."""
     from staging_ops.web.server import ServeOptions, serve_staging
 
+    options = ServeOptions(host, int(port), int(workers))
     print(f"Staging API on http://{host}:{port}/api/staging (/api/staging/openapi.json)")
-    serve_staging(ServeOptions(host, int(port), int(workers)))
+    serve_staging(options)
 
 
 @task(

@@ -212,6 +212,31 @@ def test_bad_settings_end_it_before_any_worker_starts(
 ) -> None:
     base = {"STAGING_REGISTRY_DSN": registry_dsn, "STAGING_API_JWT_SECRET": SECRET}
     result = run_invoke("api.serve", "--port", str(free_port()), env={**base, **env}, timeout=30)
+    assert_one_error(result, code, words)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["--workers", "-1"], "workers must be between"), (["--port", "70000"], "port must be")],
+)
+def test_bad_flags_are_refused(registry_dsn: str, args: list[str], words: str) -> None:
+    env = {"STAGING_REGISTRY_DSN": registry_dsn, "STAGING_API_JWT_SECRET": SECRET}
+    assert_one_error(run_invoke("api.serve", *args, env=env, timeout=30), 2, words)
+
+
+def test_a_port_in_use_is_refused_not_shared(registry_dsn: str) -> None:
+    """granian binds with SO_REUSEPORT, which would share the port with an older server."""
+    env = {"STAGING_REGISTRY_DSN": registry_dsn, "STAGING_API_JWT_SECRET": SECRET}
+    with socket.socket() as older:
+        older.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        older.bind(("127.0.0.1", 0))
+        older.listen()
+        port = older.getsockname()[1]
+        result = run_invoke("api.serve", "--port", str(port), env=env, timeout=30)
+    assert_one_error(result, 1, f"cannot listen on 127.0.0.1:{port}")
+
+
+def assert_one_error(result: subprocess.CompletedProcess[str], code: int, words: str) -> None:
     assert result.returncode == code, result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and words in errors[0], result.stderr

@@ -22,9 +22,9 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=0, help="worker processes (default: one per core, >= 2)"
     )
     args = parser.parse_args(argv)
-    options = ServeOptions(args.host, args.port, args.workers)
-    print(f"Staging Dashboard on http://{args.host}:{args.port}/staging", flush=True)
     try:
+        options = ServeOptions(args.host, args.port, args.workers)
+        print(f"Staging Dashboard on http://{args.host}:{args.port}/staging", flush=True)
         serve_staging(options)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,11 +15,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from waitress.server import create_server
+
+from staging_ops.errors import BadInput, StagingError
 
 DEFAULT_THREADS = 4
 STAGING_APP = "staging_ops.web:create_app"  # a factory: each worker calls it once
@@ -29,11 +32,20 @@ def default_workers() -> int:
     return max(2, os.cpu_count() or 1)
 
 
+MAX_WORKERS = 64
+
+
 @dataclass(frozen=True)
 class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8700
     workers: int = 0  # 0: one per core, at least 2
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise BadInput(f"port must be between 1 and 65535 (got {self.port})")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise BadInput(f"workers must be between 1 and {MAX_WORKERS} (got {self.workers})")
 
     @property
     def worker_count(self) -> int:
@@ -74,7 +86,20 @@ def serve_staging(options: ServeOptions) -> None:
 
     probe = create_app(pool_size=1)
     probe.extensions["staging_registry"].close()
+    ensure_port_free(options.host, options.port)
     serve(STAGING_APP, options, factory=True)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """StagingError if something listens on host:port already. granian's workers bind with
+    SO_REUSEPORT, which would silently share the port with an older server still running
+    there (each answering some of the requests); a plain bind refuses instead."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StagingError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 class BackgroundServer:
