@@ -181,6 +181,15 @@ def test_a_token_accepted_before_is_refused_once_it_expires(unchanged_api: Api) 
     assert_json_error(unchanged_api.call("GET", "/slots", token=token), 401, "expired")
 
 
+@pytest.mark.parametrize("exp", [f"{int(time.time()) + 600}", time.time() + 600.5])
+def test_an_exp_pyjwt_accepts_is_accepted_every_time(unchanged_api: Api, exp: object) -> None:
+    """A numeric string or a float `exp` (PyJWT takes int(exp)): the remembered token must
+    not turn into an internal error on its second use."""
+    token = _token(admin=True, exp=exp)
+    for _ in range(3):
+        assert unchanged_api.call("GET", "/slots", token=token).status_code == 200
+
+
 # ---- the endpoints ------------------------------------------------------------------------
 
 
@@ -272,6 +281,16 @@ def test_unknown_slots_and_routes_are_404(unchanged_api: Api) -> None:
 
 def test_internal_errors_are_json_without_a_trace(unchanged_api: Api) -> None:
     assert_json_error(unchanged_api.call("GET", "/boom"), 500, "internal error")
+
+
+def test_an_empty_registry_is_an_empty_list(api: Api) -> None:
+    conn = psycopg2.connect(api.dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM marts.staging_slots")
+    conn.close()
+    for _ in range(2):
+        response = api.call("GET", "/slots")
+        assert response.status_code == 200 and response.json() == {"slots": []}
 
 
 def test_registry_failure_is_503_without_details(api: Api) -> None:

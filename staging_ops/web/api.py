@@ -120,7 +120,7 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
 
     # The newest (slots, JSON body): a caching registry returns the very same tuple until
     # something changes, so the body is encoded once per change, not once per request.
-    encoded: list[tuple[object, bytes]] = [((), b"")]
+    encoded: list[tuple[object, bytes]] = [(object(), b"")]  # a marker no answer can be
 
     @bp.get("/slots")
     def list_slots() -> Response:

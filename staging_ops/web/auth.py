@@ -23,7 +23,7 @@ MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the ha
 # Tokens already verified, by (token, secret): a dashboard or script sends the same token with
 # every request, and its signature cannot change. Only `exp` is checked again each time.
 MAX_VERIFIED = 1024
-_verified: dict[tuple[str, str], dict[str, Any]] = {}
+_verified: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}  # -> (claims, exp)
 
 
 class AuthError(Exception):
@@ -61,13 +61,16 @@ def verify(authorization: str | None, secret: str) -> dict[str, Any]:
     if scheme.lower() != "bearer" or not token:
         raise AuthError(401, "missing bearer token (Authorization: Bearer <admin JWT>)")
     key = (token, secret)
-    claims = _verified.get(key)
-    if claims is None:
+    known = _verified.get(key)
+    if known is None:
         claims = _decode(token, secret)
         if len(_verified) >= MAX_VERIFIED:
             _verified.clear()
-        _verified[key] = claims
-    elif claims["exp"] + LEEWAY_SECONDS <= time.time():  # PyJWT's own rule, with its leeway
+        # PyJWT accepted `exp` as int(exp) (a float or a numeric string too): compare the same.
+        _verified[key] = (claims, int(claims["exp"]))
+        return claims
+    claims, exp = known
+    if exp + LEEWAY_SECONDS <= time.time():  # PyJWT's own rule, with its leeway
         _verified.pop(key, None)
         raise AuthError(401, "token expired")
     return claims
