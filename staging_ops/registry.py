@@ -41,7 +41,7 @@ from staging_ops.claim_model import (
 )
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory
-from staging_ops.registry_changes import MAX_AGE_SECONDS, ReadCache
+from staging_ops.registry_changes import MAX_AGE_SECONDS, ReadCache, SharedStamp
 from staging_ops.registry_migrations import load_migrations
 
 SCHEMA = "marts"
@@ -286,7 +286,8 @@ class PostgresRegistry:
 
     `via` names the channel recorded with each event ("cli", "api:<token subject>").
     With `cache_reads` (long-running servers), `status()` and `get()` answer from memory until
-    the table changes: see registry_changes.py.
+    the table changes: see registry_changes.py (`shared_stamp`: the file a server's processes
+    share so that each sees the others' writes at once).
     """
 
     def __init__(
@@ -297,13 +298,15 @@ class PostgresRegistry:
         via: str = "cli",
         cache_reads: bool = False,
         cache_max_age: float = MAX_AGE_SECONDS,
+        shared_stamp: str | os.PathLike[str] | None = None,
     ) -> None:
         self.dsn = dsn
         self.via = via
         self.target = describe_dsn(dsn)
-        self._cache: ReadCache[tuple[SlotState, ...]] | None = (
-            ReadCache(lambda: connect(dsn), max_age=cache_max_age) if cache_reads else None
-        )
+        self._cache: ReadCache[tuple[SlotState, ...]] | None = None
+        if cache_reads:
+            shared = SharedStamp(shared_stamp) if shared_stamp else None
+            self._cache = ReadCache(lambda: connect(dsn), shared=shared, max_age=cache_max_age)
         try:
             self._pool = psycopg2.pool.ThreadedConnectionPool(
                 1, max_connections, **connect_kwargs(dsn)

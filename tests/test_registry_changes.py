@@ -17,6 +17,7 @@ import pytest
 from staging_ops.claim_model import SlotState
 from staging_ops.inventory import load_inventory
 from staging_ops.registry import PostgresRegistry, migrate
+from staging_ops.registry_changes import SharedStamp
 from tests.conftest import execute
 
 HOUR = 3600.0
@@ -150,3 +151,35 @@ def test_a_value_loaded_while_a_change_arrives_is_not_kept(make_registry, migrat
     assert slot(reader, 9).branch is None  # this caller gets what it read...
     reader._load_status = original  # type: ignore[method-assign]
     assert slot(reader, 9).branch == "raced"  # ...but the next one does not get it again
+
+
+def test_a_write_through_another_process_of_the_server_is_seen_at_once(
+    make_registry, migrated, tmp_path: Path
+) -> None:
+    """Two workers of one server share a stamp: with the notification switched off, the
+    reader still sees the writer's change on its very next read, with no waiting at all."""
+    stamp = SharedStamp.create()
+    try:
+        reader = make_registry(cache_reads=True, cache_max_age=HOUR, shared_stamp=stamp)
+        writer = make_registry(cache_reads=True, cache_max_age=HOUR, shared_stamp=stamp)
+        execute(migrated, "ALTER TABLE marts.staging_slots DISABLE TRIGGER staging_slots_notify")
+        kept = reader.status()
+        assert reader.status() is kept
+        writer.claim(2, "JA-5", "erin", timedelta(days=1))
+        assert slot(reader, 2).task == "JA-5"
+        writer.release(2, "erin", task="JA-5")
+        assert not reader.get(2).claimed
+        unchanged = reader.status()
+        assert reader.status() is unchanged  # a stamp that did not move keeps the cache
+    finally:
+        stamp.unlink()
+
+
+def test_a_closed_cache_reads_the_database_and_listens_no_more(make_registry, migrated) -> None:
+    registry = make_registry(cache_reads=True, cache_max_age=HOUR)
+    registry.status()
+    assert len(listener_pids(migrated)) == 1
+    registry._cache.close()  # type: ignore[union-attr]
+    eventually(lambda: listener_pids(migrated) == [])
+    assert registry.status() is not registry.status()
+    assert listener_pids(migrated) == []

@@ -8,10 +8,13 @@ API: `app.register_blueprint(api_blueprint(registry, secret))`.
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask
 
 from staging_ops.claim_model import SlotRegistry
 from staging_ops.inventory import Inventory
+from staging_ops.registry_changes import SHARED_STAMP_ENV
 from staging_ops.web import auth
 from staging_ops.web.api import api_blueprint
 from staging_ops.web.dashboard import register_dashboard
@@ -42,7 +45,10 @@ def create_app(
 
         # A server answers the slot list from memory until the registry changes.
         registry = PostgresRegistry(
-            dsn or require_dsn(), max_connections=pool_size, cache_reads=True
+            dsn or require_dsn(),
+            max_connections=pool_size,
+            cache_reads=True,
+            shared_stamp=os.environ.get(SHARED_STAMP_ENV) or None,
         )
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]

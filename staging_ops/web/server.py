@@ -23,6 +23,7 @@ from typing import Any
 from waitress.server import create_server
 
 from staging_ops.errors import BadInput, StagingError
+from staging_ops.registry_changes import SHARED_STAMP_ENV, SharedStamp
 
 DEFAULT_THREADS = 4
 STAGING_APP = "staging_ops.web:create_app"  # a factory: each worker calls it once
@@ -42,7 +43,7 @@ class ServeOptions:
     workers: int = 0  # 0: one per core, at least 2
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
+        if not 1 <= self.port <= 65535:
             raise BadInput(f"port must be between 1 and 65535 (got {self.port})")
         if not 0 <= self.workers <= MAX_WORKERS:
             raise BadInput(f"workers must be between 1 and {MAX_WORKERS} (got {self.workers})")
@@ -87,7 +88,14 @@ def serve_staging(options: ServeOptions) -> None:
     probe = create_app(pool_size=1)
     probe.extensions["staging_registry"].close()
     ensure_port_free(options.host, options.port)
-    serve(STAGING_APP, options, factory=True)
+    # The workers share one stamp, so a write through one is seen at once through the others.
+    stamp = SharedStamp.create()
+    os.environ[SHARED_STAMP_ENV] = str(stamp)
+    try:
+        serve(STAGING_APP, options, factory=True)
+    finally:
+        os.environ.pop(SHARED_STAMP_ENV, None)
+        stamp.unlink(missing_ok=True)
 
 
 def ensure_port_free(host: str, port: int) -> None:
