@@ -267,9 +267,11 @@ def main() -> None:
         _latency_row(churn_row, runs["churn"], "-"),
         _latency_row("no-op WSGI app, same server (ceiling)", runs["noop"], "-"),
         "",
-        "Each worker answers from the slot list it keeps in memory until PostgreSQL notifies a "
-        "change, and from the tokens it has already verified (expiry still checked), so a read "
-        "costs Flask's routing and one non-blocking look at the listening connection. Closed "
+        "Each worker answers from the slot list it keeps in memory until a change (its own, "
+        "another worker's through their shared stamp, anyone else's by PostgreSQL notification), "
+        "and from the tokens it has already verified (expiry still checked), so a read costs "
+        "Flask's routing, a look at the stamp and one non-blocking look at the listening "
+        "connection. Closed "
         "loop: latency = clients / throughput, on 2 cores shared with wrk. In the second row "
         "another process claims and releases a slot meanwhile (through PostgreSQL, so each "
         "change reaches the workers as a notification and the next read loads the list again).",
