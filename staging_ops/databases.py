@@ -2,17 +2,31 @@
 
 Each slot's role owns its database; CONNECT is revoked from PUBLIC so one slot's role cannot
 open another slot's database. Identifiers go through psycopg2.sql, values are parameters.
+
+The role's password is part of the desired state: every run compares the role's stored SCRAM
+verifier with the env file's password, so a role left with another password (an env file
+uploaded by a run whose database step then failed) is set again. Only SCRAM verifiers we
+compute ever reach the server, never a plain password: a failed statement is logged there.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import os
 import re
+import secrets
+import stringprep
 import time
-from dataclasses import dataclass
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import psycopg2
+from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 
 from staging_ops.errors import StagingError
@@ -20,6 +34,11 @@ from staging_ops.inventory import Host, Slot
 
 ADMIN_PASSWORD_ENV = "STAGING_PG_ADMIN_PASSWORD"  # noqa: S105 - a variable name
 _URL = re.compile(r"^DATABASE_URL=(\S+)$", re.M)
+# pg_authid.rolpassword for SCRAM: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
+_B64 = r"[A-Za-z0-9+/]+=*"
+_SCRAM = re.compile(rf"^SCRAM-SHA-256\$(\d+):({_B64})\$({_B64}):({_B64})$")
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations
+SCRAM_SALT_BYTES = 16  # as PostgreSQL generates
 
 
 def password_from_env_file(content: str | None) -> str | None:
@@ -31,6 +50,84 @@ def password_from_env_file(content: str | None) -> str | None:
         return None
     password = urlsplit(match.group(1)).password
     return unquote(password) if password else None
+
+
+def _saslprep(password: str) -> str:
+    """The password as PostgreSQL (server and libpq) hashes it: RFC 4013 SASLprep, or the
+    password unchanged where SASLprep would refuse it, as pg_saslprep's callers do."""
+    if password.isascii():
+        return password  # pg_saslprep's shortcut: ASCII passes through
+    mapped = [
+        " " if stringprep.in_table_c12(c) else c for c in password if not stringprep.in_table_b1(c)
+    ]
+    if not mapped or any(_saslprep_prohibited(c) for c in mapped):
+        return password
+    if any(stringprep.in_table_d1(c) for c in mapped) and (
+        any(stringprep.in_table_d2(c) for c in mapped)
+        or not stringprep.in_table_d1(mapped[0])
+        or not stringprep.in_table_d1(mapped[-1])
+    ):
+        return password
+    return unicodedata.normalize("NFKC", "".join(mapped))
+
+
+def _saslprep_prohibited(c: str) -> bool:
+    return any(
+        check(c)
+        for check in (
+            stringprep.in_table_c12,
+            stringprep.in_table_c21_c22,
+            stringprep.in_table_c3,
+            stringprep.in_table_c4,
+            stringprep.in_table_c5,
+            stringprep.in_table_c6,
+            stringprep.in_table_c7,
+            stringprep.in_table_c8,
+            stringprep.in_table_c9,
+            stringprep.in_table_a1,
+        )
+    )
+
+
+def _scram_keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
+    """(StoredKey, ServerKey) for the password, per RFC 5802 / RFC 7677."""
+    salted = hashlib.pbkdf2_hmac("sha256", _saslprep(password).encode(), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    return hashlib.sha256(client_key).digest(), server_key
+
+
+def scram_verifier(password: str) -> str:
+    """A SCRAM-SHA-256 verifier in pg_authid's format; PostgreSQL stores one given as the
+    PASSWORD value as it is, so the plain password never reaches the server (or its log)."""
+    salt = secrets.token_bytes(SCRAM_SALT_BYTES)
+    stored_key, server_key = _scram_keys(password, salt, SCRAM_ITERATIONS)
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
+
+
+def verifier_matches(verifier: str | None, password: str) -> bool:
+    """Whether a role's stored verifier (pg_authid.rolpassword) is for this password. No
+    password, an md5 one or anything unparseable is no match: the role must be set again."""
+    match = _SCRAM.match(verifier or "")
+    if not match:
+        return False
+    iterations = int(match.group(1))
+    if iterations < 1:
+        return False
+    try:
+        salt, stored_key, server_key = (
+            base64.b64decode(match.group(n), validate=True) for n in (2, 3, 4)
+        )
+    except binascii.Error:
+        return False
+    want_stored, want_server = _scram_keys(password, salt, iterations)
+    return hmac.compare_digest(stored_key, want_stored) and hmac.compare_digest(
+        server_key, want_server
+    )
 
 
 @dataclass(frozen=True)
@@ -45,6 +142,8 @@ class DbState:
     roles: frozenset[str]
     owners: dict[str, str]  # database -> owner role
     public_connect: frozenset[str]  # databases PUBLIC may still connect to
+    # role -> pg_authid.rolpassword (None: no password); only roles that exist
+    verifiers: dict[str, str | None] = field(default_factory=dict)
 
 
 def admin_connect(host: Host, port: int, dbname: str = "postgres"):
@@ -75,11 +174,21 @@ def admin_connect(host: Host, port: int, dbname: str = "postgres"):
     return conn
 
 
+def _read_verifiers(cur, names: list[str]) -> dict[str, str | None]:
+    """Each existing role's stored verifier; pg_authid is readable by superusers only."""
+    try:
+        cur.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY(%s)", (names,))
+    except pg_errors.InsufficientPrivilege:
+        raise StagingError(
+            "checking the slot roles' passwords needs a superuser: permission denied for pg_authid"
+        ) from None
+    return {r[0]: r[1] for r in cur.fetchall()}
+
+
 def read_state(conn, slots: list[Slot]) -> DbState:
     names = [s.database for s in slots]
     with conn.cursor() as cur:
-        cur.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (names,))
-        roles = frozenset(r[0] for r in cur.fetchall())
+        verifiers = _read_verifiers(cur, names)
         cur.execute(
             """
             SELECT d.datname, pg_get_userbyid(d.datdba),
@@ -91,21 +200,42 @@ def read_state(conn, slots: list[Slot]) -> DbState:
         )
         rows = cur.fetchall()
     return DbState(
-        roles=roles,
+        roles=frozenset(verifiers),
         owners={r[0]: r[1] for r in rows},
         public_connect=frozenset(r[0] for r in rows if r[2]),
+        verifiers=verifiers,
     )
 
 
-def plan(state: DbState, slots: list[Slot], new_passwords: set[int]) -> list[DbChange]:
-    """What to do so every slot has its role (with the env file's password) and database."""
+def _password_stale(
+    state: DbState, slot: Slot, new_passwords: set[int], passwords: Mapping[int, str] | None
+) -> bool:
+    if slot.id in new_passwords:
+        return True  # the env file gets a fresh password: the role must learn it
+    password = (passwords or {}).get(slot.id)
+    # Checked on every run, not only for fresh passwords: an env file can be uploaded by a
+    # run whose database step then fails, and later runs read that password back as old.
+    return password is not None and not verifier_matches(
+        state.verifiers.get(slot.database), password
+    )
+
+
+def plan(
+    state: DbState,
+    slots: list[Slot],
+    new_passwords: set[int],
+    passwords: Mapping[int, str] | None = None,
+) -> list[DbChange]:
+    """What to do so every slot has its role (with the env file's password) and database.
+
+    `passwords` (slot id -> the env file's password) lets the plan check each existing role's
+    password; without it only `new_passwords` (fresh ones) are set."""
     changes: list[DbChange] = []
     for slot in slots:
         name = slot.database
         if name not in state.roles:
             changes.append(DbChange(slot.id, "create-role", name))
-        elif slot.id in new_passwords:
-            # The env file got a fresh password: the role must learn it.
+        elif _password_stale(state, slot, new_passwords, passwords):
             changes.append(DbChange(slot.id, "set-password", name))
         if name not in state.owners:
             changes.append(DbChange(slot.id, "create-database", name))
@@ -126,12 +256,12 @@ def apply(conn, changes: list[DbChange], passwords: dict[int, str]) -> None:
             if change.action == "create-role":
                 cur.execute(
                     sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(name),
-                    (passwords[change.slot],),
+                    (scram_verifier(passwords[change.slot]),),
                 )
             elif change.action == "set-password":
                 cur.execute(
                     sql.SQL("ALTER ROLE {} LOGIN PASSWORD %s").format(name),
-                    (passwords[change.slot],),
+                    (scram_verifier(passwords[change.slot]),),
                 )
             elif change.action == "create-database":
                 cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, name))

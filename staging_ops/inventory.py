@@ -6,6 +6,7 @@ before anything is touched.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -24,6 +25,9 @@ _PG_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _UNIT_SAFE = re.compile(r"^[A-Za-z0-9_.:/@%${}=,+\- \"'*]+$")
 _PATH = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# Production's address (README: never connected to): only a protected host may have it.
+PRODUCTION_ADDRESS = "167.99.0.168"
 
 
 @dataclass(frozen=True)
@@ -133,10 +137,12 @@ class Inventory:
         return [h for h in self.hosts.values() if h.name in used and not h.protected]
 
     def select_slots(self, spec: str | None) -> list[Slot]:
-        """`--slots 3,4` → those slots; None/empty → all of them."""
+        """`--slots 3,4` → those slots; None/empty → all of them. A slot named twice counts
+        once (twice would plan every change of it twice)."""
         if not spec:
             return list(self.slots.values())
-        return [self.slot(part) for part in str(spec).split(",") if part.strip()]
+        chosen = [self.slot(part) for part in str(spec).split(",") if part.strip()]
+        return list(dict.fromkeys(chosen))
 
 
 def inventory_path(config_value: str | None = None) -> Path:
@@ -175,6 +181,7 @@ class _Loader:
         }
         if not hosts:
             raise self.fail("[hosts]", "hosts", "at least one host is required")
+        self.check_protected_addresses(hosts)
         slots_raw = self.raw.get("slots")
         if not isinstance(slots_raw, list) or not slots_raw:
             raise self.fail("[[slots]]", "slots", "at least one slot is required")
@@ -219,6 +226,17 @@ class _Loader:
             raise self.fail(where, key, f"{value!r} must be an integer")
         if not low <= value <= high:
             raise self.fail(where, key, f"{value} must be between {low} and {high}")
+        return value
+
+    def _hostname(self, raw: dict, key: str, where: str) -> str:
+        """A host name or IP address: it is written into DATABASE_URL in the env files, where
+        '@', '/', ':' or spaces would change what the URL means."""
+        value = self._str(raw, key, where)
+        if _is_ip(value):
+            return value
+        labels = value.rstrip(".").split(".")
+        if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+            raise self.fail(where, key, f"{value!r} is not a host name or IP address")
         return value
 
     def app(self, raw: dict[str, Any]) -> App:
@@ -279,9 +297,11 @@ class _Loader:
         for key in ("port", "http_port", "https_port", "postgres_port", "public_port"):
             if key in raw:
                 kwargs[key] = self._int(raw, key, w)
-        for key in ("nginx_test_command", "nginx_reload_command", "postgres_host"):
+        for key in ("nginx_test_command", "nginx_reload_command"):
             if key in raw:
                 kwargs[key] = self._str(raw, key, w)
+        if "postgres_host" in raw:
+            kwargs["postgres_host"] = self._hostname(raw, "postgres_host", w)
         if "public_scheme" in raw:
             kwargs["public_scheme"] = self._str(
                 raw, "public_scheme", w, pattern=re.compile(r"^https?$")
@@ -328,6 +348,27 @@ class _Loader:
             host=host,
         )
 
+    def check_protected_addresses(self, hosts: dict[str, Host]) -> None:
+        """Production must not be reachable through a second, unprotected name."""
+        protected = {_address_key(h.address): h.name for h in hosts.values() if h.protected}
+        for host in hosts.values():
+            if host.protected:
+                continue
+            other = protected.get(_address_key(host.address))
+            if other is not None:
+                raise self.fail(
+                    f"host '{host.name}'",
+                    "address",
+                    f"{host.address!r} is the address of protected host '{other}': "
+                    "mark it protected or use the staging droplet's address",
+                )
+            if _address_key(host.address) == PRODUCTION_ADDRESS:
+                raise self.fail(
+                    f"host '{host.name}'",
+                    "address",
+                    f"{host.address!r} is production's address: only a protected host may have it",
+                )
+
     def check_unique(self, slots: list[Slot]) -> None:
         seen: dict[tuple[str, object], int] = {}
         for _index, slot in enumerate(slots):
@@ -352,3 +393,24 @@ class _Loader:
 
 def _by_id(slot: Slot) -> int:
     return slot.id
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _address_key(address: str) -> str:
+    """One spelling per address: DNS names are case-insensitive (a trailing dot is the same
+    name), and an IP address has several spellings (::ffff:167.99.0.168, 0:0::1)."""
+    text = address.strip().rstrip(".").lower()
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        return str(ip.ipv4_mapped)
+    return str(ip)

@@ -9,13 +9,17 @@ and run by the next provision. `check=True` computes the same plan and changes n
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
+
+import psycopg2
 
 from staging_ops import databases, faults, output, remote
 from staging_ops.errors import StagingError
@@ -32,10 +36,22 @@ from staging_ops.render import (
 MARKER = ".staging-ops-pending.json"
 NGINX_FAILED = 90
 _SECRET = re.compile(r"(postgresql://[^:/\s]+:)[^@\s]+@")
+# Debian packages whose installation installs (and starts) a PostgreSQL server: `postgresql`,
+# `postgresql-16`, and extensions such as `postgresql-16-postgis-3` that depend on one. Client,
+# docs and common-only packages bring no server.
+_PG_SERVER_PACKAGE = re.compile(r"^(postgresql|postgis)(?!-(client|common|doc)(-|$))")
+# nginx's own severities for a configuration it refuses.
+_NGINX_ERROR = re.compile(r"\[(emerg|alert|crit|error)\]")
 
 
 def redact(text: str) -> str:
     return _SECRET.sub(r"\1********@", text)
+
+
+def databases_wait_for_prepare(missing_packages: Iterable[str]) -> bool:
+    """Whether this run's prepare step installs a PostgreSQL server: then the database step
+    must run after it (connecting before the server exists fails), not alongside it."""
+    return any(_PG_SERVER_PACKAGE.match(name) for name in missing_packages)
 
 
 @dataclass(frozen=True)
@@ -225,21 +241,50 @@ class HostRun:
         self.report.waiting = [s.identifier for s in self.slots if s not in deployed]
         pending = _parse_marker(facts["content"].get(want.marker))
 
-        # The databases need only the passwords: converge them while the files go up.
+        # The databases need only the passwords: converge them while the files go up, unless
+        # prepare is about to install the PostgreSQL server they live in.
+        missing = [p for p, ok in facts["packages"].items() if not ok]
+        wait = not self.check and databases_wait_for_prepare(missing)
         db_pool = ThreadPoolExecutor(max_workers=1)
-        db_done = db_pool.submit(self._database_step, fresh, passwords)
+        db_done: list[Future] = []
+
+        def start_databases() -> None:
+            if not db_done:
+                db_done.append(db_pool.submit(self._database_step, fresh, passwords))
+
+        if not wait:
+            start_databases()
         try:
-            self._converge_files(facts, want, deployed, pending)
+            self._converge_files(facts, want, deployed, pending, start_databases)
         finally:
             db_pool.shutdown(wait=True)
-        db_done.result()
+        for done in db_done:
+            done.result()
 
     def _database_step(self, fresh: set[int], passwords: dict[int, str]) -> None:
         with self.step("databases") as rec:
-            self._databases(rec, fresh, passwords)
+            try:
+                self._databases(rec, fresh, passwords)
+            except psycopg2.Error as exc:
+                # One line naming host and step, like every other failure: the other hosts'
+                # reports and the registry migration still happen.
+                raise StagingError(self._database_error(exc, passwords)) from None
+
+    def _database_error(self, exc: psycopg2.Error, passwords: dict[int, str]) -> str:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        text = redact(lines[0] if lines else type(exc).__name__)
+        for password in passwords.values():
+            # A statement echoed back (LINE 1: ... PASSWORD '...') must not show a password.
+            text = text.replace(password, "********")
+        return f"{self.host.name}: databases: {text}"
 
     def _converge_files(
-        self, facts: dict[str, Any], want: Desired, deployed: list[Slot], pending: dict
+        self,
+        facts: dict[str, Any],
+        want: Desired,
+        deployed: list[Slot],
+        pending: dict,
+        after_prepare: Callable[[], None],
     ) -> None:
         packages = [p for p, ok in facts["packages"].items() if not ok]
         user_missing = facts["user"] is None
@@ -258,6 +303,7 @@ class HostRun:
             with self.step("prepare") as rec:
                 rec["outcome"] = "changed"
                 facts["user"] = self._prepare(packages, user_missing, [cmd for _, cmd in dir_cmds])
+        after_prepare()
         writes, links, removes, by_kind = self._file_changes(want, facts)
         for kind, label in (("nginx", "nginx files"), ("unit", "unit files"), ("env", "env files")):
             with self.step(label) as rec:
@@ -303,7 +349,11 @@ class HostRun:
         fresh: set[int] = set()
         for slot in self.slots:
             path = f"{slot.directory(self.host)}/shared/env"
-            existing = databases.password_from_env_file(facts["content"].get(path))
+            content = facts["content"].get(path)
+            # Contents come byte-exact (CRLF kept); a drifted CRLF env file keeps its password.
+            existing = databases.password_from_env_file(
+                content.replace("\r\n", "\n") if content else content
+            )
             if existing:
                 passwords[slot.id] = existing
             else:
@@ -323,25 +373,20 @@ class HostRun:
             state = facts["stat"][path]
             uid, gid = self._owner_ids(facts, owner)
             quoted = remote.quote(path)
-            group = owner if owner != "root" else "root"
+            # `user:` is the user and their primary (login) group: the group compared below.
+            chown = f"chown {remote.quote(owner + ':')} {quoted}"
             if state["type"] != "dir":
                 found.append(
                     (
                         Change("directories", path, "create"),
-                        f"mkdir -p {quoted} && chmod {mode:o} {quoted} "
-                        f"&& chown {remote.quote(owner)}:{remote.quote(group)} {quoted}",
+                        f"mkdir -p {quoted} && chmod {mode:o} {quoted} && {chown}",
                     )
                 )
                 continue
             if state["mode"] != mode:
                 found.append((Change("directories", path, "mode"), f"chmod {mode:o} {quoted}"))
             if (state["uid"], state["gid"]) != (uid, gid):
-                found.append(
-                    (
-                        Change("directories", path, "owner"),
-                        f"chown {remote.quote(owner)}:{remote.quote(group)} {quoted}",
-                    )
-                )
+                found.append((Change("directories", path, "owner"), chown))
         return found
 
     def _file_changes(self, want: Desired, facts: dict[str, Any]):
@@ -351,7 +396,7 @@ class HostRun:
             state = facts["stat"][path]
             old = facts["content"].get(path)
             uid, gid = self._owner_ids(facts, rendered.owner or "root")
-            if state["type"] == "file" and old == rendered.content:
+            if state["type"] == "file" and state.get("sha256") == _sha256(rendered.content):
                 if state["mode"] == rendered.mode and (state["uid"], state["gid"]) == (uid, gid):
                     continue
                 action = "mode/owner"
@@ -425,7 +470,7 @@ class HostRun:
             conn = databases.admin_connect(self.host, port)
             try:
                 state = databases.read_state(conn, self.slots)
-                changes = databases.plan(state, self.slots, fresh)
+                changes = databases.plan(state, self.slots, fresh, passwords)
                 self._record(
                     rec,
                     "databases",
@@ -497,21 +542,57 @@ class HostRun:
             return
         code, out, err = self.remote.run("\n".join(script), check=False)
         if code in (NGINX_FAILED, NGINX_FAILED + 1):
-            # The restored files are what nginx already runs: only failed systemd work stays
-            # pending for the next run.
-            still = {**handlers, "nginx": False} if code > NGINX_FAILED else None
-            self._restore_nginx(want.marker, still)
-            message = out.strip().splitlines() or err.strip().splitlines() or ["nginx -t failed"]
-            raise StagingError(
-                f"{self.host.name}: nginx -t failed, previous files restored, nginx not "
-                f"reloaded: {' | '.join(message[-3:])}"
-            )
+            earlier = _parse_marker(facts["content"].get(want.marker))
+            self._nginx_failed(code, out, err, want.marker, handlers, earlier)
         if code != 0:
             raise StagingError(f"{self.host.name}: services: {(err or out).strip()[-300:]}")
         if self.report.waiting:
             rec["detail"] = (rec.get("detail", "") + "; " + _waiting(self.report.waiting)).strip(
                 "; "
             )
+
+    def _nginx_failed(
+        self,
+        code: int,
+        out: str,
+        err: str,
+        marker: str,
+        handlers: dict[str, Any],
+        earlier: dict[str, Any],
+    ) -> NoReturn:
+        """`nginx -t` refused the files: put back what this run changed, or, when it changed
+        nothing there, say that the files as they are fail. Never claims a restore it did not
+        make."""
+        message = out.strip().splitlines() or err.strip().splitlines() or ["nginx -t failed"]
+        if not self._restore:
+            # The failing files are not this run's (e.g. a crashed run's, already on disk):
+            # nothing to put back. The script exited before removing the marker, so the next
+            # run tests (and reloads) again; systemd work that succeeded is not redone.
+            if code == NGINX_FAILED and (handlers["daemon_reload"] or handlers["restart"]):
+                only_nginx = {"nginx": True, "daemon_reload": False, "restart": []}
+                remote.apply_files(
+                    self.remote, [remote.Write(marker, json.dumps(only_nginx), 0o600)], []
+                )
+            raise StagingError(
+                f"{self.host.name}: nginx -t fails with the files as they are (nothing of this "
+                f"run to restore), nginx not reloaded: {_first_error(message)}"
+            )
+        systemd_left = code > NGINX_FAILED
+        # Restored files that an earlier, interrupted run wrote were never tested by nginx:
+        # the test stays pending.
+        nginx_left = bool(earlier.get("nginx"))
+        still = None
+        if systemd_left or nginx_left:
+            still = {
+                "nginx": nginx_left,
+                "daemon_reload": handlers["daemon_reload"] and systemd_left,
+                "restart": handlers["restart"] if systemd_left else [],
+            }
+        self._restore_nginx(marker, still)
+        raise StagingError(
+            f"{self.host.name}: nginx -t failed, previous files restored, nginx not "
+            f"reloaded: {' | '.join(message[-3:])}"
+        )
 
     def _restore_nginx(self, marker: str, pending: dict[str, Any] | None) -> None:
         """Put back the nginx files as they were before this run (nginx kept serving them)."""
@@ -540,6 +621,19 @@ def _parse_marker(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {"nginx": True, "daemon_reload": True, "restart": []}
     return value if isinstance(value, dict) else {}
+
+
+def _first_error(lines: list[str]) -> str:
+    """nginx's first error line (warnings may come before it)."""
+    for line in lines:
+        if _NGINX_ERROR.search(line):
+            return line.strip()
+    return lines[0].strip()
+
+
+def _sha256(text: str) -> str:
+    """The digest remote_facts computes of a file's bytes, for the bytes we would write."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _kind_step(kind: str) -> str:
@@ -584,6 +678,8 @@ def provision_all(
     """Converge every non-protected host that carries one of `slots` (default: all), in
     parallel; then apply the registry migrations when a registry DSN is configured."""
     chosen = slots if slots is not None else list(inventory.slots.values())
+    # A slot named twice would plan (and apply) each of its database changes twice.
+    chosen = list(dict.fromkeys(chosen))
     hosts = [h for h in inventory.target_hosts() if any(s.host == h.name for s in chosen)]
     runs = [
         HostRun(inventory, h, [s for s in chosen if s.host == h.name], check, diff) for h in hosts

@@ -71,8 +71,10 @@ def unit_states(units):
 
 
 def read(path):
+    # newline="": the text exactly as on disk (a CRLF file stays CRLF), so a restore writes
+    # back what was there; changes are detected by the sha256 in describe().
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
             return handle.read()
     except OSError:
         return None

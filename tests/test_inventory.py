@@ -160,3 +160,84 @@ def test_invoke_config_selects_inventory(tmp_path):
     result = run_invoke("render", "--slot", "4", env=env)
     assert result.returncode == 0, result.stderr
     assert "server_name qa-four.justapply.net;" in result.stdout
+
+
+PRODUCTION_BLOCK = '[hosts.production]\naddress = "167.99.0.168"\nprotected = true\n'
+
+
+def _refused(path: Path) -> str:
+    with pytest.raises(BadInput) as err:
+        load_inventory(path)
+    assert str(path) in str(err.value)
+    return str(err.value)
+
+
+def test_production_address_under_a_second_name_is_refused(tmp_path):
+    path = _mutate(
+        tmp_path,
+        PRODUCTION_BLOCK,
+        PRODUCTION_BLOCK + '\n[hosts.prod-alias]\naddress = "167.99.0.168"\n',
+    )
+    message = _refused(path)
+    assert "host 'prod-alias': field 'address'" in message
+    assert "protected host 'production'" in message
+    # Through the CLI: exit 2, before anything is touched.
+    result = run_invoke("render", "--slot", "1", env={"STAGING_INVENTORY": str(path)})
+    assert result.returncode == 2, result.stderr
+    assert "prod-alias" in result.stderr and "production" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("protected_address", "alias"),
+    [
+        ("prod.justapply.net", "PROD.justapply.net."),
+        ("10.9.8.7", "::ffff:10.9.8.7"),
+    ],
+)
+def test_a_protected_hosts_address_in_another_spelling_is_refused(
+    tmp_path, protected_address, alias
+):
+    path = _mutate(
+        tmp_path,
+        PRODUCTION_BLOCK,
+        f'[hosts.production]\naddress = "{protected_address}"\nprotected = true\n'
+        f'\n[hosts.alias]\naddress = "{alias}"\n',
+    )
+    message = _refused(path)
+    assert "host 'alias': field 'address'" in message and "'production'" in message
+
+
+def test_the_production_address_must_be_marked_protected(tmp_path):
+    """167.99.0.168 is production's (README), whatever the inventory calls its host."""
+    text = DEFAULT_INVENTORY.read_text().replace(PRODUCTION_BLOCK, "")
+    text = text.replace('address = "staging.justapply.net"', 'address = "167.99.0.168"')
+    path = tmp_path / "inv.toml"
+    path.write_text(text)
+    message = _refused(path)
+    assert "host 'staging': field 'address'" in message and "production" in message
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["db@evil.example", "127.0.0.1/other", "db host", "db:5432", "-db", "db..internal", "db?x"],
+)
+def test_postgres_host_must_be_a_host_name_or_ip(tmp_path, value):
+    path = _mutate(
+        tmp_path, "postgres_port = 5432", f"postgres_port = 5432\npostgres_host = {value!r}"
+    )
+    message = _refused(path)
+    assert "host 'staging': field 'postgres_host'" in message
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1", "::1", "localhost", "db-1.internal", "10.0.0.5"])
+def test_postgres_host_accepts_names_and_addresses(tmp_path, value):
+    path = _mutate(
+        tmp_path, "postgres_port = 5432", f"postgres_port = 5432\npostgres_host = {value!r}"
+    )
+    assert load_inventory(path).hosts["staging"].postgres_host == value
+
+
+def test_a_slot_named_twice_is_selected_once():
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    assert [s.id for s in inventory.select_slots("2,2, 3,2")] == [2, 3]
