@@ -1,4 +1,4 @@
-"""provision-all review findings, against the real sandbox droplet: an nginx failure that is
+"""provision-all drift and failures, against the real sandbox droplet: an nginx failure that is
 not this run's is reported as it is; database errors are one line; --slots 2,2 counts once;
 the database step waits for a PostgreSQL install; CRLF drift is seen; directory groups
 converge."""
