@@ -1,4 +1,4 @@
-"""The sandbox's `systemctl` and `journalctl`: docker-systemctl-replacement, with one change.
+"""The sandbox's `systemctl` and `journalctl`: docker-systemctl-replacement, with a few changes.
 
 The stand-in keeps one log file per unit *file*, so every instance of a template unit would
 share it (slot 3's lines mixed into slot 4's logs). Here each instance gets its own log, as
@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import time
+from typing import TextIO
 
 from systemctl2 import systemctl3
 
@@ -22,6 +23,14 @@ def _instance_log(self: systemctl3.SystemctlJournal, conf: systemctl3.SystemctlC
     folder = systemctl3.expand_path(self._log_folder, conf.root_mode())
     name = (conf.name() or "default.unit").replace(os.path.sep, ".")
     return os.path.join(folder, name + ".log")
+
+
+def _open_log(self: systemctl3.SystemctlJournal, conf: systemctl3.SystemctlConf) -> TextIO:
+    # The stand-in checks for the log folder, then creates it: two units started at once on a
+    # fresh sandbox race there (FileExistsError). Creating it idempotently cannot.
+    log_file = self.get_log_from(conf)
+    os.makedirs(os.path.dirname(log_file), exist_ok=True)
+    return open(log_file, "a")  # the caller owns and closes it
 
 
 def _wait_vanished_pid(self: systemctl3.Systemctl, pid: int, timeout: float) -> bool:
@@ -62,6 +71,7 @@ def _journalctl_args(argv: list[str]) -> list[str]:
 
 def main() -> int:
     systemctl3.SystemctlJournal.get_log = _instance_log  # type: ignore[method-assign]
+    systemctl3.SystemctlJournal.open_log = _open_log  # type: ignore[method-assign]
     systemctl3.Systemctl.wait_vanished_pid = _wait_vanished_pid  # type: ignore[method-assign]
     # After forking a service the stand-in waits this long to see whether it died at once.
     systemctl3.MinimumYield = 0.05
