@@ -226,7 +226,7 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
         "branch": "branch of the app repository to deploy",
         "task": "Linear task key the slot is for (default: taken from the branch name)",
         "owner": "who deploys (default: git config user.email, then $USER)",
-        "force": "deploy even though another task holds the slot",
+        "force": "deploy even though another task holds the slot (the claim stays theirs)",
         "json": "print the result as JSON",
     }
 )
@@ -265,13 +265,15 @@ def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
 @task(
     help={
         "slot": "slot number to roll back",
-        "to": "release directory name to go back to (default: the previous good release)",
+        "to": "release directory name to go back to (default: the previous verified release)",
+        "task": "Linear task key the slot is held for (default: the slot must be held by --owner)",
         "owner": "who rolls back (default: git config user.email, then $USER)",
+        "force": "roll back even though the slot is free or another task holds it",
     }
 )
 @operator_errors
-def rollback(c, slot="", to="", owner=""):
-    """Switch a slot back to its previous good release, verified the same way as a deploy."""
+def rollback(c, slot="", to="", task="", owner="", force=False):
+    """Switch a slot back to its previous verified release, verified the same way as a deploy."""
     from staging_ops import claims
     from staging_ops import deploy as deploy_mod
 
@@ -284,6 +286,8 @@ def rollback(c, slot="", to="", owner=""):
             registry=registry,
             operator=claims.owner_or_default(owner or None),
             to=to or None,
+            task=task or None,
+            force=force,
         )
     print(f"{chosen.identifier} is back on {result.release} ({result.commit[:12]})")
 

@@ -18,8 +18,10 @@ from staging_ops.errors import BadInput
 
 TASK_KEY = re.compile(r"^[A-Z][A-Z0-9]*-[0-9]+$")
 # git refuses most of what this excludes anyway; we also refuse a leading '-' so a branch can
-# never be read as an option by the git commands `reap` runs.
-BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}$")
+# never be read as an option by the git commands `reap` runs. Nothing a shell or systemd would
+# read specially (quotes, `$`, `;`, parentheses, spaces, backslash): a deploy writes the branch
+# into the release's .release-env, which the migrate step sources with sh.
+BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
 COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -95,7 +97,10 @@ def parse_text(value: object, what: str, required: bool = False) -> str | None:
 def parse_branch(value: object) -> str:
     text = str(value or "")
     if not BRANCH.match(text):
-        raise BadInput(f"invalid branch {value!r}")
+        raise BadInput(
+            f"invalid branch {value!r}: only letters, digits, '.', '_', '-' and '/' are allowed "
+            "(no leading '-', no '..', at most 200 characters)"
+        )
     return text
 
 

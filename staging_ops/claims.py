@@ -193,32 +193,36 @@ def release(
 ) -> ReleaseOutcome:
     """Release the claim (refused for a non-holder unless forced), then optionally stop the
     slot's services and recreate its database. The claim check comes first, so nobody stops
-    or wipes a slot that someone else holds."""
+    or wipes a slot that someone else holds; with --stop or --reset-db the slot's deploy lock
+    is taken before that (a Conflict naming the deploy that holds it), so neither runs in the
+    middle of a deploy, and a refused lock leaves the claim as it was."""
     if not str(slot or "").strip():
         raise BadInput(f"--slot is required: {inventory.valid_slots_text()}")
     target = inventory.slot(slot)
     task_key = parse_task(task) if task else None
     who = owner_or_default(by)
+    if not (stop or reset_db):
+        return ReleaseOutcome(registry.release(target.id, who, task=task_key, force=force), [])
     # Imported here: only a release that touches the droplet needs Fabric.
     from staging_ops.databases import reset_slot_database
-    from staging_ops.slot_services import stop_slot
+    from staging_ops.slot_services import slot_locked, stop_slot
 
-    hooks = [
-        (flag, action)
-        for flag, action, wanted in (
-            ("--stop", stop_slot, stop),
-            ("--reset-db", reset_slot_database, reset_db),
-        )
-        if wanted
-    ]
-    result = registry.release(target.id, who, task=task_key, force=force)
-    done = []
-    for flag, hook in hooks:
-        try:
-            done.append(str(hook(inventory, target) or flag))
-        except StagingError as exc:
-            state = "released" if result.released else "free"
-            raise StagingError(f"slot {target.id} is {state}, but {flag} failed: {exc}") from None
+    with slot_locked(inventory, target, who, action="release") as held:
+        result = registry.release(target.id, who, task=task_key, force=force)
+        hooks: list[tuple[str, Callable[[], str | None]]] = []
+        if stop:
+            hooks.append(("--stop", lambda: stop_slot(inventory, target, who, held)))
+        if reset_db:
+            hooks.append(("--reset-db", lambda: reset_slot_database(inventory, target)))
+        done = []
+        for flag, hook in hooks:
+            try:
+                done.append(str(hook() or flag))
+            except StagingError as exc:
+                state = "released" if result.released else "free"
+                raise StagingError(
+                    f"slot {target.id} is {state}, but {flag} failed: {exc}"
+                ) from None
     return ReleaseOutcome(result, done)
 
 

@@ -6,6 +6,10 @@ given its venv and migrated before `current` moves; after the switch it must ans
 switched back, verified, and the failed one marked bad. The switch and restart run detached
 from our SSH session, so a deploy killed at any moment leaves the old or the new release
 serving, never nothing.
+
+Only a release that passed verify gets `.ok`; rollback (asked for, or after a failed deploy)
+goes only to such a release, so a release a killed deploy left behind is never picked.
+Ctrl-C and SIGTERM after the switch roll back like a failure does before the process exits.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import http.client
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +31,7 @@ from typing import Any
 import paramiko
 
 from staging_ops import faults, output, remote, slot_lock
+from staging_ops.claim_model import SlotState, parse_branch, parse_task, parse_ttl
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.health import slot_get
 from staging_ops.inventory import Host, Inventory, Slot
@@ -31,7 +39,33 @@ from staging_ops.render import public_url, render_release_env, slot_units
 
 LINEAR_KEY = re.compile(r"(?i)(?:^|[^a-z0-9])([a-z][a-z0-9]*-[0-9]+)(?:[^0-9]|$)")
 KEEP_RELEASES = 5
+# Shell (run in the releases directory): is release "$1" verified-good? Its `.ok`, or, for
+# releases made before `.ok` existed, a line for it in the deploy log, which only a verified
+# deploy or rollback ever wrote (the release is the line's last field).
+VERIFIED_SH = (
+    'verified() { [ -e "$1/.ok" ] || '
+    "awk -v r=\"$1\" '$NF == r { found = 1 } END { exit !found }' ../deploys.log 2>/dev/null; }"
+)
 NOT_FOUND = 44
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+
+class Stop(BaseException):
+    """Ctrl-C or SIGTERM during a deploy or rollback. Not a KeyboardInterrupt: Fabric catches
+    that while a remote command runs (it sends ^C and goes on waiting), which would lose it;
+    this one surfaces as soon as the running remote command has ended."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Interrupted(StagingError):
+    """Ctrl-C or SIGTERM stopped a deploy or rollback; the message says what state it left."""
+
+    def __init__(self, message: str, stop: Stop):
+        super().__init__(message)
+        self.exit_code = EXIT_SIGTERM if stop.signum == signal.SIGTERM else EXIT_SIGINT
 
 
 @dataclass
@@ -51,9 +85,11 @@ class DeployResult:
 
 
 def validate_branch(branch: str) -> str:
-    """Git's own rules (`git check-ref-format --branch`), and never an option."""
+    """Our safe characters (the branch goes into .release-env, which sh sources), then git's
+    own rules (`git check-ref-format --branch`); never an option."""
     if not branch or branch.startswith("-"):
         raise BadInput(f"invalid branch name {branch!r}")
+    parse_branch(branch)
     result = subprocess.run(
         ["git", "check-ref-format", "--branch", branch], capture_output=True, text=True, check=False
     )
@@ -138,8 +174,10 @@ class Deployer:
         if self.remote:
             self.remote.close()
 
-    def run(self, command: str, check: bool = True) -> tuple[int, str, str]:
+    def run(self, command: str, check: bool = True, guarded: bool = False) -> tuple[int, str, str]:
         assert self.remote is not None
+        if guarded and self.lock:  # only while our lock was not taken over (else LockLost)
+            return self.lock.run(self.remote, command, check=check)
         return self.remote.run(command, check=check)
 
     # steps ----------------------------------------------------------------------------------
@@ -242,10 +280,12 @@ echo "live $(readlink {q(self.paths.current)} || true)"
         q = remote.quote
         tmp = f"{self.paths.root}/.current.tmp"
         if release is None:
-            self.run(f"rm -f {q(self.paths.current)}")
+            self.run(f"rm -f {q(self.paths.current)}", guarded=True)
             return
         self.run(
-            f"ln -sfn {q('releases/' + release)} {q(tmp)} && mv -T {q(tmp)} {q(self.paths.current)}"
+            f"ln -sfn {q('releases/' + release)} {q(tmp)} "
+            f"&& mv -T {q(tmp)} {q(self.paths.current)}",
+            guarded=True,
         )
 
     def restart(self, stop_only: bool = False) -> None:
@@ -261,7 +301,7 @@ echo "live $(readlink {q(self.paths.current)} || true)"
             f"setsid sh -c {q(inner)} > {q(outlog)} 2>&1 < /dev/null & wait $!; rc=$?; "
             f"cat {q(outlog)}; exit $rc"
         )
-        code, out, err = self.run(script, check=False)
+        code, out, err = self.run(script, check=False, guarded=True)
         if code != 0:
             raise StagingError(_tail(out or err))
 
@@ -342,42 +382,70 @@ echo "live $(readlink {q(self.paths.current)} || true)"
         return (out or err).rstrip()
 
     def finish(self, release: str, branch: str, commit: str, previous: str | None) -> None:
-        """Append to the slot's deploy log and keep the newest releases (never the current or
-        the previous one)."""
+        """Mark `release` verified-good (`.ok`), append to the slot's deploy log and keep the
+        newest releases: never the current, the previous, or the one rollback would pick (the
+        newest verified-good one older than `release`). One command: verify already passed."""
         q = remote.quote
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         line = f"{stamp} {self.operator} {branch} {commit} {release}"
-        keep = {release, previous or ""}
+        keep = "|".join(q(k) for k in (release, previous) if k)
         script = f"""echo {q(line)} >> {q(self.paths.root + "/deploys.log")}
-cd {q(self.paths.releases)} && ls -1 | sort | head -n -{KEEP_RELEASES} | while read -r r; do
-  case "$r" in {"|".join(q(k) for k in keep if k)}) ;; *) rm -rf -- "$r" ;; esac
+cd {q(self.paths.releases)} || exit 0
+touch {q(release + "/.ok")}
+{VERIFIED_SH}
+target=""; past=""
+for r in $(ls -1 | sort -r); do
+  if [ -n "$past" ] && verified "$r" && [ ! -e "$r/.bad" ]; then target=$r; break; fi
+  [ "$r" = {q(release)} ] && past=1
+done
+ls -1 | sort | head -n -{KEEP_RELEASES} | while read -r r; do
+  case "$r" in {keep}|"$target") ;; *) rm -rf -- "$r" ;; esac
 done
 """
         self.run(script, check=False)
 
     def releases(self) -> list[dict[str, Any]]:
-        """Every release of the slot, newest first, with its commit, branch and bad mark."""
+        """Every release of the slot, newest first, with its commit, branch, `.bad` mark and
+        `.ok` mark (verify passed)."""
         q = remote.quote
         script = (
-            f"cd {q(self.paths.releases)} 2>/dev/null || exit 0; for r in $(ls -1 | sort -r); do "
+            f"cd {q(self.paths.releases)} 2>/dev/null || exit 0\n{VERIFIED_SH}\n"
+            "for r in $(ls -1 | sort -r); do "
             'c=$(sed -n "s/^DEPLOYED_COMMIT=//p" "$r/.release-env" 2>/dev/null); '
             'b=$(sed -n "s/^DEPLOYED_BRANCH=//p" "$r/.release-env" 2>/dev/null); '
-            'bad=0; [ -e "$r/.bad" ] && bad=1; echo "$r $bad $c $b"; done'
+            'bad=0; [ -e "$r/.bad" ] && bad=1; ok=0; verified "$r" && ok=1; '
+            'echo "$r $bad $ok $c $b"; done'
         )
         _, out, _ = self.run(script)
         found = []
         for line in out.splitlines():
-            parts = line.split(" ", 3)
-            if len(parts) == 4:
+            parts = line.split(" ", 4)
+            if len(parts) == 5:
                 found.append(
                     {
                         "release": parts[0],
                         "bad": parts[1] == "1",
-                        "commit": parts[2],
-                        "branch": parts[3],
+                        "ok": parts[2] == "1",
+                        # Quoted since .release-env is sourced by sh; older releases are not.
+                        "commit": parts[3].strip('"'),
+                        "branch": parts[4].strip('"'),
                     }
                 )
         return found
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """What the claim rules allow, decided before anything on the droplet is touched.
+
+    `task` is the claim the registry must still hold when the deploy is recorded (the holder's,
+    also under --force: the claim stays theirs); `record` is False for a forced run on a free
+    slot, which the registry cannot note (it records deploys on claimed slots only)."""
+
+    detail: str
+    task: str | None = None
+    record: bool = True
+    renew: bool = False
 
 
 def deploy(
@@ -392,57 +460,128 @@ def deploy(
     log: output.StepLog | None = None,
 ) -> DeployResult:
     """Deploy `branch` to `slot`: claim, lock, fetch, export, venv, migrate, switch, restart,
-    verify (rolling back on failure), record. Raises on failure with the slot's state."""
+    verify (rolling back on failure, Ctrl-C or SIGTERM), record. Raises on failure with the
+    slot's state."""
     log = log or output.StepLog()
     validate_branch(branch)
     result = DeployResult(slot.id, slot.identifier, branch)
-    task = task or task_from_branch(branch)
     with log.step("claim") as rec:
-        rec["detail"] = _ensure_claim(registry, slot, task, operator, force)
+        claim = _ensure_claim(registry, slot, task or task_from_branch(branch), operator, force)
+        rec["detail"] = claim.detail
     deployer = Deployer(inventory, slot, log, operator)
     try:
-        deployer.open()
-        if deployer.lock and deployer.lock.warning:
-            result.warnings.append(deployer.lock.warning)
-        try:
-            with log.step("fetch") as rec:
-                result.commit = deployer.fetch(branch)
-                rec["detail"] = result.commit[:12]
-            faults.crash_point("deploy:after-fetch")
-            with log.step("export + venv") as rec:
-                result.release, result.venv, previous = deployer.export(result.commit, branch)
-                rec["detail"] = f"{result.release}, venv {result.venv}"
-            faults.crash_point("deploy:after-venv")
-            with log.step("migrate"):
-                deployer.migrate(result.release)
-            faults.crash_point("deploy:after-migrate")
-        except StagingError as failure:
-            step = _failed_step(log)
-            raise type(failure)(
-                f"{slot.identifier}: {step} failed: {failure}; nothing was switched, the previous "
-                "release keeps serving"
-            ) from None
-        with log.step("switch") as rec:
-            deployer.switch(result.release)
-            rec["detail"] = f"{previous or 'nothing'} -> {result.release}"
-        faults.crash_point("deploy:after-switch")
-        try:
-            with log.step("restart"):
-                _restart_with_crash_point(deployer)
-            with log.step("verify") as rec:
-                deployer.verify(result.commit)
-                rec["detail"] = f"/api/version = {result.commit[:12]} (UI port and nginx)"
-        except StagingError as failure:
-            _roll_back(deployer, log, result.release, previous, failure)
-        with log.step("record") as rec:
-            registry.record_deploy(slot.id, branch, result.commit, operator, task=task)
-            deployer.finish(result.release, branch, result.commit, previous)
-            rec["detail"] = "registry + deploy log"
+        with _signals_stop():
+            deployer.open()
+            if deployer.lock and deployer.lock.warning:
+                result.warnings.append(deployer.lock.warning)
+            previous = _prepare(deployer, log, result, branch)
+            _switch_and_verify(deployer, log, result.release, result.commit, previous)
+            with log.step("record") as rec:
+                deployer.finish(result.release, branch, result.commit, previous)
+                _record(registry, slot, branch, result.commit, operator, claim)
+                rec["detail"] = "registry + deploy log"
+    except Stop as stop:
+        raise Interrupted(
+            f"{slot.identifier}: interrupted during {_failed_step(log)}", stop
+        ) from None
     finally:
         deployer.close()
     result.url = public_url(deployer.host, slot)
     result.steps = log.steps
     return result
+
+
+def _prepare(
+    deployer: Deployer, log: output.StepLog, result: DeployResult, branch: str
+) -> str | None:
+    """fetch, export + venv, migrate: nothing serves from the new release yet, so a failure
+    (or an interruption) here needs no rollback. Returns the release live before."""
+    try:
+        with log.step("fetch") as rec:
+            result.commit = deployer.fetch(branch)
+            rec["detail"] = result.commit[:12]
+        faults.crash_point("deploy:after-fetch")
+        with log.step("export + venv") as rec:
+            result.release, result.venv, previous = deployer.export(result.commit, branch)
+            rec["detail"] = f"{result.release}, venv {result.venv}"
+        faults.crash_point("deploy:after-venv")
+        with log.step("migrate"):
+            deployer.migrate(result.release)
+        faults.crash_point("deploy:after-migrate")
+    except (StagingError, Stop) as failure:
+        state = "nothing was switched, the previous release keeps serving"
+        step = _failed_step(log)
+        if isinstance(failure, Stop):
+            raise Interrupted(
+                f"{deployer.slot.identifier}: interrupted during {step}; {state}", failure
+            ) from None
+        raise type(failure)(
+            f"{deployer.slot.identifier}: {step} failed: {failure}; {state}"
+        ) from None
+    return previous
+
+
+def _switch_and_verify(
+    deployer: Deployer, log: output.StepLog, release: str, commit: str, previous: str | None
+) -> None:
+    """Make `release` current and prove it serves `commit`; on a failure, Ctrl-C or SIGTERM
+    from the switch on, back to the newest verified-good release (see _roll_back)."""
+    try:
+        with log.step("switch") as rec:
+            deployer.switch(release)
+            rec["detail"] = f"{previous or 'nothing'} -> {release}"
+        faults.crash_point("deploy:after-switch")
+        with log.step("restart"):
+            _restart_with_crash_point(deployer)
+        with log.step("verify") as rec:
+            deployer.verify(commit)
+            rec["detail"] = f"/api/version = {commit[:12]} (UI port and nginx)"
+    except Stop as stop:
+        _roll_back(deployer, log, release, stop)
+    except StagingError as failure:
+        if _failed_step(log) == "switch":
+            raise  # `current` did not move: what served before still serves
+        _roll_back(deployer, log, release, failure)
+
+
+def _record(
+    registry: Any, slot: Slot, branch: str, commit: str, operator: str, claim: ClaimCheck
+) -> None:
+    if claim.record:
+        registry.record_deploy(slot.id, branch, commit, operator, task=claim.task)
+
+
+@contextmanager
+def _signals_stop() -> Iterator[None]:
+    """For the duration of a deploy or rollback, Ctrl-C and SIGTERM raise Stop, so either
+    rolls back a switched release instead of leaving a broken one live."""
+    with _signal_handlers(_raise_stop):
+        yield
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait while a rollback runs: stopping it halfway would leave the
+    release it is rolling away from (or nothing) in place. It is bounded by verify's timeout."""
+    with _signal_handlers(signal.SIG_IGN):
+        yield
+
+
+@contextmanager
+def _signal_handlers(handler: Any) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    before = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, previous in before.items():
+            signal.signal(signum, previous)
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise Stop(signum)
 
 
 def _restart_with_crash_point(deployer: Deployer) -> None:
@@ -456,63 +595,112 @@ def _roll_back(
     deployer: Deployer,
     log: output.StepLog,
     failed: str,
-    previous: str | None,
-    failure: StagingError,
+    failure: StagingError | Stop,
 ) -> None:
-    """Back to `previous`, verified; the failed release is marked bad. Always raises."""
-    logs = deployer.service_log()
-    deployer.mark_bad(failed)
-    with log.step("rollback") as rec:
-        deployer.switch(previous)
-        if previous is None:
-            deployer.restart(stop_only=True)
-            rec["detail"] = "no previous release: slot stopped"
-        else:
-            deployer.restart()
-            # The full commit from the release's .release-env (the name has only 7 digits).
-            deployer.verify(_release_commit(deployer, previous) or "unknown")
-            rec["detail"] = f"{previous} serves again"
+    """Back to the newest verified-good release other than `failed` (never one that was not
+    verified, e.g. left by a killed deploy), verified; the slot is stopped if there is none.
+    A failure marks `failed` bad; an interruption leaves it unverified. Always raises."""
+    interrupted = isinstance(failure, Stop)
     step = _failed_step(log)
+    with _signals_ignored():
+        logs = "" if interrupted else deployer.service_log()
+        if not interrupted:
+            deployer.mark_bad(failed)
+        target = _restore_good_release(deployer, log, failed)
+    back = f"rolled back to {target or 'nothing (slot stopped)'}"
+    where = deployer.slot.identifier
+    if interrupted:
+        raise Interrupted(
+            f"{where}: interrupted during {step}; {back}; {failed} left unverified", failure
+        )
     raise StagingError(
-        f"{deployer.slot.identifier}: {step} failed: {failure}; rolled back to "
-        f"{previous or 'nothing'}; {failed} marked bad\n--- last lines of "
+        f"{where}: {step} failed: {failure}; {back}; {failed} marked bad\n--- last lines of "
         f"{deployer.units[0]} ---\n{logs}"
     )
+
+
+def _restore_good_release(deployer: Deployer, log: output.StepLog, failed: str) -> str | None:
+    """Switch to, restart and verify the newest verified-good release but `failed`; its name."""
+    with log.step("rollback") as rec:
+        target = _newest_good(deployer.releases(), exclude=failed)
+        deployer.switch(target["release"] if target else None)
+        if target is None:
+            deployer.restart(stop_only=True)
+            rec["detail"] = "no verified-good release: slot stopped"
+            return None
+        deployer.restart()
+        # The full commit from the release's .release-env (the name has only 7 digits).
+        deployer.verify(target["commit"] or "unknown")
+        rec["detail"] = f"{target['release']} serves again"
+        return target["release"]
+
+
+def _newest_good(releases: list[dict[str, Any]], exclude: str | None) -> dict[str, Any] | None:
+    """The newest release that passed verify and was not marked bad since, but `exclude`."""
+    for item in releases:  # newest first: names start with their UTC time
+        if item["ok"] and not item["bad"] and item["release"] != exclude:
+            return item
+    return None
 
 
 def _failed_step(log: output.StepLog) -> str:
     return next((s["step"] for s in reversed(log.steps) if s["outcome"] == "failed"), "deploy")
 
 
-def _release_commit(deployer: Deployer, release: str) -> str | None:
-    for item in deployer.releases():
-        if item["release"] == release:
-            return item["commit"] or None
-    return None
-
-
-def _ensure_claim(registry: Any, slot: Slot, task: str | None, operator: str, force: bool) -> str:
-    from staging_ops.claim_model import parse_task, parse_ttl
-
+def _ensure_claim(
+    registry: Any, slot: Slot, task: str | None, operator: str, force: bool
+) -> ClaimCheck:
+    """Deploy's claim rules: the holder's task (or owner, with no task known) deploys and renews;
+    --force deploys to another task's slot, the claim staying theirs; a free slot is claimed for
+    the task. A bad --task or a conflict raises before the droplet is touched."""
+    task = parse_task(task) if task else None
     state = registry.get(slot.id)
     if state.claimed:
-        mine = state.task == parse_task(task) if task else state.owner == operator
-        if mine:
+        check = _check_holder(state, slot, task, operator, force, "deploy")
+        if check.renew:
             registry.claim(slot.id, state.task, state.owner or operator, parse_ttl("7d"))
-            return f"held by {state.task}, renewed"
-        if force:
-            return f"held by {state.task} ({state.owner}); deploying anyway (--force)"
-        raise Conflict(
-            f"{slot.identifier} is held by {state.holder_text()}: pass --task {state.task} if "
-            "this deploy is for it, or --force"
-        )
+        return check
     if not task:
         raise BadInput(
             f"{slot.identifier} is free and no task is known: pass --task JA-123 or deploy a "
             "branch named after its Linear issue (e.g. alice/ja-123-search)"
         )
-    registry.claim(slot.id, parse_task(task), operator, parse_ttl("7d"))
-    return f"claimed for {parse_task(task)} by {operator}"
+    registry.claim(slot.id, task, operator, parse_ttl("7d"))
+    return ClaimCheck(f"claimed for {task} by {operator}", task=task)
+
+
+def _check_holder(
+    state: SlotState, slot: Slot, task: str | None, operator: str, force: bool, what: str
+) -> ClaimCheck:
+    """A claimed slot: whose run this is, or a Conflict unless --force."""
+    mine = state.task == task if task else state.owner == operator
+    if mine:
+        return ClaimCheck(f"held by {state.task}, renewed", task=state.task, renew=True)
+    if force:
+        return ClaimCheck(
+            f"held by {state.task} ({state.owner}); {what} anyway (--force)", task=state.task
+        )
+    raise Conflict(
+        f"{slot.identifier} is held by {state.holder_text()}: pass --task {state.task} if "
+        f"this {what} is for it, or --force"
+    )
+
+
+def _check_rollback_claim(
+    registry: Any, slot: Slot, task: str | None, operator: str, force: bool
+) -> ClaimCheck:
+    """Rollback's claim rules, deploy's without claiming: a free slot or another task's slot is
+    refused unless --force."""
+    task = parse_task(task) if task else None
+    state = registry.get(slot.id)
+    if state.claimed:
+        return _check_holder(state, slot, task, operator, force, "rollback")
+    if not force:
+        raise Conflict(
+            f"{slot.identifier} is free: claim it first (invoke claim --slot {slot.id} --task "
+            "JA-123) or pass --force"
+        )
+    return ClaimCheck("free; rolling back anyway (--force), not in the registry", record=False)
 
 
 def _tail(text: str, lines: int = 3) -> str:
@@ -526,33 +714,35 @@ def rollback(
     registry: Any,
     operator: str,
     to: str | None = None,
+    task: str | None = None,
+    force: bool = False,
     log: output.StepLog | None = None,
 ) -> DeployResult:
-    """Back to the previous good release (or `to`), verified the same way, and recorded."""
+    """Back to the previous verified-good release (or `to`), verified the same way, and
+    recorded. The claim is checked first, with deploy's rules."""
     log = log or output.StepLog()
+    with log.step("claim") as rec:
+        claim = _check_rollback_claim(registry, slot, task, operator, force)
+        rec["detail"] = claim.detail
     deployer = Deployer(inventory, slot, log, operator)
     try:
-        deployer.open()
-        with log.step("choose release") as rec:
-            releases = deployer.releases()
-            current = deployer.current_release()
-            target = _rollback_target(releases, current, to, slot)
-            rec["detail"] = f"{current or 'nothing'} -> {target['release']}"
-        result = DeployResult(
-            slot.id, slot.identifier, target["branch"], target["commit"], target["release"]
-        )
-        with log.step("switch"):
-            deployer.switch(target["release"])
-        try:
-            with log.step("restart"):
-                deployer.restart()
-            with log.step("verify"):
-                deployer.verify(target["commit"])
-        except StagingError as failure:
-            _roll_back(deployer, log, target["release"], current, failure)
-        with log.step("record"):
-            registry.record_deploy(slot.id, target["branch"], target["commit"], operator)
-            deployer.finish(target["release"], target["branch"], target["commit"], current)
+        with _signals_stop():
+            deployer.open()
+            with log.step("choose release") as rec:
+                current = deployer.current_release()
+                target = _rollback_target(deployer.releases(), current, to, slot)
+                rec["detail"] = f"{current or 'nothing'} -> {target['release']}"
+            result = DeployResult(
+                slot.id, slot.identifier, target["branch"], target["commit"], target["release"]
+            )
+            _switch_and_verify(deployer, log, target["release"], target["commit"], current)
+            with log.step("record"):
+                deployer.finish(target["release"], target["branch"], target["commit"], current)
+                _record(registry, slot, target["branch"], target["commit"], operator, claim)
+    except Stop as stop:
+        raise Interrupted(
+            f"{slot.identifier}: interrupted during {_failed_step(log)}", stop
+        ) from None
     finally:
         deployer.close()
     result.url = public_url(deployer.host, slot)
@@ -563,6 +753,8 @@ def rollback(
 def _rollback_target(
     releases: list[dict[str, Any]], current: str | None, to: str | None, slot: Slot
 ) -> dict[str, Any]:
+    """`to` if it is not marked bad (it is verified on the way); else the newest verified-good
+    release older than the current one (or any, if the current one is not a release)."""
     if to:
         for item in releases:
             if item["release"] == to:
@@ -573,10 +765,10 @@ def _rollback_target(
         raise BadInput(f"{slot.identifier}: no release {to!r} (releases: {names})")
     names = [r["release"] for r in releases]
     older = releases[names.index(current) + 1 :] if current in names else releases
-    for item in older:
-        if not item["bad"] and item["release"] != current:
-            return item
-    raise StagingError(f"{slot.identifier}: no earlier good release to roll back to")
+    target = _newest_good(older, exclude=current)
+    if target is None:
+        raise StagingError(f"{slot.identifier}: no earlier verified-good release to roll back to")
+    return target
 
 
 def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, Any]:
@@ -618,13 +810,25 @@ def logs(
     if not 1 <= lines <= 100000:
         raise BadInput(f"-n must be between 1 and 100000, not {lines}")
     unit = slot_units(inventory.app, slot)[SERVICE_NAMES.index(service)]
-    session = remote.connect(inventory.host_of(slot))
+    host = inventory.host_of(slot)
+    session = remote.connect(host)
     try:
         command = f"journalctl -u {remote.quote(unit)} -n {lines} --no-pager" + (
             " -f" if follow else ""
         )
-        session.connection.run(
-            session.as_root(command), out_stream=out, warn=True, pty=False, in_stream=False
+        # stderr is kept (hide), not echoed: a failure is reported in our one line instead.
+        result = session.connection.run(
+            session.as_root(command),
+            out_stream=out,
+            warn=True,
+            hide="err",
+            pty=False,
+            in_stream=False,
         )
     finally:
         session.close()
+    if result.exited != 0:
+        raise StagingError(
+            f"{slot.identifier}: journalctl -u {unit} failed on {host.name} "
+            f"(exit {result.exited}): {_tail(result.stderr, 1)}"
+        )

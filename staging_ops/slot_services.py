@@ -2,20 +2,66 @@
 
 from __future__ import annotations
 
-from staging_ops import remote
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from staging_ops import remote, slot_lock
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.render import slot_units
 
+# How long a stop waits for a deploy that holds the slot's lock (its last steps, say) before
+# it gives up with a Conflict naming the holder. Longer waits belong to the operator.
+LOCK_WAIT = 5.0
 
-def stop_slot(inventory: Inventory, slot: Slot) -> str:
-    """Stop the slot's units and unlink `current`, so that provision-all treats the slot as
-    waiting for its next deploy instead of starting it again. Releases stay for rollback."""
+
+@contextmanager
+def slot_locked(
+    inventory: Inventory, slot: Slot, operator: str | None = None, action: str = "stop"
+) -> Iterator[tuple[remote.RemoteHost, slot_lock.SlotLock]]:
+    """The slot's deploy lock, held for the block (waiting up to LOCK_WAIT for a deploy that
+    is finishing, else a Conflict naming it); yields the session and the lock."""
+    from staging_ops.claims import owner_or_default
+    from staging_ops.deploy import SlotPaths
+
     host = inventory.host_of(slot)
     session = remote.connect(host)
     try:
-        units = slot_units(inventory.app, slot)
-        current = f"{slot.directory(host)}/current"
-        session.run(f"systemctl stop {remote.quote(*units)} && rm -f {remote.quote(current)}")
-        return f"stopped {', '.join(units)}"
+        lock = slot_lock.acquire_waiting(
+            session,
+            SlotPaths(host, slot).lock,
+            slot.identifier,
+            # The same "hung" age as a deploy uses (deploy.Deployer.open).
+            max(600.0, inventory.app.verify_timeout * 4),
+            operator or owner_or_default(None),
+            LOCK_WAIT,
+            action=action,
+        )
+        try:
+            yield session, lock
+        finally:
+            lock.release()
     finally:
         session.close()
+
+
+def stop_slot(
+    inventory: Inventory,
+    slot: Slot,
+    operator: str | None = None,
+    held: tuple[remote.RemoteHost, slot_lock.SlotLock] | None = None,
+) -> str:
+    """Stop the slot's units and unlink `current`, so that provision-all treats the slot as
+    waiting for its next deploy instead of starting it again. Releases stay for rollback.
+
+    It holds the slot's deploy lock meanwhile (`held`, or taken here): a stop in the middle of
+    a deploy would fail that deploy's verify, whose rollback would then start the slot we just
+    stopped."""
+    if held is None:
+        with slot_locked(inventory, slot, operator) as taken:
+            return stop_slot(inventory, slot, operator, taken)
+    session, lock = held
+    host = inventory.host_of(slot)
+    units = slot_units(inventory.app, slot)
+    current = f"{slot.directory(host)}/current"
+    lock.run(session, f"systemctl stop {remote.quote(*units)} && rm -f {remote.quote(current)}")
+    return f"stopped {', '.join(units)}"

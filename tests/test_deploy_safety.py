@@ -1,0 +1,255 @@
+"""deploy / rollback / logs review fixes on the real sandbox: shell-safe branch names, rollback
+only to verified releases, Ctrl-C and SIGTERM roll back, claim rules checked before anything is
+touched, and a failing `logs` exits 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from staging_ops.health import public_version
+from staging_ops.inventory import load_inventory
+from staging_ops.render import render_release_env
+from staging_ops.sample_repo import push_branch
+from tests.conftest import INVOKE, ROOT, inventory_as, run_invoke
+from tests.test_deploy import commit_of, deploy, served, wait_served
+from tests.test_deploy import releases as slot_releases
+
+SLOT = 5
+
+
+@pytest.fixture(scope="module")
+def box(sandbox, provisioned):
+    first = deploy(sandbox, "main", SLOT)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return sandbox
+
+
+def releases(box, slot: int = SLOT) -> list[Path]:
+    return slot_releases(box, slot)
+
+
+def slot_dir(box, slot: int = SLOT) -> Path:
+    return box.hosts[0].root / f"srv/staging/staging-{slot}"
+
+
+def current(box, slot: int = SLOT) -> str:
+    return os.readlink(slot_dir(box, slot) / "current").rsplit("/", 1)[-1]
+
+
+def slot_row(box, slot: int = SLOT) -> dict:
+    status = run_invoke("status", "--json", "--no-health", env=box.env())
+    assert status.returncode == 0, status.stderr
+    return next(r for r in json.loads(status.stdout) if r["slot"] == slot)
+
+
+# --- 1. branch names are shell-safe ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["x;touch${IFS}MARKER", "fix(search)-MARKER_NAME"])
+def test_a_branch_with_shell_characters_is_refused_before_anything(box, name):
+    marker = Path(tempfile.gettempdir()) / f"staging-ops-injected-{uuid.uuid4().hex[:8]}"
+    branch = name.replace("MARKER_NAME", marker.name).replace("MARKER", str(marker))
+    # git accepts it, and the branch exists: only our own check can stop the deploy.
+    push_branch(box.repo_path, branch, {"NOTE.txt": "injected\n"})
+    before = [p.name for p in releases(box)]
+    result = deploy(box, branch, SLOT)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "only letters, digits, '.', '_', '-' and '/' are allowed" in result.stderr
+    assert not marker.exists()
+    assert [p.name for p in releases(box)] == before
+    assert not any(p.name.endswith(".partial") for p in (slot_dir(box) / "releases").iterdir())
+    normal = deploy(box, "feat-x", SLOT)
+    assert normal.returncode == 0, normal.stdout + normal.stderr
+
+
+def test_release_env_reads_the_same_in_sh_and_systemd(box, tmp_path):
+    # sh: even a value with `;`, spaces and parentheses stays one literal value.
+    hostile = "a b;touch x(y)"
+    env_file = tmp_path / ".release-env"
+    env_file.write_text(render_release_env("c0ffee", hostile, "2026-01-01T00:00:00+00:00"))
+    sourced = subprocess.run(
+        [
+            "sh",
+            "-c",
+            'set -a; . ./.release-env; printf "%s|%s" "$DEPLOYED_BRANCH" "$DEPLOYED_COMMIT"',
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (sourced.returncode, sourced.stdout) == (0, f"{hostile}|c0ffee"), sourced.stderr
+    assert not (tmp_path / "x(y)").exists()
+    # systemd (the unit's EnvironmentFile): the app reports the same branch and commit.
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    inventory = load_inventory(box.inventory_path)
+    answer = public_version(inventory.hosts["h1"], inventory.slots[SLOT])
+    assert answer and answer["branch"] == "feat-x"
+    assert answer["commit"] == commit_of(box, "feat-x")
+
+
+# --- 2. rollback goes only to verified releases, and pruning keeps that one ------------------
+
+
+def test_rollback_never_picks_a_release_a_killed_deploy_left(box):
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    good = current(box)
+    # B: killed after the switch (current, never verified); then five killed after migrate.
+    killed = deploy(box, "main", SLOT, env={"STAGING_OPS_CRASH_AT": "deploy:after-switch"})
+    assert killed.returncode == -signal.SIGKILL
+    for _ in range(5):
+        killed = deploy(box, "main", SLOT, env={"STAGING_OPS_CRASH_AT": "deploy:after-migrate"})
+        assert killed.returncode == -signal.SIGKILL
+    assert deploy(box, "new-deps", SLOT).returncode == 0
+    names = [p.name for p in releases(box)]
+    assert good in names, "pruning removed the release rollback would pick"
+    verified = {p.name for p in releases(box) if (p / ".ok").exists()}
+    assert {good, current(box)} <= verified
+    assert not any(n.endswith(commit_of(box, "main")[:7]) for n in verified if n != good)
+    result = run_invoke("rollback", "--slot", str(SLOT), "--task", f"JA-{SLOT}", env=box.env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert current(box) == good
+    assert served(box, SLOT) == commit_of(box, "feat-x")
+
+
+def test_a_failed_deploy_rolls_back_to_the_last_verified_release(box):
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    good = current(box)
+    killed = deploy(box, "main", SLOT, env={"STAGING_OPS_CRASH_AT": "deploy:after-switch"})
+    assert killed.returncode == -signal.SIGKILL
+    assert current(box) != good  # the unverified release is current
+    failed = deploy(box, "broken-version", SLOT)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"rolled back to {good}" in failed.stderr
+    assert current(box) == good
+    assert wait_served(box, SLOT) == commit_of(box, "feat-x")
+
+
+def test_a_release_verified_before_ok_marks_existed_is_still_a_rollback_target(box):
+    """Droplets deployed by an older staging-ops have no `.ok` marks; their deploy log, which
+    only verified deploys wrote, says which releases were good."""
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    good = current(box)
+    (slot_dir(box) / "releases" / good / ".ok").unlink()  # as an older release has none
+    failed = deploy(box, "broken-version", SLOT)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"rolled back to {good}" in failed.stderr
+    assert current(box) == good
+    assert wait_served(box, SLOT) == commit_of(box, "feat-x")
+
+
+# --- 3. Ctrl-C and SIGTERM roll back ---------------------------------------------------------
+
+
+def push_hanging_branch(box) -> str:
+    """A branch whose ui starts (the unit stays active) but never answers: verify waits."""
+    app = subprocess.run(
+        ["git", "--git-dir", str(box.repo_path), "show", "main:app.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    needle = "    config = read_ui_config()\n    serve(\n"
+    assert app.count(needle) == 1
+    hanging = app.replace(needle, '    __import__("time").sleep(3600)\n' + needle)
+    return push_branch(box.repo_path, "hangs-at-start", {"app.py": hanging})
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupt_during_verify_rolls_back(box, signum, code):
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    good = current(box)
+    push_hanging_branch(box)
+    cmd = [INVOKE, "deploy", "--slot", str(SLOT), "--branch", "hangs-at-start"]
+    proc = subprocess.Popen(
+        [*cmd, "--task", f"JA-{SLOT}"],
+        cwd=ROOT,
+        env={**os.environ, **box.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:
+            if " restart " in line:
+                break
+        time.sleep(1.0)  # well inside verify, which would wait 30 s
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, out + err
+    assert "interrupted during verify" in err and f"rolled back to {good}" in err
+    assert err.strip().count("\n") == 0, err
+    assert current(box) == good
+    assert wait_served(box, SLOT) == commit_of(box, "feat-x")
+    hanging = [p for p in releases(box) if p.name.endswith(commit_of(box, "hangs-at-start")[:7])]
+    assert hanging and not (hanging[-1] / ".ok").exists()
+
+
+# --- 4. deploy --force: the claim rules hold end to end ---------------------------------------
+
+
+def test_force_deploy_of_another_tasks_branch_keeps_their_claim(box):
+    branch = "bob/ja-88-force"
+    sha = push_branch(box.repo_path, branch, {"NOTE.txt": "ja-88\n"})
+    before = [p.name for p in releases(box)]
+    refused = run_invoke("deploy", "--slot", str(SLOT), "--branch", branch, env=box.env())
+    assert refused.returncode == 3 and "held by task JA-5" in refused.stderr
+    assert [p.name for p in releases(box)] == before
+    forced = run_invoke("deploy", "--slot", str(SLOT), "--branch", branch, "--force", env=box.env())
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert served(box, SLOT) == sha
+    row = slot_row(box)
+    assert (row["task"], row["branch"], row["commit"]) == (f"JA-{SLOT}", branch, sha)
+
+
+# --- 5. rollback checks the claim first -------------------------------------------------------
+
+
+def test_rollback_checks_the_claim_before_touching_anything(box):
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    assert deploy(box, "main", SLOT).returncode == 0
+    live = current(box)
+    other = run_invoke(
+        "rollback", "--slot", str(SLOT), "--owner", "mallory@example.com", env=box.env()
+    )
+    assert other.returncode == 3, other.stdout + other.stderr
+    assert "held by task JA-5" in other.stderr and current(box) == live
+    wrong_task = run_invoke("rollback", "--slot", str(SLOT), "--task", "JA-99", env=box.env())
+    assert wrong_task.returncode == 3 and current(box) == live
+    # A free slot: refused, then allowed with --force (and left free in the registry).
+    freed = run_invoke("release", "--slot", str(SLOT), "--task", f"JA-{SLOT}", env=box.env())
+    assert freed.returncode == 0, freed.stderr
+    refused = run_invoke("rollback", "--slot", str(SLOT), env=box.env())
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "is free" in refused.stderr and current(box) == live
+    forced = run_invoke("rollback", "--slot", str(SLOT), "--force", env=box.env())
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert served(box, SLOT) == commit_of(box, "feat-x")
+    assert slot_row(box)["status"] == "free"
+    again = deploy(box, "main", SLOT)  # claims it back for the other tests
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+# --- 6. logs: a failing remote command exits 1 -----------------------------------------------
+
+
+def test_logs_exits_1_when_the_remote_command_fails(box, os_user, tmp_path):
+    user = os_user("stagingops-nosudo", passwordless_sudo=False)
+    env = {**box.env(), "STAGING_INVENTORY": str(inventory_as(box, user, tmp_path))}
+    result = run_invoke("logs", "--slot", str(SLOT), "-n", "3", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "journalctl -u job-search-ui@staging-5.service failed on h1" in result.stderr
