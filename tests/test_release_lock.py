@@ -12,7 +12,7 @@ from staging_ops.inventory import load_inventory
 from staging_ops.remote import connect
 from tests.conftest import run_invoke
 
-SLOT = 5  # no other test deploys to it
+SLOT = 8  # no other test of the shared sandbox claims, deploys to or stops it
 
 
 def hold_lock(sandbox, operator: str):
@@ -30,8 +30,9 @@ def stop(sandbox):
 
 def test_stop_while_a_deploy_holds_the_lock_is_a_conflict_naming_it(sandbox, provisioned):
     """Refused before anything changes: the claim stays, the deploy keeps its lock."""
+    run_invoke("release", "--slot", str(SLOT), "--force", env=sandbox.env())  # a clean start
     claimed = run_invoke(
-        "claim", "--slot", str(SLOT), "--task", "JA-55", "--owner", "qa", env=sandbox.env()
+        "claim", "--slot", str(SLOT), "--task", "JA-88", "--owner", "qa", env=sandbox.env()
     )
     assert claimed.returncode == 0, claimed.stdout + claimed.stderr
     session, lock = hold_lock(sandbox, "deployer@busy")
@@ -39,14 +40,14 @@ def test_stop_while_a_deploy_holds_the_lock_is_a_conflict_naming_it(sandbox, pro
         started = time.monotonic()
         result = stop(sandbox)
         assert result.returncode == 3, result.stdout + result.stderr
-        assert "staging-5: a deploy is already running: lock held by " in result.stderr
+        assert "staging-8: a deploy is already running: lock held by " in result.stderr
         assert "deployer@busy on " in result.stderr and "since 20" in result.stderr
         assert time.monotonic() - started >= 4  # it waited a moment for the deploy first
         # The deploy still holds its lock: it was not taken over.
         assert lock.run(session, "echo mine")[1].strip() == "mine"
         status = run_invoke("status", "--json", "--no-health", env=sandbox.env())
         held = next(s for s in json.loads(status.stdout) if s["slot"] == SLOT)
-        assert (held["status"], held["task"]) == ("claimed", "JA-55")
+        assert (held["status"], held["task"]) == ("claimed", "JA-88")
     finally:
         lock.release()
         session.close()
