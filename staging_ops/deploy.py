@@ -307,8 +307,9 @@ echo "live $(readlink {q(self.paths.current)} || true)"
 
     def verify(self, commit: str, timeout: float | None = None) -> None:
         """/api/version on the UI port (through our SSH connection) and through nginx (the
-        slot's Host header and TLS name) must report `commit`. A UI unit that is down (crashed
-        at start, crash-looping) fails at once instead of at the timeout."""
+        slot's Host header and TLS name) must report `commit`, and then every unit of the slot
+        must be up. A UI unit that is down (crashed at start, crash-looping) fails at once
+        instead of at the timeout."""
         timeout = self.app.verify_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         next_unit_check = time.monotonic() + 0.5
@@ -322,6 +323,8 @@ echo "live $(readlink {q(self.paths.current)} || true)"
                 seen = None
             if seen == commit:
                 if where == "nginx":
+                    # The UI answers; Airflow's units must not have failed at start either.
+                    self._check_units_alive(self.units)
                     return
                 where = "nginx"
                 continue
@@ -329,22 +332,26 @@ echo "live $(readlink {q(self.paths.current)} || true)"
                 # The old process is gone after the restart: an answer is the new release's.
                 raise StagingError(f"{where} serves commit {seen!r}, not {commit}")
             if time.monotonic() >= next_unit_check:
-                self._check_unit_alive()
+                self._check_units_alive(self.units[:1])
                 next_unit_check = time.monotonic() + 1.0
             time.sleep(0.1)
         raise StagingError(f"{where}: {last} within {timeout:.0f}s")
 
-    def _check_unit_alive(self) -> None:
-        unit = remote.quote(self.units[0])
+    def _check_units_alive(self, units: list[str]) -> None:
+        """Each of `units` is up and has not restarted since our restart; one command."""
+        quoted = remote.quote(*units)
         _, out, _ = self.run(
-            f"systemctl is-active {unit}; systemctl show -p NRestarts --value {unit} 2>/dev/null",
+            f"systemctl is-active {quoted}; systemctl show -p NRestarts --value {quoted} "
+            "2>/dev/null",
             check=False,
         )
         lines = out.split()
-        state = lines[0] if lines else "unknown"
-        restarts = lines[1] if len(lines) > 1 else ""
-        if state in ("failed", "inactive") or (restarts.isdigit() and int(restarts) > 0):
-            raise StagingError(f"{self.units[0]} is {state}: it does not stay up")
+        states, restarts = lines[: len(units)], lines[len(units) :]
+        for n, unit in enumerate(units):
+            state = states[n] if n < len(states) else "unknown"
+            count = restarts[n] if n < len(restarts) else ""
+            if state in ("failed", "inactive") or (count.isdigit() and int(count) > 0):
+                raise StagingError(f"{unit} is {state}: it does not stay up")
 
     def _version_via_ssh(self) -> str | None:
         assert self.remote is not None
@@ -372,8 +379,11 @@ echo "live $(readlink {q(self.paths.current)} || true)"
         return response.json().get("commit")
 
     def mark_bad(self, release: str) -> None:
+        # Guarded like every step that changes what rollback and pruning see.
         self.run(
-            f"touch {remote.quote(self.paths.releases + '/' + release + '/.bad')}", check=False
+            f"touch {remote.quote(self.paths.releases + '/' + release + '/.bad')}",
+            check=False,
+            guarded=True,
         )
 
     def service_log(self, lines: int = 20) -> str:
@@ -402,7 +412,8 @@ ls -1 | sort | head -n -{KEEP_RELEASES} | while read -r r; do
   case "$r" in {keep}|"$target") ;; *) rm -rf -- "$r" ;; esac
 done
 """
-        self.run(script, check=False)
+        # Guarded: a deploy whose lock was taken over must not mark or prune releases.
+        self.run(script, check=False, guarded=True)
 
     def releases(self) -> list[dict[str, Any]]:
         """Every release of the slot, newest first, with its commit, branch, `.bad` mark and

@@ -165,6 +165,29 @@ def push_hanging_branch(box) -> str:
     return push_branch(box.repo_path, "hangs-at-start", {"app.py": hanging})
 
 
+def test_a_branch_whose_scheduler_dies_at_start_is_rolled_back(box):
+    """The UI answers with the new commit, but Airflow's scheduler exits at once: verify
+    looks at every unit of the slot, not only the UI's."""
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    good = current(box)
+    app = subprocess.run(
+        ["git", "--git-dir", str(box.repo_path), "show", "main:app.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    needle = "def run_airflow_scheduler() -> None:\n"
+    assert app.count(needle) == 1
+    dying = app.replace(needle, needle + '    raise SystemExit("scheduler: no database")\n')
+    push_branch(box.repo_path, "scheduler-dies", {"app.py": dying})
+    failed = deploy(box, "scheduler-dies", SLOT)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"job-search-airflow-scheduler@staging-{SLOT}.service is " in failed.stderr
+    assert "does not stay up" in failed.stderr and f"rolled back to {good}" in failed.stderr
+    assert current(box) == good
+    assert wait_served(box, SLOT) == commit_of(box, "feat-x")
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupt_during_verify_rolls_back(box, signum, code):
     assert deploy(box, "feat-x", SLOT).returncode == 0
