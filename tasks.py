@@ -455,8 +455,12 @@ def reap(c, check=False, owner="", json=False):
 
     inventory = load(c)
     with claims.registry_session() as registry:
-        items = claims.reap(registry, inventory, check=check, by=owner or None)
+        report = claims.reap(registry, inventory, check=check, by=owner or None)
+    items = report.items
     print(output.to_json([i.to_dict() for i in items]) if json else claims_view.reap_table(items))
+    if report.problem:
+        # What could be reaped was (see above); the branch checks are what failed.
+        raise StagingError(report.problem)
 
 
 @task(name="migrate")

@@ -16,6 +16,7 @@ import requests
 
 from staging_ops.claim_model import (
     ClaimResult,
+    HoldsAnotherSlot,
     ReleaseResult,
     SlotEvent,
     SlotState,
@@ -92,7 +93,9 @@ class ApiRegistry:
 
     def _error(self, status: int, message: str) -> StagingError:
         if status == 409:
-            return Conflict(message)
+            return (
+                HoldsAnotherSlot(message) if HoldsAnotherSlot.MARK in message else Conflict(message)
+            )
         if status == 404:
             return UnknownSlot(message)
         if status == 400:
@@ -130,6 +133,7 @@ class ApiRegistry:
         expired_only: bool = False,
         action: str = "release",
         reason: str | None = None,
+        expect_commit: str | None = None,
     ) -> ReleaseResult:
         body = {
             "by": by,
@@ -138,6 +142,7 @@ class ApiRegistry:
             "expired_only": expired_only,
             "action": action,
             "reason": reason,
+            "expect_commit": expect_commit,
         }
         data = self._call("POST", f"/slots/{int(slot_id)}/release", json=body)
         return ReleaseResult.from_dict(data)

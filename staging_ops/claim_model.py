@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from staging_ops.errors import BadInput
+from staging_ops.errors import BadInput, Conflict
 
 TASK_KEY = re.compile(r"^[A-Z][A-Z0-9]*-[0-9]+$")
 # git refuses most of what this excludes anyway; we also refuse a leading '-' so a branch can
@@ -36,6 +36,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 class UnknownSlot(BadInput):
     """The slot is not in the registry (the API answers 404)."""
+
+
+class HoldsAnotherSlot(Conflict):
+    """The task already holds another slot: waiting for a free one cannot change that."""
+
+    MARK = "already holds slot"  # in its message, so that an API client can tell it apart
 
 
 def parse_task(value: object) -> str:
@@ -299,10 +305,12 @@ class SlotRegistry(Protocol):
         expired_only: bool = False,
         action: str = "release",
         reason: str | None = None,
+        expect_commit: str | None = None,
     ) -> ReleaseResult:
         """Free the slot. Allowed for its owner (`by`), for whoever names its task, or with
         `force`. `task`, when given, is also a precondition (the claim must still be that
-        task's); `expired_only` releases only a claim that is past its expiry. `action`
+        task's); `expired_only` releases only a claim that is past its expiry;
+        `expect_commit` only one whose deployed commit is still that one. `action`
         ("release" or "reap") and `reason` are recorded in the history.
         """
         ...

@@ -11,7 +11,7 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +19,7 @@ from typing import Any
 
 from staging_ops.claim_model import (
     ClaimResult,
+    HoldsAnotherSlot,
     ReleaseResult,
     SlotRegistry,
     SlotState,
@@ -153,7 +154,8 @@ def claim(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> ClaimResult:
-    """Claim; with `request.wait`, keep retrying while the answer is a conflict."""
+    """Claim; with `request.wait`, keep retrying while the slot (or every QA slot) is held by
+    others. That the task holds another slot is final: no wait changes it."""
     deadline = clock() + request.wait.total_seconds() if request.wait else None
     pause = 1.0
     while True:
@@ -161,6 +163,8 @@ def claim(
             return registry.claim(
                 request.slot_id, request.task, request.owner, request.ttl, request.note
             )
+        except HoldsAnotherSlot:
+            raise
         except Conflict as exc:
             left = deadline - clock() if deadline is not None else 0.0
             if left <= 0:
@@ -305,27 +309,54 @@ class ReapItem:
         }
 
 
-def plan_reap(states: list[SlotState], repo_url: str, now: datetime) -> list[ReapItem]:
-    """Claims past their expiry, and claims whose branch is merged into main or deleted."""
+@dataclass
+class ReapReport:
+    """What reap found (and did); `problem` says why the branch checks could not run (the
+    expired claims were reaped all the same)."""
+
+    items: list[ReapItem]
+    problem: str | None = None
+
+
+def _deployed_by_holder(state: SlotState) -> bool:
+    """Whether the slot's branch is this claim's: the row keeps the branch of the last deploy
+    across releases, so a claim that has not deployed yet still shows its predecessor's."""
+    return bool(
+        state.branch
+        and state.deployed_at
+        and state.claimed_at
+        and state.deployed_at >= state.claimed_at
+    )
+
+
+def plan_reap(states: Sequence[SlotState], repo_url: str, now: datetime) -> ReapReport:
+    """Claims past their expiry, and claims whose (own) branch is merged into main or
+    deleted."""
     claimed = [s for s in states if s.claimed]
     items = [
         ReapItem(s, f"expired {_ago(now - s.expires_at)} ago", True)
         for s in claimed
         if s.expired(now) and s.expires_at
     ]
-    by_branch = [s for s in claimed if not s.expired(now) and s.branch and s.branch != "main"]
+    by_branch = [
+        s for s in claimed if not s.expired(now) and _deployed_by_holder(s) and s.branch != "main"
+    ]
     if not by_branch:
-        return items
+        return ReapReport(items)
     from staging_ops.repo_branches import branch_facts
 
-    facts = branch_facts(repo_url, [s.branch for s in by_branch if s.branch])
+    try:
+        facts = branch_facts(repo_url, [s.branch for s in by_branch if s.branch])
+    except StagingError as exc:
+        # The expired claims need no git: reap them anyway, and say what was not checked.
+        return ReapReport(items, f"branches not checked: {exc}")
     for state in by_branch:
         branch = state.branch or ""
         if not facts.exists(branch):
             items.append(ReapItem(state, f"branch {branch} was deleted", False))
         elif branch in facts.merged:
             items.append(ReapItem(state, f"branch {branch} is merged into main", False))
-    return sorted(items, key=lambda item: item.slot.slot_id)
+    return ReapReport(sorted(items, key=lambda item: item.slot.slot_id))
 
 
 def reap(
@@ -335,16 +366,17 @@ def reap(
     check: bool = False,
     by: str | None = None,
     now: datetime | None = None,
-) -> list[ReapItem]:
+) -> ReapReport:
     """Free what plan_reap finds (or only report it with `check`). Each release is
-    conditional on the claim still being the one we judged: a claim renewed or re-taken in
-    the meantime is skipped, not released."""
+    conditional on the claim still being the one we judged (same task; for an expired claim,
+    still expired; for a branch reason, still the commit we judged): a claim renewed,
+    re-taken or deployed again meanwhile is skipped, not released."""
     now = now or datetime.now(UTC)
-    items = plan_reap(registry.status(), inventory.app.repo_url, now)
+    report = plan_reap(registry.status(), inventory.app.repo_url, now)
     if check:
-        return items
+        return report
     who = owner_or_default(by)
-    for item in items:
+    for item in report.items:
         try:
             result = registry.release(
                 item.slot.slot_id,
@@ -354,11 +386,12 @@ def reap(
                 expired_only=item.expired,
                 action="reap",
                 reason=item.reason,
+                expect_commit=None if item.expired else item.slot.commit,
             )
             item.outcome = "released" if result.released else "already free"
         except Conflict as exc:
             item.outcome = f"skipped: {exc}"
-    return items
+    return report
 
 
 def _ago(delta: timedelta) -> str:

@@ -30,6 +30,7 @@ from psycopg2 import sql
 
 from staging_ops.claim_model import (
     ClaimResult,
+    HoldsAnotherSlot,
     ReleaseResult,
     SlotEvent,
     SlotState,
@@ -474,8 +475,8 @@ class PostgresRegistry:
             return ClaimResult(_state(row), bool(row["renewed"]))
         held = self._held_by_task(cur, params["task"])
         if held is not None and held.slot_id != params["slot"]:
-            raise Conflict(
-                f"task {params['task']} already holds slot {held.slot_id} "
+            raise HoldsAnotherSlot(
+                f"task {params['task']} {HoldsAnotherSlot.MARK} {held.slot_id} "
                 f"({held.identifier}); release it first: "
                 f"invoke release --slot {held.slot_id}"
             )
@@ -546,6 +547,7 @@ class PostgresRegistry:
         expired_only: bool = False,
         action: str = "release",
         reason: str | None = None,
+        expect_commit: str | None = None,
     ) -> ReleaseResult:
         task = parse_task(task) if task else None
         params = {
@@ -554,6 +556,7 @@ class PostgresRegistry:
             "task": task,
             "force": force,
             "expired_only": expired_only,
+            "commit": parse_commit(expect_commit) if expect_commit else None,
         }
         with self._transaction(actor=by, action=action, detail=reason or "") as cur:
             # The check and the write are this one statement; the CTE locks the row first so
@@ -567,6 +570,7 @@ class PostgresRegistry:
                     " AND (%(task)s::text IS NULL OR s.task = %(task)s)"
                     " AND (%(force)s OR %(task)s::text IS NOT NULL OR s.owner = %(by)s)"
                     " AND (NOT %(expired_only)s OR s.expires_at <= now())"
+                    " AND (%(commit)s::text IS NULL OR s.commit = %(commit)s)"
                     " RETURNING to_jsonb(old) AS before, to_jsonb(s) AS after"
                 ),
                 params,
@@ -583,6 +587,11 @@ class PostgresRegistry:
             raise Conflict(
                 f"slot {slot_id} ({state.identifier}) is now held by "
                 f"{state.holder_text()}, not by {task}"
+            )
+        if params["commit"] and state.commit != params["commit"]:
+            raise Conflict(
+                f"slot {slot_id} ({state.identifier}) was deployed again "
+                f"({state.branch or '?'} at {(state.commit or '?')[:12]}) since it was judged"
             )
         if expired_only:
             raise Conflict(

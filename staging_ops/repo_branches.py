@@ -2,8 +2,10 @@
 
 `reap` uses this to free slots whose work has landed. Nothing is guessed from names: the
 remote's heads come from `git ls-remote`, and "merged" means the branch tip is an ancestor of
-main (what `git branch --merged` means), computed in a throwaway bare repository that fetches
-only main and the branches in question (blobless where the server allows it).
+main (what `git branch --merged` means) but not one of main's own first-parent commits, so a
+branch just made from main, or reset to it, with no work of its own yet, is not "merged". It is
+computed in a throwaway bare repository that fetches only main and the branches in question
+(blobless where the server allows it).
 Every git call is an argument list (no shell) with a timeout and no terminal prompts.
 """
 
@@ -90,11 +92,18 @@ def branch_facts(url: str, branches: Iterable[str], main: str = MAIN) -> BranchF
             [
                 "for-each-ref",
                 f"--merged=refs/heads/{main}",
-                "--format=%(refname:lstrip=2)",
+                "--format=%(refname:lstrip=2) %(objectname)",
                 "refs/heads/",
             ],
             url,
             cwd=tmp,
         )
-    merged = frozenset(name for name in listed.split() if name in wanted)
+        mainline = set(
+            _git(["rev-list", "--first-parent", f"refs/heads/{main}"], url, cwd=tmp).split()
+        )
+    merged = frozenset(
+        name
+        for name, sha in (line.split() for line in listed.splitlines() if line.strip())
+        if name in wanted and sha not in mainline
+    )
     return BranchFacts(heads, merged)

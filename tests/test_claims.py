@@ -16,13 +16,14 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
 
 from staging_ops import claims
 from staging_ops.api_client import ApiRegistry
-from staging_ops.claim_model import SlotRegistry, UnknownSlot
+from staging_ops.claim_model import HoldsAnotherSlot, SlotRegistry, UnknownSlot
 from staging_ops.errors import Conflict
 from staging_ops.inventory import Inventory, load_inventory
 from staging_ops.registry import PostgresRegistry, migrate
@@ -223,6 +224,19 @@ def test_wait_takes_the_slot_once_it_is_freed(backend: Backend) -> None:
     assert "JA-1" in notices[0] and "waiting" in notices[0]
 
 
+def test_wait_does_not_wait_for_a_task_that_holds_another_slot(backend: Backend) -> None:
+    """Only a release by the task itself could change that: no waiting, at once exit 3."""
+    backend.registry.claim(2, "JA-7", "alice", WEEK)
+    backend.registry.claim(4, "JA-1", "bob", WEEK)
+    request = claims.ClaimRequest.parse(
+        backend.inventory, slot="4", task="JA-7", owner="alice", ttl="1h", note=None, wait="10m"
+    )
+    waits: list[float] = []
+    with pytest.raises(HoldsAnotherSlot, match="already holds slot 2"):
+        claims.claim(backend.registry, request, sleep=waits.append)
+    assert waits == []
+
+
 def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         [
@@ -243,7 +257,8 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 def make_app_repo(tmp_path: Path) -> Path:
-    """A bare repo: main, feature/merged (merged into main), feature/open (not merged)."""
+    """A bare repo: main, feature/merged (merged into main), feature/open (not merged),
+    feature/fresh (main's previous commit, nothing of its own)."""
     work = tmp_path / "work"
     work.mkdir()
     _git(work, "init", "-q")
@@ -257,6 +272,8 @@ def make_app_repo(tmp_path: Path) -> Path:
         _git(work, "commit", "-qm", branch)
     _git(work, "checkout", "-q", "main")
     _git(work, "merge", "-q", "--no-ff", "-m", "merge", "feature/merged")
+    # Made from main with no work of its own yet: an ancestor of main, but not merged work.
+    _git(work, "branch", "feature/fresh", "main~1")
     bare = tmp_path / "app.git"
     _git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
     return bare
@@ -267,8 +284,14 @@ def test_reap_frees_expired_merged_and_deleted(backend: Backend, tmp_path: Path)
     inventory = dataclasses.replace(
         backend.inventory, app=dataclasses.replace(backend.inventory.app, repo_url=str(repo))
     )
-    branches = {1: "feature/merged", 2: "feature/open", 3: "feature/gone", 5: "main"}
-    for slot in (1, 2, 3, 4, 5):
+    branches = {
+        1: "feature/merged",
+        2: "feature/open",
+        3: "feature/gone",
+        5: "main",
+        6: "feature/fresh",
+    }
+    for slot in (1, 2, 3, 4, 5, 6):
         backend.registry.claim(slot, f"JA-{slot}", "alice", WEEK)
         if slot in branches:
             backend.registry.record_deploy(slot, branches[slot], "abcdef1", "alice")
@@ -277,25 +300,99 @@ def test_reap_frees_expired_merged_and_deleted(backend: Backend, tmp_path: Path)
         "UPDATE marts.staging_slots SET expires_at = now() - interval '2 hours' WHERE slot_id = 4",
     )
 
-    planned = claims.reap(backend.registry, inventory, check=True, by="reaper")
+    planned = claims.reap(backend.registry, inventory, check=True, by="reaper").items
     assert {i.slot.slot_id: i.reason for i in planned} == {
         1: "branch feature/merged is merged into main",
         3: "branch feature/gone was deleted",
         4: "expired 2h ago",
     }
-    assert all(s.claimed for s in backend.registry.status() if s.slot_id <= 5)
+    assert all(s.claimed for s in backend.registry.status() if s.slot_id <= 6)
 
-    done = claims.reap(backend.registry, inventory, by="reaper")
+    done = claims.reap(backend.registry, inventory, by="reaper").items
     assert [(i.slot.slot_id, i.outcome) for i in done] == [
         (1, "released"),
         (3, "released"),
         (4, "released"),
     ]
     claimed = {s.slot_id for s in backend.registry.status() if s.claimed}
-    assert claimed == {2, 5}
+    assert claimed == {2, 5, 6}
     reaped = [e for e in backend.registry.history(limit=100) if e.action == "reap"]
     assert {(e.slot_id, e.actor) for e in reaped} == {(1, "reaper"), (3, "reaper"), (4, "reaper")}
     assert any(e.detail == "branch feature/gone was deleted" for e in reaped)
+
+
+def _repo_inventory(backend: Backend, repo: Path | str) -> Inventory:
+    return dataclasses.replace(
+        backend.inventory, app=dataclasses.replace(backend.inventory.app, repo_url=str(repo))
+    )
+
+
+def test_reap_judges_a_claim_by_its_own_deploy_not_the_last_holders(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """The row keeps the last deploy's branch across a release: a new claim that has not
+    deployed yet must not be reaped because its predecessor's branch was merged."""
+    inventory = _repo_inventory(backend, make_app_repo(tmp_path))
+    backend.registry.claim(3, "JA-1", "alice", WEEK)
+    backend.registry.record_deploy(3, "feature/merged", "abcdef1", "alice")
+    backend.registry.release(3, "alice")
+    backend.registry.claim(3, "JA-2", "bob", WEEK)
+    assert backend.registry.get(3).branch == "feature/merged"
+    assert claims.reap(backend.registry, inventory, by="reaper").items == []
+    assert backend.registry.get(3).task == "JA-2"
+
+
+class _DeploysBeforeRelease:
+    """The registry, with a new deploy of each slot landing just before reap releases it
+    (as if a deploy finished while reap was asking git)."""
+
+    def __init__(self, registry: Any) -> None:
+        self._registry = registry
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._registry, name)
+
+    def release(self, slot_id: int, by: str, **kwargs: Any) -> Any:
+        self._registry.record_deploy(slot_id, "feature/new-work", "abcdef2", "alice")
+        return self._registry.release(slot_id, by, **kwargs)
+
+
+def test_reap_skips_a_claim_deployed_again_after_it_was_judged(
+    backend: Backend, tmp_path: Path
+) -> None:
+    inventory = _repo_inventory(backend, make_app_repo(tmp_path))
+    backend.registry.claim(4, "JA-4", "alice", WEEK)
+    backend.registry.record_deploy(4, "feature/merged", "abcdef1", "alice")
+    done = claims.reap(_DeploysBeforeRelease(backend.registry), inventory, by="reaper").items
+    assert [(i.slot.slot_id, i.outcome.split(":")[0]) for i in done] == [(4, "skipped")]
+    assert "deployed again" in done[0].outcome
+    state = backend.registry.get(4)
+    assert (state.task, state.branch) == ("JA-4", "feature/new-work")
+
+
+def test_reap_frees_expired_claims_even_when_git_cannot_be_asked(
+    backend: Backend, tmp_path: Path
+) -> None:
+    inventory = _repo_inventory(backend, tmp_path / "no-such-repo.git")
+    for slot in (1, 2):
+        backend.registry.claim(slot, f"JA-{slot}", "alice", WEEK)
+        backend.registry.record_deploy(slot, "feature/open", "abcdef1", "alice")
+    sql(
+        backend.dsn,
+        "UPDATE marts.staging_slots SET expires_at = now() - interval '1 hour' WHERE slot_id = 1",
+    )
+    report = claims.reap(backend.registry, inventory, by="reaper")
+    assert [(i.slot.slot_id, i.outcome) for i in report.items] == [(1, "released")]
+    assert report.problem and report.problem.startswith("branches not checked: git ls-remote")
+    assert backend.registry.get(2).claimed
+    # The same through the task: what could be reaped is shown, and it exits 1.
+    text = Path(backend.inventory.path).read_text()
+    assert backend.inventory.app.repo_url in text
+    path = tmp_path / "inventory.toml"
+    path.write_text(text.replace(backend.inventory.app.repo_url, inventory.app.repo_url))
+    result = invoke({**backend.env, "STAGING_INVENTORY": str(path)}, "reap")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: branches not checked: git ls-remote" in result.stderr
 
 
 def test_reap_skips_a_claim_renewed_meanwhile(backend: Backend) -> None:

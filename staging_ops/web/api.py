@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note"}
 DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task"}
-RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason"}
+RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
 MAX_HISTORY = 1000
 
@@ -186,6 +186,7 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
             expired_only=_flag(data, "expired_only"),
             action=action,
             reason=parse_text(_string(data, "reason"), "reason"),
+            expect_commit=_string(data, "expect_commit"),
         )
         return jsonify(result.to_dict())
 

@@ -255,6 +255,10 @@ def openapi_document() -> dict[str, Any]:
                         "expired_only": {"type": "boolean"},
                         "action": {"enum": ["release", "reap"]},
                         "reason": _TEXT,
+                        "expect_commit": {
+                            "type": ["string", "null"],
+                            "description": "release only while this commit is the deployed one",
+                        },
                     },
                 },
                 "Event": {
