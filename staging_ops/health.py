@@ -33,6 +33,9 @@ class _SlotNameAdapter(HTTPAdapter):
 def slot_get(host: Host, slot: Slot, path: str, timeout: float = 5.0) -> requests.Response:
     """GET `path` on the slot's public HTTPS endpoint."""
     with requests.Session() as session:
+        # Straight to the host: a proxy from HTTPS_PROXY would be asked instead (off
+        # loopback in tests), and the pinned TLS name would not reach nginx through it.
+        session.trust_env = False
         session.mount("https://", _SlotNameAdapter(slot.subdomain))
         port = host.public_port or host.https_port
         return session.get(

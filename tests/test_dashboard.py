@@ -12,9 +12,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jwt
 import pytest
 import requests
 from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
@@ -256,6 +257,18 @@ def test_another_operators_claims_appear_without_reload(
 
 
 # ---- signing in ------------------------------------------------------------------------------
+
+
+def test_a_token_with_a_string_exp_gets_the_board(dashboard: Dashboard) -> None:
+    """PyJWT accepts a numeric-string `exp`; the board must not turn that into a 500."""
+    exp = int(time.time()) + 600
+    token = jwt.encode({"sub": OPERATOR, "admin": True, "exp": str(exp)}, SECRET, "HS256")
+    for _ in range(2):
+        response = dashboard.board(token)
+        assert response.status_code == 200, response.text
+    assert response.json()["token_expires_at"].startswith(
+        datetime.fromtimestamp(exp, UTC).isoformat()[:19]
+    )
 
 
 def test_expired_and_refused_tokens_say_so_and_offer_sign_in(

@@ -82,7 +82,9 @@ def dashboard_blueprint(
         checks, checked_at = health.snapshot() if health else ({}, None)
         data = build_board(registry, inventory, checks, checked_at, datetime.now(UTC))
         data["subject"] = auth.subject(claims)
-        data["token_expires_at"] = datetime.fromtimestamp(claims["exp"], UTC).isoformat()
+        # int(): PyJWT also accepts a numeric string or a float `exp`.
+        exp = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        data["token_expires_at"] = exp.isoformat()
         return jsonify(data)
 
     return bp

@@ -4,6 +4,9 @@ A health round is up to 20 HTTPS probes with a few seconds' timeout each. Runnin
 poll would make every refresh as slow as the slowest slot and multiply the probes by the number
 of open dashboards, so the answer is cached for `max_age` seconds and refreshed on a background
 thread: a poll always answers at once with the last known health (nothing, the first time).
+The cache lives in each server process: with N worker processes there are at most N rounds
+per `max_age`, whatever the number of viewers, and two polls may show rounds a few seconds
+apart.
 """
 
 from __future__ import annotations
