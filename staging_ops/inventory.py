@@ -77,6 +77,9 @@ class Host:
     nginx_reload_command: str = "systemctl reload nginx"
     public_scheme: str = "https"
     public_port: int | None = None
+    # The address nginx listens on (`listen ADDR:PORT`); empty: all addresses, as a droplet
+    # serving the internet needs. The sandbox sets 127.0.0.1.
+    listen_address: str = ""
 
     @property
     def sites_available(self) -> str:
@@ -302,6 +305,13 @@ class _Loader:
                 kwargs[key] = self._str(raw, key, w)
         if "postgres_host" in raw:
             kwargs["postgres_host"] = self._hostname(raw, "postgres_host", w)
+        if "listen_address" in raw:
+            # Written into `listen ADDR:PORT;`: only a plain IP address may go there.
+            value = raw["listen_address"]
+            if value != "":
+                if not isinstance(value, str) or not _is_ip(value) or "%" in value:
+                    raise self.fail(w, "listen_address", f"{value!r} is not an IP address")
+                kwargs["listen_address"] = str(ipaddress.ip_address(value))
         if "public_scheme" in raw:
             kwargs["public_scheme"] = self._str(
                 raw, "public_scheme", w, pattern=re.compile(r"^https?$")

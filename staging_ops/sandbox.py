@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -179,19 +180,18 @@ def up(
     ports: Ports | None = None,
     dashboard: bool = False,
 ) -> Sandbox:
-    """Build and start a sandbox in `directory`, first cleaning any stale one there; with
-    `dashboard`, also the Staging API + Dashboard on 127.0.0.1:`ports.dashboard`."""
+    """Build and start a sandbox in `directory`, first stopping and deleting a stale one
+    there (a directory that is neither a sandbox nor empty is refused, untouched, and nothing
+    is deleted until the ports are known to be free); with `dashboard`, also the Staging API
+    + Dashboard on 127.0.0.1:`ports.dashboard`."""
     if not 1 <= hosts <= 20:
         raise BadInput(f"--hosts must be between 1 and 20, not {hosts}")
     if not 1 <= slots <= 500:
         raise BadInput(f"--slots must be between 1 and 500, not {slots}")
     ports = ports or Ports()
     path = Path(directory).resolve()
-    if path == Path("/") or path == Path.home():
-        raise BadInput(f"refusing to use {path} as a sandbox directory")
+    _check_replaceable(path)
     down(path)
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
     sandbox = Sandbox(
         dir=str(path),
         pg_port=ports.postgres,
@@ -206,7 +206,9 @@ def up(
         dashboard_port=ports.dashboard if dashboard else None,
         api_jwt_secret=secrets.token_urlsafe(32) if dashboard else "",
     )
-    _check_ports_free(sandbox)
+    _check_ports_free(sandbox)  # before deleting anything: a failed `up` leaves all as it was
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
     sandbox.save()  # early, so `down` can clean up after a failure half-way
     try:
         _make_keys(sandbox)
@@ -244,7 +246,10 @@ def down(directory: str | Path = ".sandbox") -> list[str]:
     for name, pid in pids.items():
         if _alive(pid, sandbox):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                # PostgreSQL's SIGTERM is a smart shutdown: it waits for every client to leave.
+                # SIGINT is its fast shutdown: clients are disconnected, the cluster shut down
+                # cleanly.
+                os.kill(pid, signal.SIGINT if name == "postgres" else signal.SIGTERM)
             stopped.append(name)
     deadline = time.monotonic() + 3
     for name in stopped:
@@ -297,6 +302,36 @@ def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 
 def _as_postgres(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+def _check_replaceable(path: Path) -> None:
+    """`up` deletes `path` and starts afresh there: allowed only for a directory that holds a
+    sandbox (its state.json) or nothing at all. Anything else (a checkout, a home directory)
+    is refused before it is touched."""
+    if path == Path("/") or path == Path.home():
+        raise BadInput(f"refusing to use {path} as a sandbox directory")
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise BadInput(f"refusing to use {path} as a sandbox directory: it is not a directory")
+    if (path / STATE_FILE).is_file():
+        try:
+            load(path)
+        except (OSError, ValueError, TypeError, KeyError):
+            raise BadInput(
+                f"refusing to use {path} as a sandbox directory: its {STATE_FILE} is not "
+                "a sandbox's (remove the directory yourself if it is one)"
+            ) from None
+        return
+    try:
+        empty = next(path.iterdir(), None) is None
+    except OSError as exc:
+        raise BadInput(f"refusing to use {path} as a sandbox directory: {exc.strerror}") from None
+    if not empty:
+        raise BadInput(
+            f"refusing to use {path} as a sandbox directory: it is not empty and holds no "
+            f"sandbox ({STATE_FILE}); choose an empty or new directory"
+        )
 
 
 def _check_ports_free(sandbox: Sandbox) -> None:
@@ -616,6 +651,7 @@ tls_ca = "{sandbox.ca_path}"
 http_port = {h.http_port}
 https_port = {h.https_port}
 public_port = {h.https_port}
+listen_address = "127.0.0.1"
 packages = ["nginx", "git", "python3-venv"]
 postgres_port = {sandbox.pg_port}
 nginx_test_command = {json.dumps(nginx + " -t -q")}
@@ -679,23 +715,40 @@ def _unit_pids(host: SandboxHost) -> dict[str, int]:
 
 
 def _alive(pid: int, sandbox: Sandbox) -> bool:
-    """True when `pid` runs and is still ours, which guards against PID reuse after a crash:
-    its command line names the sandbox directory (postgres -D, nginx -p, sshd -f do), or it
-    started after the sandbox did (the units' services)."""
+    """True when `pid` runs and is still ours. PIDs are reused (after a crash, a reboot, or
+    just a wrapped PID counter), and `down` re-reads them from state.json and the units' status
+    files, so a PID counts only if the process names the sandbox:
+    - its command line names a path inside the sandbox directory (postgres -D, nginx -p,
+      sshd -f, the slot units' ExecStart under srv/staging); or, for those whose does not,
+    - the dashboard (`python -m staging_ops.web`): its environment's STAGING_INVENTORY is the
+      sandbox's inventory;
+    - a unit the systemctl stand-in started: its environment's PATH has a sandbox host's bin
+      directory (the sandbox sshd sets it for the session; the stand-in and its services
+      inherit it). An operator's shell that sourced DIR/env matches neither."""
+    proc = Path(f"/proc/{pid}")
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        stat = (proc / "stat").read_text()
+        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    fields = stat.rsplit(")", 1)[-1].split()
-    if fields[0] == "Z":
+    if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
         return False
-    if sandbox.dir in cmdline:
+    # (NULs separate the arguments; nginx and sshd rewrite their titles into one spaced string.)
+    if _names_path_inside(sandbox.dir).search(cmdline):
         return True
-    boot = next(
-        float(line.split()[1])
-        for line in Path("/proc/stat").read_text().splitlines()
-        if line.startswith("btime ")
-    )
-    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    return started >= sandbox.started_at - 1
+    try:
+        raw = (proc / "environ").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    environ = dict(entry.partition("=")[::2] for entry in raw.split("\0") if "=" in entry)
+    if "staging_ops.web" in cmdline.split():
+        return environ.get("STAGING_INVENTORY") == str(sandbox.inventory_path)
+    host_bins = {str(Path(h.dir) / "bin") for h in sandbox.hosts}
+    return not host_bins.isdisjoint(environ.get("PATH", "").split(":"))
+
+
+def _names_path_inside(directory: str) -> re.Pattern[str]:
+    """Finds a path inside `directory` in a command line: as a word of its own or an option's
+    value (`--root=DIR/...`). With a path boundary on both sides: /tmp/sbx/x is inside
+    /tmp/sbx; /tmp/sbx3/x and /a/tmp/sbx/x are not."""
+    return re.compile(r"(?:^|[\s=:'\"])" + re.escape(directory.rstrip("/") + "/"))

@@ -241,3 +241,35 @@ def test_postgres_host_accepts_names_and_addresses(tmp_path, value):
 def test_a_slot_named_twice_is_selected_once():
     inventory = load_inventory(DEFAULT_INVENTORY)
     assert [s.id for s in inventory.select_slots("2,2, 3,2")] == [2, 3]
+
+
+def _with_listen_address(tmp_path: Path, value: str) -> Path:
+    return _mutate(
+        tmp_path,
+        '[hosts.staging]\naddress = "staging.justapply.net"\n',
+        f'[hosts.staging]\naddress = "staging.justapply.net"\nlisten_address = {value}\n',
+    )
+
+
+def test_listen_address_defaults_to_all_addresses():
+    assert load_inventory(DEFAULT_INVENTORY).hosts["staging"].listen_address == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [('"127.0.0.1"', "127.0.0.1"), ('"::1"', "::1"), ('"0:0::1"', "::1"), ('""', "")],
+)
+def test_listen_address_is_an_ip_address(tmp_path, value, expected):
+    inventory = load_inventory(_with_listen_address(tmp_path, value))
+    assert inventory.hosts["staging"].listen_address == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['"localhost"', '"127.0.0.1:80"', '"127.0.0.1; include /etc/passwd"', '"fe80::1%eth0"', "1"],
+)
+def test_bad_listen_address_names_host_and_field(tmp_path, value):
+    path = _with_listen_address(tmp_path, value)
+    with pytest.raises(BadInput) as err:
+        load_inventory(path)
+    assert f"{path}: host 'staging': field 'listen_address'" in str(err.value)

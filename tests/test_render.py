@@ -298,3 +298,41 @@ def test_invoke_render_writes_files(tmp_path):
     env = tmp_path / "srv/staging/staging-4/shared/env"
     assert env.stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / "srv/staging/staging-5").exists()
+
+
+def _listen_lines(inventory: Inventory, host) -> list[str]:
+    files = render.render_host(inventory, host)
+    return [
+        line.strip()
+        for rendered in files.values()
+        if rendered.kind == "nginx"
+        for line in rendered.content.splitlines()
+        if line.strip().startswith("listen ")
+    ]
+
+
+def test_default_inventory_listens_on_all_addresses():
+    """A real droplet serves the internet: no address in `listen` unless the inventory names
+    one."""
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    lines = _listen_lines(inventory, inventory.target_hosts()[0])
+    assert len(lines) == 2 + 2 * len(inventory.slots)
+    assert set(lines) == {
+        "listen 80 default_server;",
+        "listen 443 ssl default_server;",
+        "listen 80;",
+        "listen 443 ssl http2;",
+    }
+
+
+@pytest.mark.parametrize(("address", "spelled"), [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")])
+def test_listen_address_goes_into_every_listen(tmp_path, certificate, address, spelled):
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    host = dataclasses.replace(inventory.target_hosts()[0], listen_address=address)
+    lines = _listen_lines(inventory, host)
+    assert len(lines) == 2 + 2 * len(inventory.slots)
+    assert all(line.startswith(f"listen {spelled}:") for line in lines), lines
+    inventory = dataclasses.replace(inventory, hosts={host.name: host})
+    nginx = _nginx_tree(inventory, tmp_path, *certificate)
+    result = subprocess.run([*nginx, "-t"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -198,6 +200,217 @@ def test_up_down_and_restart_after_a_crash(tmp_path):
                 or Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
             )
         assert sandbox_mod.status(directory)["up"] is False
+    finally:
+        sandbox_mod.down(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- `up` replaces only a sandbox, and only once its ports are free ----------------------------
+
+
+def _a_checkout(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    files = [directory / "README.md", directory / ".git" / "HEAD", directory / "src" / "main.py"]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("precious\n")
+    return files
+
+
+def test_up_refuses_a_directory_that_is_not_a_sandbox(tmp_path):
+    checkout = tmp_path / "checkout"
+    files = _a_checkout(checkout)
+    with pytest.raises(sandbox_mod.BadInput, match="not empty and holds no sandbox"):
+        sandbox_mod.up(checkout, ports=sandbox_ports(500))
+    port_base = str(sandbox_ports(500).base)
+    result = run_invoke("sandbox.up", "--dir", str(checkout), "--port-base", port_base)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "refusing" in result.stderr
+    assert all(path.read_text() == "precious\n" for path in files)
+    # Neither a file, nor a directory whose state.json is not a sandbox's.
+    with pytest.raises(sandbox_mod.BadInput, match="not a directory"):
+        sandbox_mod.up(files[0], ports=sandbox_ports(500))
+    (checkout / "state.json").write_text('{"name": "my-app"}')
+    with pytest.raises(sandbox_mod.BadInput, match=r"state\.json is not a sandbox's"):
+        sandbox_mod.up(checkout, ports=sandbox_ports(500))
+    assert all(path.read_text() == "precious\n" for path in files)
+
+
+def test_up_checks_its_ports_before_deleting_the_old_sandbox(tmp_path):
+    ports = sandbox_ports(500)
+    old = sandbox_mod.Sandbox(
+        dir=str(tmp_path), pg_port=ports.postgres, slot_port_offset=0, slots=1, hosts=[]
+    )
+    old.save()
+    marker = tmp_path / "keep-me"
+    marker.write_text("x")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", ports.ssh(1)))
+        busy.listen()
+        with pytest.raises(sandbox_mod.BadInput, match=f"port 127.0.0.1:{ports.ssh(1)} is in use"):
+            sandbox_mod.up(tmp_path, ports=ports)
+    assert marker.read_text() == "x"
+    assert sandbox_mod.load(tmp_path) is not None
+
+
+# --- `down` stops only processes that are the sandbox's ----------------------------------------
+
+
+def _spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(list(args), env=env, stdin=subprocess.DEVNULL)
+
+
+def _running(process: subprocess.Popen) -> bool:
+    return process.poll() is None
+
+
+def test_down_spares_a_process_that_reused_a_recorded_pid(tmp_path):
+    """A crashed sandbox leaves PIDs behind in state.json and the units' status files; a
+    process started later that got one of those PIDs is not the sandbox's."""
+    host = sandbox_mod.SandboxHost("h1", 1, 2, 3, str(tmp_path / "hosts" / "h1"))
+    old = sandbox_mod.Sandbox(
+        dir=str(tmp_path), pg_port=4, slot_port_offset=0, slots=1, hosts=[host]
+    )
+    old.started_at = time.time() - 60
+    old.save()
+    time.sleep(0.05)
+    stranger = _spawn("sleep", "60")
+    unit_stranger = _spawn("sleep", "60")
+    try:
+        old.pids = {"postgres": stranger.pid, "h1:nginx": stranger.pid}
+        old.save()
+        (host.root / "run").mkdir(parents=True)
+        (host.root / "run" / "job-search-ui@staging-1.service.status").write_text(
+            f"ActiveState=active\nMainPID={unit_stranger.pid}\n"
+        )
+        assert sandbox_mod.down(tmp_path) == []
+        time.sleep(0.1)
+        assert _running(stranger) and _running(unit_stranger)
+        assert sandbox_mod.status(tmp_path)["processes"] == {}
+    finally:
+        for process in (stranger, unit_stranger):
+            process.kill()
+            process.wait()
+
+
+def test_a_process_is_the_sandboxs_only_inside_its_directory(tmp_path):
+    """DIR/x is not DIR3/x: the command line, or for the dashboard and the units its
+    environment, must name a path inside the sandbox directory itself."""
+    directory, neighbour = tmp_path / "x", tmp_path / "x3"
+    host = sandbox_mod.SandboxHost("h1", 1, 2, 3, str(directory / "hosts" / "h1"))
+    box = sandbox_mod.Sandbox(
+        dir=str(directory), pg_port=4, slot_port_offset=0, slots=1, hosts=[host]
+    )
+    directory.mkdir()
+    box.save()
+    sleeper = "import time; time.sleep(60)"
+    python = sys.executable
+    base = {k: v for k, v in os.environ.items() if not k.startswith("STAGING_")}
+    path = base.get("PATH", "/usr/bin:/bin")
+
+    def dashboard(inventory: Path) -> subprocess.Popen:
+        # The dashboard's command line (`python -m staging_ops.web ...`) names no path.
+        return _spawn(
+            python,
+            "-c",
+            sleeper,
+            "-m",
+            "staging_ops.web",
+            env={**base, "STAGING_INVENTORY": str(inventory)},
+        )
+
+    ours = {
+        "postgres": _spawn(python, "-c", sleeper, "-D", f"{directory}/pg/data"),
+        "h1:nginx": _spawn(python, "-c", sleeper, f"--prefix={directory}/hosts/h1/root"),
+        "dashboard": dashboard(directory / "inventory.toml"),
+        "h1:probe@one": _spawn(
+            python, "-c", sleeper, env={**base, "PATH": f"{directory}/hosts/h1/bin:{path}"}
+        ),
+    }
+    not_ours = {
+        "neighbour-postgres": _spawn(python, "-c", sleeper, "-D", f"{neighbour}/pg/data"),
+        "nested": _spawn(python, "-c", sleeper, f"/srv{directory}/pg/data"),
+        "the directory itself": _spawn(python, "-c", sleeper, str(directory)),
+        "neighbour-dashboard": dashboard(neighbour / "inventory.toml"),
+        "neighbour-unit": _spawn(
+            python, "-c", sleeper, env={**base, "PATH": f"{neighbour}/hosts/h1/bin:{path}"}
+        ),
+        # An operator's shell that sourced DIR/env has the sandbox's STAGING_INVENTORY.
+        "operator's shell": _spawn(
+            "sleep", "60", env={**base, "STAGING_INVENTORY": str(directory / "inventory.toml")}
+        ),
+    }
+    try:
+        time.sleep(0.2)  # let each exec its command line and environment
+        for name, process in {**ours, **not_ours}.items():
+            assert sandbox_mod._alive(process.pid, box) is (name in ours), name
+        box.pids = {name: process.pid for name, process in {**ours, **not_ours}.items()}
+        box.save()
+        assert sorted(sandbox_mod.down(directory)) == sorted(ours)
+        for name, process in ours.items():
+            expected = signal.SIGINT if name == "postgres" else signal.SIGTERM
+            assert process.wait(timeout=5) == -expected, name
+        assert all(_running(process) for process in not_ours.values())
+    finally:
+        for process in {**ours, **not_ours}.values():
+            process.kill()
+            process.wait()
+
+
+# --- loopback only, and a fast PostgreSQL shutdown --------------------------------------------
+
+
+def test_provisioned_nginx_listens_only_on_loopback(sandbox, provisioned):
+    host = sandbox.hosts[0]
+    master = sandbox.pids["h1:nginx"]
+    nginx_pids = {master} | {
+        int(stat.parent.name)
+        for stat in Path("/proc").glob("[0-9]*/stat")
+        if _parent_pid(stat) == master
+    }
+    sockets = [
+        line.split()
+        for line in subprocess.run(
+            ["ss", "-Hltnp"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        if any(f"pid={pid}," in line for pid in nginx_pids)
+    ]
+    assert {int(s[3].rpartition(":")[2]) for s in sockets} == {host.http_port, host.https_port}
+    assert {s[3].rpartition(":")[0] for s in sockets} == {"127.0.0.1"}, sockets
+    assert 'listen_address = "127.0.0.1"' in sandbox.inventory_path.read_text()
+
+
+def _parent_pid(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_down_stops_postgres_fast_with_a_client_connected():
+    """SIGTERM is PostgreSQL's smart shutdown (it waits for clients); `down` asks for a fast
+    one, so an open connection neither delays it nor ends in SIGKILL."""
+    directory = Path(tempfile.mkdtemp(prefix="staging-ops-sbx5-"))
+    directory.chmod(0o755)
+    try:
+        box = sandbox_mod.up(directory, hosts=1, slots=1, ports=sandbox_ports(500))
+        postmaster = box.pids["postgres"]
+        conn = psycopg2.connect(box.admin_dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            start = time.monotonic()
+            stopped = sandbox_mod.down(directory)
+            elapsed = time.monotonic() - start
+        finally:
+            conn.close()
+        assert "postgres" in stopped
+        assert elapsed < 1.5, elapsed
+        stat = Path(f"/proc/{postmaster}/stat")
+        assert not stat.exists() or stat.read_text().split(") ")[1][0] == "Z"  # gone, or a zombie
+        log = (directory / "pg" / "postgres.log").read_text()
+        assert "received fast shutdown request" in log
+        assert "database system is shut down" in log
     finally:
         sandbox_mod.down(directory)
         shutil.rmtree(directory, ignore_errors=True)
