@@ -536,7 +536,8 @@ def _switch_and_verify(
     deployer: Deployer, log: output.StepLog, release: str, commit: str, previous: str | None
 ) -> None:
     """Make `release` current and prove it serves `commit`; on a failure, Ctrl-C or SIGTERM
-    from the switch on, back to the newest verified-good release (see _roll_back)."""
+    from the switch on, back to `previous` if it is verified-good, else the newest
+    verified-good release (see _roll_back)."""
     try:
         with log.step("switch") as rec:
             deployer.switch(release)
@@ -548,11 +549,11 @@ def _switch_and_verify(
             deployer.verify(commit)
             rec["detail"] = f"/api/version = {commit[:12]} (UI port and nginx)"
     except Stop as stop:
-        _roll_back(deployer, log, release, stop)
+        _roll_back(deployer, log, release, stop, previous)
     except StagingError as failure:
         if _failed_step(log) == "switch":
             raise  # `current` did not move: what served before still serves
-        _roll_back(deployer, log, release, failure)
+        _roll_back(deployer, log, release, failure, previous)
 
 
 def _record(
@@ -607,17 +608,19 @@ def _roll_back(
     log: output.StepLog,
     failed: str,
     failure: StagingError | Stop,
+    previous: str | None = None,
 ) -> None:
-    """Back to the newest verified-good release other than `failed` (never one that was not
-    verified, e.g. left by a killed deploy), verified; the slot is stopped if there is none.
-    A failure marks `failed` bad; an interruption leaves it unverified. Always raises."""
+    """Back to `previous` (what served before) if it is verified-good, else the newest
+    verified-good release other than `failed` (never one that was not verified, e.g. left by
+    a killed deploy), verified; the slot is stopped if there is none. A failure marks
+    `failed` bad; an interruption leaves it unverified. Always raises."""
     interrupted = isinstance(failure, Stop)
     step = _failed_step(log)
     with _signals_ignored():
         logs = "" if interrupted else deployer.service_log()
         if not interrupted:
             deployer.mark_bad(failed)
-        target = _restore_good_release(deployer, log, failed)
+        target = _restore_good_release(deployer, log, failed, previous)
     back = f"rolled back to {target or 'nothing (slot stopped)'}"
     where = deployer.slot.identifier
     if interrupted:
@@ -630,10 +633,13 @@ def _roll_back(
     )
 
 
-def _restore_good_release(deployer: Deployer, log: output.StepLog, failed: str) -> str | None:
-    """Switch to, restart and verify the newest verified-good release but `failed`; its name."""
+def _restore_good_release(
+    deployer: Deployer, log: output.StepLog, failed: str, previous: str | None
+) -> str | None:
+    """Switch to, restart and verify `previous` if verified-good, else the newest
+    verified-good release but `failed`; its name."""
     with log.step("rollback") as rec:
-        target = _newest_good(deployer.releases(), exclude=failed)
+        target = _newest_good(deployer.releases(), exclude=failed, prefer=previous)
         deployer.switch(target["release"] if target else None)
         if target is None:
             deployer.restart(stop_only=True)
@@ -646,12 +652,15 @@ def _restore_good_release(deployer: Deployer, log: output.StepLog, failed: str) 
         return target["release"]
 
 
-def _newest_good(releases: list[dict[str, Any]], exclude: str | None) -> dict[str, Any] | None:
-    """The newest release that passed verify and was not marked bad since, but `exclude`."""
-    for item in releases:  # newest first: names start with their UTC time
-        if item["ok"] and not item["bad"] and item["release"] != exclude:
-            return item
-    return None
+def _newest_good(
+    releases: list[dict[str, Any]], exclude: str | None, prefer: str | None = None
+) -> dict[str, Any] | None:
+    """`prefer` if it passed verify and was not marked bad since, else the newest such
+    release, never `exclude`. `prefer` is what served before: a newer good release may be
+    one an operator rolled away from."""
+    good = [r for r in releases if r["ok"] and not r["bad"] and r["release"] != exclude]
+    chosen = next((r for r in good if r["release"] == prefer), None)
+    return chosen or (good[0] if good else None)  # newest first: names start with UTC time
 
 
 def _failed_step(log: output.StepLog) -> str:

@@ -135,6 +135,23 @@ def test_a_failed_deploy_rolls_back_to_the_last_verified_release(box):
     assert wait_served(box, SLOT) == commit_of(box, "feat-x")
 
 
+def test_a_failed_deploy_goes_back_to_what_served_not_to_a_release_rolled_away_from(box):
+    """F is verified, then rolled back from (it stays verified); a failed deploy after that
+    must restore what served (A), not the newer F the operator left."""
+    assert deploy(box, "main", SLOT).returncode == 0
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    left = current(box)
+    back = run_invoke("rollback", "--slot", str(SLOT), "--task", f"JA-{SLOT}", env=box.env())
+    assert back.returncode == 0, back.stdout + back.stderr
+    served_before = current(box)
+    assert served_before != left
+    failed = deploy(box, "broken-version", SLOT)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"rolled back to {served_before}" in failed.stderr
+    assert current(box) == served_before
+    assert wait_served(box, SLOT) == commit_of(box, "main")
+
+
 def test_a_release_verified_before_ok_marks_existed_is_still_a_rollback_target(box):
     """Droplets deployed by an older staging-ops have no `.ok` marks; their deploy log, which
     only verified deploys wrote, says which releases were good."""
