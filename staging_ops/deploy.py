@@ -161,9 +161,12 @@ class Deployer:
         with self.log.step("connect"):
             self.remote = remote.connect(self.host)
         with self.log.step("lock") as rec:
-            timeout = max(600.0, self.app.verify_timeout * 4)
             self.lock = slot_lock.acquire(
-                self.remote, self.paths.lock, self.slot.identifier, timeout, self.operator
+                self.remote,
+                self.paths.lock,
+                self.slot.identifier,
+                slot_lock.hung_after(self.app.verify_timeout),
+                self.operator,
             )
             if self.lock.warning:
                 rec["outcome"], rec["detail"] = "warn", self.lock.warning
@@ -480,24 +483,49 @@ def deploy(
         claim = _ensure_claim(registry, slot, task or task_from_branch(branch), operator, force)
         rec["detail"] = claim.detail
     deployer = Deployer(inventory, slot, log, operator)
+    with _session(deployer, log):
+        if deployer.lock and deployer.lock.warning:
+            result.warnings.append(deployer.lock.warning)
+        previous = _prepare(deployer, log, result, branch)
+        _switch_and_verify(deployer, log, result.release, result.commit, previous)
+        _record_step(deployer, log, registry, claim, result, previous)
+    return _done(result, deployer, log)
+
+
+@contextmanager
+def _session(deployer: Deployer, log: output.StepLog) -> Iterator[None]:
+    """The deployer connected and locked for the block, Ctrl-C and SIGTERM raising Stop; an
+    interruption that reaches here (the switch rolls back on its own) leaves as Interrupted.
+    Always closed: the lock goes with the connection."""
     try:
         with _signals_stop():
             deployer.open()
-            if deployer.lock and deployer.lock.warning:
-                result.warnings.append(deployer.lock.warning)
-            previous = _prepare(deployer, log, result, branch)
-            _switch_and_verify(deployer, log, result.release, result.commit, previous)
-            with log.step("record") as rec:
-                deployer.finish(result.release, branch, result.commit, previous)
-                _record(registry, slot, branch, result.commit, operator, claim)
-                rec["detail"] = "registry + deploy log"
+            yield
     except Stop as stop:
         raise Interrupted(
-            f"{slot.identifier}: interrupted during {_failed_step(log)}", stop
+            f"{deployer.slot.identifier}: interrupted during {_failed_step(log)}", stop
         ) from None
     finally:
         deployer.close()
-    result.url = public_url(deployer.host, slot)
+
+
+def _record_step(
+    deployer: Deployer,
+    log: output.StepLog,
+    registry: Any,
+    claim: ClaimCheck,
+    result: DeployResult,
+    previous: str | None,
+) -> None:
+    """Mark `result.release` verified, log it, prune, and tell the registry."""
+    with log.step("record") as rec:
+        deployer.finish(result.release, result.branch, result.commit, previous)
+        _record(registry, deployer.slot, result.branch, result.commit, deployer.operator, claim)
+        rec["detail"] = "registry + deploy log"
+
+
+def _done(result: DeployResult, deployer: Deployer, log: output.StepLog) -> DeployResult:
+    result.url = public_url(deployer.host, deployer.slot)
     result.steps = log.steps
     return result
 
@@ -745,29 +773,17 @@ def rollback(
         claim = _check_rollback_claim(registry, slot, task, operator, force)
         rec["detail"] = claim.detail
     deployer = Deployer(inventory, slot, log, operator)
-    try:
-        with _signals_stop():
-            deployer.open()
-            with log.step("choose release") as rec:
-                current = deployer.current_release()
-                target = _rollback_target(deployer.releases(), current, to, slot)
-                rec["detail"] = f"{current or 'nothing'} -> {target['release']}"
-            result = DeployResult(
-                slot.id, slot.identifier, target["branch"], target["commit"], target["release"]
-            )
-            _switch_and_verify(deployer, log, target["release"], target["commit"], current)
-            with log.step("record"):
-                deployer.finish(target["release"], target["branch"], target["commit"], current)
-                _record(registry, slot, target["branch"], target["commit"], operator, claim)
-    except Stop as stop:
-        raise Interrupted(
-            f"{slot.identifier}: interrupted during {_failed_step(log)}", stop
-        ) from None
-    finally:
-        deployer.close()
-    result.url = public_url(deployer.host, slot)
-    result.steps = log.steps
-    return result
+    with _session(deployer, log):
+        with log.step("choose release") as rec:
+            current = deployer.current_release()
+            target = _rollback_target(deployer.releases(), current, to, slot)
+            rec["detail"] = f"{current or 'nothing'} -> {target['release']}"
+        result = DeployResult(
+            slot.id, slot.identifier, target["branch"], target["commit"], target["release"]
+        )
+        _switch_and_verify(deployer, log, result.release, result.commit, current)
+        _record_step(deployer, log, registry, claim, result, current)
+    return _done(result, deployer, log)
 
 
 def _rollback_target(

@@ -42,6 +42,12 @@ FENCE_FD = 6
 FENCE_WAIT = 300
 
 
+def hung_after(verify_timeout: float) -> float:
+    """Seconds after which a holder counts as hung and may be taken over: longer than any
+    deploy step should take (a venv build, a verify), however short verify's timeout."""
+    return max(600.0, verify_timeout * 4)
+
+
 class LockLost(StagingError):
     """The lock was taken over while we still ran: the step was not done. Exit 1."""
 

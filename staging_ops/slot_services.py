@@ -30,8 +30,7 @@ def slot_locked(
             session,
             SlotPaths(host, slot).lock,
             slot.identifier,
-            # The same "hung" age as a deploy uses (deploy.Deployer.open).
-            max(600.0, inventory.app.verify_timeout * 4),
+            slot_lock.hung_after(inventory.app.verify_timeout),
             operator or owner_or_default(None),
             LOCK_WAIT,
             action=action,
