@@ -80,6 +80,25 @@ def execute(dsn: str, statement: str, params: tuple = ()) -> list[tuple]:
         conn.close()
 
 
+def login_as_slot_role(sandbox, role: str, password: str, dbname: str | None = None) -> str:
+    """current_user after logging in as a slot's role over TCP (the sandbox's pg_hba asks
+    for scram-sha-256 there), into its own database unless `dbname` says otherwise."""
+    conn = psycopg2.connect(
+        host="127.0.0.1",
+        port=sandbox.pg_port,
+        user=role,
+        password=password,
+        dbname=dbname or role,
+        connect_timeout=5,
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_user")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def registry_dsn(postgres_admin_dsn: str) -> Iterator[str]:
     """A fresh, empty database for one test."""

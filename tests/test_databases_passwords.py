@@ -16,6 +16,7 @@ from psycopg2 import sql
 from staging_ops import databases
 from staging_ops.databases import DbChange
 from staging_ops.inventory import Slot
+from tests.conftest import login_as_slot_role
 
 SLOT_ID = 901
 # Non-ASCII, with characters SASLprep maps (NBSP -> space, the "fi" ligature -> "fi"):
@@ -78,21 +79,7 @@ def stored_verifier(admin, role: str) -> str | None:
 
 
 def login(sandbox, slot: Slot, password: str) -> str:
-    """Log in as the slot's role over TCP, where the sandbox's pg_hba asks for scram-sha-256."""
-    conn = psycopg2.connect(
-        host="127.0.0.1",
-        port=sandbox.pg_port,
-        user=slot.database,
-        password=password,
-        dbname=slot.database,
-        connect_timeout=5,
-    )
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT current_user")
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    return login_as_slot_role(sandbox, slot.database, password)
 
 
 def test_role_left_with_another_password_is_set_again_then_stays(sandbox, admin, slot):

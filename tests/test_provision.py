@@ -20,7 +20,13 @@ from staging_ops import sandbox as sandbox_mod
 from staging_ops.databases import password_from_env_file
 from staging_ops.health import slot_get
 from staging_ops.inventory import load_inventory
-from tests.conftest import inventory_as, inventory_variant, run_invoke, sandbox_ports
+from tests.conftest import (
+    inventory_as,
+    inventory_variant,
+    login_as_slot_role,
+    run_invoke,
+    sandbox_ports,
+)
 
 
 def provision(sandbox, *args: str, env: dict[str, str] | None = None):
@@ -93,25 +99,9 @@ def test_second_run_changes_nothing_in_one_command(sandbox, provisioned):
 def test_slot_roles_cannot_open_each_others_databases(sandbox, provisioned):
     root = sandbox.hosts[0].root
     pw3 = password_from_env_file((root / "srv/staging/staging-3/shared/env").read_text())
-    conn = psycopg2.connect(
-        host="127.0.0.1",
-        port=sandbox.pg_port,
-        user="job_search_staging_3",
-        password=pw3,
-        dbname="job_search_staging_3",
-    )
-    with conn.cursor() as cur:
-        cur.execute("SELECT current_user")
-        assert cur.fetchone()[0] == "job_search_staging_3"
-    conn.close()
+    assert login_as_slot_role(sandbox, "job_search_staging_3", pw3) == "job_search_staging_3"
     with pytest.raises(psycopg2.OperationalError, match="permission denied"):
-        psycopg2.connect(
-            host="127.0.0.1",
-            port=sandbox.pg_port,
-            user="job_search_staging_3",
-            password=pw3,
-            dbname="job_search_staging_4",
-        )
+        login_as_slot_role(sandbox, "job_search_staging_3", pw3, "job_search_staging_4")
 
 
 def test_check_and_diff_report_drift_without_touching_it(sandbox, provisioned):

@@ -17,7 +17,7 @@ from psycopg2 import sql
 
 from staging_ops import provision as provision_mod
 from staging_ops.databases import password_from_env_file
-from tests.conftest import admin_execute, inventory_variant
+from tests.conftest import admin_execute, inventory_variant, login_as_slot_role
 from tests.test_provision import provision, provision_json
 
 MARKER = "srv/staging/.staging-ops-pending.json"
@@ -38,19 +38,8 @@ def _drop_slot_database(sandbox, n: int) -> None:
 
 def _slot_login(sandbox, n: int) -> str:
     env = sandbox.hosts[0].root / f"srv/staging/staging-{n}/shared/env"
-    conn = psycopg2.connect(
-        host="127.0.0.1",
-        port=sandbox.pg_port,
-        user=f"job_search_staging_{n}",
-        password=password_from_env_file(env.read_text()),
-        dbname=f"job_search_staging_{n}",
-    )
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT current_user")
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    password = password_from_env_file(env.read_text())
+    return login_as_slot_role(sandbox, f"job_search_staging_{n}", password)
 
 
 # --- finding 1: nginx -t fails and nothing of this run's is there to restore ---------------
