@@ -23,17 +23,11 @@ import requests
 from staging_ops.inventory import load_inventory
 from staging_ops.registry import migrate
 from staging_ops.web.auth import mint_token
-from tests.conftest import INVOKE, ROOT, execute, run_invoke
+from tests.conftest import INVOKE, ROOT, execute, free_port, run_invoke
 
 SECRET = "test-secret-for-the-staging-api-server-0123"
 BASE = "/api/staging"
 NOTIFY_GRACE = 0.2  # seconds a notification may take to reach every worker
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def children(pid: int) -> list[int]:

@@ -168,18 +168,23 @@ def test_a_release_verified_before_ok_marks_existed_is_still_a_rollback_target(b
 # --- 3. Ctrl-C and SIGTERM roll back ---------------------------------------------------------
 
 
-def push_hanging_branch(box) -> str:
-    """A branch whose ui starts (the unit stays active) but never answers: verify waits."""
+def push_app_variant(box, branch: str, before: str, insert: str) -> str:
+    """Push `branch`: main's app.py with `insert` put just before `before` (which must occur
+    once); returns the new commit."""
     app = subprocess.run(
         ["git", "--git-dir", str(box.repo_path), "show", "main:app.py"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    assert app.count(before) == 1
+    return push_branch(box.repo_path, branch, {"app.py": app.replace(before, insert + before)})
+
+
+def push_hanging_branch(box) -> str:
+    """A branch whose ui starts (the unit stays active) but never answers: verify waits."""
     needle = "    config = read_ui_config()\n    serve(\n"
-    assert app.count(needle) == 1
-    hanging = app.replace(needle, '    __import__("time").sleep(3600)\n' + needle)
-    return push_branch(box.repo_path, "hangs-at-start", {"app.py": hanging})
+    return push_app_variant(box, "hangs-at-start", needle, '    __import__("time").sleep(3600)\n')
 
 
 def test_a_branch_whose_scheduler_dies_at_start_is_rolled_back(box):
@@ -187,16 +192,13 @@ def test_a_branch_whose_scheduler_dies_at_start_is_rolled_back(box):
     looks at every unit of the slot, not only the UI's."""
     assert deploy(box, "feat-x", SLOT).returncode == 0
     good = current(box)
-    app = subprocess.run(
-        ["git", "--git-dir", str(box.repo_path), "show", "main:app.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    needle = "def run_airflow_scheduler() -> None:\n"
-    assert app.count(needle) == 1
-    dying = app.replace(needle, needle + '    raise SystemExit("scheduler: no database")\n')
-    push_branch(box.repo_path, "scheduler-dies", {"app.py": dying})
+    # The first line of the scheduler's body ends the process.
+    push_app_variant(
+        box,
+        "scheduler-dies",
+        '    """Print a heartbeat line now and every HEARTBEAT_SECONDS until SIGTERM/SIGINT."""\n',
+        '    raise SystemExit("scheduler: no database")\n',
+    )
     failed = deploy(box, "scheduler-dies", SLOT)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert f"job-search-airflow-scheduler@staging-{SLOT}.service is " in failed.stderr

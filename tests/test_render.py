@@ -21,13 +21,7 @@ import requests
 from staging_ops import render
 from staging_ops.health import check_slots, slot_get
 from staging_ops.inventory import DEFAULT_INVENTORY, Inventory, load_inventory
-from tests.conftest import run_invoke
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port, run_invoke
 
 
 def _nginx_tree(inventory: Inventory, root: Path, cert: Path, key: Path) -> list[str]:
@@ -208,12 +202,12 @@ class _Echo(http.server.BaseHTTPRequestHandler):
 
 
 def test_real_nginx_routes_by_host_header(tmp_path, certificate):
-    http_port, https_port = _free_port(), _free_port()
+    http_port, https_port = free_port(), free_port()
     inventory = load_inventory(DEFAULT_INVENTORY)
     # Slot 4's listeners get free ports, so that this test never meets a sandbox (or anything
     # else) using the real or shifted ones; the other slots only appear in nginx's config.
     slots = dict(inventory.slots)
-    slots[4] = dataclasses.replace(slots[4], ui_port=_free_port(), airflow_port=_free_port())
+    slots[4] = dataclasses.replace(slots[4], ui_port=free_port(), airflow_port=free_port())
     host = dataclasses.replace(
         inventory.target_hosts()[0], http_port=http_port, https_port=https_port
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,18 +30,12 @@ from staging_ops.sample_repo import (
     export_branch,
     push_branch,
 )
+from tests.conftest import free_port
 
 START_TIMEOUT = 10.0
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def git_out(repo: Path, *args: str) -> str:
