@@ -51,7 +51,7 @@ def slot_row(box, slot: int = SLOT) -> dict:
     return next(r for r in json.loads(status.stdout) if r["slot"] == slot)
 
 
-# --- 1. branch names are shell-safe ---------------------------------------------------------
+# --- branch names are shell-safe ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["x;touch${IFS}MARKER", "fix(search)-MARKER_NAME"])
@@ -98,7 +98,7 @@ def test_release_env_reads_the_same_in_sh_and_systemd(box, tmp_path):
     assert answer["commit"] == commit_of(box, "feat-x")
 
 
-# --- 2. rollback goes only to verified releases, and pruning keeps that one ------------------
+# --- rollback goes only to verified releases, and pruning keeps that one --------------------------
 
 
 def test_rollback_never_picks_a_release_a_killed_deploy_left(box):
@@ -165,7 +165,7 @@ def test_a_release_verified_before_ok_marks_existed_is_still_a_rollback_target(b
     assert wait_served(box, SLOT) == commit_of(box, "feat-x")
 
 
-# --- 3. Ctrl-C and SIGTERM roll back ---------------------------------------------------------
+# --- Ctrl-C and SIGTERM roll back -----------------------------------------------------------------
 
 
 def push_app_variant(box, branch: str, before: str, insert: str) -> str:
@@ -240,7 +240,7 @@ def test_an_interrupt_during_verify_rolls_back(box, signum, code):
     assert hanging and not (hanging[-1] / ".ok").exists()
 
 
-# --- 4. deploy --force: the claim rules hold end to end ---------------------------------------
+# --- deploy --force: the claim rules hold end to end ----------------------------------------------
 
 
 def test_force_deploy_of_another_tasks_branch_keeps_their_claim(box):
@@ -257,7 +257,7 @@ def test_force_deploy_of_another_tasks_branch_keeps_their_claim(box):
     assert (row["task"], row["branch"], row["commit"]) == (f"JA-{SLOT}", branch, sha)
 
 
-# --- 5. rollback checks the claim first -------------------------------------------------------
+# --- rollback checks the claim first --------------------------------------------------------------
 
 
 def test_rollback_checks_the_claim_before_touching_anything(box):
@@ -285,7 +285,7 @@ def test_rollback_checks_the_claim_before_touching_anything(box):
     assert again.returncode == 0, again.stdout + again.stderr
 
 
-# --- 6. logs: a failing remote command exits 1 -----------------------------------------------
+# --- logs: a failing remote command exits 1 -------------------------------------------------------
 
 
 def test_logs_exits_1_when_the_remote_command_fails(box, os_user, tmp_path):

@@ -42,7 +42,7 @@ def _slot_login(sandbox, n: int) -> str:
     return login_as_slot_role(sandbox, f"job_search_staging_{n}", password)
 
 
-# --- finding 1: nginx -t fails and nothing of this run's is there to restore ---------------
+# --- nginx -t fails and nothing of this run's is there to restore ---------------------------------
 
 
 def test_a_crashed_runs_bad_nginx_fails_every_run_until_fixed(sandbox, provisioned, tmp_path):
@@ -111,7 +111,7 @@ def test_systemd_work_done_beside_a_failing_nginx_is_not_left_pending(
     assert provision_json(sandbox)["changed"] == 0
 
 
-# --- finding 3: database errors; --slots 2,2 -----------------------------------------------
+# --- database errors; --slots 2,2 -----------------------------------------------------------------
 
 
 def test_a_slot_named_twice_is_provisioned_once(sandbox, provisioned):
@@ -153,7 +153,7 @@ def test_a_database_error_is_one_line_and_the_run_goes_on(sandbox, provisioned):
     assert provision_json(sandbox)["changed"] == 0
 
 
-# --- finding 4: the database step waits for a PostgreSQL server being installed ------------
+# --- the database step waits for a PostgreSQL server being installed ------------------------------
 
 
 @pytest.mark.parametrize(
@@ -174,7 +174,7 @@ def test_databases_run_after_prepare_only_when_it_installs_postgresql(missing, w
     assert provision_mod.databases_wait_for_prepare(missing) is waits
 
 
-# --- finding 5: CRLF drift -----------------------------------------------------------------
+# --- CRLF drift -----------------------------------------------------------------------------------
 
 
 def test_a_vhost_converted_to_crlf_is_seen_and_restored(sandbox, provisioned):
@@ -202,7 +202,7 @@ def test_a_crlf_env_file_is_restored_with_its_password(sandbox, provisioned):
     assert provision_json(sandbox)["changed"] == 0
 
 
-# --- finding 6: directory groups -----------------------------------------------------------
+# --- directory groups -----------------------------------------------------------------------------
 
 SPLIT_USER = "stagingops-grp"
 SPLIT_PRIMARY = "stagingops-prim"
