@@ -189,6 +189,8 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
         diff=diff,
         registry_dsn=os.environ.get("STAGING_REGISTRY_DSN"),
         on_host_done=show,
+        # Progress of long steps goes to stderr, so --json's stdout stays one document.
+        progress=lambda line: print(f"  … {line}", file=sys.stderr, flush=True),
     )
     if json:
         print(output.to_json(result.as_dict()))
@@ -340,6 +342,70 @@ ns.add_task(verify)
 ns.add_task(logs)
 ns.add_task(registry_doc)
 ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))
+
+# --- droplet (devtools) ---
+# A real Debian 12 droplet in systemd-nspawn for end-to-end tests (devtools/droplet, not part
+# of staging_ops). Imported inside the tasks: `invoke --list` never pays for it.
+
+
+@task(
+    name="up",
+    help={
+        "dir": "droplet directory (default .droplet); a stale droplet there is replaced",
+        "name": "the droplet's host name and inventory host (default d1)",
+        "json": "print the droplet's status as JSON (steps still print, to stderr)",
+    },
+)
+@operator_errors
+def droplet_up(c, dir=".droplet", name="d1", json=False):
+    """Boot a fresh Debian 12 droplet (systemd, SSH on :22 at its own IP) in systemd-nspawn."""
+    import devtools.droplet as droplet
+
+    log = output.StepLog(stream=sys.stderr if json else sys.stdout)
+    with log.step("droplet up") as step:
+        box = droplet.up(dir, name=name, log=log)
+        step["detail"] = f"{box.name} at {box.address}"
+    if json:
+        print(output.to_json(droplet.status(dir)))
+        return
+    print(f"  {box.name}: ssh -i {box.key_path} root@{box.address}")
+    print(f"  postgres 127.0.0.1:{box.pg_port}, repo {box.repo_path} (inside: {box.repo_url})")
+    print(f"  apt proxy {box.proxy_url}")
+    print(f"  settings: source {box.env_path}")
+
+
+@task(name="down", help={"dir": "droplet directory (default .droplet)"})
+@operator_errors
+def droplet_down(c, dir=".droplet"):
+    """Stop and remove everything the droplet created (processes, mount, cgroups, bridge)."""
+    import devtools.droplet as droplet
+
+    log = output.StepLog()
+    with log.step("droplet down") as step:
+        stopped = droplet.down(dir)
+        step["detail"] = f"removed: {', '.join(stopped)}" if stopped else "nothing running"
+
+
+@task(name="status", help={"dir": "droplet directory (default .droplet)", "json": "print as JSON"})
+@operator_errors
+def droplet_status(c, dir=".droplet", json=False):
+    """Show whether the droplet runs, its systemd state, address and processes."""
+    import devtools.droplet as droplet
+
+    state = droplet.status(dir)
+    if json:
+        print(output.to_json(state))
+    else:
+        print(f"droplet {state['dir']}: {'up' if state['up'] else 'down'}")
+        if "name" in state:
+            print(f"  {state['name']}: {state['ssh']}, systemd {state['system']}")
+        for name, alive in state["processes"].items():
+            print(f"  {name:<16} {'running' if alive else 'stopped'}")
+    if not state["up"]:
+        raise Exit(code=1)
+
+
+ns.add_collection(Collection("droplet", droplet_up, droplet_down, droplet_status))
 
 # --- claims (registry) ---
 # Slot claims in marts.staging_slots, directly (STAGING_REGISTRY_DSN) or through the Staging API

@@ -23,6 +23,7 @@ import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg2
@@ -33,6 +34,9 @@ from staging_ops.errors import StagingError
 from staging_ops.inventory import Host, Slot
 
 ADMIN_PASSWORD_ENV = "STAGING_PG_ADMIN_PASSWORD"  # noqa: S105 - a variable name
+ADMIN_SECRET_DIR = ".staging-ops"  # noqa: S105 - a directory name
+# libpq's words when the server wants a password we did not send, or refuses the one we sent.
+_PASSWORD_NEEDED = ("no password supplied", "password authentication failed")
 _URL = re.compile(r"^DATABASE_URL=(\S+)$", re.M)
 # pg_authid.rolpassword for SCRAM: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
 _B64 = r"[A-Za-z0-9+/]+=*"
@@ -146,8 +150,63 @@ class DbState:
     verifiers: dict[str, str | None] = field(default_factory=dict)
 
 
-def admin_connect(host: Host, port: int, dbname: str = "postgres"):
-    """Connect as the droplet's PostgreSQL admin through the local end of an SSH tunnel."""
+class AdminPasswordNeeded(StagingError):
+    """The server asks the admin for a password we do not have (or refuses the one we have)."""
+
+
+def admin_secret_path(host: Host) -> str:
+    """Where the droplet keeps the admin password provision-all set up (root only, 0600)."""
+    return f"{host.base_dir}/{ADMIN_SECRET_DIR}/postgres-admin"
+
+
+def admin_password(secret_file_content: str | None) -> str | None:
+    """The admin password to use: the operator's (STAGING_PG_ADMIN_PASSWORD) wins, else the
+    one the droplet keeps, else none (a server that trusts the admin on loopback)."""
+    kept = (secret_file_content or "").strip()
+    return os.environ.get(ADMIN_PASSWORD_ENV) or kept or None
+
+
+def bootstrap_admin_password(remote: Any, host: Host) -> str:
+    """Give the admin role a password through peer authentication (psql as the `postgres` OS
+    user on the droplet: a fresh Debian PostgreSQL allows nothing else) and keep it only on
+    the droplet. The file is written before the role learns the password, so a password in
+    force is never one that is not kept; only its SCRAM verifier leaves this machine as a
+    psql variable (an argument, never pasted into the SQL)."""
+    from staging_ops import remote as remote_mod
+
+    password = secrets.token_urlsafe(32)
+    path = admin_secret_path(host)
+    q = remote_mod.quote
+    remote.run(f"install -d -m 700 {q(path.rsplit('/', 1)[0])}")
+    remote_mod.apply_files(remote, [remote_mod.Write(path, password + "\n", 0o600)], [])
+    script = (
+        f"cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p {host.postgres_port} "
+        f"-v admin={q(host.postgres_admin_user)} -v verifier={q(scram_verifier(password))} "
+        "<<'SQL'\nALTER ROLE :\"admin\" PASSWORD :'verifier';\nSQL"
+    )
+    code, out, err = remote.run(script, check=False)
+    if code != 0:
+        detail = (err or out).strip().splitlines()[-1:] or [f"exit {code}"]
+        raise StagingError(
+            f"{host.name}: setting up the PostgreSQL admin password through peer "
+            f"authentication failed: {detail[0]}"
+        )
+    return password
+
+
+def read_admin_secret(remote: Any, host: Host) -> str | None:
+    """The admin password the droplet keeps, read in one command (for tasks that gather no
+    facts, e.g. release --reset-db); None when there is none."""
+    from staging_ops import remote as remote_mod
+
+    path = remote_mod.quote(admin_secret_path(host))
+    code, out, _ = remote.run(f"[ ! -e {path} ] || cat {path}", check=False)
+    return (out.strip() or None) if code == 0 else None
+
+
+def admin_connect(host: Host, port: int, dbname: str = "postgres", password: str | None = None):
+    """Connect as the droplet's PostgreSQL admin through the local end of an SSH tunnel, with
+    `password` (None: STAGING_PG_ADMIN_PASSWORD, if set)."""
     where = f"{host.name} postgres ({host.postgres_host}:{host.postgres_port} via ssh)"
     # Fabric's tunnel listener starts in a thread: give it a moment to bind.
     deadline = time.monotonic() + 3
@@ -157,7 +216,7 @@ def admin_connect(host: Host, port: int, dbname: str = "postgres"):
                 host="127.0.0.1",
                 port=port,
                 user=host.postgres_admin_user,
-                password=os.environ.get(ADMIN_PASSWORD_ENV) or None,
+                password=password or os.environ.get(ADMIN_PASSWORD_ENV) or None,
                 dbname=dbname,
                 connect_timeout=int(host.connect_timeout),
             )
@@ -169,6 +228,8 @@ def admin_connect(host: Host, port: int, dbname: str = "postgres"):
                 continue
             lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
             reason = lines[0] if lines else "unreachable"
+            if any(s in text for s in _PASSWORD_NEEDED):
+                raise AdminPasswordNeeded(f"cannot log in to {where}: {reason}") from None
             raise StagingError(f"cannot reach {where}: {reason}") from None
     conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     return conn
@@ -289,8 +350,9 @@ def reset_slot_database(inventory, slot: Slot) -> str:
     host = inventory.host_of(slot)
     session = remote.connect(host)
     try:
+        password = os.environ.get(ADMIN_PASSWORD_ENV) or read_admin_secret(session, host)
         with remote.tunnel(session, host.postgres_host, host.postgres_port) as port:
-            conn = admin_connect(host, port)
+            conn = admin_connect(host, port, password=password)
             try:
                 recreate_database(conn, slot)
             finally:

@@ -6,10 +6,12 @@ Host header, so it works for the real droplet (DNS) and for the sandbox (loopbac
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from staging_ops.inventory import Host, Inventory, Slot
@@ -38,13 +40,16 @@ def slot_get(host: Host, slot: Slot, path: str, timeout: float = 5.0) -> request
         session.trust_env = False
         session.mount("https://", _SlotNameAdapter(slot.subdomain))
         port = host.public_port or host.https_port
-        return session.get(
-            f"https://{host.address}:{port}{path}",
-            headers={"Host": slot.subdomain},
-            verify=host.tls_ca or True,
-            timeout=timeout,
-            allow_redirects=False,
-        )
+        with warnings.catch_warnings():
+            # tls_verify = false is the inventory's choice: no warning for every check.
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            return session.get(
+                f"https://{host.address}:{port}{path}",
+                headers={"Host": slot.subdomain},
+                verify=(host.tls_ca or True) if host.tls_verify else False,
+                timeout=timeout,
+                allow_redirects=False,
+            )
 
 
 def public_version(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ _PG_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _UNIT_SAFE = re.compile(r"^[A-Za-z0-9_.:/@%${}=,+\- \"'*]+$")
 _PATH = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
+_UNIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 # Production's address (README: never connected to): only a protected host may have it.
 PRODUCTION_ADDRESS = "167.99.0.168"
@@ -65,6 +66,9 @@ class Host:
     tls_certificate_key: str = "/etc/letsencrypt/live/justapply.net/privkey.pem"
     # CA bundle that health checks trust for this host's certificate; None: the system's.
     tls_ca: str | None = None
+    # False: health checks through nginx do not verify the certificate (a host still serving
+    # provision-all's self-signed placeholder, e.g. a local droplet without ACME).
+    tls_verify: bool = True
     http_port: int = 80
     https_port: int = 443
     packages: tuple[str, ...] = ()
@@ -80,6 +84,15 @@ class Host:
     # The address nginx listens on (`listen ADDR:PORT`); empty: all addresses, as a droplet
     # serving the internet needs. The sandbox sets 127.0.0.1.
     listen_address: str = ""
+    # Services that must be enabled at boot and running (None: those of nginx and postgresql
+    # that `packages` installs). The sandbox has none: its nginx is not a unit.
+    boot_services: tuple[str, ...] | None = None
+
+    @property
+    def services_at_boot(self) -> tuple[str, ...]:
+        if self.boot_services is not None:
+            return self.boot_services
+        return tuple(s for s in ("nginx", "postgresql") if s in self.packages)
 
     @property
     def sites_available(self) -> str:
@@ -316,6 +329,17 @@ class _Loader:
             kwargs["public_scheme"] = self._str(
                 raw, "public_scheme", w, pattern=re.compile(r"^https?$")
             )
+        if "tls_verify" in raw:
+            if not isinstance(raw["tls_verify"], bool):
+                raise self.fail(w, "tls_verify", "must be true or false")
+            kwargs["tls_verify"] = raw["tls_verify"]
+        if "boot_services" in raw:
+            services = raw["boot_services"]
+            if not isinstance(services, list) or not all(
+                isinstance(x, str) and _UNIT_NAME.match(x) for x in services
+            ):
+                raise self.fail(w, "boot_services", "must be a list of systemd unit names")
+            kwargs["boot_services"] = tuple(services)
         if "connect_timeout" in raw:
             kwargs["connect_timeout"] = float(self._int(raw, "connect_timeout", w, high=600))
         packages = raw.get("packages", [])

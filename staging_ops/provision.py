@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
 import secrets
 import time
@@ -182,13 +183,59 @@ def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> dict[s
     probe = desired_state(inventory, host, slots, {})
     currents = [probe.current_link(s) for s in slots]
     return {
-        "stat": [*probe.dirs, *probe.files, *probe.links, *probe.removes, *currents],
-        "read": [*probe.files, probe.marker],
+        "stat": [
+            *probe.dirs,
+            *probe.files,
+            *probe.links,
+            *probe.removes,
+            *currents,
+            *tls_paths(host),
+        ],
+        "read": [*probe.files, probe.marker, databases.admin_secret_path(host)],
         "packages": list(host.packages),
+        "services": list(host.services_at_boot),
         "user": host.service_user,
         # Unit states only matter (and are only asked, in one systemctl call) for deployed slots.
         "units_if_deployed": [[probe.current_link(s), slot_units(inventory.app, s)] for s in slots],
     }
+
+
+def tls_paths(host: Host) -> list[str]:
+    return [host.tls_certificate, host.tls_certificate_key]
+
+
+def placeholder_needed(facts: dict[str, Any], host: Host) -> bool:
+    """Only a host with neither the certificate nor its key gets a placeholder: one file
+    without the other is an operator's half-done change, for `nginx -t` to report rather than
+    for us to overwrite."""
+    return all(facts["stat"][p]["type"] == "missing" for p in tls_paths(host))
+
+
+def placeholder_certificate_command(host: Host, names: list[str]) -> str:
+    """A self-signed certificate for `names` at the host's certificate paths, so that nginx
+    can load its HTTPS servers on a host that has no certificate yet (a fresh droplet)."""
+    crt, key = host.tls_certificate, host.tls_certificate_key
+    q = remote.quote
+    san = ",".join(f"DNS:{n}" for n in names)
+    dirs = sorted({crt.rsplit("/", 1)[0] or "/", key.rsplit("/", 1)[0] or "/"})
+    return (
+        f"mkdir -p {q(*dirs)} && (umask 077 && openssl req -x509 -newkey ec "
+        "-pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 90 "
+        f"-subj {q('/CN=' + names[0] + '/O=staging-ops placeholder')} "
+        f"-addext {q('subjectAltName=' + san)} -keyout {q(key)} -out {q(crt)} 2>&1) "
+        f">/dev/null && chmod 644 {q(crt)}"
+    )
+
+
+def boot_service_changes(facts: dict[str, Any], services: Iterable[str]) -> list[Change]:
+    """Services that must start at boot and run (nginx, PostgreSQL) but are not enabled or
+    not active: each gets `systemctl enable --now`."""
+    changes = []
+    for name in services:
+        state = facts.get("services", {}).get(name, {})
+        if state.get("enabled") != "enabled" or state.get("active") != "active":
+            changes.append(Change("services", name, "enable --now"))
+    return changes
 
 
 # --- one host ------------------------------------------------------------------------------
@@ -198,7 +245,13 @@ class HostRun:
     """Provision one host; every remote interaction goes through `self.remote`."""
 
     def __init__(
-        self, inventory: Inventory, host: Host, slots: list[Slot], check: bool, diff: bool
+        self,
+        inventory: Inventory,
+        host: Host,
+        slots: list[Slot],
+        check: bool,
+        diff: bool,
+        progress: Callable[[str], None] | None = None,
     ):
         self.inventory = inventory
         self.host = host
@@ -207,6 +260,8 @@ class HostRun:
         self.diff = diff
         self.report = HostReport(host.name)
         self.log = output.StepLog(quiet=True)
+        self.progress = progress or (lambda line: None)
+        self.admin_password: str | None = None
 
     def step(self, name: str):
         return self.log.step(name)
@@ -234,6 +289,9 @@ class HostRun:
                 self.remote, facts_request(self.inventory, self.host, self.slots)
             )
         passwords, fresh = self._passwords(facts)
+        self.admin_password = databases.admin_password(
+            facts["content"].get(databases.admin_secret_path(self.host))
+        )
         want = desired_state(self.inventory, self.host, self.slots, passwords)
         deployed = [
             s for s in self.slots if facts["stat"][want.current_link(s)]["type"] != "missing"
@@ -244,7 +302,8 @@ class HostRun:
         # The databases need only the passwords: converge them while the files go up, unless
         # prepare is about to install the PostgreSQL server they live in.
         missing = [p for p, ok in facts["packages"].items() if not ok]
-        wait = not self.check and databases_wait_for_prepare(missing)
+        self._postgres_missing = databases_wait_for_prepare(missing)
+        wait = not self.check and self._postgres_missing
         db_pool = ThreadPoolExecutor(max_workers=1)
         db_done: list[Future] = []
 
@@ -289,8 +348,14 @@ class HostRun:
         packages = [p for p, ok in facts["packages"].items() if not ok]
         user_missing = facts["user"] is None
         dir_cmds = self._dir_changes(want, facts)
+        tls_missing = tls_paths(self.host) if placeholder_needed(facts, self.host) else []
         with self.step("packages") as rec:
             self._record(rec, "packages", [Change("packages", p, "install") for p in packages])
+        if not self.check and packages:
+            with self.step("install packages") as rec:
+                rec["outcome"] = "changed"
+                self._install(packages)
+                rec["detail"] = f"apt-get update + install {len(packages)} package(s)"
         with self.step("service user") as rec:
             self._record(
                 rec,
@@ -299,10 +364,20 @@ class HostRun:
             )
         with self.step("directories") as rec:
             self._record(rec, "directories", [c for c, _ in dir_cmds])
-        if not self.check and (packages or user_missing or dir_cmds):
+        with self.step("certificate") as rec:
+            self._record(
+                rec,
+                "certificate",
+                [Change("certificate", p, "self-signed placeholder") for p in tls_missing],
+            )
+        tls_cmds = []
+        if tls_missing:
+            names = [s.subdomain for s in self.inventory.slots_on(self.host)]
+            tls_cmds.append(placeholder_certificate_command(self.host, names))
+        if not self.check and (user_missing or dir_cmds or tls_cmds):
             with self.step("prepare") as rec:
                 rec["outcome"] = "changed"
-                facts["user"] = self._prepare(packages, user_missing, [cmd for _, cmd in dir_cmds])
+                facts["user"] = self._prepare(user_missing, [cmd for _, cmd in dir_cmds] + tls_cmds)
         after_prepare()
         writes, links, removes, by_kind = self._file_changes(want, facts)
         for kind, label in (("nginx", "nginx files"), ("unit", "unit files"), ("env", "env files")):
@@ -312,7 +387,7 @@ class HostRun:
         units_changed = bool(by_kind.get("unit"))
         restart = self._restarts(want, by_kind, deployed)
         handlers = {
-            "nginx": nginx_changed or pending.get("nginx", False),
+            "nginx": nginx_changed or bool(tls_missing) or pending.get("nginx", False),
             "daemon_reload": units_changed or pending.get("daemon_reload", False),
             "restart": sorted(set(restart) | set(pending.get("restart", []))),
         }
@@ -443,15 +518,33 @@ class HostRun:
 
     # apply ---------------------------------------------------------------------------------
 
-    def _prepare(self, packages: list[str], user_missing: bool, dir_cmds: list[str]) -> dict:
+    def _install(self, packages: list[str]) -> None:
+        """apt-get update, then install `packages`, showing progress as it goes: a fresh
+        droplet has no package lists, and the install takes tens of seconds."""
+        start = time.monotonic()
+        names = " ".join(packages)
+        self.progress(f"{self.host.name}: installing {names} (apt-get update first)")
+        last = [0.0]
+
+        def on_line(line: str) -> None:
+            now = time.monotonic()
+            # dpkg's own milestones, at most one line every 2 s.
+            if line.startswith(("Setting up ", "Unpacking ", "Fetched ")) and now - last[0] > 2:
+                last[0] = now
+                what = line.split(" (")[0]
+                self.progress(f"{self.host.name}: {what} ({now - start:.0f}s)")
+
+        script = (
+            "set -e\nexport DEBIAN_FRONTEND=noninteractive\napt-get update -q\n"
+            "apt-get install -y -q -o Dpkg::Progress-Fancy=0 -o Dpkg::Use-Pty=0 "
+            + remote.quote(*packages)
+        )
+        self.remote.run_streaming(script, on_line)
+        self.progress(f"{self.host.name}: installed {names} in {time.monotonic() - start:.1f}s")
+
+    def _prepare(self, user_missing: bool, dir_cmds: list[str]) -> dict:
         svc = remote.quote(self.host.service_user)
         parts = ["set -e"]
-        if packages:
-            parts.append(
-                "DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-                + remote.quote(*packages)
-                + " >/dev/null"
-            )
         if user_missing:
             parts.append(
                 f"id -u {svc} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
@@ -466,8 +559,18 @@ class HostRun:
     def _databases(self, rec: dict[str, Any], fresh: set[int], passwords: dict[int, str]) -> None:
         if not self.slots:
             return
+        if self.check and self._postgres_missing:
+            # --check on a fresh host: no server to ask yet; everything would be created.
+            state = databases.DbState(frozenset(), {}, frozenset())
+            changes = databases.plan(state, self.slots, fresh, passwords)
+            self._record(
+                rec, "databases", [Change("databases", c.target, c.action) for c in changes]
+            )
+            return
         with remote.tunnel(self.remote, self.host.postgres_host, self.host.postgres_port) as port:
-            conn = databases.admin_connect(self.host, port)
+            conn = self._admin_connect(port, rec)
+            if conn is None:
+                return
             try:
                 state = databases.read_state(conn, self.slots)
                 changes = databases.plan(state, self.slots, fresh, passwords)
@@ -489,8 +592,30 @@ class HostRun:
             finally:
                 conn.close()
 
+    def _admin_connect(self, port: int, rec: dict[str, Any]):
+        """The admin connection; on a fresh PostgreSQL (peer authentication only, no password
+        of ours yet) the admin password is set up first. With --check that is only reported
+        (None is returned: the roles cannot be read without it)."""
+        try:
+            return databases.admin_connect(self.host, port, password=self.admin_password)
+        except databases.AdminPasswordNeeded:
+            if os.environ.get(databases.ADMIN_PASSWORD_ENV):
+                raise  # the operator's password is refused: theirs to fix, not ours to replace
+            if self.check:
+                self._record(
+                    rec,
+                    "databases",
+                    [Change("databases", databases.admin_secret_path(self.host), "create")],
+                )
+                return None
+        self.admin_password = databases.bootstrap_admin_password(self.remote, self.host)
+        self.report.changes.append(
+            Change("databases", databases.admin_secret_path(self.host), "create")
+        )
+        return databases.admin_connect(self.host, port, password=self.admin_password)
+
     def _apply_db(self, port: int, group: list, passwords: dict[int, str]) -> None:
-        conn = databases.admin_connect(self.host, port)
+        conn = databases.admin_connect(self.host, port, password=self.admin_password)
         try:
             databases.apply(conn, group, passwords)
         finally:
@@ -515,7 +640,11 @@ class HostRun:
         ]
         script = ["rc=0"]
         changes: list[Change] = []
-        if handlers["daemon_reload"]:
+        boot = boot_service_changes(facts, self.host.services_at_boot)
+        if boot:
+            names = [c.target for c in boot]
+            script.append(f"systemctl enable --now --quiet {remote.quote(*names)} || rc=1")
+            changes += boot
             script.append("systemctl daemon-reload || rc=1")
             changes.append(Change("services", "systemd", "daemon-reload"))
         if handlers["restart"]:
@@ -674,15 +803,18 @@ def provision_all(
     diff: bool = False,
     registry_dsn: str | None = None,
     on_host_done=None,
+    progress: Callable[[str], None] | None = None,
 ) -> ProvisionReport:
     """Converge every non-protected host that carries one of `slots` (default: all), in
-    parallel; then apply the registry migrations when a registry DSN is configured."""
+    parallel; then apply the registry migrations when a registry DSN is configured.
+    `progress` gets a line now and then during long steps (package installs)."""
     chosen = slots if slots is not None else list(inventory.slots.values())
     # A slot named twice would plan (and apply) each of its database changes twice.
     chosen = list(dict.fromkeys(chosen))
     hosts = [h for h in inventory.target_hosts() if any(s.host == h.name for s in chosen)]
     runs = [
-        HostRun(inventory, h, [s for s in chosen if s.host == h.name], check, diff) for h in hosts
+        HostRun(inventory, h, [s for s in chosen if s.host == h.name], check, diff, progress)
+        for h in hosts
     ]
     reports: list[HostReport] = []
     with ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:

@@ -13,7 +13,7 @@ import logging
 import secrets
 import shlex
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,24 @@ class RemoteHost:
             )
         return result.exited, result.stdout, result.stderr
 
+    def run_streaming(self, command: str, on_line: Callable[[str], None]) -> str:
+        """Run one shell command as root, handing each line of its output to `on_line` as it
+        comes (progress of a long step); its stdout, or StagingError naming the last lines."""
+        self.commands += 1
+        lines = _LineSink(on_line)
+        try:
+            result = self.connection.run(
+                self.as_root(command), hide="err", warn=True, in_stream=False, out_stream=lines
+            )
+        except (OSError, paramiko.SSHException) as exc:
+            raise Unreachable(f"{self.host.name}: connection lost: {exc}") from None
+        if result.exited != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise StagingError(
+                f"{self.host.name}: command failed (exit {result.exited}): {' | '.join(detail)}"
+            )
+        return result.stdout
+
     def open_sftp(self) -> paramiko.SFTPClient:
         """An SFTP session with root's rights: the sftp subsystem as root, else the host's
         sftp-server started through sudo (so writes, chown and rename work the same)."""
@@ -96,6 +114,24 @@ class RemoteHost:
 
     def close(self) -> None:
         self.connection.close()
+
+
+class _LineSink:
+    """A write-only stream that hands complete lines to a callback."""
+
+    def __init__(self, on_line: Callable[[str], None]):
+        self._on_line = on_line
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *complete, self._partial = self._partial.split("\n")
+        for line in complete:
+            self._on_line(line.rstrip("\r"))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def _sudo_refused(stderr: str) -> str:

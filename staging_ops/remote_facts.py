@@ -2,7 +2,8 @@
 remote command. Reads a JSON request from its first argument, prints one JSON document.
 
 Request: {"stat": [paths], "read": [paths], "packages": [names], "user": name,
-          "units_if_deployed": [[current link, [unit instances]], ...]}
+          "units_if_deployed": [[current link, [unit instances]], ...],
+          "services": [units that must be enabled at boot and active]}
 """
 
 import hashlib
@@ -70,6 +71,24 @@ def unit_states(units):
     return dict(zip(units, states, strict=True))
 
 
+def service_states(units):
+    """{unit: {"enabled": is-enabled's word, "active": is-active's word}}; a unit that does not
+    exist (its package not installed yet) reads "not-found"."""
+    states = {}
+    for unit in units:
+        enabled = subprocess.run(
+            ["systemctl", "is-enabled", unit], capture_output=True, text=True, check=False
+        ).stdout.split()
+        active = subprocess.run(
+            ["systemctl", "is-active", unit], capture_output=True, text=True, check=False
+        ).stdout.split()
+        states[unit] = {
+            "enabled": enabled[0] if enabled else "not-found",
+            "active": active[0] if active else "unknown",
+        }
+    return states
+
+
 def read(path):
     # newline="": the text exactly as on disk (a CRLF file stays CRLF), so a restore writes
     # back what was there; changes are detected by the sha256 in describe().
@@ -95,6 +114,7 @@ def main():
                 for unit in units
             ]
         ),
+        "services": service_states(request.get("services", [])),
         "euid": os.geteuid(),
     }
     json.dump(facts, sys.stdout)
