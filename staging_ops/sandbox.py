@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -412,9 +413,21 @@ def _pg_bin() -> Path:
 
 
 def _start_postgres(sandbox: Sandbox) -> None:
+    def record(pid: int) -> None:
+        sandbox.pids["postgres"] = pid
+        sandbox.save()
+
+    start_postgres(sandbox.path / "pg", sandbox.pg_port, on_started=record)
+
+
+def start_postgres(pg: Path, port: int, on_started: Callable[[int], None] | None = None) -> int:
+    """A PostgreSQL cluster in `pg` (data/, run/ for its socket, postgres.log) on
+    127.0.0.1:`port`, with the registry database; returns the postmaster's PID, which
+    `on_started` also gets as soon as it runs (so a caller can record it before the database
+    is created, and stop it if that fails). Run as the `postgres` OS user when we are root.
+    Also used by devtools.droplet for its registry."""
     pg_bin = _pg_bin()
-    pg = sandbox.path / "pg"
-    data, run = pg / "data", sandbox.pg_socket_dir
+    data, run = pg / "data", pg / "run"
     run.mkdir(parents=True)
     if os.geteuid() == 0:
         shutil.chown(pg, "postgres", "postgres")
@@ -446,7 +459,7 @@ def _start_postgres(sandbox: Sandbox) -> None:
         "host all all 127.0.0.1/32 scram-sha-256\n"
     )
     options = (
-        f"-k {run} -p {sandbox.pg_port} -c listen_addresses=127.0.0.1 "
+        f"-k {run} -p {port} -c listen_addresses=127.0.0.1 "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         "-c max_connections=200"
     )
@@ -467,15 +480,16 @@ def _start_postgres(sandbox: Sandbox) -> None:
             ]
         )
     )
-    sandbox.pids["postgres"] = int((data / "postmaster.pid").read_text().split()[0])
-    sandbox.save()
+    pid = int((data / "postmaster.pid").read_text().split()[0])
+    if on_started:
+        on_started(pid)
     _run(
         [
             "psql",
             "-h",
             str(run),
             "-p",
-            str(sandbox.pg_port),
+            str(port),
             "-U",
             "postgres",
             "-d",
@@ -484,6 +498,7 @@ def _start_postgres(sandbox: Sandbox) -> None:
             f"CREATE DATABASE {REGISTRY_DB}",
         ]
     )
+    return pid
 
 
 def _ensure_traversable(path: Path) -> None:
