@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=(openssh-server nginx git python3-venv openssl iproute2 ca-certificates sudo)
+# The local droplet (devtools/droplet, tests/droplet): debootstrap builds its Debian tree,
+# systemd-nspawn boots it, apt-cacher-ng (our own instance, never the packaged service) is
+# its apt proxy.
+packages+=(debootstrap systemd-container apt-cacher-ng)
 # PostgreSQL server binaries: keep a preinstalled cluster version, else install Debian's.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
 # Debian's Chromium for the dashboard's browser tests (Playwright, from .venv, drives it; its
@@ -25,6 +29,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
   as_root rm -f /usr/sbin/policy-rc.d
+  # Nor may apt-cacher-ng's service start at the next boot: each droplet runs its own instance
+  # on its bridge address.
+  if [[ " ${missing[*]} " == *" apt-cacher-ng "* ]]; then
+    as_root systemctl --quiet disable apt-cacher-ng.service 2>/dev/null || true
+    as_root update-rc.d apt-cacher-ng disable >/dev/null 2>&1 || true
+  fi
 fi
 
 python=${PYTHON:-python3}
