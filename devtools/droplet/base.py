@@ -123,9 +123,8 @@ def _locked(path: Path, say: Progress) -> Iterator[None]:
 
 def _debootstrap(target: Path, say: Progress) -> None:
     target.mkdir(parents=True)
-    start = time.monotonic()
     args = debootstrap_args(target)
-    say(f"debootstrap {SUITE} from {args[-1]} (about 2 minutes)")
+    say(f"debootstrap {SUITE} from {args[-1]} (a minute or two)")
     process = subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
@@ -145,7 +144,7 @@ def _debootstrap(target: Path, say: Progress) -> None:
         verb = line[3:].split(" ", 1)[0] if line.startswith("I: ") else ""
         now = time.monotonic()
         if verb and (verb not in seen or now - last_said > 10):
-            say(f"{line[3:]} ({now - start:.0f}s)")
+            say(line[3:])
             seen.add(verb)
             last_said = now
     if process.wait() != 0:
