@@ -229,7 +229,10 @@ def down(directory: str | Path = ".droplet") -> list[str]:
 
 def status(directory: str | Path = ".droplet") -> dict[str, Any]:
     path = Path(directory).resolve()
-    droplet = load(path)
+    try:
+        droplet = load(path)
+    except (OSError, ValueError, TypeError, KeyError):
+        raise BadInput(f"droplet: {path / STATE_FILE} is not a droplet's") from None
     if droplet is None:
         return {"dir": str(path), "up": False, "processes": {}}
     launcher = droplet.pids.get("launcher")

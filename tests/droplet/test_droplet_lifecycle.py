@@ -140,9 +140,9 @@ def test_a_directory_that_is_not_a_droplets_is_refused_untouched(tmp_path):
 
 
 @pytest.mark.parametrize("state", ['{"dir": "/", "hosts": []}', "not json"])
-def test_a_foreign_state_json_is_refused_by_up_and_down(tmp_path, state):
+def test_a_foreign_state_json_is_refused_by_up_down_and_status(tmp_path, state):
     (tmp_path / "state.json").write_text(state)
-    for task in ("droplet.up", "droplet.down"):
+    for task in ("droplet.up", "droplet.down", "droplet.status"):
         result = run_invoke(task, "--dir", str(tmp_path))
         assert result.returncode == 2, result.stdout + result.stderr
     assert (tmp_path / "state.json").read_text() == state
