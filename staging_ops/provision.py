@@ -16,7 +16,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -49,9 +49,9 @@ def redact(text: str) -> str:
     return _SECRET.sub(r"\1********@", text)
 
 
-def databases_wait_for_prepare(missing_packages: Iterable[str]) -> bool:
-    """Whether this run's prepare step installs a PostgreSQL server: then the database step
-    must run after it (connecting before the server exists fails), not alongside it."""
+def installs_postgres_server(missing_packages: Iterable[str]) -> bool:
+    """Whether installing these packages brings the PostgreSQL server: until then there is no
+    server to ask (--check on a fresh host plans the databases without one)."""
     return any(_PG_SERVER_PACKAGE.match(name) for name in missing_packages)
 
 
@@ -284,10 +284,23 @@ class HostRun:
         return self.report
 
     def _converge(self) -> None:
+        request = facts_request(self.inventory, self.host, self.slots)
         with self.step("facts"):
-            facts = remote.gather_facts(
-                self.remote, facts_request(self.inventory, self.host, self.slots)
-            )
+            facts = remote.gather_facts(self.remote, request)
+        missing = [p for p, ok in facts["packages"].items() if not ok]
+        with self.step("packages") as rec:
+            self._record(rec, "packages", [Change("packages", p, "install") for p in missing])
+        # --check on a host without the PostgreSQL server: there is no server to ask yet.
+        self._postgres_missing = installs_postgres_server(missing)
+        if missing and not self.check:
+            with self.step("install packages") as rec:
+                rec["outcome"] = "changed"
+                self._install(missing)
+                rec["detail"] = f"apt-get update + install {len(missing)} package(s)"
+            # Packages bring files and services of their own (Debian's nginx its default
+            # site, PostgreSQL its cluster): plan against the host as it is now.
+            with self.step("facts after install"):
+                facts = remote.gather_facts(self.remote, request)
         passwords, fresh = self._passwords(facts)
         self.admin_password = databases.admin_password(
             facts["content"].get(databases.admin_secret_path(self.host))
@@ -299,26 +312,12 @@ class HostRun:
         self.report.waiting = [s.identifier for s in self.slots if s not in deployed]
         pending = _parse_marker(facts["content"].get(want.marker))
 
-        # The databases need only the passwords: converge them while the files go up, unless
-        # prepare is about to install the PostgreSQL server they live in.
-        missing = [p for p, ok in facts["packages"].items() if not ok]
-        self._postgres_missing = databases_wait_for_prepare(missing)
-        wait = not self.check and self._postgres_missing
-        db_pool = ThreadPoolExecutor(max_workers=1)
-        db_done: list[Future] = []
-
-        def start_databases() -> None:
-            if not db_done:
-                db_done.append(db_pool.submit(self._database_step, fresh, passwords))
-
-        if not wait:
-            start_databases()
-        try:
-            self._converge_files(facts, want, deployed, pending, start_databases)
-        finally:
-            db_pool.shutdown(wait=True)
-        for done in db_done:
-            done.result()
+        # The databases need only the passwords (and the server, installed by now): converge
+        # them while the files go up.
+        with ThreadPoolExecutor(max_workers=1) as db_pool:
+            db_done = db_pool.submit(self._database_step, fresh, passwords)
+            self._converge_files(facts, want, deployed, pending)
+        db_done.result()
 
     def _database_step(self, fresh: set[int], passwords: dict[int, str]) -> None:
         with self.step("databases") as rec:
@@ -343,19 +342,10 @@ class HostRun:
         want: Desired,
         deployed: list[Slot],
         pending: dict,
-        after_prepare: Callable[[], None],
     ) -> None:
-        packages = [p for p, ok in facts["packages"].items() if not ok]
         user_missing = facts["user"] is None
         dir_cmds = self._dir_changes(want, facts)
         tls_missing = tls_paths(self.host) if placeholder_needed(facts, self.host) else []
-        with self.step("packages") as rec:
-            self._record(rec, "packages", [Change("packages", p, "install") for p in packages])
-        if not self.check and packages:
-            with self.step("install packages") as rec:
-                rec["outcome"] = "changed"
-                self._install(packages)
-                rec["detail"] = f"apt-get update + install {len(packages)} package(s)"
         with self.step("service user") as rec:
             self._record(
                 rec,
@@ -378,7 +368,6 @@ class HostRun:
             with self.step("prepare") as rec:
                 rec["outcome"] = "changed"
                 facts["user"] = self._prepare(user_missing, [cmd for _, cmd in dir_cmds] + tls_cmds)
-        after_prepare()
         writes, links, removes, by_kind = self._file_changes(want, facts)
         for kind, label in (("nginx", "nginx files"), ("unit", "unit files"), ("env", "env files")):
             with self.step(label) as rec:

@@ -668,6 +668,7 @@ https_port = {h.https_port}
 public_port = {h.https_port}
 listen_address = "127.0.0.1"
 packages = ["nginx", "git", "python3-venv"]
+boot_services = []
 postgres_port = {sandbox.pg_port}
 nginx_test_command = {json.dumps(nginx + " -t -q")}
 nginx_reload_command = {json.dumps(nginx + " -s reload")}

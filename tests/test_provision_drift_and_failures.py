@@ -168,10 +168,10 @@ def test_a_database_error_is_one_line_and_the_run_goes_on(sandbox, provisioned):
         (["postgresql-contrib"], True),
     ],
 )
-def test_databases_run_after_prepare_only_when_it_installs_postgresql(missing, waits):
-    """The ordering decision HostRun makes from the missing packages (a real apt-get install
-    cannot run here): wait for prepare only when it installs a PostgreSQL server."""
-    assert provision_mod.databases_wait_for_prepare(missing) is waits
+def test_only_a_postgresql_server_package_counts_as_installing_the_server(missing, waits):
+    """The decision HostRun makes from the missing packages (the real apt-get install runs in
+    tests/droplet): a run that installs these brings the PostgreSQL server with it."""
+    assert provision_mod.installs_postgres_server(missing) is waits
 
 
 # --- CRLF drift -----------------------------------------------------------------------------------
