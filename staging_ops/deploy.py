@@ -47,6 +47,7 @@ VERIFIED_SH = (
     "awk -v r=\"$1\" '$NF == r { found = 1 } END { exit !found }' ../deploys.log 2>/dev/null; }"
 )
 NOT_FOUND = 44
+RESTARTS_MARK = "restarts-before:"
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 
@@ -154,6 +155,8 @@ class Deployer:
         self.operator = operator
         self.remote: remote.RemoteHost | None = None
         self.lock: slot_lock.SlotLock | None = None
+        # Each unit's NRestarts just before our last restart (see restart()).
+        self.restarts_before: dict[str, int] = {}
 
     # connection and lock --------------------------------------------------------------------
 
@@ -299,12 +302,23 @@ echo "live $(readlink {q(self.paths.current)} || true)"
         outlog = f"{self.paths.root}/.restart.log"
         each = " ".join(f"systemctl {verb} {q(u)} & p{i}=$!;" for i, u in enumerate(self.units))
         waits = " ".join(f"wait $p{i} || rc=1;" for i in range(len(self.units)))
-        inner = f"rc=0; {each} {waits} exit $rc"
+        # reset-failed first: a unit that crash-looped (a broken release) has hit systemd's
+        # start limit, and a restart into a good release would be refused.
+        reset = f"systemctl reset-failed {q(*self.units)} 2>/dev/null;"
+        inner = f"rc=0; {reset} {each} {waits} exit $rc"
+        # systemd's NRestarts counts automatic restarts and is not reset by our restart (a
+        # restart of a unit waiting to auto-restart keeps the count): remember it first, so
+        # that verify counts only the restarts that come after ours.
         script = (
+            f"echo {RESTARTS_MARK} $(systemctl show -p NRestarts --value {q(*self.units)} "
+            "2>/dev/null); "
             f"setsid sh -c {q(inner)} > {q(outlog)} 2>&1 < /dev/null & wait $!; rc=$?; "
             f"cat {q(outlog)}; exit $rc"
         )
         code, out, err = self.run(script, check=False, guarded=True)
+        first, _, out = out.partition("\n")
+        counts = first.removeprefix(RESTARTS_MARK).split()
+        self.restarts_before = dict(zip(self.units, map(_count, counts), strict=False))
         if code != 0:
             raise StagingError(_tail(out or err))
 
@@ -353,7 +367,8 @@ echo "live $(readlink {q(self.paths.current)} || true)"
         for n, unit in enumerate(units):
             state = states[n] if n < len(states) else "unknown"
             count = restarts[n] if n < len(restarts) else ""
-            if state in ("failed", "inactive") or (count.isdigit() and int(count) > 0):
+            restarted = count.isdigit() and int(count) > self.restarts_before.get(unit, 0)
+            if state in ("failed", "inactive") or restarted:
                 raise StagingError(f"{unit} is {state}: it does not stay up")
 
     def _version_via_ssh(self) -> str | None:
@@ -749,6 +764,10 @@ def _check_rollback_claim(
             "JA-123) or pass --force"
         )
     return ClaimCheck("free; rolling back anyway (--force), not in the registry", record=False)
+
+
+def _count(text: str) -> int:
+    return int(text) if text.isdigit() else 0
 
 
 def _tail(text: str, lines: int = 3) -> str:
