@@ -30,6 +30,7 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
 # Less free space than this where a write failed: the disk is full (our files are a few KiB).
 FULL_DISK_KIB = 1024
+ROOT_SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 
 
 class Unreachable(StagingError):
@@ -53,10 +54,11 @@ class RemoteHost:
 
     def as_root(self, command: str) -> str:
         """`command` as root: as it is when we log in as root, else through passwordless sudo,
-        keeping the session's PATH (sudo would reset it)."""
+        keeping the session's PATH (sudo would reset it; the sandbox puts its systemctl first
+        there) plus the sbin directories root's own PATH has and a user's lacks on Debian."""
         if not self.sudo:
             return command
-        return f'sudo -n env PATH="$PATH" sh -c {shlex.quote(command)}'
+        return f'sudo -n env PATH="$PATH:{ROOT_SBIN}" sh -c {shlex.quote(command)}'
 
     def run(
         self, command: str, *, check: bool = True, timeout: float | None = None
