@@ -1,4 +1,4 @@
-"""The droplet tests' fixtures: one real Debian 12 droplet (systemd-nspawn) per session.
+"""The droplet tests' fixtures: one real Debian 12 droplet (systemd-nspawn) per module.
 
 Machines that cannot boot one (not root, no systemd-nspawn, ...) skip these tests with the
 reason, unless STAGING_REQUIRE_DROPLET=1 (CI), where that is a failure."""
@@ -32,9 +32,10 @@ def droplet_dir(prefix: str) -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
+# Per module: each module's droplet is down before the next one boots (one apt cache, less RAM).
+@pytest.fixture(scope="module")
 def droplet() -> Iterator[droplet_mod.Droplet]:
-    """A fresh droplet for the session: nothing preinstalled, no apt lists yet."""
+    """A fresh droplet for the module: nothing preinstalled, no apt lists yet."""
     require_droplet_support()
     directory = droplet_dir("staging-ops-droplet-")
     try:
