@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def inside(droplet: droplet_mod.Droplet, command: str) -> str:
     return result.stdout
 
 
-def as_json(result: subprocess.CompletedProcess) -> dict:
+def as_json(result: subprocess.CompletedProcess) -> Any:
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout)
 
@@ -182,6 +183,29 @@ def test_after_release_stop_and_a_reboot_the_deployed_slots_come_back(fresh, fir
     assert slot4.strip() == "inactive"
     again = as_json(invoke(fresh, "provision-all", "--json"))
     assert again["changed"] == 0, again["hosts"][0]["changes"]
+
+
+def test_claim_and_release_with_a_fresh_database_work_against_the_droplet(fresh, first_run):
+    claimed = invoke(fresh, "claim", "--slot", "6", "--task", "JA-61")
+    assert claimed.returncode == 0, claimed.stdout + claimed.stderr
+    slots = {s["slot"]: s for s in as_json(invoke(fresh, "status", "--json"))}
+    assert (slots[6]["status"], slots[6]["task"]) == ("claimed", "JA-61")
+
+    psql = "runuser -u postgres -- psql -XAtq -d job_search_staging_5 -c"
+    inside(fresh, f"{psql} 'CREATE TABLE left_behind (id int)'")
+    # --reset-db logs in as the admin with the password the droplet keeps (no env password).
+    released = invoke(fresh, "release", "--slot", "5", "--reset-db", "--task", "JA-51")
+    assert released.returncode == 0, released.stdout + released.stderr
+    tables = inside(
+        fresh, f"{psql} \"SELECT count(*) FROM pg_tables WHERE tablename = 'left_behind'\""
+    )
+    assert tables.strip() == "0"
+    owner = inside(
+        fresh,
+        'runuser -u postgres -- psql -XAtqc "SELECT pg_get_userbyid(datdba) FROM pg_database '
+        "WHERE datname = 'job_search_staging_5'\"",
+    )
+    assert owner.strip() == "job_search_staging_5"
 
 
 def test_a_non_root_operator_with_passwordless_sudo_provisions_the_same_droplet(
