@@ -14,12 +14,15 @@ from typing import Any
 
 from invoke import Collection, Exit, task
 
+from devtools import sandbox
 from staging_ops import inventory as inv
-from staging_ops import output, render, sandbox
+from staging_ops import output, render
 from staging_ops.errors import BadInput, StagingError
-from staging_ops.registry_doc import DOC_PATH, write_registry_doc
+from staging_ops.slot_table import SLOT_TABLE, write_slot_table
 
 ROOT = Path(__file__).resolve().parent
+DOC_PATH = ROOT / SLOT_TABLE
+DEFAULT_INVENTORY = ROOT / inv.DEFAULT_INVENTORY
 
 
 def operator_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,9 +42,15 @@ def operator_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _operator(owner: str) -> str:
+    from staging_ops.claims.owner import owner_or_default
+
+    return owner_or_default(owner or None)
+
+
 def load(c: Any) -> inv.Inventory:
     config = c.config.get("staging", {}) or {}
-    return inv.load_inventory(inv.inventory_path(config.get("inventory")))
+    return inv.load_inventory(inv.inventory_path(config.get("inventory"), DEFAULT_INVENTORY))
 
 
 @task(
@@ -78,14 +87,14 @@ def registry_doc(c, check=False):
     """Write docs/staging-slots.md (the static slot table) from the inventory."""
     inventory = load(c)
     if check:
-        from staging_ops.registry_doc import render_registry_doc
+        from staging_ops.slot_table import render_slot_table
 
         current = DOC_PATH.read_text() if DOC_PATH.exists() else ""
-        if current != render_registry_doc(inventory):
+        if current != render_slot_table(inventory):
             raise StagingError(f"{DOC_PATH} is out of date: run `invoke registry-doc`")
         print(f"{DOC_PATH}: up to date")
         return
-    changed = write_registry_doc(inventory)
+    changed = write_slot_table(inventory, DOC_PATH)
     print(f"{DOC_PATH}: {'changed' if changed else 'unchanged'}")
 
 
@@ -235,15 +244,15 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
 @operator_errors
 def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
     """Deploy a branch to a slot: verified through /api/version, rolled back if broken."""
-    from staging_ops import claims
     from staging_ops import deploy as deploy_mod
+    from staging_ops.claims import service as claims
 
     inventory = load(c)
     chosen = inventory.slot(slot)
     if not branch:
         raise BadInput("--branch is required")
     deploy_mod.validate_branch(branch)
-    operator = claims.owner_or_default(owner or None)
+    operator = _operator(owner)
     log = output.StepLog(quiet=json)
     with claims.registry_session() as registry:
         result = deploy_mod.deploy(
@@ -276,8 +285,8 @@ def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
 @operator_errors
 def rollback(c, slot="", to="", task="", owner="", force=False):
     """Switch a slot back to its previous verified release, verified the same way as a deploy."""
-    from staging_ops import claims
     from staging_ops import deploy as deploy_mod
+    from staging_ops.claims import service as claims
 
     inventory = load(c)
     chosen = inventory.slot(slot)
@@ -286,7 +295,7 @@ def rollback(c, slot="", to="", task="", owner="", force=False):
             inventory,
             chosen,
             registry=registry,
-            operator=claims.owner_or_default(owner or None),
+            operator=_operator(owner),
             to=to or None,
             task=task or None,
             force=force,
@@ -298,8 +307,8 @@ def rollback(c, slot="", to="", task="", owner="", force=False):
 @operator_errors
 def verify(c, slot="", json=False):
     """Ask the slot's public URL for /api/version and compare it with the registry."""
-    from staging_ops import claims
     from staging_ops import deploy as deploy_mod
+    from staging_ops.claims import service as claims
 
     inventory = load(c)
     chosen = inventory.slot(slot)
@@ -430,7 +439,8 @@ def _stderr(line: str) -> None:
 @operator_errors
 def claim(c, slot="", task="", owner="", ttl="7d", note="", wait=""):
     """Claim a slot for a Linear task (the task claiming its own slot again renews it)."""
-    from staging_ops import claims, claims_view
+    from staging_ops.claims import service as claims
+    from staging_ops.claims import view as claims_view
 
     request = claims.ClaimRequest.parse(
         load(c), slot=slot, task=task, owner=owner, ttl=ttl, note=note, wait=wait
@@ -453,7 +463,8 @@ def claim(c, slot="", task="", owner="", ttl="7d", note="", wait=""):
 @operator_errors
 def release(c, slot="", task="", owner="", force=False, stop=False, reset_db=False):
     """Release a slot (only its owner or task may, unless --force)."""
-    from staging_ops import claims, claims_view
+    from staging_ops.claims import service as claims
+    from staging_ops.claims import view as claims_view
 
     inventory = load(c)
     with claims.registry_session() as registry:
@@ -479,7 +490,8 @@ def release(c, slot="", task="", owner="", force=False, stop=False, reset_db=Fal
 @operator_errors
 def status(c, json=False, health=True):
     """Show every slot: claim, deployed branch/commit, expiry, and live UI/Airflow health."""
-    from staging_ops import claims, claims_view
+    from staging_ops.claims import service as claims
+    from staging_ops.claims import view as claims_view
 
     inventory = load(c)
     with claims.registry_session() as registry:
@@ -497,7 +509,8 @@ def status(c, json=False, health=True):
 @operator_errors
 def history(c, slot="", limit=20, json=False):
     """Show who claimed, renewed, deployed and released what, and when (newest first)."""
-    from staging_ops import claims, claims_view
+    from staging_ops.claims import service as claims
+    from staging_ops.claims import view as claims_view
 
     slot_id = load(c).slot(slot).id if slot else None
     with claims.registry_session() as registry:
@@ -517,7 +530,8 @@ def history(c, slot="", limit=20, json=False):
 @operator_errors
 def reap(c, check=False, owner="", json=False):
     """Release expired claims and claims whose branch is merged into main or deleted."""
-    from staging_ops import claims, claims_view
+    from staging_ops.claims import service as claims
+    from staging_ops.claims import view as claims_view
 
     inventory = load(c)
     with claims.registry_session() as registry:
@@ -533,7 +547,8 @@ def reap(c, check=False, owner="", json=False):
 @operator_errors
 def registry_migrate(c):
     """Create or upgrade marts.staging_slots (needs STAGING_REGISTRY_DSN) and register slots."""
-    from staging_ops import claims, registry
+    from staging_ops import registry
+    from staging_ops.claims import service as claims
 
     report = registry.migrate_report(claims.require_dsn(), load(c))
     print(f"migrations applied: {', '.join(report.applied) or 'none'}")
@@ -570,12 +585,13 @@ def api_serve(c, host="127.0.0.1", port=8700, workers=0):
 @operator_errors
 def api_token(c, subject="", ttl="12h"):
     """Print an admin JWT for STAGING_API_TOKEN (signed with STAGING_API_JWT_SECRET)."""
-    from staging_ops import claims
-    from staging_ops.claim_model import parse_duration
+    from staging_ops.claims.model import parse_duration
     from staging_ops.web import auth
 
     seconds = int(parse_duration(ttl, "ttl").total_seconds())
-    print(auth.mint_token(auth.secret_from_env(), subject or claims.default_owner(), seconds))
+    from staging_ops.claims.owner import default_owner
+
+    print(auth.mint_token(auth.secret_from_env(), subject or default_owner(), seconds))
 
 
 ns.add_task(claim)

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.results import INVOKE, ROOT, timed, update_section
-from staging_ops import sandbox
-from staging_ops.sample_repo import push_branch
+from devtools import sandbox
+from devtools.sample_repo import push_branch
 
 RUNS = 5
 

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from bench.results import INVOKE, timed, update_section
-from staging_ops import sandbox
+from devtools import sandbox
 
 RUNS = 5
 

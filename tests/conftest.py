@@ -18,9 +18,11 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from staging_ops import sandbox as sandbox_mod
+from devtools import sandbox as sandbox_mod
 
 ROOT = Path(__file__).resolve().parent.parent
+# The project's own inventory (the real droplet and its slots).
+DEFAULT_INVENTORY = ROOT / "inventory" / "staging.toml"
 INVOKE = str(Path(sys.executable).parent / "invoke")
 # Distinct from the demo sandbox (22200, slot ports 5001..) so both can run at once.
 TEST_PORT_BASE = int(os.environ.get("STAGING_TEST_PORT_BASE", "23200"))

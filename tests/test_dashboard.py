@@ -20,7 +20,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
-from staging_ops import sandbox as sandbox_mod
+from devtools import sandbox as sandbox_mod
 from staging_ops.inventory import load_inventory
 from staging_ops.registry import PostgresRegistry, migrate
 from staging_ops.web import create_app

@@ -13,9 +13,9 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from staging_ops import databases
-from staging_ops.databases import DbChange
 from staging_ops.inventory import Slot
+from staging_ops.provision import databases
+from staging_ops.provision.databases import DbChange
 from tests.conftest import login_as_slot_role
 
 SLOT_ID = 901

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from staging_ops import sandbox as sandbox_mod
+from devtools import sandbox as sandbox_mod
+from devtools.sample_repo import WRONG_COMMIT, push_branch, resolve
 from staging_ops.health import public_version
 from staging_ops.inventory import load_inventory
-from staging_ops.sample_repo import WRONG_COMMIT, push_branch, resolve
 from tests.conftest import INVOKE, ROOT, inventory_as, run_invoke, sandbox_ports
 
 SLOT = 4
@@ -172,8 +172,8 @@ def test_two_deploys_at_once_one_waits_for_nobody(box):
 
 def test_a_hung_lock_older_than_the_timeout_is_taken_over_with_a_warning(box):
     """A holder that is alive but stuck (its channel open) past the deploy timeout."""
+    from staging_ops.deploy.lock import lock_script
     from staging_ops.remote import connect
-    from staging_ops.slot_lock import lock_script
 
     inventory = load_inventory(box.inventory_path)
     slot_dir = box.hosts[0].root / "srv/staging/staging-4"

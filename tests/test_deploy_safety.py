@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.sample_repo import push_branch
 from staging_ops.health import public_version
 from staging_ops.inventory import load_inventory
 from staging_ops.render import render_release_env
-from staging_ops.sample_repo import push_branch
 from tests.conftest import INVOKE, ROOT, inventory_as, run_invoke
 from tests.test_deploy import commit_of, deploy, served, wait_served
 from tests.test_deploy import releases as slot_releases

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from staging_ops.errors import BadInput
-from staging_ops.inventory import DEFAULT_INVENTORY, load_inventory
-from tests.conftest import run_invoke
+from staging_ops.inventory import load_inventory
+from tests.conftest import DEFAULT_INVENTORY, run_invoke
 
 SEED = Path(__file__).resolve().parent.parent.parent / "shared" / "seed"
 

@@ -16,10 +16,10 @@ import psycopg2
 import pytest
 import requests
 
-from staging_ops import sandbox as sandbox_mod
-from staging_ops.databases import password_from_env_file
+from devtools import sandbox as sandbox_mod
 from staging_ops.health import slot_get
 from staging_ops.inventory import load_inventory
+from staging_ops.provision.databases import password_from_env_file
 from tests.conftest import (
     inventory_as,
     inventory_variant,

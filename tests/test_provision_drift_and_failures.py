@@ -15,8 +15,8 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from staging_ops import provision as provision_mod
-from staging_ops.databases import password_from_env_file
+from staging_ops.provision import run as provision_mod
+from staging_ops.provision.databases import password_from_env_file
 from tests.conftest import admin_execute, inventory_variant, login_as_slot_role
 from tests.test_provision import provision, provision_json
 
@@ -232,7 +232,7 @@ def split_group_user() -> Iterator[str]:
 def test_slot_directories_get_the_service_users_primary_group(
     sandbox, provisioned, split_group_user, tmp_path
 ):
-    from staging_ops.sandbox import SERVICE_USER
+    from devtools.sandbox import SERVICE_USER
 
     variant = inventory_variant(
         sandbox,

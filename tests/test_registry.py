@@ -16,7 +16,8 @@ import pytest
 
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory, load_inventory
-from staging_ops.registry import (
+from staging_ops.registry.migrations import load_migrations
+from staging_ops.registry.postgres import (
     PostgresRegistry,
     connect_kwargs,
     describe_dsn,
@@ -24,7 +25,6 @@ from staging_ops.registry import (
     migrate_report,
     redact,
 )
-from staging_ops.registry_migrations import load_migrations
 from tests.conftest import execute
 
 WEEK = timedelta(days=7)

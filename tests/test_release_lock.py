@@ -6,10 +6,10 @@ import json
 import threading
 import time
 
-from staging_ops import slot_lock
-from staging_ops.deploy import SlotPaths
+from staging_ops.deploy import lock as slot_lock
 from staging_ops.inventory import load_inventory
 from staging_ops.remote import connect
+from staging_ops.slot_layout import SlotPaths
 from tests.conftest import run_invoke
 
 SLOT = 8  # no other test of the shared sandbox claims, deploys to or stops it

@@ -20,8 +20,8 @@ import requests
 
 from staging_ops import render
 from staging_ops.health import check_slots, slot_get
-from staging_ops.inventory import DEFAULT_INVENTORY, Inventory, load_inventory
-from tests.conftest import free_port, run_invoke
+from staging_ops.inventory import Inventory, load_inventory
+from tests.conftest import DEFAULT_INVENTORY, free_port, run_invoke
 
 
 def _nginx_tree(inventory: Inventory, root: Path, cert: Path, key: Path) -> list[str]:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from staging_ops.sample_repo import (
+from devtools.sample_repo import (
     BRANCHES,
     FEATURE_BANNER,
     WRONG_COMMIT,

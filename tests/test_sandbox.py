@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 import requests
 
-from staging_ops import sandbox as sandbox_mod
+from devtools import sandbox as sandbox_mod
 from staging_ops.inventory import load_inventory
 from staging_ops.remote import Unreachable, connect
 from tests.conftest import TEST_PORT_BASE, run_invoke, sandbox_ports

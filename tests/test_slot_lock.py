@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from staging_ops import output, slot_lock
-from staging_ops.deploy import Deployer, SlotPaths
+from staging_ops import output
+from staging_ops.deploy import lock as slot_lock
+from staging_ops.deploy.deployer import Deployer
 from staging_ops.inventory import Inventory, load_inventory
 from staging_ops.remote import RemoteHost, connect
+from staging_ops.slot_layout import SlotPaths
 from tests.conftest import inventory_as
 
 SLOT = 5  # no other test deploys to it

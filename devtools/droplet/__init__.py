@@ -120,7 +120,7 @@ def _build(droplet: Droplet, log: StepLog) -> None:
         step["detail"] = f"{'built' if built else 'cached'} {base_root.parent.name}"
     with log.step("keys and sample repository") as step:
         public_key = env_mod.make_keys(droplet)
-        from staging_ops.sample_repo import build_sample_repo
+        from devtools.sample_repo import build_sample_repo
 
         branches = build_sample_repo(droplet.repo_path)
         step["detail"] = f"{len(branches)} branches"
@@ -147,7 +147,7 @@ def _build(droplet: Droplet, log: StepLog) -> None:
         droplet.save()
         step["detail"] = f"{droplet.proxy_url} cache {cache}"
     with log.step("registry PostgreSQL") as step:
-        from staging_ops.sandbox import start_postgres
+        from devtools.sandbox import start_postgres
 
         def record(pid: int) -> None:
             droplet.pids["postgres"] = pid

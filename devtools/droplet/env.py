@@ -1,5 +1,5 @@
 """What a droplet dir holds: state.json (so down/status find everything), the operator key,
-inventory.toml and env (the shapes staging_ops.sandbox writes, for a real droplet)."""
+inventory.toml and env (the shapes devtools.sandbox writes, for a real droplet)."""
 
 from __future__ import annotations
 

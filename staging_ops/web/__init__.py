@@ -12,9 +12,9 @@ import os
 
 from flask import Flask
 
-from staging_ops.claim_model import SlotRegistry
+from staging_ops.claims.model import SlotRegistry
 from staging_ops.inventory import Inventory
-from staging_ops.registry_changes import SHARED_STAMP_ENV
+from staging_ops.registry.changes import SHARED_STAMP_ENV
 from staging_ops.web import auth
 from staging_ops.web.api import api_blueprint
 from staging_ops.web.dashboard import register_dashboard
@@ -40,7 +40,7 @@ def create_app(
     dashboard works without one)."""
     secret = jwt_secret or auth.secret_from_env()
     if registry is None:
-        from staging_ops.claims import require_dsn
+        from staging_ops.claims.service import require_dsn
         from staging_ops.registry import PostgresRegistry
 
         # A server answers the slot list from memory until the registry changes.

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from staging_ops.claim_model import (
+from staging_ops.claims.model import (
     SlotRegistry,
     UnknownSlot,
     parse_branch,

@@ -23,7 +23,7 @@ from typing import Any
 from waitress.server import create_server
 
 from staging_ops.errors import BadInput, StagingError
-from staging_ops.registry_changes import SHARED_STAMP_ENV, SharedStamp
+from staging_ops.registry.changes import SHARED_STAMP_ENV, SharedStamp
 
 DEFAULT_THREADS = 4
 STAGING_APP = "staging_ops.web:create_app"  # a factory: each worker calls it once

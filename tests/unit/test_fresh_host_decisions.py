@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from staging_ops import databases, provision, remote
+from staging_ops import remote
 from staging_ops.inventory import Host
+from staging_ops.provision import databases
+from staging_ops.provision import run as provision
 
 
 def _host(**kwargs) -> Host:
@@ -102,7 +104,7 @@ def test_admin_secret_lives_under_the_base_dir():
 
 def test_line_sink_hands_over_whole_lines_only():
     seen: list[str] = []
-    sink = remote._LineSink(seen.append)
+    sink = remote.connection._LineSink(seen.append)
     sink.write("Unpacking ngi")
     assert seen == []
     sink.write("nx (1.22)\r\nSetting up nginx\n\nFetch")

@@ -22,7 +22,7 @@ from flask import (
     url_for,
 )
 
-from staging_ops.claim_model import SlotRegistry
+from staging_ops.claims.model import SlotRegistry
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Inventory, load_inventory
 from staging_ops.web import auth

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from staging_ops.claim_model import SlotEvent, SlotRegistry, utc_text
-from staging_ops.claims import status_rows
+from staging_ops.claims.model import SlotEvent, SlotRegistry, utc_text
+from staging_ops.claims.service import status_rows
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.web.dashboard.health_cache import Health
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from staging_ops.claims import live_health
+from staging_ops.claims.service import live_health
 from staging_ops.inventory import Inventory
 
 Health = dict[int, dict[str, str]]

@@ -30,12 +30,14 @@ from typing import Any
 
 import paramiko
 
-from staging_ops import faults, output, remote, slot_lock
-from staging_ops.claim_model import SlotState, parse_branch, parse_task, parse_ttl
+from staging_ops import crash_points, output, remote
+from staging_ops.claims.model import SlotState, parse_branch, parse_task, parse_ttl
+from staging_ops.deploy import lock as slot_lock
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.health import slot_get
-from staging_ops.inventory import Host, Inventory, Slot
+from staging_ops.inventory import Inventory, Slot
 from staging_ops.render import public_url, render_release_env, slot_units
+from staging_ops.slot_layout import SlotPaths
 
 LINEAR_KEY = re.compile(r"(?i)(?:^|[^a-z0-9])([a-z][a-z0-9]*-[0-9]+)(?:[^0-9]|$)")
 KEEP_RELEASES = 5
@@ -103,39 +105,6 @@ def task_from_branch(branch: str) -> str | None:
     """`alice/ja-123-search` -> `JA-123`."""
     match = LINEAR_KEY.search(branch)
     return match.group(1).upper() if match else None
-
-
-# --- paths on the droplet ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SlotPaths:
-    host: Host
-    slot: Slot
-
-    @property
-    def root(self) -> str:
-        return self.slot.directory(self.host)
-
-    @property
-    def releases(self) -> str:
-        return f"{self.root}/releases"
-
-    @property
-    def current(self) -> str:
-        return f"{self.root}/current"
-
-    @property
-    def lock(self) -> str:
-        return f"{self.root}/.deploy.lock"
-
-    @property
-    def mirror(self) -> str:
-        return f"{self.host.base_dir}/repo.git"
-
-    @property
-    def venvs(self) -> str:
-        return f"{self.host.base_dir}/venvs"
 
 
 # --- the deploy -----------------------------------------------------------------------------
@@ -554,14 +523,14 @@ def _prepare(
         with log.step("fetch") as rec:
             result.commit = deployer.fetch(branch)
             rec["detail"] = result.commit[:12]
-        faults.crash_point("deploy:after-fetch")
+        crash_points.crash_point("deploy:after-fetch")
         with log.step("export + venv") as rec:
             result.release, result.venv, previous = deployer.export(result.commit, branch)
             rec["detail"] = f"{result.release}, venv {result.venv}"
-        faults.crash_point("deploy:after-venv")
+        crash_points.crash_point("deploy:after-venv")
         with log.step("migrate"):
             deployer.migrate(result.release)
-        faults.crash_point("deploy:after-migrate")
+        crash_points.crash_point("deploy:after-migrate")
     except (StagingError, Stop) as failure:
         state = "nothing was switched, the previous release keeps serving"
         step = _failed_step(log)
@@ -585,7 +554,7 @@ def _switch_and_verify(
         with log.step("switch") as rec:
             deployer.switch(release)
             rec["detail"] = f"{previous or 'nothing'} -> {release}"
-        faults.crash_point("deploy:after-switch")
+        crash_points.crash_point("deploy:after-switch")
         with log.step("restart"):
             _restart_with_crash_point(deployer)
         with log.step("verify") as rec:
@@ -640,9 +609,9 @@ def _raise_stop(signum: int, frame: Any) -> None:
 
 
 def _restart_with_crash_point(deployer: Deployer) -> None:
-    if os.environ.get(faults.ENV) == "deploy:during-restart":
+    if os.environ.get(crash_points.ENV) == "deploy:during-restart":
         # Dies while the remote restart is under way, as a Ctrl-\\ or kill -9 would.
-        threading.Timer(0.15, faults.crash_point, args=("deploy:during-restart",)).start()
+        threading.Timer(0.15, crash_points.crash_point, args=("deploy:during-restart",)).start()
     deployer.restart()
 
 

@@ -6,21 +6,14 @@ tests hand it a sandbox connection.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import json
 import logging
-import secrets
 import shlex
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import paramiko
 from fabric import Connection
-from invoke.exceptions import ThreadException
 
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Host
@@ -28,8 +21,6 @@ from staging_ops.inventory import Host
 # paramiko logs refused channels (a tunnel to a closed port) itself; we report them in one line.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
-# Less free space than this where a write failed: the disk is full (our files are a few KiB).
-FULL_DISK_KIB = 1024
 ROOT_SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 
 
@@ -182,142 +173,5 @@ def connect(host: Host) -> RemoteHost:
     return RemoteHost(host, connection)
 
 
-_FACTS_SCRIPT = (Path(__file__).resolve().parent / "remote_facts.py").read_text()
-
-
-def gather_facts(remote: RemoteHost, request: dict[str, Any]) -> dict[str, Any]:
-    """Every fact a run needs (stats, contents, packages, user, unit states): one command."""
-    command = f"python3 -c {shlex.quote(_FACTS_SCRIPT)} {shlex.quote(json.dumps(request))}"
-    _, out, _ = remote.run(command)
-    try:
-        return json.loads(out)
-    except ValueError:
-        raise StagingError(f"{remote.host.name}: facts: unreadable answer: {out[:200]!r}") from None
-
-
-@dataclass(frozen=True)
-class Write:
-    """A file to write atomically: temp file in the same directory, then rename."""
-
-    path: str
-    content: str
-    mode: int
-    uid: int = 0
-    gid: int = 0
-
-
-@dataclass(frozen=True)
-class Link:
-    path: str
-    target: str
-
-
-def apply_files(
-    remote: RemoteHost,
-    writes: list[Write],
-    links: list[Link],
-    removes: tuple[str, ...] | list[str] = (),
-) -> None:
-    """Apply writes, links and removals in ONE SFTP session. Each write or link lands whole or
-    not at all: made under a temp name in the same directory, then renamed over the target."""
-    if not (writes or links or removes):
-        return
-    sftp = remote.open_sftp()
-    try:
-        for write in writes:
-
-            def make_file(tmp: str, write: Write = write) -> None:
-                with sftp.open(tmp, "wb") as handle:
-                    handle.write(write.content.encode())
-                sftp.chmod(tmp, write.mode)
-                sftp.chown(tmp, write.uid, write.gid)
-
-            _replace(remote, sftp, "write", write.path, make_file)
-            remote.uploads += 1
-        for link in links:
-            _replace(
-                remote, sftp, "link", link.path, lambda tmp, t=link.target: sftp.symlink(t, tmp)
-            )
-        for path in removes:
-            with contextlib.suppress(FileNotFoundError):
-                sftp.remove(path)
-    finally:
-        sftp.close()
-
-
-def _replace(
-    remote: RemoteHost, sftp: paramiko.SFTPClient, what: str, path: str, make: Any
-) -> None:
-    """make(tmp) then rename tmp over path; on failure the temp is removed and one line says
-    which host, what and why (a full disk, a missing directory, ...)."""
-    tmp = _temp_name(path)
-    try:
-        make(tmp)
-        sftp.posix_rename(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            sftp.remove(tmp)
-        reason = _failure_reason(remote, path.rpartition("/")[0] or "/", exc)
-        raise StagingError(f"{remote.host.name}: {what} {path}: {reason}") from None
-
-
-def _failure_reason(remote: RemoteHost, directory: str, exc: OSError) -> str:
-    """Why a write failed, in words. SFTP version 3 has no code for a full disk: OpenSSH's
-    sftp-server answers a bare "Failure", so in that case the free space is asked for."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    if exc.errno != errno.ENOSPC and reason != "Failure":
-        return reason
-    code, out, _ = remote.run(f"df -Pk -- {shlex.quote(directory)}", check=False)
-    fields = out.strip().splitlines()[-1].split() if code == 0 and out.strip() else []
-    if len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) < FULL_DISK_KIB:
-        return f"no space left on the device ({fields[3]} KiB free in {directory})"
-    return reason
-
-
-def _temp_name(path: str) -> str:
-    directory, _, name = path.rpartition("/")
-    return f"{directory}/.{name}.staging-ops-{secrets.token_hex(4)}"
-
-
-@contextlib.contextmanager
-def tunnel(remote: RemoteHost, remote_host: str, remote_port: int) -> Iterator[int]:
-    """An SSH tunnel (Fabric forward_local) to remote_host:remote_port as seen from the
-    droplet; yields the local port on 127.0.0.1. A refused tunnel becomes one clear error
-    (Fabric re-raises its tunnel threads' errors when the tunnel closes)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        local_port = probe.getsockname()[1]
-    body_error: BaseException | None = None
-    try:
-        with remote.connection.forward_local(
-            local_port, remote_port=remote_port, remote_host=remote_host, local_host="127.0.0.1"
-        ):
-            try:
-                yield local_port
-            except BaseException as exc:
-                body_error = exc
-                raise
-    except ThreadException as exc:
-        if body_error is not None:
-            raise body_error from None
-        reasons = {str(w.value) for w in exc.exceptions} or {"tunnel failed"}
-        raise StagingError(
-            f"{remote.host.name}: tunnel to {remote_host}:{remote_port}: {'; '.join(reasons)}"
-        ) from None
-
-
 def quote(*parts: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
-
-
-__all__ = [
-    "Link",
-    "RemoteHost",
-    "Unreachable",
-    "Write",
-    "apply_files",
-    "connect",
-    "gather_facts",
-    "quote",
-    "tunnel",
-]

@@ -22,9 +22,10 @@ from typing import Any, NoReturn
 
 import psycopg2
 
-from staging_ops import databases, faults, output, remote
+from staging_ops import crash_points, output, remote
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Host, Inventory, Slot
+from staging_ops.provision import databases
 from staging_ops.render import (
     SERVICES,
     RenderedFile,
@@ -387,7 +388,7 @@ class HostRun:
             with self.step("upload") as rec:
                 remote.apply_files(self.remote, marker + writes, links, removes)
                 rec["detail"] = f"{len(writes)} files, {len(links)} links"
-            faults.crash_point("provision:after-upload")
+            crash_points.crash_point("provision:after-upload")
         with self.step("services") as rec:
             marker_left = facts["content"].get(want.marker) is not None
             self._services(rec, want, deployed, handlers, facts, marker_left)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from staging_ops.claim_model import (
+from staging_ops.claims.model import (
     ClaimResult,
     HoldsAnotherSlot,
     ReleaseResult,

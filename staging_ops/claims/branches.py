@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from staging_ops.claim_model import BRANCH
+from staging_ops.claims.model import BRANCH
 from staging_ops.errors import BadInput, StagingError
 
 MAIN = "main"

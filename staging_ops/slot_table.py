@@ -6,10 +6,11 @@ from pathlib import Path
 
 from staging_ops.inventory import Inventory
 
-DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "staging-slots.md"
+# Relative to the project (tasks.py resolves it): the document lives in the checkout.
+SLOT_TABLE = Path("docs") / "staging-slots.md"
 
 
-def render_registry_doc(inventory: Inventory) -> str:
+def render_slot_table(inventory: Inventory) -> str:
     rows = "\n".join(
         f"| {s.id} | `{s.identifier}` | `{s.subdomain}` | {s.ui_port} | {s.airflow_port} "
         f"| `{s.database}` | {s.role} |"
@@ -68,9 +69,9 @@ staging slot.
 """
 
 
-def write_registry_doc(inventory: Inventory, path: Path = DOC_PATH) -> bool:
+def write_slot_table(inventory: Inventory, path: Path = SLOT_TABLE) -> bool:
     """Write the document; True when its content changed."""
-    content = render_registry_doc(inventory)
+    content = render_slot_table(inventory)
     if path.exists() and path.read_text() == content:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ The stand-in keeps one log file per unit *file*, so every instance of a template
 share it (slot 3's lines mixed into slot 4's logs). Here each instance gets its own log, as
 journald gives each its own `-u`. Its waits also tick in whole seconds (a stop costs 2 s);
 here they poll finely, so a sandbox restart takes as long as the service needs.
-Run as `python -m staging_ops.sandbox_systemctl --root=DIR ARGS` (systemctl), or with
+Run as `python -m devtools.sandbox.systemctl --root=DIR ARGS` (systemctl), or with
 `--journalctl` first (journalctl -u UNIT [-n N] [-f]).
 """
 

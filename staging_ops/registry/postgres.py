@@ -28,7 +28,7 @@ import psycopg2.extensions
 import psycopg2.pool
 from psycopg2 import sql
 
-from staging_ops.claim_model import (
+from staging_ops.claims.model import (
     ClaimResult,
     HoldsAnotherSlot,
     ReleaseResult,
@@ -42,8 +42,8 @@ from staging_ops.claim_model import (
 )
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory
-from staging_ops.registry_changes import MAX_AGE_SECONDS, ReadCache, SharedStamp
-from staging_ops.registry_migrations import load_migrations
+from staging_ops.registry.changes import MAX_AGE_SECONDS, ReadCache, SharedStamp
+from staging_ops.registry.migrations import load_migrations
 
 SCHEMA = "marts"
 SLOTS = sql.Identifier(SCHEMA, "staging_slots")

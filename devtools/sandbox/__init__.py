@@ -32,6 +32,8 @@ SERVICE_USER = "staging-sandbox"
 REGISTRY_DB = "staging_registry"
 STATE_FILE = "state.json"
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+PROJECT = Path(__file__).resolve().parents[2]
+SYSTEMCTL = Path(__file__).resolve().parent / "systemctl.py"
 
 
 @dataclass
@@ -219,7 +221,7 @@ def up(
             _make_host_root(sandbox, host)
             _start_nginx(sandbox, host)
             _start_sshd(sandbox, host)
-        from staging_ops.sample_repo import build_sample_repo
+        from devtools.sample_repo import build_sample_repo
 
         build_sample_repo(sandbox.repo_path)
         _write_inventory(sandbox)
@@ -549,7 +551,8 @@ http {{
     for name, extra in (("systemctl", ""), ("journalctl", "--journalctl ")):
         wrapper = bin_dir / name
         wrapper.write_text(
-            f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m staging_ops.sandbox_systemctl "
+            # By path: the dev tooling is not installed, and the session's cwd is its HOME.
+            f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(SYSTEMCTL))} "
             f'{extra}--root={shlex.quote(str(root))} "$@"\n'
         )
         wrapper.chmod(0o755)
@@ -622,7 +625,7 @@ def _start_dashboard(sandbox: Sandbox, port: int, timeout: float = 15.0) -> None
     with log.open("ab") as out:
         process = subprocess.Popen(
             command,
-            cwd=Path(__file__).resolve().parent.parent,  # so `-m` finds staging_ops anywhere
+            cwd=PROJECT,  # so `-m` finds staging_ops from any directory
             env={**os.environ, **sandbox.env()},
             stdin=subprocess.DEVNULL,
             stdout=out,

@@ -1,19 +1,21 @@
-"""docs/staging-slots.md is generated from the inventory; the two must agree."""
+"""docs/staging-slots.md (the slot table) is generated from the inventory; the two must agree."""
 
 from __future__ import annotations
 
-from staging_ops.inventory import DEFAULT_INVENTORY, load_inventory
-from staging_ops.registry_doc import DOC_PATH, render_registry_doc, write_registry_doc
-from tests.conftest import run_invoke
+from staging_ops.inventory import load_inventory
+from staging_ops.slot_table import SLOT_TABLE, render_slot_table, write_slot_table
+from tests.conftest import DEFAULT_INVENTORY, ROOT, run_invoke
+
+DOC_PATH = ROOT / SLOT_TABLE
 
 
 def test_committed_document_matches_inventory():
-    expected = render_registry_doc(load_inventory(DEFAULT_INVENTORY))
+    expected = render_slot_table(load_inventory(DEFAULT_INVENTORY))
     assert DOC_PATH.read_text() == expected, "run `invoke registry-doc` and commit the result"
 
 
 def test_document_has_every_slot_row_and_the_rules():
-    text = render_registry_doc(load_inventory(DEFAULT_INVENTORY))
+    text = render_slot_table(load_inventory(DEFAULT_INVENTORY))
     for n in range(1, 11):
         role = "staging" if n == 10 else "qa"
         assert (
@@ -37,6 +39,6 @@ def test_a_changed_inventory_makes_the_document_stale(tmp_path):
     assert result.returncode == 1
     assert "out of date" in result.stderr
     doc = tmp_path / "doc.md"
-    assert write_registry_doc(load_inventory(changed), doc) is True
+    assert write_slot_table(load_inventory(changed), doc) is True
     assert "| 4 | `staging-4` | `staging-4.justapply.net` | 6004 |" in doc.read_text()
-    assert write_registry_doc(load_inventory(changed), doc) is False
+    assert write_slot_table(load_inventory(changed), doc) is False

@@ -7,14 +7,12 @@ and tests can use it freely.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from staging_ops.inventory import App, Host, Inventory, Slot
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 REDACTED = "********"
 # service key -> (description, inventory app attribute holding its command)
 SERVICES = {
@@ -38,7 +36,8 @@ class RenderedFile:
 
 
 _env = Environment(
-    loader=FileSystemLoader(str(TEMPLATES)),
+    # Package data (staging_ops/render/templates): an installed wheel renders the same files.
+    loader=PackageLoader("staging_ops.render", "templates"),
     undefined=StrictUndefined,
     autoescape=False,  # noqa: S701 - config files, not HTML
     trim_blocks=True,

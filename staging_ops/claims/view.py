@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from staging_ops.claim_model import ClaimResult, SlotEvent, format_duration, utc_text
-from staging_ops.claims import ReapItem, ReleaseOutcome
+from staging_ops.claims.model import ClaimResult, SlotEvent, format_duration, utc_text
+from staging_ops.claims.service import ReapItem, ReleaseOutcome
 from staging_ops.output import table
 
 STATUS_COLUMNS = (

@@ -120,4 +120,6 @@ def main():
     json.dump(facts, sys.stdout)
 
 
-main()
+# `python3 -c TEXT` runs it as __main__ on the droplet; importing it here runs nothing.
+if __name__ == "__main__":
+    main()

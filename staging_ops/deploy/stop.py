@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from staging_ops import remote, slot_lock
+from staging_ops import remote
+from staging_ops.claims.owner import owner_or_default
+from staging_ops.deploy import lock as slot_lock
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.render import slot_units
+from staging_ops.slot_layout import SlotPaths
 
 # How long a stop waits for a deploy that holds the slot's lock (its last steps, say) before
 # it gives up with a Conflict naming the holder. Longer waits belong to the operator.
@@ -20,9 +23,6 @@ def slot_locked(
 ) -> Iterator[tuple[remote.RemoteHost, slot_lock.SlotLock]]:
     """The slot's deploy lock, held for the block (waiting up to LOCK_WAIT for a deploy that
     is finishing, else a Conflict naming it); yields the session and the lock."""
-    from staging_ops.claims import owner_or_default
-    from staging_ops.deploy import SlotPaths
-
     host = inventory.host_of(slot)
     session = remote.connect(host)
     try:
@@ -61,6 +61,6 @@ def stop_slot(
     session, lock = held
     host = inventory.host_of(slot)
     units = slot_units(inventory.app, slot)
-    current = f"{slot.directory(host)}/current"
+    current = SlotPaths(host, slot).current
     lock.run(session, f"systemctl stop {remote.quote(*units)} && rm -f {remote.quote(current)}")
     return f"stopped {', '.join(units)}"

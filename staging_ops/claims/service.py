@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from staging_ops.claim_model import (
+from staging_ops.claims.model import (
     ClaimResult,
     HoldsAnotherSlot,
     ReleaseResult,
@@ -29,6 +28,7 @@ from staging_ops.claim_model import (
     parse_text,
     parse_ttl,
 )
+from staging_ops.claims.owner import owner_or_default
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory, Slot
 
@@ -56,7 +56,7 @@ def open_registry(env: Mapping[str, str] | None = None) -> SlotRegistry:
     if url:
         if not token:
             raise BadInput(f"{ENV_API_URL} is set but {ENV_API_TOKEN} is not (an admin JWT)")
-        from staging_ops.api_client import ApiRegistry
+        from staging_ops.registry.api_client import ApiRegistry
 
         return ApiRegistry(url, token)
     raise BadInput(
@@ -81,28 +81,6 @@ def require_dsn(env: Mapping[str, str] | None = None) -> str:
     if not dsn:
         raise BadInput(f"{ENV_DSN} is required here (direct database access)")
     return dsn
-
-
-# ---- who is asking -----------------------------------------------------------------------
-
-
-def default_owner(env: Mapping[str, str] | None = None) -> str:
-    """`git config user.email`, then $USER; BadInput if neither is known."""
-    env = os.environ if env is None else env
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(
-            ["git", "config", "user.email"], capture_output=True, text=True, timeout=5, check=False
-        )
-        if done.returncode == 0 and done.stdout.strip():
-            return done.stdout.strip()
-    user = env.get("USER") or env.get("LOGNAME")
-    if user:
-        return user
-    raise BadInput("cannot tell who you are: pass --owner (or set git user.email or $USER)")
-
-
-def owner_or_default(value: str | None) -> str:
-    return parse_text(value, "owner") or default_owner()
 
 
 # ---- claim -------------------------------------------------------------------------------
@@ -208,8 +186,8 @@ def release(
     if not (stop or reset_db):
         return ReleaseOutcome(registry.release(target.id, who, task=task_key, force=force), [])
     # Imported here: only a release that touches the droplet needs Fabric.
-    from staging_ops.databases import reset_slot_database
-    from staging_ops.slot_services import slot_locked, stop_slot
+    from staging_ops.deploy.stop import slot_locked, stop_slot
+    from staging_ops.provision.databases import reset_slot_database
 
     with slot_locked(inventory, target, who, action="release") as held:
         result = registry.release(target.id, who, task=task_key, force=force)
@@ -343,7 +321,7 @@ def plan_reap(states: Sequence[SlotState], repo_url: str, now: datetime) -> Reap
     ]
     if not by_branch:
         return ReapReport(items)
-    from staging_ops.repo_branches import branch_facts
+    from staging_ops.claims.branches import branch_facts
 
     try:
         facts = branch_facts(repo_url, [s.branch for s in by_branch if s.branch])

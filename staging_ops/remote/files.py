@@ -1,0 +1,102 @@
+"""Files on a droplet, written in ONE SFTP session: each lands whole or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import secrets
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import paramiko
+
+from staging_ops.errors import StagingError
+from staging_ops.remote.connection import RemoteHost
+
+# Less free space than this where a write failed: the disk is full (our files are a few KiB).
+FULL_DISK_KIB = 1024
+
+
+@dataclass(frozen=True)
+class Write:
+    """A file to write atomically: temp file in the same directory, then rename."""
+
+    path: str
+    content: str
+    mode: int
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Link:
+    path: str
+    target: str
+
+
+def apply_files(
+    remote: RemoteHost,
+    writes: list[Write],
+    links: list[Link],
+    removes: tuple[str, ...] | list[str] = (),
+) -> None:
+    """Apply writes, links and removals in ONE SFTP session. Each write or link lands whole or
+    not at all: made under a temp name in the same directory, then renamed over the target."""
+    if not (writes or links or removes):
+        return
+    sftp = remote.open_sftp()
+    try:
+        for write in writes:
+
+            def make_file(tmp: str, write: Write = write) -> None:
+                with sftp.open(tmp, "wb") as handle:
+                    handle.write(write.content.encode())
+                sftp.chmod(tmp, write.mode)
+                sftp.chown(tmp, write.uid, write.gid)
+
+            _replace(remote, sftp, "write", write.path, make_file)
+            remote.uploads += 1
+        for link in links:
+            _replace(
+                remote, sftp, "link", link.path, lambda tmp, t=link.target: sftp.symlink(t, tmp)
+            )
+        for path in removes:
+            with contextlib.suppress(FileNotFoundError):
+                sftp.remove(path)
+    finally:
+        sftp.close()
+
+
+def _replace(
+    remote: RemoteHost, sftp: paramiko.SFTPClient, what: str, path: str, make: Any
+) -> None:
+    """make(tmp) then rename tmp over path; on failure the temp is removed and one line says
+    which host, what and why (a full disk, a missing directory, ...)."""
+    tmp = _temp_name(path)
+    try:
+        make(tmp)
+        sftp.posix_rename(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            sftp.remove(tmp)
+        reason = _failure_reason(remote, path.rpartition("/")[0] or "/", exc)
+        raise StagingError(f"{remote.host.name}: {what} {path}: {reason}") from None
+
+
+def _failure_reason(remote: RemoteHost, directory: str, exc: OSError) -> str:
+    """Why a write failed, in words. SFTP version 3 has no code for a full disk: OpenSSH's
+    sftp-server answers a bare "Failure", so in that case the free space is asked for."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno != errno.ENOSPC and reason != "Failure":
+        return reason
+    code, out, _ = remote.run(f"df -Pk -- {shlex.quote(directory)}", check=False)
+    fields = out.strip().splitlines()[-1].split() if code == 0 and out.strip() else []
+    if len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) < FULL_DISK_KIB:
+        return f"no space left on the device ({fields[3]} KiB free in {directory})"
+    return reason
+
+
+def _temp_name(path: str) -> str:
+    directory, _, name = path.rpartition("/")
+    return f"{directory}/.{name}.staging-ops-{secrets.token_hex(4)}"
