@@ -362,17 +362,19 @@ ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status
     help={
         "dir": "droplet directory (default .droplet); a stale droplet there is replaced",
         "name": "the droplet's host name and inventory host (default d1)",
+        "acme": "'pebble': run a local ACME server for the droplet and have provision-all get "
+        "its certificates from it (default: none, a self-signed placeholder)",
         "json": "print the droplet's status as JSON (steps still print, to stderr)",
     },
 )
 @operator_errors
-def droplet_up(c, dir=".droplet", name="d1", json=False):
+def droplet_up(c, dir=".droplet", name="d1", acme="", json=False):
     """Boot a fresh Debian 12 droplet (systemd, SSH on :22 at its own IP) in systemd-nspawn."""
     import devtools.droplet as droplet
 
     log = output.StepLog(stream=sys.stderr if json else sys.stdout)
     with log.step("droplet up") as step:
-        box = droplet.up(dir, name=name, log=log)
+        box = droplet.up(dir, name=name, log=log, acme=acme)
         step["detail"] = f"{box.name} at {box.address}"
     if json:
         print(output.to_json(droplet.status(dir)))

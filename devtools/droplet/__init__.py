@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devtools.droplet import acme as acme_mod
 from devtools.droplet import base, machine, network, proc
 from devtools.droplet import env as env_mod
 from devtools.droplet.env import STATE_FILE, Droplet, dir_hash, load, write_inventory
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 BOOT_TIMEOUT = 90.0
+ACME_SERVERS = ("", "pebble")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
@@ -70,12 +72,21 @@ def can_boot() -> str | None:
     return None
 
 
-def up(directory: str | Path = ".droplet", name: str = "d1", log: StepLog | None = None) -> Droplet:
+def up(
+    directory: str | Path = ".droplet",
+    name: str = "d1",
+    log: StepLog | None = None,
+    acme: str = "",
+) -> Droplet:
     """(Re)create the droplet environment in `directory`: a stale droplet there is cleaned up
-    first; a directory that is neither empty nor a droplet's is refused untouched."""
+    first; a directory that is neither empty nor a droplet's is refused untouched. With
+    `acme="pebble"`, a local ACME server runs in the droplet's network namespace and the
+    inventory asks provision-all to get certificates from it."""
     log = log or StepLog(quiet=True)
     if not NAME_RE.match(name):
         raise BadInput(f"--name must be lower-case letters, digits and '-', not {name!r}")
+    if acme not in ACME_SERVERS:
+        raise BadInput(f"--acme must be one of {', '.join(repr(a) for a in ACME_SERVERS)}")
     path = Path(directory).resolve()
     _check_replaceable(path)
     reason = can_boot()
@@ -98,6 +109,7 @@ def up(directory: str | Path = ".droplet", name: str = "d1", log: StepLog | None
         address="",
         pg_port=_free_port(),
         proxy_port=network.PROXY_PORT,
+        acme=acme,
     )
     droplet.save()  # early, so `down` can clean up after a failure half-way
     try:
@@ -179,6 +191,11 @@ def _build(droplet: Droplet, log: StepLog) -> None:
     with log.step("ssh") as step:
         machine.wait_ssh(droplet.address, 30)
         step["detail"] = f"root@{droplet.address}:22"
+    if droplet.acme:
+        with log.step("ACME server (pebble)") as step:
+            acme_mod.prepare(droplet.path, layout.root)
+            _start_acme(droplet)
+            step["detail"] = f"{acme_mod.DIRECTORY_URL} inside the droplet"
     with log.step("inventory and env"):
         write_inventory(droplet)
         env_mod.write_env(droplet)
@@ -194,7 +211,9 @@ def down(directory: str | Path = ".droplet") -> list[str]:
         raise BadInput(f"droplet: {path / STATE_FILE} is not a droplet's") from None
     if droplet is None:
         return []
-    done: list[str] = machine.stop(droplet.pids.get("launcher"), droplet.layout, droplet.cgroup)
+    # First: they hold the droplet's network namespace (and its veth) while they run.
+    done: list[str] = acme_mod.stop(droplet.path, droplet.pids)
+    done += machine.stop(droplet.pids.get("launcher"), droplet.layout, droplet.cgroup)
     if machine.unmount(droplet.layout):
         done.append("overlay")
     left = proc.remove_cgroups(droplet.cgroup)
@@ -300,7 +319,16 @@ def reboot(droplet: Droplet, timeout: float = BOOT_TIMEOUT) -> float:
     init = machine.wait_init(launcher, max(1.0, deadline - time.monotonic()), not_pid=old)
     machine.wait_running(init, max(1.0, deadline - time.monotonic()))
     machine.wait_ssh(droplet.address, max(1.0, deadline - time.monotonic()))
+    if droplet.acme:
+        # The old network namespace went with the old boot: the ACME server follows.
+        acme_mod.stop(droplet.path, droplet.pids)
+        _start_acme(droplet)
     return time.monotonic() - start
+
+
+def _start_acme(droplet: Droplet) -> None:
+    droplet.pids.update(acme_mod.start(droplet.path, _init(droplet)))
+    droplet.save()
 
 
 def _init(droplet: Droplet) -> int:

@@ -40,6 +40,8 @@ class Droplet:
     proxy_cache: str = ""
     pids: dict[str, int] = field(default_factory=dict)
     bridge_created: bool = False
+    # "pebble": a local ACME server in the droplet's network namespace (acme.py); "": none.
+    acme: str = ""
     kind: str = KIND
     started_at: float = field(default_factory=time.time)
 
@@ -155,6 +157,26 @@ def make_keys(droplet: Droplet) -> str:
     return droplet.key_path.with_suffix(".pub").read_text()
 
 
+def _tls_settings(droplet: Droplet) -> str:
+    """Without ACME, provision-all gives the fresh droplet a self-signed placeholder (not
+    verified by the health checks); with pebble, certbot on the droplet gets certificates from
+    it, and the health checks trust pebble's roots only."""
+    packages = '["nginx", "postgresql", "git", "python3-venv"'
+    if droplet.acme != "pebble":
+        return f"""# No ACME here: provision-all makes a self-signed placeholder certificate.
+acme_directory = ""
+tls_verify = false
+packages = {packages}]"""
+    from devtools.droplet import acme
+
+    return f"""# TLS from pebble, a local ACME server in the droplet's network namespace.
+acme_directory = "{acme.DIRECTORY_URL}"
+acme_email = "{acme.EMAIL}"
+acme_ca_bundle = "{acme.LISTENER_CA_IN_DROPLET}"
+tls_ca = "{acme.roots_path(droplet.path)}"
+packages = {packages}, "certbot"]"""
+
+
 def inventory_text(droplet: Droplet, user: str = "root") -> str:
     slots = []
     for n in range(1, 11):
@@ -192,9 +214,7 @@ base_dir = "/srv/staging"
 nginx_dir = "/etc/nginx"
 systemd_dir = "/etc/systemd/system"
 service_user = "staging"
-# provision-all makes a self-signed placeholder certificate on a fresh droplet (no ACME here).
-tls_verify = false
-packages = ["nginx", "postgresql", "git", "python3-venv"]
+{_tls_settings(droplet)}
 postgres_port = 5432
 nginx_test_command = "nginx -t"
 nginx_reload_command = "systemctl reload nginx"
