@@ -12,7 +12,7 @@ from typing import Any
 import paramiko
 
 from staging_ops.errors import StagingError
-from staging_ops.remote.connection import RemoteHost
+from staging_ops.remote.connection import RemoteHost, Unreachable
 
 # Less free space than this where a write failed: the disk is full (our files are a few KiB).
 FULL_DISK_KIB = 1024
@@ -47,25 +47,39 @@ def apply_files(
         return
     sftp = remote.open_sftp()
     try:
-        for write in writes:
-
-            def make_file(tmp: str, write: Write = write) -> None:
-                with sftp.open(tmp, "wb") as handle:
-                    handle.write(write.content.encode())
-                sftp.chmod(tmp, write.mode)
-                sftp.chown(tmp, write.uid, write.gid)
-
-            _replace(remote, sftp, "write", write.path, make_file)
-            remote.uploads += 1
-        for link in links:
-            _replace(
-                remote, sftp, "link", link.path, lambda tmp, t=link.target: sftp.symlink(t, tmp)
-            )
-        for path in removes:
-            with contextlib.suppress(FileNotFoundError):
-                sftp.remove(path)
+        _apply(remote, sftp, writes, links, removes)
+    except (paramiko.SSHException, EOFError) as exc:
+        # The session died under us (sshd restarted, the network went): one line, not a
+        # traceback; every file is whole, old or new (temp file + rename).
+        raise Unreachable(
+            f"{remote.host.name}: connection lost during the upload: {exc or type(exc).__name__}"
+        ) from None
     finally:
         sftp.close()
+
+
+def _apply(
+    remote: RemoteHost,
+    sftp: paramiko.SFTPClient,
+    writes: list[Write],
+    links: list[Link],
+    removes: tuple[str, ...] | list[str],
+) -> None:
+    for write in writes:
+
+        def make_file(tmp: str, write: Write = write) -> None:
+            with sftp.open(tmp, "wb") as handle:
+                handle.write(write.content.encode())
+            sftp.chmod(tmp, write.mode)
+            sftp.chown(tmp, write.uid, write.gid)
+
+        _replace(remote, sftp, "write", write.path, make_file)
+        remote.uploads += 1
+    for link in links:
+        _replace(remote, sftp, "link", link.path, lambda tmp, t=link.target: sftp.symlink(t, tmp))
+    for path in removes:
+        with contextlib.suppress(FileNotFoundError):
+            sftp.remove(path)
 
 
 def _replace(
