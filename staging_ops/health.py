@@ -6,15 +6,20 @@ Host header, so it works for the real droplet (DNS) and for the sandbox (loopbac
 
 from __future__ import annotations
 
+import socket
+import ssl
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 import urllib3
+from cryptography import x509
 from requests.adapters import HTTPAdapter
 
 from staging_ops.inventory import Host, Inventory, Slot
+from staging_ops.tls import CertificateFacts, certificate_problem
 
 CHECKS = {"ui": "/api/version", "airflow": "/airflow/health"}
 
@@ -50,6 +55,42 @@ def slot_get(host: Host, slot: Slot, path: str, timeout: float = 5.0) -> request
                 timeout=timeout,
                 allow_redirects=False,
             )
+
+
+def served_certificate(host: Host, slot: Slot, timeout: float = 5.0) -> CertificateFacts:
+    """The certificate nginx serves for the slot's name (SNI), whatever it is: read, not
+    trusted, so that status/verify can say what is wrong with it (expired, another name)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    port = host.public_port or host.https_port
+    with (
+        socket.create_connection((host.address, port), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=slot.subdomain) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    if not der:
+        return CertificateFacts(exists=False)
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = frozenset(san.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        names = frozenset()
+    return CertificateFacts(True, names, cert.not_valid_after_utc, cert.issuer.rfc4514_string())
+
+
+def certificate_check(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str, Any]:
+    """{"expires": ISO time or None, "issuer", "problem": None or one line} for status/verify."""
+    try:
+        have = served_certificate(host, slot, timeout)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        return {"expires": None, "issuer": None, "problem": f"no TLS answer ({type(exc).__name__})"}
+    return {
+        "expires": have.not_after.isoformat() if have.not_after else None,
+        "issuer": have.issuer or None,
+        "problem": certificate_problem(slot.subdomain, have, datetime.now(UTC)),
+    }
 
 
 def public_version(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str, Any] | None:

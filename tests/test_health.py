@@ -42,3 +42,20 @@ def test_health_checks_go_to_the_host_even_with_a_proxy_in_the_environment(
         assert response.status_code in (200, 502)  # nginx answered, deployed or not
     watcher.join(6)
     assert not connected.is_set(), "the health check went through the proxy"
+
+
+def test_the_served_certificate_is_read_with_the_slots_name(sandbox, provisioned) -> None:
+    """status/verify read the certificate nginx serves for each slot (SNI), not a file."""
+    from staging_ops.health import certificate_check, served_certificate
+
+    inventory = load_inventory(sandbox.inventory_path)
+    slot = inventory.slots[4]
+    host = inventory.host_of(slot)
+    served = served_certificate(host, slot)
+    assert served.exists and "*.justapply.net" in served.names
+    check = certificate_check(host, slot)
+    # The sandbox's own certificate is valid for 30 days: more than the 14-day warning.
+    assert check["problem"] is None and check["expires"]
+    # A name nginx refuses (no such slot): no certificate at all, said in one line.
+    other = type(slot)(**{**slot.__dict__, "subdomain": "nobody.justapply.net"})
+    assert certificate_check(host, other)["problem"].startswith("no TLS answer")

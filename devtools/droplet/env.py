@@ -164,12 +164,13 @@ def _tls_settings(droplet: Droplet) -> str:
     packages = '["nginx", "postgresql", "git", "python3-venv"'
     if droplet.acme != "pebble":
         return f"""# No ACME here: provision-all makes a self-signed placeholder certificate.
-acme_directory = ""
+acme = false
 tls_verify = false
 packages = {packages}]"""
     from devtools.droplet import acme
 
     return f"""# TLS from pebble, a local ACME server in the droplet's network namespace.
+acme = true
 acme_directory = "{acme.DIRECTORY_URL}"
 acme_email = "{acme.EMAIL}"
 acme_ca_bundle = "{acme.LISTENER_CA_IN_DROPLET}"

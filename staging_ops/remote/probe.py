@@ -3,13 +3,16 @@ remote command. Reads a JSON request from its first argument, prints one JSON do
 
 Request: {"stat": [paths], "read": [paths], "packages": [names], "user": name,
           "units_if_deployed": [[current link, [unit instances]], ...],
-          "services": [units that must be enabled at boot and active]}
+          "services": [units that must be enabled at boot and active],
+          "certificates": [PEM certificate paths to read names and expiry from]}
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import pwd
+import ssl
 import stat
 import subprocess
 import sys
@@ -89,6 +92,35 @@ def service_states(units):
     return states
 
 
+def certificates(paths):
+    """{path: {"exists", "names", "not_after" (epoch seconds), "issuer"}} of PEM certificates,
+    read with openssl (the standard library cannot parse one)."""
+    found = {}
+    for path in paths:
+        if not os.path.isfile(path):
+            found[path] = {"exists": False}
+            continue
+        result = subprocess.run(
+            ["openssl", "x509", "-in", path, "-noout", "-enddate", "-issuer", "-ext",
+             "subjectAltName"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        info = {"exists": result.returncode == 0, "names": [], "not_after": None, "issuer": ""}
+        for line in result.stdout.splitlines():
+            line = line.strip()
+            if line.startswith("notAfter="):
+                with contextlib.suppress(ValueError):
+                    info["not_after"] = ssl.cert_time_to_seconds(line.split("=", 1)[1])
+            elif line.startswith("issuer="):
+                info["issuer"] = line.split("=", 1)[1].strip()
+            else:
+                info["names"] += [
+                    n.strip()[4:] for n in line.split(",") if n.strip().startswith("DNS:")
+                ]
+        found[path] = info
+    return found
+
+
 def read(path):
     # newline="": the text exactly as on disk (a CRLF file stays CRLF), so a restore writes
     # back what was there; changes are detected by the sha256 in describe().
@@ -115,6 +147,7 @@ def main():
             ]
         ),
         "services": service_states(request.get("services", [])),
+        "certificates": certificates(request.get("certificates", [])),
         "euid": os.geteuid(),
     }
     json.dump(facts, sys.stdout)
