@@ -14,7 +14,7 @@ import pytest
 from psycopg2 import sql
 
 from staging_ops.inventory import Slot
-from staging_ops.provision import databases
+from staging_ops.provision import databases, scram
 from staging_ops.provision.databases import DbChange
 from tests.conftest import login_as_slot_role
 
@@ -132,8 +132,8 @@ def test_verifier_check_agrees_with_verifiers_the_server_makes(admin, slot, pass
             (password,),
         )
     server_made = stored_verifier(admin, slot.database)
-    assert databases.verifier_matches(server_made, password)
-    assert not databases.verifier_matches(server_made, password + "x")
+    assert scram.verifier_matches(server_made, password)
+    assert not scram.verifier_matches(server_made, password + "x")
     assert plan_for(admin, slot, password) == []
 
 
@@ -145,8 +145,8 @@ def test_role_gets_a_verifier_we_computed_and_logs_in(sandbox, admin, slot, pass
         cur.execute("SET password_encryption = 'md5'")
     assert actions(converge(admin, slot, password, fresh=True))[0] == "create-role"
     verifier = stored_verifier(admin, slot.database)
-    assert verifier.startswith(f"SCRAM-SHA-256${databases.SCRAM_ITERATIONS}:")
-    assert databases.verifier_matches(verifier, password)
+    assert verifier.startswith(f"SCRAM-SHA-256${scram.SCRAM_ITERATIONS}:")
+    assert scram.verifier_matches(verifier, password)
     assert login(sandbox, slot, password) == slot.database
     databases.apply(admin, [DbChange(slot.id, "set-password", slot.database)], {slot.id: password})
     assert stored_verifier(admin, slot.database) != verifier  # a fresh salt each time

@@ -11,17 +11,12 @@ compute ever reach the server, never a plain password: a failed statement is log
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import os
 import re
 import secrets
-import stringprep
 import time
-import unicodedata
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -32,17 +27,13 @@ from psycopg2 import sql
 
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Host, Slot
+from staging_ops.provision.scram import scram_verifier, verifier_matches
 
 ADMIN_PASSWORD_ENV = "STAGING_PG_ADMIN_PASSWORD"  # noqa: S105 - a variable name
 ADMIN_SECRET_DIR = ".staging-ops"  # noqa: S105 - a directory name
 # libpq's words when the server wants a password we did not send, or refuses the one we sent.
 _PASSWORD_NEEDED = ("no password supplied", "password authentication failed")
 _URL = re.compile(r"^DATABASE_URL=(\S+)$", re.M)
-# pg_authid.rolpassword for SCRAM: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
-_B64 = r"[A-Za-z0-9+/]+=*"
-_SCRAM = re.compile(rf"^SCRAM-SHA-256\$(\d+):({_B64})\$({_B64}):({_B64})$")
-SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations
-SCRAM_SALT_BYTES = 16  # as PostgreSQL generates
 
 
 def password_from_env_file(content: str | None) -> str | None:
@@ -54,84 +45,6 @@ def password_from_env_file(content: str | None) -> str | None:
         return None
     password = urlsplit(match.group(1)).password
     return unquote(password) if password else None
-
-
-def _saslprep(password: str) -> str:
-    """The password as PostgreSQL (server and libpq) hashes it: RFC 4013 SASLprep, or the
-    password unchanged where SASLprep would refuse it, as pg_saslprep's callers do."""
-    if password.isascii():
-        return password  # pg_saslprep's shortcut: ASCII passes through
-    mapped = [
-        " " if stringprep.in_table_c12(c) else c for c in password if not stringprep.in_table_b1(c)
-    ]
-    if not mapped or any(_saslprep_prohibited(c) for c in mapped):
-        return password
-    if any(stringprep.in_table_d1(c) for c in mapped) and (
-        any(stringprep.in_table_d2(c) for c in mapped)
-        or not stringprep.in_table_d1(mapped[0])
-        or not stringprep.in_table_d1(mapped[-1])
-    ):
-        return password
-    return unicodedata.normalize("NFKC", "".join(mapped))
-
-
-def _saslprep_prohibited(c: str) -> bool:
-    return any(
-        check(c)
-        for check in (
-            stringprep.in_table_c12,
-            stringprep.in_table_c21_c22,
-            stringprep.in_table_c3,
-            stringprep.in_table_c4,
-            stringprep.in_table_c5,
-            stringprep.in_table_c6,
-            stringprep.in_table_c7,
-            stringprep.in_table_c8,
-            stringprep.in_table_c9,
-            stringprep.in_table_a1,
-        )
-    )
-
-
-def _scram_keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
-    """(StoredKey, ServerKey) for the password, per RFC 5802 / RFC 7677."""
-    salted = hashlib.pbkdf2_hmac("sha256", _saslprep(password).encode(), salt, iterations)
-    client_key = hmac.digest(salted, b"Client Key", "sha256")
-    server_key = hmac.digest(salted, b"Server Key", "sha256")
-    return hashlib.sha256(client_key).digest(), server_key
-
-
-def scram_verifier(password: str) -> str:
-    """A SCRAM-SHA-256 verifier in pg_authid's format; PostgreSQL stores one given as the
-    PASSWORD value as it is, so the plain password never reaches the server (or its log)."""
-    salt = secrets.token_bytes(SCRAM_SALT_BYTES)
-    stored_key, server_key = _scram_keys(password, salt, SCRAM_ITERATIONS)
-    b64 = base64.b64encode
-    return (
-        f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt).decode()}"
-        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
-    )
-
-
-def verifier_matches(verifier: str | None, password: str) -> bool:
-    """Whether a role's stored verifier (pg_authid.rolpassword) is for this password. No
-    password, an md5 one or anything unparseable is no match: the role must be set again."""
-    match = _SCRAM.match(verifier or "")
-    if not match:
-        return False
-    iterations = int(match.group(1))
-    if iterations < 1:
-        return False
-    try:
-        salt, stored_key, server_key = (
-            base64.b64decode(match.group(n), validate=True) for n in (2, 3, 4)
-        )
-    except binascii.Error:
-        return False
-    want_stored, want_server = _scram_keys(password, salt, iterations)
-    return hmac.compare_digest(stored_key, want_stored) and hmac.compare_digest(
-        server_key, want_server
-    )
 
 
 @dataclass(frozen=True)
@@ -360,3 +273,82 @@ def reset_slot_database(inventory, slot: Slot) -> str:
     finally:
         session.close()
     return f"recreated {slot.database} empty"
+
+
+# --- the databases step of provision-all ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatabaseOutcome:
+    """What the step changed (or, with check, would change)."""
+
+    changes: list[DbChange] = field(default_factory=list)
+    # The admin password was set up (a fresh PostgreSQL: peer authentication only).
+    admin_secret_made: bool = False
+    # --check: it would be, and the roles cannot be read without it.
+    admin_secret_needed: bool = False
+
+
+def converge(
+    session: Any,
+    host: Host,
+    slots: list[Slot],
+    fresh: set[int],
+    passwords: dict[int, str],
+    *,
+    check: bool,
+    server_missing: bool,
+    admin_password: str | None,
+) -> DatabaseOutcome:
+    """Every slot's role and database as `plan` wants them, through a tunnel over `session`.
+    `server_missing` (--check on a host whose PostgreSQL is not installed yet): nothing to
+    ask, everything would be created."""
+    if not slots:
+        return DatabaseOutcome()
+    if check and server_missing:
+        state = DbState(frozenset(), {}, frozenset())
+        return DatabaseOutcome(plan(state, slots, fresh, passwords))
+    from staging_ops import remote
+
+    with remote.tunnel(session, host.postgres_host, host.postgres_port) as port:
+        made = False
+        try:
+            conn = admin_connect(host, port, password=admin_password)
+        except AdminPasswordNeeded:
+            if os.environ.get(ADMIN_PASSWORD_ENV):
+                raise  # the operator's password is refused: theirs to fix, not ours to replace
+            if check:
+                return DatabaseOutcome(admin_secret_needed=True)
+            admin_password = bootstrap_admin_password(session, host)
+            made = True
+            conn = admin_connect(host, port, password=admin_password)
+        try:
+            changes = plan(read_state(conn, slots), slots, fresh, passwords)
+            if changes and not check:
+                _apply_by_slot(conn, host, port, admin_password, changes, passwords)
+        finally:
+            conn.close()
+    return DatabaseOutcome(changes, admin_secret_made=made)
+
+
+def _apply_by_slot(
+    conn, host: Host, port: int, password: str | None, changes: list[DbChange], passwords
+) -> None:
+    by_slot: dict[int, list[DbChange]] = {}
+    for change in changes:
+        by_slot.setdefault(change.slot, []).append(change)
+    groups = list(by_slot.values())
+    apply(conn, groups.pop(0), passwords)
+    if not groups:
+        return
+
+    def apply_alone(group: list[DbChange]) -> None:
+        own = admin_connect(host, port, password=password)
+        try:
+            apply(own, group, passwords)
+        finally:
+            own.close()
+
+    # CREATE DATABASE copies a template (~0.2 s each): a few at once.
+    with ThreadPoolExecutor(max_workers=min(4, len(groups))) as pool:
+        list(pool.map(apply_alone, groups))

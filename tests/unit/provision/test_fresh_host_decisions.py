@@ -12,7 +12,8 @@ import pytest
 from staging_ops import remote
 from staging_ops.inventory import Host
 from staging_ops.provision import databases
-from staging_ops.provision import run as provision
+from staging_ops.provision import plan as provision
+from staging_ops.remote.facts import HostFacts
 
 
 def _host(**kwargs) -> Host:
@@ -43,7 +44,8 @@ def _host(**kwargs) -> Host:
     ],
 )
 def test_boot_services_are_enabled_and_started_only_when_needed(states, expected):
-    changes = provision.boot_service_changes({"services": states}, ("nginx", "postgresql"))
+    facts = HostFacts.from_json({"services": states})
+    changes = provision.boot_service_changes(facts, ("nginx", "postgresql"))
     assert [c.target for c in changes] == expected
     assert all(c.action == "enable --now" for c in changes)
 
@@ -64,16 +66,18 @@ def test_boot_services_default_to_what_the_packages_install():
 def test_placeholder_certificate_only_when_both_files_are_missing(crt, key, needed):
     host = _host()
     facts = {"stat": {host.tls_certificate: {"type": crt}, host.tls_certificate_key: {"type": key}}}
-    assert provision.placeholder_needed(facts, host) is needed
+    assert provision.placeholder_needed(HostFacts.from_json(facts), host) is needed
 
 
-def test_placeholder_certificate_command_makes_a_certificate_for_every_name(tmp_path: Path):
+def test_placeholder_certificate_action_makes_a_certificate_for_every_name(tmp_path: Path):
     host = _host(
         tls_certificate=str(tmp_path / "live dir/fullchain.pem"),
         tls_certificate_key=str(tmp_path / "keys/privkey.pem"),
     )
     names = ["staging-1.justapply.net", "staging-10.justapply.net"]
-    command = provision.placeholder_certificate_command(host, names)
+    # The prepare script's certificate action alone (no user, no directories).
+    args = provision.certificate_args(host, names)
+    command = remote.script_command(provision.PREPARE_SCRIPT, *args)
     subprocess.run(["sh", "-c", command], check=True)
     text = subprocess.run(
         ["openssl", "x509", "-in", host.tls_certificate, "-noout", "-text"],

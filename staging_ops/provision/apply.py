@@ -1,0 +1,57 @@
+"""The commands of a plan, run on the host through staging_ops.remote: the install script, the
+prepare script, the upload (one SFTP session) and the services script. Each function is one
+remote command or one SFTP session; the decisions were taken in plan.py and handlers.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from staging_ops import remote
+from staging_ops.provision.handlers import FileOps
+from staging_ops.provision.plan import INSTALL_SCRIPT, PREPARE_SCRIPT, SERVICES_SCRIPT
+from staging_ops.remote.facts import UserIds
+
+# dpkg's own milestones, shown at most every this many seconds.
+PROGRESS_EVERY = 2.0
+
+
+def install_packages(
+    session: remote.RemoteHost, packages: list[str], progress: Callable[[str], None]
+) -> None:
+    """apt-get update, then install `packages`, showing progress as it goes: a fresh
+    droplet has no package lists, and the install takes tens of seconds."""
+    name = session.host.name
+    start = time.monotonic()
+    names = " ".join(packages)
+    progress(f"{name}: installing {names} (apt-get update first)")
+    last = [0.0]
+
+    def on_line(line: str) -> None:
+        now = time.monotonic()
+        if line.startswith(("Setting up ", "Unpacking ", "Fetched ")) and (
+            now - last[0] > PROGRESS_EVERY
+        ):
+            last[0] = now
+            what = line.split(" (")[0]
+            progress(f"{name}: {what} ({now - start:.0f}s)")
+
+    session.run_streaming(remote.script_command(INSTALL_SCRIPT, *packages), on_line)
+    progress(f"{name}: installed {names} in {time.monotonic() - start:.1f}s")
+
+
+def prepare(session: remote.RemoteHost, args: list[str]) -> UserIds:
+    """Run the prepare script; the service user's ids, which it prints last."""
+    _, out, _ = session.run(remote.script_command(PREPARE_SCRIPT, *args))
+    uid, gid = out.split()[-2:]
+    return UserIds(int(uid), int(gid))
+
+
+def upload(session: remote.RemoteHost, ops: FileOps) -> None:
+    """Writes, links and removes in one SFTP session (none at all when there is nothing)."""
+    remote.apply_files(session, ops.writes, ops.links, ops.removes)
+
+
+def run_services(session: remote.RemoteHost, args: list[str]) -> tuple[int, str, str]:
+    """The services script; its exit code is decoded by handlers.after_services."""
+    return session.run(remote.script_command(SERVICES_SCRIPT, *args), check=False)

@@ -1,0 +1,106 @@
+"""What one host should have, computed locally from the inventory: directories, rendered
+files, links (`sites-enabled`, and the `multi-user.target.wants` links `systemctl enable`
+makes), files to remove, the marker path. Pure: no host is asked."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from staging_ops.inventory import App, Host, Inventory, Slot
+from staging_ops.provision import databases
+from staging_ops.remote.facts import HostFacts
+from staging_ops.render import SERVICES, RenderedFile, render_host, unit_template, vhost_name
+
+# Handlers a run has yet to run (see handlers.py), kept on the host until they have run.
+MARKER = ".staging-ops-pending.json"
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Everything one host should have, computed locally."""
+
+    app: App
+    host: Host
+    slots: list[Slot]
+    dirs: dict[str, tuple[int, str]]  # path -> (mode, owner name)
+    files: dict[str, RenderedFile]
+    links: dict[str, str]  # path -> target
+    removes: list[str]
+    marker: str
+    # Every slot name the host serves (not only the chosen slots'): a placeholder
+    # certificate must cover them all.
+    certificate_names: list[str]
+
+    def current_link(self, slot: Slot) -> str:
+        return f"{slot.directory(self.host)}/current"
+
+    def env_path(self, slot: Slot) -> str:
+        return f"{slot.directory(self.host)}/shared/env"
+
+
+def desired_state(
+    inventory: Inventory, host: Host, slots: list[Slot], passwords: dict[int, str]
+) -> Desired:
+    """The host's desired state for `slots`, their env files holding `passwords`."""
+    svc = host.service_user
+    dirs: dict[str, tuple[int, str]] = {
+        host.base_dir: (0o755, "root"),
+        f"{host.base_dir}/acme": (0o755, "root"),
+        host.sites_available: (0o755, "root"),
+        host.sites_enabled: (0o755, "root"),
+        f"{host.systemd_dir}/multi-user.target.wants": (0o755, "root"),
+    }
+    for slot in slots:
+        base = slot.directory(host)
+        dirs[base] = (0o755, svc)
+        dirs[f"{base}/releases"] = (0o755, svc)
+        dirs[f"{base}/shared"] = (0o750, svc)
+    files = render_host(inventory, host, slots, passwords)
+    links = {
+        f"{host.sites_enabled}/{name}": f"{host.sites_available}/{name}"
+        for name in ["00-default.conf", *(vhost_name(s) for s in slots)]
+    }
+    wants = f"{host.systemd_dir}/multi-user.target.wants"
+    for slot in slots:
+        for service in SERVICES:
+            template = unit_template(inventory.app, service)
+            instance = template.replace("@.", f"@{slot.identifier}.")
+            links[f"{wants}/{instance}"] = f"{host.systemd_dir}/{template}"
+    return Desired(
+        app=inventory.app,
+        host=host,
+        slots=slots,
+        dirs=dirs,
+        files=files,
+        links=links,
+        # Debian's stock site also claims default_server on port 80.
+        removes=[f"{host.sites_enabled}/default"],
+        marker=f"{host.base_dir}/{MARKER}",
+        certificate_names=[s.subdomain for s in inventory.slots_on(host)],
+    )
+
+
+def tls_paths(host: Host) -> list[str]:
+    return [host.tls_certificate, host.tls_certificate_key]
+
+
+def slot_passwords(
+    facts: HostFacts, host: Host, slots: list[Slot]
+) -> tuple[dict[int, str], set[int]]:
+    """Each slot's database password, as its env file keeps it (the only place it lives), or
+    a fresh one; and the ids of the slots that got a fresh one."""
+    passwords: dict[int, str] = {}
+    fresh: set[int] = set()
+    for slot in slots:
+        content = facts.text(f"{slot.directory(host)}/shared/env")
+        # Contents come byte-exact (CRLF kept); a drifted CRLF env file keeps its password.
+        existing = databases.password_from_env_file(
+            content.replace("\r\n", "\n") if content else content
+        )
+        if existing:
+            passwords[slot.id] = existing
+        else:
+            passwords[slot.id] = secrets.token_urlsafe(24)
+            fresh.add(slot.id)
+    return passwords, fresh

@@ -1,0 +1,52 @@
+"""The facts provision-all asks a host for (one probe request per host) and what it reads
+from the answer. The answer's type, `HostFacts`, lives beside the probe (remote/facts.py)."""
+
+from __future__ import annotations
+
+from staging_ops.inventory import Host, Inventory, Slot
+from staging_ops.provision import databases
+from staging_ops.provision.desired import Desired, desired_state, tls_paths
+from staging_ops.provision.handlers import Handlers
+from staging_ops.remote.facts import FactsRequest, HostFacts
+from staging_ops.render import slot_units
+
+
+def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> FactsRequest:
+    """Every path the plan compares, every file whose content it needs (rendered files for
+    diffs and restores, the marker, the admin secret), packages, user and service states."""
+    probe = desired_state(inventory, host, slots, {})
+    currents = [probe.current_link(s) for s in slots]
+    return FactsRequest(
+        stat=(
+            *probe.dirs,
+            *probe.files,
+            *probe.links,
+            *probe.removes,
+            *currents,
+            *tls_paths(host),
+        ),
+        read=(*probe.files, probe.marker, databases.admin_secret_path(host)),
+        packages=tuple(host.packages),
+        services=tuple(host.services_at_boot),
+        user=host.service_user,
+        # Unit states only matter (and are only asked, in one systemctl call) for deployed
+        # slots.
+        units_if_deployed=tuple(
+            (probe.current_link(s), tuple(slot_units(inventory.app, s))) for s in slots
+        ),
+    )
+
+
+def deployed_slots(want: Desired, facts: HostFacts) -> list[Slot]:
+    """Slots with a release (`current` exists): only their units restart or start."""
+    return [s for s in want.slots if not facts.state(want.current_link(s)).missing]
+
+
+def pending_handlers(want: Desired, facts: HostFacts) -> Handlers:
+    """What an earlier run left pending in the marker (killed after its upload)."""
+    return Handlers.from_marker(facts.text(want.marker))
+
+
+def marker_left(want: Desired, facts: HostFacts) -> bool:
+    """Whether an earlier run's marker is on the host (to clear even with nothing to do)."""
+    return facts.text(want.marker) is not None
