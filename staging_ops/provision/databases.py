@@ -92,10 +92,11 @@ def bootstrap_admin_password(remote: Any, host: Host) -> str:
     q = remote_mod.quote
     remote.run(f"install -d -m 700 {q(path.rsplit('/', 1)[0])}")
     remote_mod.apply_files(remote, [remote_mod.Write(path, password + "\n", 0o600)], [])
-    script = (
-        f"cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p {host.postgres_port} "
-        f"-v admin={q(host.postgres_admin_user)} -v verifier={q(scram_verifier(password))} "
-        "<<'SQL'\nALTER ROLE :\"admin\" PASSWORD :'verifier';\nSQL"
+    script = remote_mod.script_command(
+        "provision-pg-admin-password.sh",
+        host.postgres_port,
+        host.postgres_admin_user,
+        scram_verifier(password),
     )
     code, out, err = remote.run(script, check=False)
     if code != 0:

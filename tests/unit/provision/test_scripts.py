@@ -198,3 +198,26 @@ def test_prepare_stops_at_the_first_failure(tmp_path: Path):
 def test_prepare_refuses_bad_arguments(args):
     run = _run(PREPARE_SCRIPT, *args)
     assert run.returncode == 2 and run.stderr.startswith(PREPARE_SCRIPT)
+
+
+# --- the PostgreSQL admin password --------------------------------------------------------------
+
+
+def test_admin_password_goes_to_psql_as_variables_never_into_the_sql(tmp_path: Path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    runuser = bin_dir / "runuser"
+    log = tmp_path / "log"
+    runuser.write_text(
+        '#!/bin/sh\nfor a in "$@"; do echo "$a"; done > "$FAKE_LOG"\ncat >> "$FAKE_LOG"\n'
+    )
+    runuser.chmod(0o755)
+    verifier = "SCRAM-SHA-256$4096:c2FsdA==$a2V5:c2VydmVy'; DROP ROLE x; --"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log)}
+    run = _run("provision-pg-admin-password.sh", "5433", "post gres", verifier, env=env)
+    assert run.returncode == 0, run.stderr
+    lines = log.read_text().splitlines()
+    assert lines[:4] == ["-u", "postgres", "--", "psql"]
+    assert lines[lines.index("-p") : lines.index("-p") + 2] == ["-p", "5433"]
+    assert "admin=post gres" in lines and f"verifier={verifier}" in lines
+    assert lines[-1] == "ALTER ROLE :\"admin\" PASSWORD :'verifier';"
