@@ -18,6 +18,7 @@ from typing import Any
 
 from staging_ops.errors import StagingError
 from staging_ops.remote.connection import RemoteHost
+from staging_ops.tls import CertificateFacts
 
 _FACTS_SCRIPT = (Path(__file__).resolve().parent / "probe.py").read_text()
 
@@ -25,7 +26,8 @@ _FACTS_SCRIPT = (Path(__file__).resolve().parent / "probe.py").read_text()
 @dataclass(frozen=True)
 class FactsRequest:
     """What the probe is asked: paths to lstat, paths to read, packages, the service user,
-    boot services, and unit states of deployed slots only ((current link, units) pairs)."""
+    boot services, unit states of deployed slots only ((current link, units) pairs), and PEM
+    certificates to read names and expiry from."""
 
     stat: tuple[str, ...] = ()
     read: tuple[str, ...] = ()
@@ -33,6 +35,7 @@ class FactsRequest:
     services: tuple[str, ...] = ()
     user: str | None = None
     units_if_deployed: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    certificates: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +45,7 @@ class FactsRequest:
             "services": list(self.services),
             "user": self.user,
             "units_if_deployed": [[link, list(units)] for link, units in self.units_if_deployed],
+            "certificates": list(self.certificates),
         }
 
 
@@ -99,6 +103,7 @@ class HostFacts:
     user: UserIds | None = None
     units: Mapping[str, str] = field(default_factory=dict)
     services: Mapping[str, ServiceState] = field(default_factory=dict)
+    certificates: Mapping[str, CertificateFacts] = field(default_factory=dict)
     euid: int | None = None
 
     @classmethod
@@ -114,6 +119,10 @@ class HostFacts:
                 name: ServiceState(s.get("enabled"), s.get("active"))
                 for name, s in data.get("services", {}).items()
             },
+            certificates={
+                path: CertificateFacts.from_probe(raw)
+                for path, raw in data.get("certificates", {}).items()
+            },
             euid=data.get("euid"),
         )
 
@@ -127,6 +136,10 @@ class HostFacts:
 
     def service(self, name: str) -> ServiceState:
         return self.services.get(name, ServiceState())
+
+    def certificate(self, path: str) -> CertificateFacts:
+        """What the PEM certificate at `path` says (not there, or not asked: exists=False)."""
+        return self.certificates.get(path, CertificateFacts(exists=False))
 
     @property
     def missing_packages(self) -> list[str]:
