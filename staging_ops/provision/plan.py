@@ -273,7 +273,8 @@ def converge_plan(want: Desired, facts: HostFacts, diff: bool = False) -> Conver
     ]
     boot = boot_service_changes(facts, want.host.services_at_boot)
     enable = [c.target for c in boot]
-    daemon_reload = bool(boot)
+    # Changed unit files need it before a restart uses them; enabled boot services too.
+    daemon_reload = bool(boot) or handlers.daemon_reload
     services = list(boot)
     if daemon_reload:
         services.append(Change("services", "systemd", "daemon-reload"))
