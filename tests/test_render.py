@@ -37,6 +37,11 @@ def _nginx_tree(inventory: Inventory, root: Path, cert: Path, key: Path) -> list
     files = render.render_host(inventory, host)
     enabled = root / "etc/nginx/sites-enabled"
     enabled.mkdir(parents=True)
+    if host.acme:
+        # nginx loads an ACME host's certificate through links provision-all keeps.
+        for link, target in zip(render.served_tls_paths(host), (cert, key), strict=True):
+            Path(link).parent.mkdir(parents=True, exist_ok=True)
+            Path(link).symlink_to(target)
     for path, rendered in files.items():
         if rendered.kind != "nginx":
             continue

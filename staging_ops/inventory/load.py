@@ -26,6 +26,9 @@ _PG_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _UNIT_SAFE = re.compile(r"^[A-Za-z0-9_.:/@%${}=,+\- \"'*]+$")
 _PATH = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
+_HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.:_~%/-]+$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+_LIVE = re.compile(r"^/etc/letsencrypt/live/([A-Za-z0-9][A-Za-z0-9._-]*)/[^/]+$")
 _UNIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 # Production's address (README: never connected to): only a protected host may have it.
@@ -178,6 +181,7 @@ class _Loader:
             "tls_certificate_key",
             "key_file",
             "tls_ca",
+            "acme_ca_bundle",
         ):
             if key in raw:
                 kwargs[key] = self._str(raw, key, w, pattern=_PATH).rstrip("/") or "/"
@@ -200,10 +204,17 @@ class _Loader:
             kwargs["public_scheme"] = self._str(
                 raw, "public_scheme", w, pattern=re.compile(r"^https?$")
             )
-        if "tls_verify" in raw:
-            if not isinstance(raw["tls_verify"], bool):
-                raise self.fail(w, "tls_verify", "must be true or false")
-            kwargs["tls_verify"] = raw["tls_verify"]
+        for key in ("tls_verify", "acme"):
+            if key in raw:
+                if not isinstance(raw[key], bool):
+                    raise self.fail(w, key, "must be true or false")
+                kwargs[key] = raw[key]
+        if "acme_directory" in raw:
+            kwargs["acme_directory"] = self._str(raw, "acme_directory", w, pattern=_HTTPS_URL)
+        if "acme_email" in raw:
+            kwargs["acme_email"] = self._str(raw, "acme_email", w, pattern=_EMAIL)
+        if kwargs.get("acme"):
+            self.check_acme_lineage(w, kwargs)
         if "boot_services" in raw:
             services = raw["boot_services"]
             if not isinstance(services, list) or not all(
@@ -252,6 +263,26 @@ class _Loader:
             role=role,
             host=host,
         )
+
+    def check_acme_lineage(self, where: str, kwargs: dict[str, Any]) -> None:
+        """certbot keeps a certificate in /etc/letsencrypt/live/NAME/: with ACME, the
+        certificate and key paths must be that lineage's fullchain.pem and privkey.pem."""
+        crt = kwargs.get("tls_certificate", Host.tls_certificate)
+        key = kwargs.get("tls_certificate_key", Host.tls_certificate_key)
+        match = _LIVE.match(crt)
+        if not match or not crt.endswith("/fullchain.pem"):
+            raise self.fail(
+                where,
+                "tls_certificate",
+                f"{crt!r}: with acme = true it must be /etc/letsencrypt/live/NAME/fullchain.pem",
+            )
+        if key != f"/etc/letsencrypt/live/{match.group(1)}/privkey.pem":
+            raise self.fail(
+                where,
+                "tls_certificate_key",
+                f"{key!r}: with acme = true it must be /etc/letsencrypt/live/"
+                f"{match.group(1)}/privkey.pem",
+            )
 
     def check_protected_addresses(self, hosts: dict[str, Host]) -> None:
         """Production must not be reachable through a second, unprotected name."""

@@ -49,6 +49,16 @@ class Host:
     # False: health checks through nginx do not verify the certificate (a host still serving
     # provision-all's self-signed placeholder, e.g. a local droplet without ACME).
     tls_verify: bool = True
+    # ACME (certbot, HTTP-01 through the webroot nginx serves): the certificate for all the
+    # host's slot names is certbot's lineage named by tls_certificate's directory under
+    # /etc/letsencrypt/live/. Let's Encrypt's production directory unless the inventory names
+    # another (its staging one: https://acme-staging-v02.api.letsencrypt.org/directory).
+    acme: bool = False
+    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_email: str | None = None
+    # A CA bundle (on the droplet) that trusts the ACME server's own HTTPS: a local test
+    # server's; None: the system's.
+    acme_ca_bundle: str | None = None
     http_port: int = 80
     https_port: int = 443
     packages: tuple[str, ...] = ()

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 
 from staging_ops import remote
+from staging_ops.errors import StagingError
 from staging_ops.provision.handlers import FileOps
-from staging_ops.provision.plan import INSTALL_SCRIPT, PREPARE_SCRIPT, SERVICES_SCRIPT
+from staging_ops.provision.plan import ACME_SCRIPT, INSTALL_SCRIPT, PREPARE_SCRIPT, SERVICES_SCRIPT
 from staging_ops.remote.facts import UserIds
 
 # dpkg's own milestones, shown at most every this many seconds.
@@ -55,3 +56,27 @@ def upload(session: remote.RemoteHost, ops: FileOps) -> None:
 def run_services(session: remote.RemoteHost, args: list[str]) -> tuple[int, str, str]:
     """The services script; its exit code is decoded by handlers.after_services."""
     return session.run(remote.script_command(SERVICES_SCRIPT, *args), check=False)
+
+
+def obtain_certificate(session: remote.RemoteHost, args: list[str], directory: str) -> None:
+    """certbot on the droplet (scripts/acme-certbot.sh); one line with the ACME server's own
+    reason when it fails."""
+    code, out, err = session.run(remote.script_command(ACME_SCRIPT, *args), check=False)
+    if code != 0:
+        raise StagingError(
+            f"{session.host.name}: acme certificate from {directory}: {certbot_reason(err or out)}"
+        )
+
+
+def certbot_reason(text: str) -> str:
+    """The line of certbot's output that says why: the server's `Detail:`, else its last
+    line that is not advice."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    details = [line.removeprefix("Detail:").strip() for line in lines if line.startswith("Detail:")]
+    if details:
+        return " | ".join(details)[:400]
+    advice = ("Ask for help", "See the logfile", "Some challenges have failed", "Hint:")
+    useful = [line for line in lines if not line.startswith(advice)]
+    if not useful:
+        return "certbot said nothing (its log: /var/log/letsencrypt/letsencrypt.log)"
+    return useful[-1][:400]

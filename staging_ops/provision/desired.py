@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from staging_ops.inventory import App, Host, Inventory, Slot
 from staging_ops.provision import databases
 from staging_ops.remote.facts import HostFacts
-from staging_ops.render import SERVICES, RenderedFile, render_host, unit_template, vhost_name
+from staging_ops.render import (
+    SERVICES,
+    RenderedFile,
+    placeholder_tls_paths,
+    render_host,
+    served_tls_paths,
+    unit_template,
+    vhost_name,
+)
 
 # Handlers a run has yet to run (see handlers.py), kept on the host until they have run.
 MARKER = ".staging-ops-pending.json"
@@ -51,6 +59,8 @@ def desired_state(
         host.sites_enabled: (0o755, "root"),
         f"{host.systemd_dir}/multi-user.target.wants": (0o755, "root"),
     }
+    if host.acme:
+        dirs[f"{host.nginx_dir}/tls"] = (0o755, "root")
     for slot in slots:
         base = slot.directory(host)
         dirs[base] = (0o755, svc)
@@ -82,7 +92,14 @@ def desired_state(
 
 
 def tls_paths(host: Host) -> list[str]:
-    return [host.tls_certificate, host.tls_certificate_key]
+    """Where a placeholder certificate goes when there is none (render.placeholder_tls_paths):
+    an ACME host's beside its served links, any other host's at its configured files."""
+    return list(placeholder_tls_paths(host))
+
+
+def tls_links(host: Host) -> list[str]:
+    """An ACME host's served certificate and key: links (render.served_tls_paths)."""
+    return list(served_tls_paths(host)) if host.acme else []
 
 
 def slot_passwords(

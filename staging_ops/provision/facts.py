@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from staging_ops.inventory import Host, Inventory, Slot
 from staging_ops.provision import databases
-from staging_ops.provision.desired import Desired, desired_state, tls_paths
+from staging_ops.provision.desired import Desired, desired_state, tls_links, tls_paths
 from staging_ops.provision.handlers import Handlers
 from staging_ops.remote.facts import FactsRequest, HostFacts
 from staging_ops.render import slot_units
@@ -24,11 +24,14 @@ def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> FactsR
             *probe.removes,
             *currents,
             *tls_paths(host),
+            *tls_links(host),
         ),
         read=(*probe.files, probe.marker, databases.admin_secret_path(host)),
         packages=tuple(host.packages),
         services=tuple(host.services_at_boot),
         user=host.service_user,
+        # An ACME host's certificate: its names and expiry decide whether to ask the server.
+        certificates=(host.tls_certificate,) if host.acme else (),
         # Unit states only matter (and are only asked, in one systemctl call) for deployed
         # slots.
         units_if_deployed=tuple(

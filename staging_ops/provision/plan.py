@@ -14,18 +14,22 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from staging_ops.inventory import Host
-from staging_ops.provision.desired import Desired, tls_paths
+from staging_ops.provision.certificates import CertificatePlan, plan_certificate
+from staging_ops.provision.desired import Desired, tls_links, tls_paths
 from staging_ops.provision.facts import deployed_slots, marker_left, pending_handlers
 from staging_ops.provision.handlers import FileOps, Handlers, Restore
-from staging_ops.remote.facts import HostFacts
+from staging_ops.remote.facts import HostFacts, PathState
 from staging_ops.remote.files import Link, Write
 from staging_ops.render import SERVICES, slot_units, unit_template
 
 PREPARE_SCRIPT = "provision-prepare.sh"
 SERVICES_SCRIPT = "provision-services.sh"
 INSTALL_SCRIPT = "provision-install.sh"
+ACME_SCRIPT = "acme-certbot.sh"
+ACME_STEP = "acme certificate"
 # The steps a report shows for each kind of rendered file.
 FILE_STEPS = {"nginx": "nginx files", "unit": "unit files", "env": "env files"}
 _URL_PASSWORD = re.compile(r"(postgresql://[^:/\s]+:)[^@\s]+@")
@@ -78,10 +82,11 @@ def placeholder_needed(facts: HostFacts, host: Host) -> bool:
 def certificate_args(host: Host, names: list[str]) -> list[str]:
     """The prepare script's `certificate CRT KEY SUBJECT SAN` action: a self-signed
     certificate for `names`, so nginx can load its HTTPS servers on a fresh droplet."""
+    crt, key = tls_paths(host)
     return [
         "certificate",
-        host.tls_certificate,
-        host.tls_certificate_key,
+        crt,
+        key,
         f"/CN={names[0]}/O=staging-ops placeholder",
         "subjectAltName=" + ",".join(f"DNS:{n}" for n in names),
     ]
@@ -155,6 +160,8 @@ class ConvergePlan:
     services_args: list[str]
     # Run the services script: something to do, or an earlier run's marker to clear.
     run_services: bool = False
+    # An ACME host's certificate: what to ask the server for (None: not an ACME host).
+    acme: CertificatePlan | None = None
 
 
 def _sha256(text: str) -> str:
@@ -173,6 +180,38 @@ def _unified(path: str, old: str, new: str, secret: bool) -> str:
             tofile=f"{path} (desired)",
         )
     )
+
+
+def tls_link_targets(want: Desired, facts: HostFacts) -> dict[str, str]:
+    """An ACME host's served certificate and key link to certbot's lineage once it has a
+    certificate, else to the placeholder."""
+    host = want.host
+    if not host.acme:
+        return {}
+    live = facts.certificate(host.tls_certificate).exists
+    targets = [host.tls_certificate, host.tls_certificate_key] if live else tls_paths(host)
+    return dict(zip(tls_links(host), targets, strict=True))
+
+
+def acme_plan(want: Desired, facts: HostFacts, now: datetime) -> CertificatePlan | None:
+    """Whether to ask the ACME server for the host's certificate (None: not an ACME host)."""
+    if not want.host.acme:
+        return None
+    names = tuple(dict.fromkeys(want.certificate_names))
+    return plan_certificate(names, facts.certificate(want.host.tls_certificate), now)
+
+
+def live_certificate_links(want: Desired) -> tuple[FileOps, list[Restore]]:
+    """Once certbot made the host's first certificate: the served links moved from the
+    placeholder to certbot's lineage, and how to put them back if `nginx -t` refuses it."""
+    host = want.host
+    live = [host.tls_certificate, host.tls_certificate_key]
+    links = [Link(link, target) for link, target in zip(tls_links(host), live, strict=True)]
+    restores = [
+        Restore(link, PathState("link", target=placeholder), None)
+        for link, placeholder in zip(tls_links(host), tls_paths(host), strict=True)
+    ]
+    return FileOps(links=links), restores
 
 
 def _file_work(want: Desired, facts: HostFacts, diff: bool):
@@ -194,7 +233,7 @@ def _file_work(want: Desired, facts: HostFacts, diff: bool):
         by_kind.setdefault(rendered.kind, []).append(Change(step, path, action, text))
         writes.append(Write(path, rendered.content, rendered.mode, uid, gid))
     links: list[Link] = []
-    for path, target in want.links.items():
+    for path, target in {**want.links, **tls_link_targets(want, facts)}.items():
         state = facts.state(path)
         if state.type == "link" and state.target == target:
             continue
@@ -245,8 +284,12 @@ def services_args(
     return args
 
 
-def converge_plan(want: Desired, facts: HostFacts, diff: bool = False) -> ConvergePlan:
-    """`facts` as after the prepare step (the service user's ids known, if it exists)."""
+def converge_plan(
+    want: Desired, facts: HostFacts, diff: bool = False, now: datetime | None = None
+) -> ConvergePlan:
+    """`facts` as after the prepare step (the service user's ids known, if it exists); `now`
+    decides certificate renewals (default: the current time)."""
+    acme = acme_plan(want, facts, now or datetime.now(UTC))
     deployed = deployed_slots(want, facts)
     pending = pending_handlers(want, facts)
     writes, links, removes, by_kind = _file_work(want, facts, diff)
@@ -282,8 +325,15 @@ def converge_plan(want: Desired, facts: HostFacts, diff: bool = False) -> Conver
     services += [Change("services", u, "start") for u in start]
     if handlers.nginx:
         services.append(Change("services", "nginx", "reload"))
+    acme_changes = (
+        [Change(ACME_STEP, ", ".join(acme.names), acme.reason)] if acme and acme.request else []
+    )
     return ConvergePlan(
-        changes={**{FILE_STEPS.get(k, k): v for k, v in by_kind.items()}, "services": services},
+        changes={
+            **{FILE_STEPS.get(k, k): v for k, v in by_kind.items()},
+            "services": services,
+            ACME_STEP: acme_changes,
+        },
         upload=FileOps(marker + writes, links, removes),
         files=len(writes),
         restore=restore,
@@ -292,4 +342,5 @@ def converge_plan(want: Desired, facts: HostFacts, diff: bool = False) -> Conver
             want, enable, daemon_reload, list(handlers.restart), start, handlers.nginx
         ),
         run_services=bool(services) or marker_left(want, facts),
+        acme=acme,
     )

@@ -22,16 +22,20 @@ from staging_ops import crash_points, output, remote
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Host, Inventory, Slot
 from staging_ops.provision import apply, databases, handlers
+from staging_ops.provision.certificates import certbot_arguments
 from staging_ops.provision.desired import Desired, desired_state, slot_passwords
 from staging_ops.provision.facts import deployed_slots, facts_request, pending_handlers
 from staging_ops.provision.plan import (
+    ACME_STEP,
     Change,
     ConvergePlan,
     converge_plan,
     hide_url_passwords,
     installs_postgres_server,
+    live_certificate_links,
     package_changes,
     prepare_plan,
+    services_args,
 )
 from staging_ops.provision.report import HostReport, ProvisionReport
 from staging_ops.remote.facts import HostFacts
@@ -137,6 +141,9 @@ class HostRun:
             crash_points.crash_point("provision:after-upload")
         with self.step("services") as rec:
             self._services(rec, want, facts, plan)
+        if plan.acme is not None:
+            with self.step(ACME_STEP) as rec:
+                self._acme(rec, want, facts, plan)
 
     def _record(self, rec: dict[str, Any], step: str, changes: list[Change]) -> None:
         self.report.changes.extend(changes)
@@ -219,6 +226,40 @@ class HostRun:
         if self.report.waiting:
             detail = rec.get("detail", "") + "; " + _waiting(self.report.waiting)
             rec["detail"] = detail.strip("; ")
+
+    def _acme(
+        self, rec: dict[str, Any], want: Desired, facts: HostFacts, plan: ConvergePlan
+    ) -> None:
+        """After nginx serves the challenge (and HTTPS, on the placeholder at first): certbot
+        gets, expands or renews the certificate; the first one is then put under nginx
+        (`nginx -t` first, the placeholder put back if it refuses)."""
+        acme = plan.acme
+        assert acme is not None
+        self._record(rec, ACME_STEP, plan.changes[ACME_STEP])
+        rec["detail"] = acme.summary
+        if self.check or not acme.request:
+            return
+        host = self.host
+        args = certbot_arguments(host, acme.names, f"{host.base_dir}/acme")
+        apply.obtain_certificate(self.remote, args, host.acme_directory)
+        if facts.certificate(host.tls_certificate).exists:
+            return  # certbot renewed the files behind the links; its deploy hook reloaded
+        ops, restores = live_certificate_links(want)
+        apply.upload(self.remote, ops)
+        code, out, err = apply.run_services(
+            self.remote, services_args(want, [], False, [], [], True)
+        )
+        nginx_only = handlers.Handlers(nginx=True)
+        outcome = handlers.after_services(code, nginx_only, handlers.Handlers(), restorable=True)
+        if outcome.verdict == handlers.RESTORED:
+            apply.upload(self.remote, handlers.put_back(restores, want.marker, outcome.marker))
+            message = (out or err).strip().splitlines() or ["nginx -t failed"]
+            raise StagingError(
+                f"{host.name}: {ACME_STEP}: nginx -t refuses the new certificate, the "
+                f"placeholder put back: {_first_error(message)}"
+            )
+        if outcome.verdict != handlers.OK:
+            raise StagingError(f"{host.name}: {ACME_STEP}: {(err or out).strip()[-300:]}")
 
     def _nginx_failed(
         self, outcome: handlers.Outcome, out: str, err: str, want: Desired, plan: ConvergePlan

@@ -77,6 +77,24 @@ def database_url(host: Host, slot: Slot, password: str | None) -> str:
     )
 
 
+def served_tls_paths(host: Host) -> tuple[str, str]:
+    """The certificate and key nginx loads. An ACME host's are links under nginx_dir/tls that
+    provision-all points at certbot's lineage once it exists, and until then at a placeholder
+    (so nginx can serve the HTTP-01 challenge before any certificate exists); any other host's
+    are its configured files."""
+    if host.acme:
+        return f"{host.nginx_dir}/tls/fullchain.pem", f"{host.nginx_dir}/tls/privkey.pem"
+    return host.tls_certificate, host.tls_certificate_key
+
+
+def placeholder_tls_paths(host: Host) -> tuple[str, str]:
+    """Where provision-all makes a self-signed certificate when there is none: beside the
+    served links on an ACME host (certbot owns /etc/letsencrypt), else the configured files."""
+    if host.acme:
+        return f"{host.nginx_dir}/tls/placeholder.crt", f"{host.nginx_dir}/tls/placeholder.key"
+    return host.tls_certificate, host.tls_certificate_key
+
+
 def render_vhost(inventory: Inventory, host: Host, slot: Slot) -> RenderedFile:
     https_suffix = "" if host.https_port == 443 else f":{host.https_port}"
     content = _env.get_template("nginx/slot.conf.j2").render(
@@ -85,6 +103,7 @@ def render_vhost(inventory: Inventory, host: Host, slot: Slot) -> RenderedFile:
         inventory_name=inventory.path.name,
         acme_root=f"{host.base_dir}/acme",
         https_suffix=https_suffix,
+        tls=served_tls_paths(host),
     )
     return RenderedFile(
         f"{host.sites_available}/{vhost_name(slot)}", content, kind="nginx", slot=slot.id
