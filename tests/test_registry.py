@@ -16,15 +16,10 @@ import pytest
 
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory, load_inventory
+from staging_ops.registry.dsn import connect_kwargs, describe_dsn, redact
 from staging_ops.registry.migrations import load_migrations
-from staging_ops.registry.postgres import (
-    PostgresRegistry,
-    connect_kwargs,
-    describe_dsn,
-    migrate,
-    migrate_report,
-    redact,
-)
+from staging_ops.registry.migrator import migrate, migrate_report
+from staging_ops.registry.postgres import PostgresRegistry
 from tests.conftest import execute
 
 WEEK = timedelta(days=7)
