@@ -245,7 +245,7 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
 def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
     """Deploy a branch to a slot: verified through /api/version, rolled back if broken."""
     from staging_ops import deploy as deploy_mod
-    from staging_ops.claims import service as claims
+    from staging_ops.registry.from_env import registry_session
 
     inventory = load(c)
     chosen = inventory.slot(slot)
@@ -254,7 +254,7 @@ def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
     deploy_mod.validate_branch(branch)
     operator = _operator(owner)
     log = output.StepLog(quiet=json)
-    with claims.registry_session() as registry:
+    with registry_session() as registry:
         result = deploy_mod.deploy(
             inventory,
             chosen,
@@ -286,11 +286,11 @@ def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
 def rollback(c, slot="", to="", task="", owner="", force=False):
     """Switch a slot back to its previous verified release, verified the same way as a deploy."""
     from staging_ops import deploy as deploy_mod
-    from staging_ops.claims import service as claims
+    from staging_ops.registry.from_env import registry_session
 
     inventory = load(c)
     chosen = inventory.slot(slot)
-    with claims.registry_session() as registry:
+    with registry_session() as registry:
         result = deploy_mod.rollback(
             inventory,
             chosen,
@@ -308,11 +308,11 @@ def rollback(c, slot="", to="", task="", owner="", force=False):
 def verify(c, slot="", json=False):
     """Ask the slot's public URL for /api/version and compare it with the registry."""
     from staging_ops import deploy as deploy_mod
-    from staging_ops.claims import service as claims
+    from staging_ops.registry.from_env import registry_session
 
     inventory = load(c)
     chosen = inventory.slot(slot)
-    with claims.registry_session() as registry:
+    with registry_session() as registry:
         result = deploy_mod.verify_slot(inventory, chosen, registry)
     if json:
         print(output.to_json(result))
@@ -443,11 +443,12 @@ def claim(c, slot="", task="", owner="", ttl="7d", note="", wait=""):
     """Claim a slot for a Linear task (the task claiming its own slot again renews it)."""
     from staging_ops.claims import service as claims
     from staging_ops.claims import view as claims_view
+    from staging_ops.registry.from_env import registry_session
 
     request = claims.ClaimRequest.parse(
         load(c), slot=slot, task=task, owner=owner, ttl=ttl, note=note, wait=wait
     )
-    with claims.registry_session() as registry:
+    with registry_session() as registry:
         result = claims.claim(registry, request, notify=_stderr)
     print(claims_view.describe_claim(result))
 
@@ -467,9 +468,10 @@ def release(c, slot="", task="", owner="", force=False, stop=False, reset_db=Fal
     """Release a slot (only its owner or task may, unless --force)."""
     from staging_ops.claims import service as claims
     from staging_ops.claims import view as claims_view
+    from staging_ops.registry.from_env import registry_session
 
     inventory = load(c)
-    with claims.registry_session() as registry:
+    with registry_session() as registry:
         outcome = claims.release(
             registry,
             inventory,
@@ -494,9 +496,10 @@ def status(c, json=False, health=True):
     """Show every slot: claim, deployed branch/commit, expiry, and live UI/Airflow health."""
     from staging_ops.claims import service as claims
     from staging_ops.claims import view as claims_view
+    from staging_ops.registry.from_env import registry_session
 
     inventory = load(c)
-    with claims.registry_session() as registry:
+    with registry_session() as registry:
         rows = claims.status_rows(registry, inventory, with_health=health)
     print(output.to_json(rows) if json else claims_view.status_table(rows))
 
@@ -511,11 +514,11 @@ def status(c, json=False, health=True):
 @operator_errors
 def history(c, slot="", limit=20, json=False):
     """Show who claimed, renewed, deployed and released what, and when (newest first)."""
-    from staging_ops.claims import service as claims
     from staging_ops.claims import view as claims_view
+    from staging_ops.registry.from_env import registry_session
 
     slot_id = load(c).slot(slot).id if slot else None
-    with claims.registry_session() as registry:
+    with registry_session() as registry:
         events = registry.history(slot_id, int(limit))
     print(
         output.to_json([e.to_dict() for e in events]) if json else claims_view.history_table(events)
@@ -534,9 +537,10 @@ def reap(c, check=False, owner="", json=False):
     """Release expired claims and claims whose branch is merged into main or deleted."""
     from staging_ops.claims import service as claims
     from staging_ops.claims import view as claims_view
+    from staging_ops.registry.from_env import registry_session
 
     inventory = load(c)
-    with claims.registry_session() as registry:
+    with registry_session() as registry:
         report = claims.reap(registry, inventory, check=check, by=owner or None)
     items = report.items
     print(output.to_json([i.to_dict() for i in items]) if json else claims_view.reap_table(items))
@@ -550,9 +554,9 @@ def reap(c, check=False, owner="", json=False):
 def registry_migrate(c):
     """Create or upgrade marts.staging_slots (needs STAGING_REGISTRY_DSN) and register slots."""
     from staging_ops import registry
-    from staging_ops.claims import service as claims
+    from staging_ops.registry.from_env import require_dsn
 
-    report = registry.migrate_report(claims.require_dsn(), load(c))
+    report = registry.migrate_report(require_dsn(), load(c))
     print(f"migrations applied: {', '.join(report.applied) or 'none'}")
     print(f"slots added: {len(report.slots_added)}, updated: {len(report.slots_updated)}")
     print(f"changes: {report.changes}")

@@ -1,16 +1,15 @@
-"""What the claim tasks do, on whichever registry the environment names.
+"""What the claim tasks do, on any SlotRegistry (registry/from_env.py picks the one the
+environment names).
 
-tasks.py parses flags and prints; this module turns flags into validated requests, picks the
-backend (PostgreSQL or the Staging API), waits for a slot when asked to, merges the registry
-with the inventory and live health for `status`, and decides what `reap` frees.
+tasks.py parses flags and prints; this module turns flags into validated requests, waits for a
+slot when asked to, merges the registry with the inventory and live health for `status`, and
+decides what `reap` frees.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,55 +31,7 @@ from staging_ops.claims.owner import owner_or_default
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory, Slot
 
-ENV_DSN = "STAGING_REGISTRY_DSN"
-ENV_API_URL = "STAGING_API_URL"
-ENV_API_TOKEN = "STAGING_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
 UNKNOWN_HEALTH = "?"
-
-
-# ---- choosing the backend ----------------------------------------------------------------
-
-
-def open_registry(env: Mapping[str, str] | None = None) -> SlotRegistry:
-    """The registry the environment names: STAGING_REGISTRY_DSN (PostgreSQL) or
-    STAGING_API_URL + STAGING_API_TOKEN (the Staging API). BadInput if neither or both."""
-    env = os.environ if env is None else env
-    dsn, url, token = env.get(ENV_DSN), env.get(ENV_API_URL), env.get(ENV_API_TOKEN)
-    if dsn and url:
-        raise BadInput(f"both {ENV_DSN} and {ENV_API_URL} are set: unset one of them")
-    if dsn:
-        # Imported here so an API-only operator never loads psycopg2 (and vice versa).
-        from staging_ops.registry import PostgresRegistry
-
-        return PostgresRegistry(dsn)
-    if url:
-        if not token:
-            raise BadInput(f"{ENV_API_URL} is set but {ENV_API_TOKEN} is not (an admin JWT)")
-        from staging_ops.registry.api_client import ApiRegistry
-
-        return ApiRegistry(url, token)
-    raise BadInput(
-        f"no slot registry configured: set {ENV_DSN} (PostgreSQL) or "
-        f"{ENV_API_URL} and {ENV_API_TOKEN} (Staging API)"
-    )
-
-
-@contextlib.contextmanager
-def registry_session(env: Mapping[str, str] | None = None) -> Iterator[SlotRegistry]:
-    """open_registry() as a context manager that always closes it."""
-    registry = open_registry(env)
-    try:
-        yield registry
-    finally:
-        registry.close()
-
-
-def require_dsn(env: Mapping[str, str] | None = None) -> str:
-    """The DSN, for work only the database can do (migrations, serving the API)."""
-    dsn = (os.environ if env is None else env).get(ENV_DSN)
-    if not dsn:
-        raise BadInput(f"{ENV_DSN} is required here (direct database access)")
-    return dsn
 
 
 # ---- claim -------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ def create_app(
     dashboard works without one)."""
     secret = jwt_secret or auth.secret_from_env()
     if registry is None:
-        from staging_ops.claims.service import require_dsn
         from staging_ops.registry import PostgresRegistry
+        from staging_ops.registry.from_env import require_dsn
 
         # A server answers the slot list from memory until the registry changes.
         registry = PostgresRegistry(
