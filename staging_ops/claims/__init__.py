@@ -1,3 +1,4 @@
 """Claims: who holds which slot. model.py (states, events, parsing, the registry Protocol),
-owner.py (who is asking), service.py (claim, release, status, reap), branches.py (what git
-says of a branch), view.py (text output)."""
+rules.py (the claim rules, pure), owner.py (who is asking), service.py (claim, release,
+status), reap.py (what reap frees, and freeing it), branches.py (what git says of a branch),
+view.py (text output)."""

@@ -18,10 +18,9 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from staging_ops.claims.model import BRANCH
+from staging_ops.claims.model import BRANCH, MAIN_BRANCH
 from staging_ops.errors import BadInput, StagingError
 
-MAIN = "main"
 GIT_TIMEOUT = 120.0
 
 
@@ -76,7 +75,7 @@ def remote_heads(url: str) -> dict[str, str]:
     return heads
 
 
-def branch_facts(url: str, branches: Iterable[str], main: str = MAIN) -> BranchFacts:
+def branch_facts(url: str, branches: Iterable[str], main: str = MAIN_BRANCH) -> BranchFacts:
     """Which of `branches` exist on the remote, and which of those are merged into `main`."""
     heads = remote_heads(url)
     if main not in heads:

@@ -22,6 +22,8 @@ TASK_KEY = re.compile(r"^[A-Z][A-Z0-9]*-[0-9]+$")
 # read specially (quotes, `$`, `;`, parentheses, spaces, backslash): a deploy writes the branch
 # into the release's .release-env, which the migrate step sources with sh.
 BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
+# The app repository's main line: what "merged" means, and never a branch reap judges.
+MAIN_BRANCH = "main"
 COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

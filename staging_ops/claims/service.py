@@ -2,14 +2,15 @@
 environment names).
 
 tasks.py parses flags and prints; this module turns flags into validated requests, waits for a
-slot when asked to, merges the registry with the inventory and live health for `status`, and
-decides what `reap` frees.
+slot when asked to, releases (with --stop / --reset-db under the slot's deploy lock), and
+merges the registry with the inventory and live health for `status`. The rules a claim obeys
+are claims/rules.py, enforced by the registry; `reap` is claims/reap.py.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,18 +21,27 @@ from staging_ops.claims.model import (
     HoldsAnotherSlot,
     ReleaseResult,
     SlotRegistry,
-    SlotState,
-    format_duration,
     parse_duration,
     parse_task,
     parse_text,
     parse_ttl,
 )
 from staging_ops.claims.owner import owner_or_default
+from staging_ops.claims.reap import reap
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory, Slot
 
 UNKNOWN_HEALTH = "?"
+# reap is claims/reap.py's; tasks.py and the tests reach every claim task through this module.
+__all__ = [
+    "ClaimRequest",
+    "ReleaseOutcome",
+    "claim",
+    "live_health",
+    "reap",
+    "release",
+    "status_rows",
+]
 
 
 # ---- claim -------------------------------------------------------------------------------
@@ -212,116 +222,3 @@ def status_rows(
         }
         rows.append(row)
     return rows
-
-
-# ---- reap --------------------------------------------------------------------------------
-
-
-@dataclass
-class ReapItem:
-    """One claim reap frees (or would free), and why."""
-
-    slot: SlotState
-    reason: str
-    expired: bool
-    outcome: str = "would release"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "slot": self.slot.slot_id,
-            "identifier": self.slot.identifier,
-            "task": self.slot.task,
-            "owner": self.slot.owner,
-            "branch": self.slot.branch,
-            "reason": self.reason,
-            "outcome": self.outcome,
-        }
-
-
-@dataclass
-class ReapReport:
-    """What reap found (and did); `problem` says why the branch checks could not run (the
-    expired claims were reaped all the same)."""
-
-    items: list[ReapItem]
-    problem: str | None = None
-
-
-def _deployed_by_holder(state: SlotState) -> bool:
-    """Whether the slot's branch is this claim's: the row keeps the branch of the last deploy
-    across releases, so a claim that has not deployed yet still shows its predecessor's."""
-    return bool(
-        state.branch
-        and state.deployed_at
-        and state.claimed_at
-        and state.deployed_at >= state.claimed_at
-    )
-
-
-def plan_reap(states: Sequence[SlotState], repo_url: str, now: datetime) -> ReapReport:
-    """Claims past their expiry, and claims whose (own) branch is merged into main or
-    deleted."""
-    claimed = [s for s in states if s.claimed]
-    items = [
-        ReapItem(s, f"expired {_ago(now - s.expires_at)} ago", True)
-        for s in claimed
-        if s.expired(now) and s.expires_at
-    ]
-    by_branch = [
-        s for s in claimed if not s.expired(now) and _deployed_by_holder(s) and s.branch != "main"
-    ]
-    if not by_branch:
-        return ReapReport(items)
-    from staging_ops.claims.branches import branch_facts
-
-    try:
-        facts = branch_facts(repo_url, [s.branch for s in by_branch if s.branch])
-    except StagingError as exc:
-        # The expired claims need no git: reap them anyway, and say what was not checked.
-        return ReapReport(items, f"branches not checked: {exc}")
-    for state in by_branch:
-        branch = state.branch or ""
-        if not facts.exists(branch):
-            items.append(ReapItem(state, f"branch {branch} was deleted", False))
-        elif branch in facts.merged:
-            items.append(ReapItem(state, f"branch {branch} is merged into main", False))
-    return ReapReport(sorted(items, key=lambda item: item.slot.slot_id))
-
-
-def reap(
-    registry: SlotRegistry,
-    inventory: Inventory,
-    *,
-    check: bool = False,
-    by: str | None = None,
-    now: datetime | None = None,
-) -> ReapReport:
-    """Free what plan_reap finds (or only report it with `check`). Each release is
-    conditional on the claim still being the one we judged (same task; for an expired claim,
-    still expired; for a branch reason, still the commit we judged): a claim renewed,
-    re-taken or deployed again meanwhile is skipped, not released."""
-    now = now or datetime.now(UTC)
-    report = plan_reap(registry.status(), inventory.app.repo_url, now)
-    if check:
-        return report
-    who = owner_or_default(by)
-    for item in report.items:
-        try:
-            result = registry.release(
-                item.slot.slot_id,
-                who,
-                task=item.slot.task,
-                force=True,
-                expired_only=item.expired,
-                action="reap",
-                reason=item.reason,
-                expect_commit=None if item.expired else item.slot.commit,
-            )
-            item.outcome = "released" if result.released else "already free"
-        except Conflict as exc:
-            item.outcome = f"skipped: {exc}"
-    return report
-
-
-def _ago(delta: timedelta) -> str:
-    return format_duration(max(delta, timedelta(0)))

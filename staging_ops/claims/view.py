@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from staging_ops.claims.model import ClaimResult, SlotEvent, format_duration, utc_text
-from staging_ops.claims.service import ReapItem, ReleaseOutcome
+from staging_ops.claims.reap import ReapItem
+from staging_ops.claims.service import ReleaseOutcome
 from staging_ops.output import table
 
 STATUS_COLUMNS = (
