@@ -24,6 +24,8 @@ def open_registry(env: Mapping[str, str] | None = None) -> SlotRegistry:
     if dsn and url:
         raise BadInput(f"both {ENV_DSN} and {ENV_API_URL} are set: unset one of them")
     if dsn:
+        # Imported when chosen, so that a PostgreSQL operator never loads requests (the API
+        # client's). psycopg2 is loaded either way: staging_ops.registry exports migrate.
         from staging_ops.registry.postgres import PostgresRegistry
 
         return PostgresRegistry(dsn)
