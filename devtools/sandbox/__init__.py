@@ -84,6 +84,9 @@ class Sandbox:
     # JWTs (`invoke api.token`). A throwaway for this loopback-only sandbox, like its SSH keys.
     dashboard_port: int | None = None
     api_jwt_secret: str = ""
+    # The server's webhook secrets (STAGING_GITHUB/LINEAR_WEBHOOK_SECRET), throwaways as well.
+    github_webhook_secret: str = ""
+    linear_webhook_secret: str = ""
 
     @property
     def path(self) -> Path:
@@ -135,6 +138,8 @@ class Sandbox:
             return {}
         return {
             "STAGING_API_JWT_SECRET": self.api_jwt_secret,
+            "STAGING_GITHUB_WEBHOOK_SECRET": self.github_webhook_secret,
+            "STAGING_LINEAR_WEBHOOK_SECRET": self.linear_webhook_secret,
             "STAGING_DASHBOARD_URL": f"http://127.0.0.1:{self.dashboard_port}/staging",
         }
 
@@ -208,6 +213,8 @@ def up(
         ],
         dashboard_port=ports.dashboard if dashboard else None,
         api_jwt_secret=secrets.token_urlsafe(32) if dashboard else "",
+        github_webhook_secret=secrets.token_hex(32) if dashboard else "",
+        linear_webhook_secret=secrets.token_hex(32) if dashboard else "",
     )
     _check_ports_free(sandbox)  # before deleting anything: a failed `up` leaves all as it was
     shutil.rmtree(path, ignore_errors=True)
@@ -704,6 +711,7 @@ airflow_scheduler_command = "{{current}}/.venv/bin/python {{current}}/app.py air
 migrate_command = "{{release}}/.venv/bin/python {{release}}/app.py migrate"
 verify_timeout = 30
 linear_url = "https://linear.app/justapply/issue"
+github_repository = "justapply/job-search"
 
 {chr(10).join(host_blocks)}
 # Stands in for production: protected, never connected to.

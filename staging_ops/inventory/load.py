@@ -15,6 +15,7 @@ from typing import Any
 
 from staging_ops.errors import BadInput
 from staging_ops.inventory.model import ROLES, App, Host, Inventory, Slot
+from staging_ops.inventory.webhook_settings import webhook_settings
 
 # The operator's inventory, relative to the project (tasks.py resolves it against its own
 # directory); the inventory is configuration, not package data.
@@ -156,6 +157,7 @@ class _Loader:
             python=self._str(raw, "python", w, default="python3", pattern=_UNIT_SAFE),
             verify_timeout=float(timeout),
             linear_url=self._str(raw, "linear_url", w, default=App.linear_url),
+            **webhook_settings(raw, lambda key, problem: self.fail(w, key, problem)),
             **commands,
         )
 

@@ -25,6 +25,10 @@ class App:
     python: str = "python3"
     verify_timeout: float = 60.0
     linear_url: str = "https://linear.app/issue"
+    # "owner/name" on GitHub: a webhook's repository.full_name must be this (None: GitHub
+    # webhooks release nothing). auto_release_stop: a webhook's release also stops services.
+    github_repository: str | None = None
+    auto_release_stop: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from staging_ops.web import auth
 from staging_ops.web.api import api_blueprint
 from staging_ops.web.dashboard import register_dashboard
 from staging_ops.web.errors import register_error_handlers
+from staging_ops.web.webhooks import register_webhooks
 
 # One pooled connection per worker thread (plus one spare).
 POOL_SIZE = 5
@@ -55,5 +56,6 @@ def create_app(
     app.extensions["staging_registry"] = registry
     app.register_blueprint(api_blueprint(registry, secret))
     register_dashboard(app, registry, secret, inventory)
+    register_webhooks(app, registry, inventory)
     register_error_handlers(app)
     return app

@@ -91,9 +91,15 @@ def serve_staging(options: ServeOptions) -> None:
     # The workers share one stamp, so a write through one is seen at once through the others.
     stamp = SharedStamp.create()
     os.environ[SHARED_STAMP_ENV] = str(stamp)
+    # One scheduled reaper per server, a child process of this one (claims/scheduled_reap.py).
+    from staging_ops.claims.scheduled_reap import ReaperSupervisor, interval_from_env
+
+    interval_from_env()  # a bad STAGING_REAP_INTERVAL fails here, before any worker starts
+    reaper = ReaperSupervisor().start()
     try:
         serve(STAGING_APP, options, factory=True)
     finally:
+        reaper.stop()
         os.environ.pop(SHARED_STAMP_ENV, None)
         stamp.unlink(missing_ok=True)
 

@@ -1,0 +1,127 @@
+"""Releases nobody typed: the slot held by a merged or deleted branch (GitHub) or by a task
+that was completed or canceled (Linear), recorded as `via github` / `via linear`.
+
+`holders` decides which claims a trigger names (pure); `auto_release` frees them through the
+registry, each release conditional on the claim still being the one judged (same task; for a
+branch, still the same deployed commit), so a claim taken or deployed again meanwhile is
+skipped. With the inventory's `auto_release_stop`, the slot's services are stopped too, under
+its deploy lock, as `invoke release --stop` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from staging_ops.claims.model import SlotRegistry, SlotState
+from staging_ops.claims.service import _deployed_by_holder
+from staging_ops.errors import Conflict, StagingError
+from staging_ops.inventory import Inventory
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What happened: `branch` merged or deleted, or `task` done; `channel` ("github" or
+    "linear") is the history's `via`, `actor` who did it there, `reason` the event's words and
+    link."""
+
+    channel: str
+    reason: str
+    branch: str | None = None
+    task: str | None = None
+    actor: str | None = None
+
+
+@dataclass
+class AutoReleaseOutcome:
+    """Per slot the trigger named: what became of it."""
+
+    slots: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def released(self) -> list[int]:
+        return [s["slot"] for s in self.slots if s["outcome"] == "released"]
+
+    def summary(self) -> str:
+        if not self.slots:
+            return "no slot is held by it"
+        return "; ".join(f"slot {s['slot']} ({s['task']}): {s['outcome']}" for s in self.slots)
+
+
+def _task_in_branch(branch: str) -> str | None:
+    # Imported here: deploy's module brings Fabric, which a webhook that names a slot's
+    # deployed branch never needs.
+    from staging_ops.deploy.deployer import task_from_branch
+
+    return task_from_branch(branch)
+
+
+def holders(states: Sequence[SlotState], trigger: Trigger) -> list[SlotState]:
+    """The claims `trigger` names. A branch names the claims that deployed it themselves (not
+    a predecessor's deploy the row still shows); if none did, the claim of the Linear key in
+    its name (`ja-123-fix-x` → JA-123), as `invoke deploy` reads it. A task names its claim."""
+    claimed = [s for s in states if s.claimed]
+    if trigger.task:
+        return [s for s in claimed if s.task == trigger.task]
+    if not trigger.branch:
+        return []
+    deployed = [s for s in claimed if _deployed_by_holder(s) and s.branch == trigger.branch]
+    if deployed:
+        return deployed
+    task = _task_in_branch(trigger.branch)
+    return [s for s in claimed if task and s.task == task]
+
+
+def auto_release(
+    registry: SlotRegistry, inventory: Inventory | None, trigger: Trigger
+) -> AutoReleaseOutcome:
+    """Free the claims `trigger` names; Conflicts (the claim changed meanwhile, a deploy holds
+    the lock for --stop) are reported per slot, not raised."""
+    acting = registry.acting_via(trigger.channel)
+    who = trigger.actor or trigger.channel
+    outcome = AutoReleaseOutcome()
+    for state in holders(acting.status(), trigger):
+        entry: dict[str, Any] = {"slot": state.slot_id, "task": state.task, "branch": state.branch}
+        by_branch = trigger.branch is not None and state.branch == trigger.branch
+        try:
+            entry["outcome"] = _release(
+                acting, inventory, state, who, trigger.reason, state.commit if by_branch else None
+            )
+        except Conflict as exc:
+            entry["outcome"] = f"skipped: {exc}"
+        outcome.slots.append(entry)
+    return outcome
+
+
+def _release(
+    registry: SlotRegistry,
+    inventory: Inventory | None,
+    state: SlotState,
+    who: str,
+    reason: str,
+    commit: str | None,
+) -> str:
+    def free() -> bool:
+        return registry.release(
+            state.slot_id,
+            who,
+            task=state.task,
+            force=True,
+            reason=reason[:1000],
+            expect_commit=commit,
+        ).released
+
+    slot = inventory.slots.get(state.slot_id) if inventory else None
+    if not (inventory and slot and inventory.app.auto_release_stop):
+        return "released" if free() else "already free"
+    # Imported here: only a release that stops services needs Fabric.
+    from staging_ops.deploy.stop import slot_locked, stop_slot
+
+    with slot_locked(inventory, slot, who, action="release") as held:
+        if not free():
+            return "already free"
+        try:
+            return f"released, {stop_slot(inventory, slot, who, held)}"
+        except StagingError as exc:
+            return f"released, but stopping its services failed: {exc}"

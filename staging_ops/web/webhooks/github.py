@@ -1,0 +1,93 @@
+"""GitHub webhooks: the signature, and which deliveries free a slot.
+
+- signature: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`;
+- `ping` (sent when the webhook is created) is answered;
+- `pull_request` with `action: closed` and `pull_request.merged: true` frees the slot whose
+  claim last deployed the PR's head branch; a PR closed without merging frees nothing, and a
+  PR from a fork never does (its head branch is not ours, whatever it is called);
+- `delete` with `ref_type: branch` frees the slot of that branch;
+- only for `repository.full_name` equal to the inventory's `github_repository`.
+"""
+
+from __future__ import annotations
+
+from staging_ops.claims.model import BRANCH
+from staging_ops.web.webhooks.decision import (
+    PING,
+    RELEASE,
+    Decision,
+    ignore,
+    link_at,
+    plain_name,
+    signature_matches,
+    text_at,
+    value_at,
+)
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+EVENT_HEADER = "X-GitHub-Event"
+DELIVERY_HEADER = "X-GitHub-Delivery"
+SIGNATURE_PREFIX = "sha256="
+
+
+def verify(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether `header` is `sha256=` + the HMAC of `body` with `secret`."""
+    if not header or not header.startswith(SIGNATURE_PREFIX):
+        return False
+    return signature_matches(secret, body, header.removeprefix(SIGNATURE_PREFIX))
+
+
+def decide(event: str | None, payload: object, repository: str | None) -> Decision:
+    """What the verified delivery `event` with `payload` asks of the slots of `repository`."""
+    if event == "ping":
+        return Decision(PING, "pong")
+    if event not in ("pull_request", "delete"):
+        return ignore(f"event {event or '(none)'!r} is not one that frees slots")
+    if not repository:
+        return ignore("no [app] github_repository in the inventory: GitHub events free nothing")
+    full_name = text_at(payload, "repository", "full_name")
+    if (full_name or "").lower() != repository.lower():
+        return ignore(f"repository {full_name or '(none)'!r} is not {repository}")
+    actor = plain_name(text_at(payload, "sender", "login"))
+    if event == "delete":
+        return _deleted(payload, actor)
+    return _pull_request(payload, repository, actor)
+
+
+def _deleted(payload: object, actor: str | None) -> Decision:
+    if text_at(payload, "ref_type") != "branch":
+        return ignore("a deleted tag frees nothing")
+    branch = text_at(payload, "ref")
+    if not branch or not BRANCH.match(branch):
+        return ignore("the deleted ref is not a branch name a slot can hold")
+    link = link_at(payload, "repository", "html_url")
+    return Decision(
+        RELEASE,
+        f"branch {branch} was deleted",
+        branch=branch,
+        reason=f"branch {branch} deleted on GitHub {link}".strip(),
+        actor=actor,
+    )
+
+
+def _pull_request(payload: object, repository: str, actor: str | None) -> Decision:
+    number = value_at(payload, "pull_request", "number") or value_at(payload, "number")
+    label = f"PR #{number}" if isinstance(number, int) and not isinstance(number, bool) else "PR"
+    if text_at(payload, "action") != "closed":
+        return ignore(f"{label}: action {text_at(payload, 'action') or '(none)'!r} frees nothing")
+    if value_at(payload, "pull_request", "merged") is not True:
+        return ignore(f"{label} was closed without being merged")
+    head_repo = text_at(payload, "pull_request", "head", "repo", "full_name")
+    if (head_repo or "").lower() != repository.lower():
+        return ignore(f"{label} came from {head_repo or 'a deleted fork'}, not {repository}")
+    branch = text_at(payload, "pull_request", "head", "ref")
+    if not branch or not BRANCH.match(branch):
+        return ignore(f"{label}: its head is not a branch name a slot can hold")
+    link = link_at(payload, "pull_request", "html_url")
+    return Decision(
+        RELEASE,
+        f"{label} ({branch}) was merged",
+        branch=branch,
+        reason=f"{label} merged ({branch}) {link}".strip(),
+        actor=actor,
+    )

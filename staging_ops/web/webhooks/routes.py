@@ -1,0 +1,176 @@
+"""The webhook endpoints: POST /api/staging/webhooks/github and /api/staging/webhooks/linear.
+
+Each request goes through the same gate before anything of its body is used:
+1. no secret configured (STAGING_GITHUB_WEBHOOK_SECRET / STAGING_LINEAR_WEBHOOK_SECRET): 404;
+2. a body over 1 MiB: 413, judged by Content-Length before reading, and by reading at most
+   one byte more than the limit when the length is not given;
+3. a missing or wrong signature: 401 (and for Linear a stale `webhookTimestamp`);
+4. a body that is not a JSON object: 400.
+Then github.py / linear.py decide; a release is applied once per delivery (registry/
+deliveries.py) through claims/auto_release.py. What frees nothing is answered 202 with the
+reason; a ping, a release and a delivery seen before, 200. Secrets are never logged, and
+nothing a sender sends is answered with a 5xx (a failing registry is answered 503, so the
+sender retries).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from staging_ops.claims.auto_release import Trigger, auto_release
+from staging_ops.claims.model import SlotRegistry
+from staging_ops.errors import StagingError
+from staging_ops.inventory import Inventory
+from staging_ops.registry import deliveries
+from staging_ops.web.webhooks import github, linear
+from staging_ops.web.webhooks.decision import IGNORE, PING, Decision, body_digest
+
+PREFIX = "/api/staging/webhooks"
+MAX_BODY = 1024 * 1024
+GITHUB_SECRET_ENV = "STAGING_GITHUB_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
+LINEAR_SECRET_ENV = "STAGING_LINEAR_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
+log = logging.getLogger(__name__)
+
+
+def answer(status: int, applied: bool, message: str, **extra: Any) -> tuple[Response, int]:
+    """Every webhook answer: `applied` says whether anything was done, `message` what."""
+    return jsonify({"applied": applied, "message": message, **extra}), status
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _read_body() -> bytes:
+    """The raw body, at most MAX_BODY bytes (413 beyond, before reading it all)."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        raise _Refused(413, f"the body is over {MAX_BODY} bytes")
+    body = request.stream.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        raise _Refused(413, f"the body is over {MAX_BODY} bytes")
+    return body
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _Refused(400, "the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise _Refused(400, "the body is not a JSON object")
+    return payload
+
+
+def webhooks_blueprint(
+    dsn: str,
+    registry: SlotRegistry,
+    inventory: Inventory | None,
+    *,
+    github_secret: str | None,
+    linear_secret: str | None,
+    now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+) -> Blueprint:
+    """The two endpoints on `registry` (deliveries remembered in the database at `dsn`)."""
+    bp = Blueprint("staging_webhooks", __name__, url_prefix=PREFIX)
+    repository = inventory.app.github_repository if inventory else None
+
+    def apply(source: str, decision: Decision, keys: list[str]) -> tuple[Response, int]:
+        if decision.action == PING:
+            return answer(200, False, decision.message)
+        if decision.action == IGNORE:
+            return answer(202, False, f"nothing done: {decision.message}")
+        trigger = Trigger(source, decision.reason, decision.branch, decision.task, decision.actor)
+        with deliveries.applying(dsn, source, keys) as delivery:
+            if not delivery.fresh:
+                return answer(200, False, "nothing done: this delivery was applied before")
+            outcome = auto_release(registry, inventory, trigger)
+            delivery.outcome = outcome.summary()
+        if not outcome.released:
+            return answer(
+                202,
+                False,
+                f"nothing done: {decision.message}, but {outcome.summary()}",
+                slots=outcome.slots,
+            )
+        log.info("%s webhook: %s: %s", source, decision.message, outcome.summary())
+        return answer(200, True, f"{decision.message}: {outcome.summary()}", slots=outcome.slots)
+
+    def gate(secret: str | None, handle: Callable[[], tuple[Response, int]]) -> Any:
+        if not secret:
+            return answer(404, False, "this webhook is not configured on this server")
+        try:
+            return handle()
+        except _Refused as refused:
+            return answer(refused.status, False, refused.message)
+        except StagingError as exc:
+            log.error("webhook not applied: %s", exc)  # the sender retries on a 5xx
+            return answer(503, False, "registry unavailable: not applied")
+
+    @bp.post("/github")
+    def from_github() -> Any:
+        def handle() -> tuple[Response, int]:
+            signature = request.headers.get(github.SIGNATURE_HEADER)
+            if not signature:
+                raise _Refused(401, f"no {github.SIGNATURE_HEADER} header")
+            body = _read_body()
+            if not github.verify(github_secret or "", body, signature):
+                raise _Refused(401, "the signature does not match the body")
+            payload = _json_object(body)
+            decision = github.decide(request.headers.get(github.EVENT_HEADER), payload, repository)
+            delivery = request.headers.get(github.DELIVERY_HEADER, "")
+            keys = [key for key in (delivery.strip(), body_digest(body)) if key]
+            return apply("github", decision, keys)
+
+        return gate(github_secret, handle)
+
+    @bp.post("/linear")
+    def from_linear() -> Any:
+        def handle() -> tuple[Response, int]:
+            signature = request.headers.get(linear.SIGNATURE_HEADER)
+            if not signature:
+                raise _Refused(401, f"no {linear.SIGNATURE_HEADER} header")
+            body = _read_body()
+            if not linear.verify(linear_secret or "", body, signature):
+                raise _Refused(401, "the signature does not match the body")
+            payload = _json_object(body)
+            stale = linear.timestamp_problem(payload, now_ms())
+            if stale:
+                raise _Refused(401, stale)
+            delivery = request.headers.get(linear.DELIVERY_HEADER, "")
+            keys = [key for key in (delivery.strip(), body_digest(body)) if key]
+            return apply("linear", linear.decide(payload), keys)
+
+        return gate(linear_secret, handle)
+
+    return bp
+
+
+def register_webhooks(app: Any, registry: SlotRegistry, inventory: Inventory | None) -> None:
+    """Mount the endpoints when the registry is a database (deliveries are remembered there),
+    with the secrets and (unless given) the inventory from the environment."""
+    dsn = getattr(registry, "dsn", None)
+    if not dsn:
+        return  # an in-memory or API registry: no place to remember deliveries
+    if inventory is None:
+        from staging_ops.web.dashboard import inventory_or_none
+
+        inventory = inventory_or_none()
+    app.register_blueprint(
+        webhooks_blueprint(
+            dsn,
+            registry,
+            inventory,
+            github_secret=os.environ.get(GITHUB_SECRET_ENV) or None,
+            linear_secret=os.environ.get(LINEAR_SECRET_ENV) or None,
+        )
+    )
