@@ -48,8 +48,12 @@ def registry(migrated: str) -> Iterator[PostgresRegistry]:
 
 def test_migrate_is_idempotent_and_counts_changes(registry_dsn: str, inventory: Inventory) -> None:
     first = migrate_report(registry_dsn, inventory)
-    assert first.applied == ["0001_staging_slots", "0002_slots_changed_notify"]
-    assert first.slots_added == list(range(1, 11)) and first.changes == 12
+    assert first.applied == [
+        "0001_staging_slots",
+        "0002_slots_changed_notify",
+        "0003_webhook_deliveries",
+    ]
+    assert first.slots_added == list(range(1, 11)) and first.changes == 13
     assert migrate(registry_dsn, inventory) == 0
     rows = execute(
         registry_dsn,
@@ -63,7 +67,7 @@ def test_migrate_is_idempotent_and_counts_changes(registry_dsn: str, inventory: 
     )
     assert execute(
         registry_dsn, "SELECT version, name FROM marts.staging_registry_migrations ORDER BY 1"
-    ) == [(1, "staging_slots"), (2, "slots_changed_notify")]
+    ) == [(1, "staging_slots"), (2, "slots_changed_notify"), (3, "webhook_deliveries")]
 
 
 def test_a_registry_at_version_1_is_upgraded_to_the_notify_trigger(
@@ -257,7 +261,7 @@ def test_redact_and_describe() -> None:
 
 
 def test_dry_run_reports_and_changes_nothing(registry_dsn: str, inventory: Inventory) -> None:
-    assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 12
+    assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 13
     assert execute(registry_dsn, "SELECT to_regclass('marts.staging_slots')") == [(None,)]
     assert migrate(registry_dsn, inventory) == 12
     assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from staging_ops.web.webhooks.openapi import webhook_paths
+
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _TEXT = {"type": ["string", "null"]}
 
@@ -185,6 +187,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **webhook_paths(),
         },
         "components": {
             "securitySchemes": {
