@@ -8,6 +8,7 @@ brings them everyone else's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -82,32 +83,38 @@ def wait_listening(process: subprocess.Popen[str], port: int, timeout: float = 2
     pytest.fail(f"api.serve did not listen on {port}")
 
 
-@pytest.fixture
-def server(registry_dsn: str, test_inventory_path: Path) -> Iterator[Server]:
-    migrate(registry_dsn, load_inventory(test_inventory_path))
+@contextlib.contextmanager
+def serving(env: dict[str, str], workers: int = 2) -> Iterator[Server]:
+    """`invoke api.serve` with `env` added to ours, until SIGTERM at the end of the block."""
     port = free_port()
-    env = {
-        **os.environ,
-        "STAGING_REGISTRY_DSN": registry_dsn,
-        "STAGING_API_JWT_SECRET": SECRET,
-        "STAGING_INVENTORY": str(test_inventory_path),
-    }
     process = subprocess.Popen(
-        [INVOKE, "api.serve", "--port", str(port), "--workers", "2"],
+        [INVOKE, "api.serve", "--port", str(port), "--workers", str(workers)],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
         wait_listening(process, port)
-        wait_for(lambda: listening_sockets(port) == 2)  # both workers, not just the first
+        wait_for(lambda: listening_sockets(port) == workers)  # every worker, not the first
         yield Server(process, port, mint_token(SECRET, "qa@example.com"))
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         process.communicate(timeout=15)
+
+
+@pytest.fixture
+def server(registry_dsn: str, test_inventory_path: Path) -> Iterator[Server]:
+    migrate(registry_dsn, load_inventory(test_inventory_path))
+    env = {
+        "STAGING_REGISTRY_DSN": registry_dsn,
+        "STAGING_API_JWT_SECRET": SECRET,
+        "STAGING_INVENTORY": str(test_inventory_path),
+    }
+    with serving(env) as running:
+        yield running
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10) -> None:

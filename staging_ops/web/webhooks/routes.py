@@ -61,6 +61,20 @@ def _read_body() -> bytes:
     return body
 
 
+def _verified_body(
+    header: str, verify: Callable[[str, bytes, str | None], bool], secret: str
+) -> bytes:
+    """The body, once its signature in `header` is checked: 401 without one (the body is not
+    even read) or when it does not match."""
+    signature = request.headers.get(header)
+    if not signature:
+        raise _Refused(401, f"no {header} header")
+    body = _read_body()
+    if not verify(secret, body, signature):
+        raise _Refused(401, "the signature does not match the body")
+    return body
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
@@ -119,12 +133,7 @@ def webhooks_blueprint(
     @bp.post("/github")
     def from_github() -> Any:
         def handle() -> tuple[Response, int]:
-            signature = request.headers.get(github.SIGNATURE_HEADER)
-            if not signature:
-                raise _Refused(401, f"no {github.SIGNATURE_HEADER} header")
-            body = _read_body()
-            if not github.verify(github_secret or "", body, signature):
-                raise _Refused(401, "the signature does not match the body")
+            body = _verified_body(github.SIGNATURE_HEADER, github.verify, github_secret or "")
             payload = _json_object(body)
             decision = github.decide(request.headers.get(github.EVENT_HEADER), payload, repository)
             delivery = request.headers.get(github.DELIVERY_HEADER, "")
@@ -136,12 +145,7 @@ def webhooks_blueprint(
     @bp.post("/linear")
     def from_linear() -> Any:
         def handle() -> tuple[Response, int]:
-            signature = request.headers.get(linear.SIGNATURE_HEADER)
-            if not signature:
-                raise _Refused(401, f"no {linear.SIGNATURE_HEADER} header")
-            body = _read_body()
-            if not linear.verify(linear_secret or "", body, signature):
-                raise _Refused(401, "the signature does not match the body")
+            body = _verified_body(linear.SIGNATURE_HEADER, linear.verify, linear_secret or "")
             payload = _json_object(body)
             stale = linear.timestamp_problem(payload, now_ms())
             if stale:

@@ -111,34 +111,27 @@ class Signed:
     headers: dict[str, str]
 
 
-def sign_github(url: str, event: str, payload: Mapping[str, Any], secret: str) -> Signed:
+def sign(url: str, payload: Mapping[str, Any], secret: str, event: str = "") -> Signed:
+    """The request GitHub (`event` given) or Linear (no `event`) would send for `payload`."""
     body = json.dumps(payload).encode()
-    return Signed(
-        url,
-        body,
-        {
+    signature = hmac_hex(secret, body)
+    if event:
+        headers = {
             "Content-Type": "application/json",
             "User-Agent": "GitHub-Hookshot/staging-ops-test",
             github.EVENT_HEADER: event,
             github.DELIVERY_HEADER: str(uuid.uuid4()),
-            github.SIGNATURE_HEADER: github.SIGNATURE_PREFIX + hmac_hex(secret, body),
-        },
-    )
-
-
-def sign_linear(url: str, payload: Mapping[str, Any], secret: str) -> Signed:
-    body = json.dumps(payload).encode()
-    return Signed(
-        url,
-        body,
-        {
+            github.SIGNATURE_HEADER: github.SIGNATURE_PREFIX + signature,
+        }
+    else:
+        headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "Linear-Webhook",
             "Linear-Event": str(payload.get("type", "")),
             linear.DELIVERY_HEADER: str(uuid.uuid4()),
-            linear.SIGNATURE_HEADER: hmac_hex(secret, body),
-        },
-    )
+            linear.SIGNATURE_HEADER: signature,
+        }
+    return Signed(url, body, headers)
 
 
 def endpoint(base: str | None, source: str, env: Mapping[str, str] | None = None) -> str:
@@ -203,14 +196,14 @@ def test_event(
         if not repo:
             raise BadInput("--repository is required: the inventory names no github_repository")
         payload = github_payload(event, repo, branch, merged=not unmerged)
-        signed = sign_github(endpoint(url, source), event, payload, secret_for(source))
+        signed = sign(endpoint(url, source), payload, secret_for(source), event)
     elif source == "linear":
         from staging_ops.claims.model import parse_task
 
         if state not in LINEAR_STATES:
             raise BadInput(f"--state must be one of {', '.join(LINEAR_STATES)}")
         payload = linear_payload(parse_task(task), state)
-        signed = sign_linear(endpoint(url, source), payload, secret_for(source))
+        signed = sign(endpoint(url, source), payload, secret_for(source))
     else:
         raise BadInput("choose --github or --linear")
     return send(signed)
