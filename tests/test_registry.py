@@ -263,5 +263,5 @@ def test_redact_and_describe() -> None:
 def test_dry_run_reports_and_changes_nothing(registry_dsn: str, inventory: Inventory) -> None:
     assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 13
     assert execute(registry_dsn, "SELECT to_regclass('marts.staging_slots')") == [(None,)]
-    assert migrate(registry_dsn, inventory) == 12
+    assert migrate(registry_dsn, inventory) == 13
     assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 0

@@ -94,12 +94,13 @@ def serve_staging(options: ServeOptions) -> None:
     # One scheduled reaper per server, a child process of this one (claims/scheduled_reap.py).
     from staging_ops.claims.scheduled_reap import ReaperSupervisor, interval_from_env
 
-    interval_from_env()  # a bad STAGING_REAP_INTERVAL fails here, before any worker starts
-    reaper = ReaperSupervisor().start()
+    # A bad STAGING_REAP_INTERVAL fails here, before any worker starts; `off`: no reaper.
+    reaper = ReaperSupervisor().start() if interval_from_env() is not None else None
     try:
         serve(STAGING_APP, options, factory=True)
     finally:
-        reaper.stop()
+        if reaper is not None:
+            reaper.stop()
         os.environ.pop(SHARED_STAMP_ENV, None)
         stamp.unlink(missing_ok=True)
 
