@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from staging_ops.claims.model import SlotRegistry, SlotState
-from staging_ops.claims.service import _deployed_by_holder
+from staging_ops.claims.reap import deployed_by_holder as _deployed_by_holder
 from staging_ops.errors import Conflict, StagingError
 from staging_ops.inventory import Inventory
 

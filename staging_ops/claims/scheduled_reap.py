@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from staging_ops.claims.service import ReapReport, reap
+from staging_ops.claims.reap import ReapReport, reap
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Inventory, load_inventory
 
@@ -130,7 +130,7 @@ def main() -> int:
         if interval is None:
             say(f"scheduled reap is off ({INTERVAL_ENV})")
             return 0
-        from staging_ops.claims.service import require_dsn
+        from staging_ops.registry.from_env import require_dsn
 
         dsn, inventory = require_dsn(), load_inventory()
     except BadInput as exc:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import psycopg2
 from psycopg2 import sql
 
-from staging_ops.registry.postgres import _failure, connect
+from staging_ops.registry.dsn import connect
+from staging_ops.registry.dsn import database_failure as _failure
 
 DELIVERIES = sql.Identifier("marts", "staging_webhook_deliveries")
 KEEP_DAYS = 30
