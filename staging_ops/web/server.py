@@ -14,8 +14,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
+import signal
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +38,8 @@ def default_workers() -> int:
 
 
 MAX_WORKERS = 64
+WORKERS_KILL_TIMEOUT = 5  # seconds a stopped worker gets to finish its requests
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ def serve(target: str, options: ServeOptions, *, factory: bool = False) -> None:
     from granian.log import LogLevels
     from granian.server import Server
 
-    Server(
+    server = Server(
         target,
         address=options.host,
         port=options.port,
@@ -71,9 +77,55 @@ def serve(target: str, options: ServeOptions, *, factory: bool = False) -> None:
         factory=factory,
         log_level=LogLevels.warning,
         log_access=False,
-        workers_kill_timeout=5,  # what a worker gets to finish its requests when stopped
+        workers_kill_timeout=WORKERS_KILL_TIMEOUT,
         respawn_failed_workers=True,  # a worker that dies is replaced, not the server ended
-    ).serve()
+    )
+    global _workers_parent
+    _watch_worker_forks()
+    _workers_parent = os.getpid()
+    try:
+        server.serve()
+    finally:
+        _workers_parent = None
+
+
+# The PID of the process running `serve`, while it does: its forks are granian's workers.
+_workers_parent: int | None = None
+
+
+# Looked up before any fork, not in the child: the dynamic loader's lock may be held by
+# another thread of the parent at the fork.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+@functools.cache
+def _watch_worker_forks() -> None:
+    os.register_at_fork(after_in_child=_worker_forked)
+
+
+def _worker_forked() -> None:
+    """First thing in a worker, in the child at the fork (granian forks its workers where
+    fork is multiprocessing's start method, as on Linux before Python 3.14).
+
+    Until granian installs the worker's own signal handlers, which it does only after the
+    app is built, the worker runs the handlers it inherited from the main process; those just
+    set flags on the main process's server object, copied and unread here. A SIGTERM in that
+    window (a server stopped as it starts) was lost: the worker then served on, and the main
+    process waited its kill timeout for it. With the default action restored, it ends at once;
+    it serves nothing yet. And a worker must not outlive the main process (SIGKILLed, it
+    reaps nobody): the kernel kills it when its parent dies.
+    """
+    global _workers_parent
+    parent, _workers_parent = _workers_parent, None  # a worker's own forks are no workers
+    if parent is None:
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if _PRCTL is not None:
+        # Tied to the forking thread, not the process: granian forks from its main thread.
+        _PRCTL(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), *[ctypes.c_ulong(0)] * 3)
+        if os.getppid() != parent:  # the parent died before the prctl took effect
+            os._exit(1)
 
 
 def serve_staging(options: ServeOptions) -> None:
