@@ -10,7 +10,6 @@ of examples/sample-app. Everything lives under one directory and listens on 127.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from devtools.sandbox import stopping
 from staging_ops.errors import BadInput, StagingError
 
 SERVICE_USER = "staging-sandbox"
@@ -245,33 +245,41 @@ def up(
 
 
 def down(directory: str | Path = ".sandbox") -> list[str]:
-    """Stop every process the sandbox started (by recorded PID). Returns what was stopped."""
+    """Stop every process the sandbox started (by recorded PID; the dashboard with its worker
+    processes) and wait until they are gone. Returns what was stopped."""
     sandbox = load(directory)
     if sandbox is None:
         return []
-    stopped: list[str] = []
     pids = dict(sandbox.pids)
     for host in sandbox.hosts:
         pids.update({f"{host.name}:{unit}": pid for unit, pid in _unit_pids(host).items()})
-    for name, pid in pids.items():
-        if _alive(pid, sandbox):
-            with contextlib.suppress(ProcessLookupError):
-                # PostgreSQL's SIGTERM is a smart shutdown: it waits for every client to leave.
-                # SIGINT is its fast shutdown: clients are disconnected, the cluster shut down
-                # cleanly.
-                os.kill(pid, signal.SIGINT if name == "postgres" else signal.SIGTERM)
-            stopped.append(name)
-    deadline = time.monotonic() + 3
-    for name in stopped:
-        pid = pids[name]
-        while _alive(pid, sandbox) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if _alive(pid, sandbox):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    stopped = stopping.stop(_stop_target(name, pid, sandbox) for name, pid in pids.items())
     sandbox.pids = {}
     sandbox.save()
     return stopped
+
+
+def _stop_target(name: str, pid: int, sandbox: Sandbox) -> stopping.Target:
+    if name == "postgres":
+        # PostgreSQL's SIGTERM is a smart shutdown: it waits for every client to leave. SIGINT
+        # is its fast shutdown: clients are disconnected, the cluster shut down cleanly.
+        return stopping.Target(name, lambda: _ours([pid], sandbox), signal.SIGINT)
+    if name == "dashboard":
+        from staging_ops.web.server import WORKERS_KILL_TIMEOUT
+
+        # The server leads a process group of its own (start_new_session) with its granian
+        # workers in it: each is stopped too, even one its parent left behind, and the server
+        # gets the time it gives its workers itself before it kills them.
+        return stopping.Target(
+            name,
+            lambda: _ours([pid, *stopping.process_group(pid)], sandbox),
+            timeout=WORKERS_KILL_TIMEOUT + stopping.STOP_TIMEOUT,
+        )
+    return stopping.Target(name, lambda: _ours([pid], sandbox))
+
+
+def _ours(pids: list[int], sandbox: Sandbox) -> list[int]:
+    return [pid for pid in dict.fromkeys(pids) if _alive(pid, sandbox)]
 
 
 def status(directory: str | Path = ".sandbox") -> dict[str, object]:
