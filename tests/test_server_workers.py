@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.sandbox import stopping
 from staging_ops.web.server import WORKERS_KILL_TIMEOUT
 from tests.conftest import ROOT, free_port
-from tests.test_api_server import gone, listening_sockets, wait_for
+from tests.test_api_server import listening_sockets, wait_for
 
 # A factory that takes its time, as create_app does (a connection pool, a change listener):
 # each worker calls it after the fork, before granian gives the worker its own signal handlers.
@@ -88,7 +89,7 @@ def slow_server(tmp_path: Path) -> Iterator[Callable[[float], SlowServer]]:
     finally:
         for server in servers:
             for pid in [server.process.pid, *server.workers()]:
-                if not gone(pid):
+                if stopping.running(pid):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
             server.process.communicate(timeout=15)
@@ -106,7 +107,7 @@ def test_a_server_stopped_while_its_workers_start_stops_them_at_once(slow_server
     assert server.process.returncode == 0, output
     assert elapsed < WORKERS_KILL_TIMEOUT / 2, (elapsed, output)
     assert "refused to gracefully stop" not in output
-    assert all(gone(pid) for pid in server.workers())
+    assert not any(stopping.running(pid) for pid in server.workers())
     assert listening_sockets(server.port) == 0
 
 
@@ -119,5 +120,5 @@ def test_workers_do_not_outlive_a_killed_server(slow_server) -> None:
     assert len(workers) == 2
     server.process.kill()
     server.process.wait(10)
-    wait_for(lambda: all(gone(pid) for pid in workers), 5)
+    wait_for(lambda: not any(stopping.running(pid) for pid in workers), 5)
     assert listening_sockets(server.port) == 0

@@ -68,9 +68,14 @@ def wait_gone(pids: Iterable[int], deadline: float) -> bool:
 
 
 def running(pid: int) -> bool:
-    """`pid` exists and has not exited (a zombie has)."""
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
+    """`pid` exists and has not exited. Not just its first thread: that one shows as a zombie
+    as soon as it has exited itself, while the process's other threads may still run and hold
+    its files and sockets (granian's workers have several)."""
+    try:
+        tasks = [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return False
+    return any(_live(_stat_fields(pid, task)) for task in tasks)
 
 
 def process_group(pgid: int) -> list[int]:
@@ -81,19 +86,26 @@ def process_group(pgid: int) -> list[int]:
     leader that died."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        fields = _stat_fields(int(stat.parent.name))
-        if fields is not None and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            found.append(int(stat.parent.name))
+        pid = int(stat.parent.name)
+        fields = _stat_fields(pid)
+        if fields is not None and fields[2] == str(pgid) and running(pid):
+            found.append(pid)
     return found
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/PID/stat after the command name: state, ppid, pgrp, ... (None: no such process)."""
+def _stat_fields(pid: int, task: int | None = None) -> list[str] | None:
+    """/proc/PID/stat (or a thread's, /proc/PID/task/TASK/stat) after the command name:
+    state, ppid, pgrp, ... (None: no such process)."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(path).read_text()
     except OSError:
         return None
     return stat.rsplit(")", 1)[-1].split()
+
+
+def _live(fields: list[str] | None) -> bool:
+    return fields is not None and fields[0] not in ("Z", "X")
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
