@@ -111,14 +111,23 @@ def _probe(host: Host, slot: Slot, path: str, timeout: float) -> str:
 
 def check_slots(
     inventory: Inventory, slots: list[Slot], timeout: float = 3.0
-) -> dict[int, dict[str, str]]:
-    """{slot id: {"ui": "up"|"down", "airflow": "up"|"down"}}, all probes in parallel."""
+) -> dict[int, dict[str, Any]]:
+    """{slot id: {"ui": "up"|"down", "airflow": "up"|"down", "certificate": {...}}}, all
+    probes in parallel (the certificate as certificate_check says)."""
     jobs = [(slot, name, path) for slot in slots for name, path in CHECKS.items()]
+    jobs += [(slot, "certificate", "") for slot in slots]
     if not jobs:
         return {}
+
+    def run(job: tuple[Slot, str, str]) -> Any:
+        slot, name, path = job
+        host = inventory.host_of(slot)
+        if name == "certificate":
+            return certificate_check(host, slot, timeout)
+        return _probe(host, slot, path, timeout)
+
     with ThreadPoolExecutor(max_workers=min(32, len(jobs))) as pool:
-        results = pool.map(lambda j: _probe(inventory.host_of(j[0]), j[0], j[2], timeout), jobs)
-        health: dict[int, dict[str, str]] = {}
-        for (slot, name, _), state in zip(jobs, results, strict=True):
+        health: dict[int, dict[str, Any]] = {}
+        for (slot, name, _), state in zip(jobs, pool.map(run, jobs), strict=True):
             health.setdefault(slot.id, {})[name] = state
     return health

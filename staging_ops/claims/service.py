@@ -172,7 +172,7 @@ def release(
 # ---- status ------------------------------------------------------------------------------
 
 
-def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, str]]:
+def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, Any]]:
     """UI and Airflow health per slot (checked through nginx, in parallel); {} when the checks
     cannot run at all, which status shows as "?"."""
     from staging_ops.health import check_slots  # requests: only when health is asked for
@@ -219,6 +219,8 @@ def status_rows(
             "expired": bool(state and state.expired(now)),
             "ui": checks.get("ui", UNKNOWN_HEALTH) if with_health else None,
             "airflow": checks.get("airflow", UNKNOWN_HEALTH) if with_health else None,
+            # The certificate nginx serves for the slot: expiry, issuer, what is wrong with it.
+            "certificate": checks.get("certificate") if with_health else None,
         }
         rows.append(row)
     return rows

@@ -25,6 +25,7 @@ STATUS_COLUMNS = (
     "expires",
     "ui",
     "airflow",
+    "tls",
 )
 HISTORY_FIELDS = ("status", "task", "owner", "branch", "commit", "note", "expires_at")
 
@@ -72,14 +73,24 @@ def status_table(rows: list[dict[str, Any]], now: datetime | None = None) -> str
                 "commit": (row.get("commit") or "")[:8],
                 "deployed": _relative(row.get("deployed_at"), now),
                 "expires": f"EXPIRED {expires}" if row.get("expired") else expires,
+                "tls": _tls_text(row.get("certificate"), now),
             }
         )
     columns = [
         c
         for c in STATUS_COLUMNS
-        if c not in ("ui", "airflow") or any(r.get(c) is not None for r in rows)
+        if c not in ("ui", "airflow", "tls") or any(r.get(c) is not None for r in shown)
     ]
     return table(shown, columns)
+
+
+def _tls_text(check: dict[str, Any] | None, now: datetime) -> str | None:
+    """The certificate column: what is wrong with it, else when it expires."""
+    if not check:
+        return None
+    if check.get("problem"):
+        return str(check["problem"])
+    return f"ok, expires {_relative(check.get('expires'), now)}"
 
 
 def _change_text(event: SlotEvent) -> str:
