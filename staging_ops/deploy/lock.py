@@ -12,6 +12,9 @@ it to `<slot>/.deploy.lock.holder`, and the steps that change what the slot serv
 `SlotLock.guard(command)`, which checks in the same remote command that the token is still
 ours. That check and the command run under a flock on the holder file, and a new holder
 writes its token under that flock too, so no takeover lands between the check and the step.
+
+The remote shell is remote/scripts/lock-hold.sh and lock-guard.sh; their flocks' file
+descriptors are named in fds.py.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import getpass
 import json
 import os
 import secrets
-import shlex
 import socket
 import time
 from dataclasses import dataclass
@@ -35,8 +37,6 @@ BUSY = 73
 # The exit code and stderr marker of a guarded command whose holder lost the lock.
 LOST = 74
 LOST_MARK = "DEPLOY-LOCK-LOST:"
-# The fd the fence flock is held on: deploy.py's scripts use 7 and 8 for their own flocks.
-FENCE_FD = 6
 # The fence is held for one guarded command (a restart at most): waiting longer means
 # something kept it, and a clear failure beats a deploy that hangs.
 FENCE_WAIT = 300
@@ -110,57 +110,42 @@ def holder_note(operator: str | None = None) -> dict[str, object]:
 
 
 def holder_path(path: str) -> str:
+    """The fencing file beside the lock: the holder's token, who and since when."""
     return path + ".holder"
+
+
+def note_path(path: str) -> str:
+    """The JSON note beside the lock: who holds it, since when, the holding shell's pid."""
+    return path + ".json"
 
 
 def describe(note: dict[str, object]) -> str:
     return f"{note.get('holder', '?')} on {note.get('host', '?')} (pid {note.get('pid', '?')})"
 
 
-def fence_check(path: str, token: str) -> str:
-    """Shell to prefix to a command: takes the fence (flock on the holder file, on fd 6) and
-    exits LOST, naming the holder, unless the holder file still starts with `token`. The fence
-    is held until the shell exits; use `guarded`, which keeps fd 6 from the command's children
-    (a service started with it would hold the fence for ever)."""
-    holder = remote_mod.quote(holder_path(path))
-    return (
-        f"exec {FENCE_FD}>>{holder} && flock -w {FENCE_WAIT} {FENCE_FD} || exit 1\n"
-        f"_lock_t=; _lock_d=; read -r _lock_t _lock_d < {holder}\n"
-        f'if [ "$_lock_t" != {shlex.quote(token)} ]; then '
-        f'echo {shlex.quote(LOST_MARK)} "$_lock_d" >&2; exit {LOST}; fi\n'
+def guarded(path: str, token: str, command: str) -> str:
+    """`command`, run (by lock-guard.sh, under the fence) only while the holder file of the
+    lock at `path` still starts with `token`; else exit LOST, naming the holder on stderr."""
+    return remote_mod.script_command(
+        "lock-guard.sh", holder_path(path), token, FENCE_WAIT, LOST, LOST_MARK, command
     )
 
 
-def guarded(path: str, token: str, command: str) -> str:
-    """`command` behind fence_check, in a group that does not pass the fence fd on."""
-    return f"{fence_check(path, token)}{{ {command}\n}} {FENCE_FD}>&-"
-
-
 def lock_script(path: str, note: dict[str, object], token: str | None = None) -> str:
-    """The remote shell that takes the lock, writes the note and holds it until EOF.
+    """The remote command that takes the lock, writes the note and holds it until EOF
+    (lock-hold.sh).
 
     It runs under `setsid`, so the holding shell leads its own process group whether it was
     started by sshd (as root) or by sudo (where it is not a group leader): a takeover kills
     that group, the shell and its `cat`, which both hold the lock's fd."""
-    lock, meta = remote_mod.quote(path), remote_mod.quote(path + ".json")
-    holder = remote_mod.quote(holder_path(path))
     token = token or secrets.token_hex(16)
     fenced = f"{token} {describe(note)} at {note.get('started', '?')}"
     # The note plus the holding shell's pid ($$), so a later deploy can end a hung holder.
-    prefix = remote_mod.quote(json.dumps(note)[:-1] + ', "remote_pid": ')
-    inner = (
-        f"exec 9>>{lock} || exit 1\n"
-        f"if ! flock -n 9; then echo BUSY; cat {meta} 2>/dev/null; echo; exit {BUSY}; fi\n"
-        # Under the fence: never between a guarded command's check and its step.
-        f"exec {FENCE_FD}>>{holder} && flock -w {FENCE_WAIT} {FENCE_FD} || exit 1\n"
-        f"printf '%s\\n' {shlex.quote(fenced)} > {holder}\n"
-        f"exec {FENCE_FD}>&-\n"
-        f"printf '%s%s}}' {prefix} $$ > {meta}\n"
-        "echo LOCKED\n"
-        "cat >/dev/null\n"
-        f"rm -f {meta}\n"
+    prefix = json.dumps(note)[:-1] + ', "remote_pid": '
+    hold = remote_mod.script_command(
+        "lock-hold.sh", path, note_path(path), holder_path(path), fenced, prefix, BUSY, FENCE_WAIT
     )
-    return f"exec setsid -w sh -c {shlex.quote(inner)}"
+    return f"exec setsid -w {hold}"
 
 
 def acquire(
