@@ -13,7 +13,7 @@ import pytest
 
 from staging_ops import output
 from staging_ops.deploy import lock as slot_lock
-from staging_ops.deploy.deployer import Deployer
+from staging_ops.deploy.session import Deployer
 from staging_ops.inventory import Inventory, load_inventory
 from staging_ops.remote import RemoteHost, connect
 from staging_ops.slot_layout import SlotPaths

@@ -1,0 +1,105 @@
+"""The `claim` step: the claim rules of deploy and rollback, decided before the droplet is
+touched. The decisions are pure (a slot's registry row in, a ClaimCheck out, or BadInput /
+Conflict); ensure_claim and check_rollback_claim read the row and write the claim they decide.
+
+A deploy needs the slot held by its task (or by the operator, with no task known) and renews
+that claim; a free slot is claimed for the task. --force deploys or rolls back another task's
+slot, the claim staying theirs. Rollback never claims: a free slot needs --force."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from staging_ops.claims.model import SlotState, parse_task, parse_ttl
+from staging_ops.errors import BadInput, Conflict
+from staging_ops.inventory import Slot
+
+CLAIM_TTL = "7d"
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """What the claim rules allow.
+
+    `task` is the claim the registry must still hold when the deploy is recorded (the holder's,
+    also under --force: the claim stays theirs); `record` is False for a forced run on a free
+    slot, which the registry cannot note (it records deploys on claimed slots only); `claim` is
+    the (task, owner) to claim the slot for first (a new claim or the holder's, renewed)."""
+
+    detail: str
+    task: str | None = None
+    record: bool = True
+    claim: tuple[str | None, str] | None = None
+
+
+def deploy_claim(
+    state: SlotState, slot: Slot, task: str | None, operator: str, force: bool
+) -> ClaimCheck:
+    """Deploy's rules for the slot's row `state`; `task` already parsed (or None)."""
+    if state.claimed:
+        return holder_check(state, slot, task, operator, force, "deploy")
+    if not task:
+        raise BadInput(
+            f"{slot.identifier} is free and no task is known: pass --task JA-123 or deploy a "
+            "branch named after its Linear issue (e.g. alice/ja-123-search)"
+        )
+    return ClaimCheck(f"claimed for {task} by {operator}", task=task, claim=(task, operator))
+
+
+def rollback_claim(
+    state: SlotState, slot: Slot, task: str | None, operator: str, force: bool
+) -> ClaimCheck:
+    """Rollback's rules, deploy's without claiming: a free slot or another task's slot is
+    refused unless --force. A renewal it allows is not made (rollback claims nothing)."""
+    if state.claimed:
+        check = holder_check(state, slot, task, operator, force, "rollback")
+        return ClaimCheck(check.detail, task=check.task)
+    if not force:
+        raise Conflict(
+            f"{slot.identifier} is free: claim it first (invoke claim --slot {slot.id} --task "
+            "JA-123) or pass --force"
+        )
+    return ClaimCheck("free; rolling back anyway (--force), not in the registry", record=False)
+
+
+def holder_check(
+    state: SlotState, slot: Slot, task: str | None, operator: str, force: bool, what: str
+) -> ClaimCheck:
+    """A claimed slot: whose run this is (the holder's claim renewed), or a Conflict unless
+    --force (the claim left theirs)."""
+    mine = state.task == task if task else state.owner == operator
+    if mine:
+        return ClaimCheck(
+            f"held by {state.task}, renewed",
+            task=state.task,
+            claim=(state.task, state.owner or operator),
+        )
+    if force:
+        return ClaimCheck(
+            f"held by {state.task} ({state.owner}); {what} anyway (--force)", task=state.task
+        )
+    raise Conflict(
+        f"{slot.identifier} is held by {state.holder_text()}: pass --task {state.task} if "
+        f"this {what} is for it, or --force"
+    )
+
+
+def ensure_claim(
+    registry: Any, slot: Slot, task: str | None, operator: str, force: bool
+) -> ClaimCheck:
+    """Deploy's claim step: a bad --task or a conflict raises before anything is written; the
+    claim deploy_claim decides (new, or the holder's renewed) is made."""
+    task = parse_task(task) if task else None
+    check = deploy_claim(registry.get(slot.id), slot, task, operator, force)
+    if check.claim:
+        registry.claim(slot.id, *check.claim, parse_ttl(CLAIM_TTL))
+    return check
+
+
+def check_rollback_claim(
+    registry: Any, slot: Slot, task: str | None, operator: str, force: bool
+) -> ClaimCheck:
+    """Rollback's claim step: only reads the registry."""
+    task = parse_task(task) if task else None
+    return rollback_claim(registry.get(slot.id), slot, task, operator, force)

@@ -1,0 +1,57 @@
+"""`invoke logs`: a slot unit's log from the droplet (journalctl; the sandbox provides the
+same); and the UI unit's last lines for a failed deploy's message."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from staging_ops import remote
+from staging_ops.deploy.steps import tail
+from staging_ops.errors import BadInput, StagingError
+from staging_ops.inventory import Inventory, Slot
+from staging_ops.render import slot_units
+
+if TYPE_CHECKING:
+    from staging_ops.deploy.session import Deployer
+
+SERVICE_NAMES = ("ui", "airflow-webserver", "airflow-scheduler")
+
+
+def logs(
+    inventory: Inventory, slot: Slot, service: str, lines: int, follow: bool, out: Any
+) -> None:
+    """Stream the unit's log from the droplet to `out`."""
+    if service not in SERVICE_NAMES:
+        raise BadInput(f"invalid service {service!r}: choose {', '.join(SERVICE_NAMES)}")
+    if not 1 <= lines <= 100000:
+        raise BadInput(f"-n must be between 1 and 100000, not {lines}")
+    unit = slot_units(inventory.app, slot)[SERVICE_NAMES.index(service)]
+    host = inventory.host_of(slot)
+    session = remote.connect(host)
+    try:
+        command = f"journalctl -u {remote.quote(unit)} -n {lines} --no-pager" + (
+            " -f" if follow else ""
+        )
+        # stderr is kept (hide), not echoed: a failure is reported in our one line instead.
+        result = session.connection.run(
+            session.as_root(command),
+            out_stream=out,
+            warn=True,
+            hide="err",
+            pty=False,
+            in_stream=False,
+        )
+    finally:
+        session.close()
+    if result.exited != 0:
+        raise StagingError(
+            f"{slot.identifier}: journalctl -u {unit} failed on {host.name} "
+            f"(exit {result.exited}): {tail(result.stderr, 1)}"
+        )
+
+
+def last_lines(deployer: Deployer, lines: int = 20) -> str:
+    """The slot's UI unit's last `lines` log lines."""
+    unit = remote.quote(deployer.units[0])
+    _, out, err = deployer.run(f"journalctl -u {unit} -n {lines} --no-pager 2>&1", check=False)
+    return (out or err).rstrip()

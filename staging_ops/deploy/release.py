@@ -1,0 +1,70 @@
+"""The `export + venv` step: the commit exported into a new release directory with the slot's
+env and a venv (built, or reused from the droplet's cache), renamed into place when whole
+(remote script deploy-release.sh); and a release's `.bad` mark."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from staging_ops import remote
+from staging_ops.deploy.steps import Run, Step, tail
+from staging_ops.errors import StagingError
+from staging_ops.render import render_release_env
+
+if TYPE_CHECKING:
+    from staging_ops.deploy.session import Deployer
+
+
+def release_name(now: datetime, commit: str) -> str:
+    """`<UTC time to the millisecond>Z-<sha7>`: names sort by age."""
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{commit[:7]}"
+
+
+def export(deployer: Deployer, commit: str, branch: str) -> tuple[str, str, str | None]:
+    """Export the commit into a new release dir with the slot's env and a cached venv.
+    Returns (release name, 'built <hash>' or 'reused <hash>', the live release or None):
+    the live one is read here to save a round trip (the lock keeps it from changing)."""
+    paths = deployer.paths
+    now = datetime.now(UTC)
+    name = release_name(now, commit)
+    partial = f"{paths.releases}/.{name}.partial"
+    command = remote.script_command(
+        "deploy-release.sh",
+        paths.mirror,
+        commit,
+        partial,
+        f"{paths.releases}/{name}",
+        paths.venvs,
+        render_release_env(commit, branch, now.isoformat(timespec="seconds")),
+        deployer.app.python,
+        deployer.host.service_user,
+        paths.current,
+        *deployer.app.requirements,
+    )
+    code, out, err = deployer.run(command, check=False)
+    if code != 0:
+        deployer.run(f"rm -rf {remote.quote(partial)}", check=False)
+        raise StagingError(tail(err or out))
+    *_, venv, live = out.strip().splitlines()
+    target = live.removeprefix("live").strip()
+    return name, venv, target.rsplit("/", 1)[-1] if target else None
+
+
+def mark_bad(deployer: Deployer, release: str) -> None:
+    """`.bad` on a release that failed: rollback never picks it."""
+    # Guarded like every step that changes what rollback and pruning see.
+    deployer.run(
+        f"touch {remote.quote(deployer.paths.releases + '/' + release + '/.bad')}",
+        check=False,
+        guarded=True,
+    )
+
+
+def _step(deployer: Deployer, run: Run) -> str:
+    result = run.result
+    result.release, result.venv, run.previous = export(deployer, result.commit, result.branch)
+    return f"{result.release}, venv {result.venv}"
+
+
+STEP = Step("export + venv", _step, crash_point="deploy:after-venv")

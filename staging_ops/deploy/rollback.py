@@ -1,0 +1,144 @@
+"""Going back to a verified release: after a deploy fails (or is interrupted) once `current`
+has moved, and for `invoke rollback` (its `choose release` step). Which release is a pure
+decision over the slot's release listing (remote script deploy-releases.sh `list`): only a
+release that passed verify (`.ok`, or a line in deploys.log) and is not marked `.bad`, so a
+release a killed deploy left behind is never picked."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from staging_ops import output, remote
+from staging_ops.deploy.logs import last_lines
+from staging_ops.deploy.release import mark_bad
+from staging_ops.deploy.restart import restart
+from staging_ops.deploy.session import Interrupted, Stop, failed_step, signals_ignored
+from staging_ops.deploy.steps import Run, Step
+from staging_ops.deploy.switch import current_release, switch
+from staging_ops.deploy.verify import verify
+from staging_ops.errors import BadInput, StagingError
+from staging_ops.inventory import Slot
+
+if TYPE_CHECKING:
+    from staging_ops.deploy.session import Deployer
+
+
+def releases(deployer: Deployer) -> list[dict[str, Any]]:
+    """Every release of the slot, newest first (see parse_releases)."""
+    command = remote.script_command("deploy-releases.sh", "list", deployer.paths.releases)
+    _, out, _ = deployer.run(command)
+    return parse_releases(out)
+
+
+def parse_releases(out: str) -> list[dict[str, Any]]:
+    """deploy-releases.sh `list` lines -> release, bad (`.bad`), ok (verified), commit,
+    branch."""
+    found = []
+    for line in out.splitlines():
+        parts = line.split(" ", 4)
+        if len(parts) == 5:
+            found.append(
+                {
+                    "release": parts[0],
+                    "bad": parts[1] == "1",
+                    "ok": parts[2] == "1",
+                    # Quoted since .release-env is sourced by sh; older releases are not.
+                    "commit": parts[3].strip('"'),
+                    "branch": parts[4].strip('"'),
+                }
+            )
+    return found
+
+
+def newest_good(
+    releases: list[dict[str, Any]], exclude: str | None, prefer: str | None = None
+) -> dict[str, Any] | None:
+    """`prefer` if it passed verify and was not marked bad since, else the newest such
+    release, never `exclude`. `prefer` is what served before: a newer good release may be
+    one an operator rolled away from."""
+    good = [r for r in releases if r["ok"] and not r["bad"] and r["release"] != exclude]
+    chosen = next((r for r in good if r["release"] == prefer), None)
+    return chosen or (good[0] if good else None)  # newest first: names start with UTC time
+
+
+def rollback_target(
+    releases: list[dict[str, Any]], current: str | None, to: str | None, slot: Slot
+) -> dict[str, Any]:
+    """`invoke rollback`'s target: `to` if it is not marked bad (it is verified on the way);
+    else the newest verified-good release older than the current one (or any, if the current
+    one is not a release)."""
+    if to:
+        for item in releases:
+            if item["release"] == to:
+                if item["bad"]:
+                    raise BadInput(f"{slot.identifier}: release {to} is marked bad")
+                return item
+        names = ", ".join(r["release"] for r in releases) or "none"
+        raise BadInput(f"{slot.identifier}: no release {to!r} (releases: {names})")
+    names = [r["release"] for r in releases]
+    older = releases[names.index(current) + 1 :] if current in names else releases
+    target = newest_good(older, exclude=current)
+    if target is None:
+        raise StagingError(f"{slot.identifier}: no earlier verified-good release to roll back to")
+    return target
+
+
+def _choose(deployer: Deployer, run: Run) -> str:
+    current = current_release(deployer)
+    target = rollback_target(releases(deployer), current, run.to, deployer.slot)
+    run.previous = current
+    run.result.branch, run.result.commit = target["branch"], target["commit"]
+    run.result.release = target["release"]
+    return f"{current or 'nothing'} -> {target['release']}"
+
+
+CHOOSE_STEP = Step("choose release", _choose)
+
+
+def roll_back(
+    deployer: Deployer,
+    log: output.StepLog,
+    failed: str,
+    failure: StagingError | Stop,
+    previous: str | None = None,
+) -> None:
+    """After `failed` was switched to: back to `previous` (what served before) if it is
+    verified-good, else the newest verified-good release other than `failed` (never one that
+    was not verified, e.g. left by a killed deploy), verified; the slot is stopped if there is
+    none. A failure marks `failed` bad; an interruption leaves it unverified. Always raises."""
+    interrupted = isinstance(failure, Stop)
+    step = failed_step(log)
+    with signals_ignored():
+        unit_log = "" if interrupted else last_lines(deployer)
+        if not interrupted:
+            mark_bad(deployer, failed)
+        target = _restore_good_release(deployer, log, failed, previous)
+    back = f"rolled back to {target or 'nothing (slot stopped)'}"
+    where = deployer.slot.identifier
+    if isinstance(failure, Stop):
+        raise Interrupted(
+            f"{where}: interrupted during {step}; {back}; {failed} left unverified", failure
+        )
+    raise StagingError(
+        f"{where}: {step} failed: {failure}; {back}; {failed} marked bad\n--- last lines of "
+        f"{deployer.units[0]} ---\n{unit_log}"
+    )
+
+
+def _restore_good_release(
+    deployer: Deployer, log: output.StepLog, failed: str, previous: str | None
+) -> str | None:
+    """The `rollback` step: switch to, restart and verify `previous` if verified-good, else
+    the newest verified-good release but `failed`; its name."""
+    with log.step("rollback") as rec:
+        target = newest_good(releases(deployer), exclude=failed, prefer=previous)
+        switch(deployer, target["release"] if target else None)
+        if target is None:
+            restart(deployer, stop_only=True)
+            rec["detail"] = "no verified-good release: slot stopped"
+            return None
+        restart(deployer)
+        # The full commit from the release's .release-env (the name has only 7 digits).
+        verify(deployer, target["commit"] or "unknown")
+        rec["detail"] = f"{target['release']} serves again"
+        return target["release"]

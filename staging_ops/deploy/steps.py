@@ -1,0 +1,71 @@
+"""What a deploy is made of: steps, each named as the operator sees it printed, run in order
+on one Deployer (session.py), with what the run has learned so far (Run) and what it reports
+(DeployResult). Each step is a module of this package; recipes.py lists them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from staging_ops import crash_points, output
+
+if TYPE_CHECKING:
+    from staging_ops.deploy.claim import ClaimCheck
+    from staging_ops.deploy.session import Deployer
+
+
+@dataclass
+class DeployResult:
+    """What a deploy or rollback reports (--json prints it)."""
+
+    slot: int
+    identifier: str
+    branch: str
+    commit: str = ""
+    release: str = ""
+    url: str = ""
+    venv: str = ""
+    warnings: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Run:
+    """One deploy or rollback as its steps see it: the result so far, the release that served
+    before (`previous`), the claim checked first and the registry to record in."""
+
+    result: DeployResult
+    claim: ClaimCheck
+    registry: Any
+    previous: str | None = None
+    to: str | None = None  # rollback --to
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step as printed: `run` does it and returns the line's detail (or None); a test may
+    kill the process at `crash_point` just after it (crash_points.py)."""
+
+    name: str
+    run: Callable[[Deployer, Run], str | None]
+    crash_point: str | None = None
+
+
+def run_steps(steps: Iterable[Step], deployer: Deployer, log: output.StepLog, run: Run) -> None:
+    """Each step in order, one printed line each; the first failure propagates."""
+    for step in steps:
+        with log.step(step.name) as rec:
+            detail = step.run(deployer, run)
+            if detail:
+                rec["detail"] = detail
+        if step.crash_point:
+            crash_points.crash_point(step.crash_point)
+
+
+def tail(text: str, lines: int = 3) -> str:
+    """The last lines of a remote command's output, on one line: a failure's message."""
+    return " | ".join(text.strip().splitlines()[-lines:]) or "no output"

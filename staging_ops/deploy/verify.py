@@ -1,0 +1,140 @@
+"""The `verify` step: /api/version on the UI port (through our SSH connection) and through
+nginx (the slot's Host header and TLS name) must report the release's commit, and the slot's
+units must stay up (remote script deploy-verify-units.sh); and `invoke verify`, the slot's
+public /api/version against the registry."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import paramiko
+
+from staging_ops import remote
+from staging_ops.deploy.steps import Run, Step
+from staging_ops.errors import StagingError
+from staging_ops.health import slot_get
+from staging_ops.inventory import Inventory, Slot
+from staging_ops.render import public_url
+
+if TYPE_CHECKING:
+    from staging_ops.deploy.session import Deployer
+
+
+def verify(deployer: Deployer, commit: str, timeout: float | None = None) -> None:
+    """/api/version on the UI port and then through nginx must report `commit`, and then
+    every unit of the slot must be up. A UI unit that is down (crashed at start, crash-looping)
+    fails at once instead of at the timeout."""
+    timeout = deployer.app.verify_timeout if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    next_unit_check = time.monotonic() + 0.5
+    where = "UI port"
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            seen = _via_ssh(deployer) if where == "UI port" else _via_nginx(deployer)
+        except (OSError, paramiko.SSHException, ValueError, http.client.HTTPException) as exc:
+            last = f"no answer ({type(exc).__name__})"
+            seen = None
+        if seen == commit:
+            if where == "nginx":
+                # The UI answers; Airflow's units must not have failed at start either.
+                check_units_alive(deployer, deployer.units)
+                return
+            where = "nginx"
+            continue
+        if seen is not None:
+            # The old process is gone after the restart: an answer is the new release's.
+            raise StagingError(f"{where} serves commit {seen!r}, not {commit}")
+        if time.monotonic() >= next_unit_check:
+            check_units_alive(deployer, deployer.units[:1])
+            next_unit_check = time.monotonic() + 1.0
+        time.sleep(0.1)
+    raise StagingError(f"{where}: {last} within {timeout:.0f}s")
+
+
+def check_units_alive(deployer: Deployer, units: list[str]) -> None:
+    """Each of `units` is up and has not restarted since our restart; one command."""
+    _, out, _ = deployer.run(remote.script_command("deploy-verify-units.sh", *units), check=False)
+    problem = unit_problem(units, out, deployer.restarts_before)
+    if problem:
+        raise StagingError(problem)
+
+
+def unit_problem(units: list[str], out: str, restarts_before: dict[str, int]) -> str | None:
+    """From deploy-verify-units.sh's output (each unit's state, then each one's NRestarts):
+    the first unit that failed, is inactive or restarted since our restart, or None."""
+    lines = out.split()
+    states, restarts = lines[: len(units)], lines[len(units) :]
+    for n, unit in enumerate(units):
+        state = states[n] if n < len(states) else "unknown"
+        count = restarts[n] if n < len(restarts) else ""
+        restarted = count.isdigit() and int(count) > restarts_before.get(unit, 0)
+        if state in ("failed", "inactive") or restarted:
+            return f"{unit} is {state}: it does not stay up"
+    return None
+
+
+def _via_ssh(deployer: Deployer) -> str | None:
+    assert deployer.remote is not None
+    slot = deployer.slot
+    transport = deployer.remote.connection.client.get_transport()
+    channel = transport.open_channel(
+        "direct-tcpip", ("127.0.0.1", slot.ui_port), ("127.0.0.1", 0), timeout=5
+    )
+    try:
+        channel.settimeout(5)
+        conn = http.client.HTTPConnection("127.0.0.1", slot.ui_port, timeout=5)
+        conn.sock = channel  # type: ignore[assignment]
+        conn.request("GET", "/api/version", headers={"Host": slot.subdomain})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            return None
+        return json.loads(body).get("commit")
+    finally:
+        channel.close()
+
+
+def _via_nginx(deployer: Deployer) -> str | None:
+    response = slot_get(deployer.host, deployer.slot, "/api/version", timeout=5)
+    if response.status_code != 200:
+        return None
+    return response.json().get("commit")
+
+
+def _step(deployer: Deployer, run: Run) -> str:
+    verify(deployer, run.result.commit)
+    return f"/api/version = {run.result.commit[:12]} (UI port and nginx)"
+
+
+STEP = Step("verify", _step)
+
+
+def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, Any]:
+    """The slot's public /api/version against what the registry says is deployed."""
+    state = registry.get(slot.id)
+    host = inventory.host_of(slot)
+    answer: dict[str, Any] | None
+    try:
+        response = slot_get(host, slot, "/api/version", timeout=10)
+        answer = response.json() if response.status_code == 200 else None
+        problem = None if answer else f"HTTP {response.status_code}"
+    except (OSError, ValueError) as exc:  # requests' errors are OSErrors
+        answer, problem = None, f"no answer ({type(exc).__name__})"
+    served = (answer or {}).get("commit")
+    ok = answer is not None and bool(state.commit) and served == state.commit
+    if answer is not None and not ok:
+        problem = f"serves {served!r}, registry says {state.commit!r}"
+    return {
+        "slot": slot.id,
+        "identifier": slot.identifier,
+        "url": f"{public_url(host, slot)}/api/version",
+        "served": answer,
+        "registry_commit": state.commit,
+        "registry_branch": state.branch,
+        "ok": ok,
+        "problem": problem,
+    }

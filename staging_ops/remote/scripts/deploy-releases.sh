@@ -1,0 +1,50 @@
+# deploy-releases.sh list RELEASES
+# deploy-releases.sh record RELEASES DEPLOYS_LOG LINE RELEASE PREVIOUS KEEP
+#
+# list: every release in RELEASES, newest first, one line each:
+#   "<release> <bad 0|1> <verified 0|1> <commit> <branch>".
+# record: appends LINE to DEPLOYS_LOG, marks RELEASE verified (.ok) and keeps the newest KEEP
+#   releases, never RELEASE, PREVIOUS or the one rollback would pick (the newest verified one
+#   older than RELEASE, not marked bad).
+# Release names start with their UTC time, so a sort by name is a sort by age.
+
+# Is release "$1" verified-good? Its `.ok`, or, for releases made before `.ok` existed, a line
+# for it in the deploy log (beside releases/), which only a verified deploy or rollback ever
+# wrote (the release is the line's last field).
+verified() {
+  [ -e "$1/.ok" ] || awk -v r="$1" '$NF == r { found = 1 } END { exit !found }' ../deploys.log 2>/dev/null
+}
+
+list() {
+  cd "$1" 2>/dev/null || exit 0
+  # shellcheck disable=SC2012  # our release names: no blanks, no leading dash
+  for r in $(ls -1 | sort -r); do
+    c=$(sed -n "s/^DEPLOYED_COMMIT=//p" "$r/.release-env" 2>/dev/null)
+    b=$(sed -n "s/^DEPLOYED_BRANCH=//p" "$r/.release-env" 2>/dev/null)
+    bad=0; [ -e "$r/.bad" ] && bad=1; ok=0; verified "$r" && ok=1
+    echo "$r $bad $ok $c $b"
+  done
+}
+
+record() {
+  releases=$1 deploys_log=$2 line=$3 release=$4 previous=$5 keep=$6
+  echo "$line" >> "$deploys_log"
+  cd "$releases" || exit 0
+  touch "$release/.ok"
+  target=""; past=""
+  # shellcheck disable=SC2012  # our release names: no blanks, no leading dash
+  for r in $(ls -1 | sort -r); do
+    if [ -n "$past" ] && verified "$r" && [ ! -e "$r/.bad" ]; then target=$r; break; fi
+    [ "$r" = "$release" ] && past=1
+  done
+  # shellcheck disable=SC2012  # as above
+  ls -1 | sort | head -n -"$keep" | while read -r r; do
+    case "$r" in "$release"|"$previous"|"$target") ;; *) rm -rf -- "$r" ;; esac
+  done
+}
+
+case "$1" in
+  list) shift; list "$@" ;;
+  record) shift; record "$@" ;;
+  *) echo "$0: unknown action ${1:-(none)}" >&2; exit 2 ;;
+esac
