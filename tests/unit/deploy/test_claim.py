@@ -1,0 +1,119 @@
+"""Deploy's and rollback's claim rules, without a registry: the slot's row in, the check (or
+the refusal) out."""
+
+from __future__ import annotations
+
+import pytest
+
+from staging_ops.claims.model import SlotState
+from staging_ops.deploy.claim import ClaimCheck, deploy_claim, rollback_claim
+from staging_ops.errors import BadInput, Conflict
+from staging_ops.inventory import Slot
+
+SLOT = Slot(
+    4, "staging-4", "staging-4.justapply.net", 5004, 8084, "job_search_staging_4", "qa", "h"
+)
+ME = "me@laptop"
+
+
+def row(task: str | None = None, owner: str | None = None) -> SlotState:
+    status = "claimed" if task or owner else "free"
+    return SlotState(4, "staging-4", "staging-4.justapply.net", "qa", status, task, owner)
+
+
+@pytest.mark.parametrize(
+    ("state", "task", "force", "expected"),
+    [
+        # A free slot is claimed for the operator's task.
+        (row(), "JA-1", False, ClaimCheck(f"claimed for JA-1 by {ME}", "JA-1", True, ("JA-1", ME))),
+        (row(), "JA-1", True, ClaimCheck(f"claimed for JA-1 by {ME}", "JA-1", True, ("JA-1", ME))),
+        # Held by the same task: deployed, the holder's claim renewed (their owner kept).
+        (
+            row("JA-1", "alice"),
+            "JA-1",
+            False,
+            ClaimCheck("held by JA-1, renewed", "JA-1", True, ("JA-1", "alice")),
+        ),
+        # No task known: the operator's own claim.
+        (
+            row("JA-1", ME),
+            None,
+            False,
+            ClaimCheck("held by JA-1, renewed", "JA-1", True, ("JA-1", ME)),
+        ),
+        # Another task's slot under --force: deployed, the claim stays theirs, not renewed.
+        (
+            row("JA-2", "bob"),
+            "JA-1",
+            True,
+            ClaimCheck("held by JA-2 (bob); deploy anyway (--force)", "JA-2", True, None),
+        ),
+        (
+            row("JA-2", "bob"),
+            None,
+            True,
+            ClaimCheck("held by JA-2 (bob); deploy anyway (--force)", "JA-2", True, None),
+        ),
+    ],
+)
+def test_deploy_claim(state, task, force, expected):
+    assert deploy_claim(state, SLOT, task, ME, force) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "task", "force", "error", "message"),
+    [
+        (
+            row("JA-2", "bob"),
+            "JA-1",
+            False,
+            Conflict,
+            r"held by task JA-2 \(owner bob\).*--task JA-2",
+        ),
+        (row("JA-2", "bob"), None, False, Conflict, "or --force"),
+        (row(), None, False, BadInput, "free and no task is known"),
+        (row(), None, True, BadInput, "free and no task is known"),
+    ],
+)
+def test_deploy_claim_refuses(state, task, force, error, message):
+    with pytest.raises(error, match=message):
+        deploy_claim(state, SLOT, task, ME, force)
+
+
+@pytest.mark.parametrize(
+    ("state", "task", "force", "expected"),
+    [
+        # Rollback claims nothing, not even a renewal.
+        (row("JA-1", "alice"), "JA-1", False, ClaimCheck("held by JA-1, renewed", "JA-1")),
+        (row("JA-1", ME), None, False, ClaimCheck("held by JA-1, renewed", "JA-1")),
+        (
+            row("JA-2", "bob"),
+            "JA-1",
+            True,
+            ClaimCheck("held by JA-2 (bob); rollback anyway (--force)", "JA-2"),
+        ),
+        # A free slot under --force: rolled back, nothing recorded.
+        (
+            row(),
+            None,
+            True,
+            ClaimCheck("free; rolling back anyway (--force), not in the registry", record=False),
+        ),
+    ],
+)
+def test_rollback_claim(state, task, force, expected):
+    assert rollback_claim(state, SLOT, task, ME, force) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "task", "message"),
+    [
+        (row(), "JA-1", "staging-4 is free: claim it first"),
+        (row(), None, "staging-4 is free: claim it first"),
+        (row("JA-2", "bob"), "JA-1", "this rollback is for it, or --force"),
+        (row("JA-2", "bob"), None, "held by task JA-2"),
+    ],
+)
+def test_rollback_claim_refuses(state, task, message):
+    with pytest.raises(Conflict, match=message):
+        rollback_claim(state, SLOT, task, ME, False)

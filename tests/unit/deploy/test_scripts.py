@@ -1,0 +1,292 @@
+"""The deploy's and the lock's remote scripts, run here against temp directories (with a
+stand-in systemctl where they would ask systemd), plus shellcheck and the flock file
+descriptors each one may hold."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from staging_ops.deploy import fds
+from staging_ops.deploy import lock as slot_lock
+from staging_ops.deploy.fetch import NOT_FOUND
+from staging_ops.deploy.record import KEEP_RELEASES
+from staging_ops.deploy.restart import RESTARTS_MARK, restarts_before
+from staging_ops.deploy.rollback import parse_releases
+from staging_ops.remote.scripts import SCRIPTS, script_command, script_text
+
+OURS = sorted(p.name for p in SCRIPTS.glob("*.sh") if p.name.startswith(("deploy-", "lock-")))
+
+
+def run(command: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """A remote command, run here by sh as sshd would run it."""
+    return subprocess.run(
+        ["sh", "-c", command], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def sh(name: str, *args: object, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return run(script_command(name, *map(str, args)), env=env)
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck is not installed")
+def test_every_script_is_shellcheck_clean():
+    result = subprocess.run(
+        ["shellcheck", "-s", "sh", *(str(SCRIPTS / n) for n in OURS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_a_script_holds_only_its_own_flock_fds_and_names_them(name):
+    text = script_text(name)
+    used = {int(n) for n in re.findall(r"exec (\d)>", text)}
+    used |= {int(n) for n in re.findall(r"flock (?:-\w+ (?:\"\$\w+\" )?)*(\d)\b", text)}
+    assert used == set(fds.BY_SCRIPT.get(name, ())), name
+    if used:
+        header = "".join(line for line in text.splitlines(True) if line.startswith("#"))
+        assert "staging_ops/deploy/fds.py" in header
+        for fd in used:
+            assert re.search(rf"\b{fd} the ", header), (name, fd)
+
+
+def test_the_fds_are_distinct():
+    numbers = [fds.FENCE, fds.VENV, fds.MIRROR, fds.DEPLOY_LOCK]
+    assert len(set(numbers)) == len(numbers)
+
+
+# --- deploy-releases.sh: the listing, the .ok mark, the prune ----------------------------
+
+
+def make_release(releases: Path, name: str, *, ok=False, bad=False, commit="", branch=""):
+    path = releases / name
+    path.mkdir(parents=True)
+    (path / ".release-env").write_text(
+        f'DEPLOYED_COMMIT="{commit or name}"\nDEPLOYED_BRANCH="{branch or "main"}"\n'
+    )
+    if ok:
+        (path / ".ok").touch()
+    if bad:
+        (path / ".bad").touch()
+
+
+def listing(releases: Path) -> list[dict]:
+    result = sh("deploy-releases.sh", "list", releases)
+    assert result.returncode == 0, result.stderr
+    return parse_releases(result.stdout)
+
+
+def test_the_listing_is_newest_first_with_marks_and_the_old_log_counts_as_verified(tmp_path):
+    releases = tmp_path / "releases"
+    make_release(releases, "r1")  # verified before `.ok` existed: a deploys.log line
+    make_release(releases, "r2", bad=True, ok=True, branch="feat/x")
+    make_release(releases, "r3", ok=True)
+    make_release(releases, "r4")  # a killed deploy's
+    (releases / ".r5.partial").mkdir()
+    (tmp_path / "deploys.log").write_text("2025-01-01T00:00:00+00:00 me main c1 r1\n")
+    assert [(r["release"], r["ok"], r["bad"], r["branch"]) for r in listing(releases)] == [
+        ("r4", False, False, "main"),
+        ("r3", True, False, "main"),
+        ("r2", True, True, "feat/x"),
+        ("r1", True, False, "main"),
+    ]
+
+
+def test_no_releases_dir_lists_nothing(tmp_path):
+    assert listing(tmp_path / "releases") == []
+
+
+def record(tmp_path: Path, release: str, previous: str = "", keep: int = KEEP_RELEASES):
+    log = tmp_path / "deploys.log"
+    line = f"2026-01-01T00:00:00+00:00 me main c-{release} {release}"
+    result = sh(
+        "deploy-releases.sh", "record", tmp_path / "releases", log, line, release, previous, keep
+    )
+    assert result.returncode == 0, result.stderr
+    return sorted(p.name for p in (tmp_path / "releases").iterdir())
+
+
+def test_record_marks_ok_logs_and_keeps_the_newest(tmp_path):
+    releases = tmp_path / "releases"
+    for n in range(1, 9):
+        make_release(releases, f"r{n}", ok=True)
+    assert record(tmp_path, "r8", "r7") == ["r4", "r5", "r6", "r7", "r8"]
+    assert (releases / "r8/.ok").exists()
+    assert (tmp_path / "deploys.log").read_text().splitlines()[-1].endswith(" c-r8 r8")
+
+
+# r1..r7 (oldest first) marked ok, bad, "log" (verified by a deploys.log line only) or "."
+# (never verified); then the release recorded, the previous one, and what the prune keeps.
+@pytest.mark.parametrize(
+    ("marks", "release", "previous", "kept"),
+    [
+        # The one rollback would pick (newest verified, not bad, older than the release) stays,
+        # however old: here r2, since r3..r7 are bad or unverified.
+        ("ok ok bad . . . .", "r8", "r7", "r2 r4 r5 r6 r7 r8"),
+        # The previous release stays too, however old (a rollback --to far back).
+        ("ok ok ok ok ok ok ok", "r8", "r1", "r1 r4 r5 r6 r7 r8"),
+        # A release verified only by the old deploy log is a rollback target as well.
+        ("log . . . . . .", "r8", "", "r1 r4 r5 r6 r7 r8"),
+        # The recorded release is kept even when it is not among the newest (a rollback).
+        ("ok ok ok ok ok ok ok", "r1", "r7", "r1 r3 r4 r5 r6 r7"),
+    ],
+)
+def test_the_prune_never_removes_the_release_the_previous_or_the_rollback_target(
+    tmp_path, marks, release, previous, kept
+):
+    releases = tmp_path / "releases"
+    names = [f"r{n}" for n in range(1, 8)]
+    for name, mark in zip(names, marks.split(), strict=True):
+        make_release(releases, name, ok=mark == "ok", bad=mark == "bad")
+        if mark == "log":
+            with (tmp_path / "deploys.log").open("a") as log:
+                log.write(f"2020-01-01T00:00:00+00:00 me main c {name}\n")
+    if release not in names:
+        make_release(releases, release)
+    assert record(tmp_path, release, previous) == kept.split()
+
+
+def test_an_unknown_action_is_refused(tmp_path):
+    result = sh("deploy-releases.sh", "prune", tmp_path)
+    assert result.returncode == 2 and "unknown action prune" in result.stderr
+
+
+# --- deploy-restart.sh with a stand-in systemctl ------------------------------------------
+
+
+@pytest.fixture
+def systemctl(tmp_path):
+    """A systemctl that logs its calls, says NRestarts=3, and fails to restart `bad.service`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    fake = bin_dir / "systemctl"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$1" in\n'
+        '  show) for u; do case "$u" in *.service) echo 3;; esac; done ;;\n'
+        '  restart|stop) [ "$2" != bad.service ] || { echo "$2 failed" >&2; exit 1; } ;;\n'
+        "esac\n"
+    )
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    return env, calls
+
+
+def restart_script(tmp_path: Path, env: dict, verb: str, *units: str):
+    return sh(
+        "deploy-restart.sh",
+        script_text("deploy-restart-units.sh"),
+        RESTARTS_MARK,
+        tmp_path / ".restart.log",
+        verb,
+        *units,
+        env=env,
+    )
+
+
+def test_restart_prints_the_baseline_then_restarts_every_unit(tmp_path, systemctl):
+    env, calls = systemctl
+    units = ["a.service", "b.service", "c.service"]
+    result = restart_script(tmp_path, env, "restart", *units)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first == f"{RESTARTS_MARK} 3 3 3"
+    assert restarts_before(units, first) == dict.fromkeys(units, 3)
+    lines = calls.read_text().splitlines()
+    # The baseline is read before anything is reset or restarted.
+    assert lines[0] == "show -p NRestarts --value a.service b.service c.service"
+    assert lines[1] == "reset-failed a.service b.service c.service"
+    assert sorted(lines[2:]) == [f"restart {u}" for u in units]
+
+
+def test_restart_fails_if_one_unit_fails_and_says_which(tmp_path, systemctl):
+    env, calls = systemctl
+    result = restart_script(tmp_path, env, "stop", "a.service", "bad.service")
+    assert result.returncode == 1
+    assert "bad.service failed" in result.stdout
+    assert "stop a.service" in calls.read_text()
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (f"{RESTARTS_MARK} 0 3 1", {"u1": 0, "u2": 3, "u3": 1}),
+        (f"{RESTARTS_MARK} 2", {"u1": 2}),  # systemctl said less: the rest never restarted
+        (f"{RESTARTS_MARK} x 1 ", {"u1": 0, "u2": 1}),
+        (RESTARTS_MARK, {}),
+    ],
+)
+def test_restarts_before(line, expected):
+    assert restarts_before(["u1", "u2", "u3"], line) == expected
+
+
+# --- lock-guard.sh and lock-hold.sh ------------------------------------------------------
+
+
+def test_a_guarded_command_runs_only_while_the_token_is_ours(tmp_path):
+    path = str(tmp_path / ".deploy.lock")
+    Path(slot_lock.holder_path(path)).write_text("tok-1 me on here (pid 1) at then\n")
+    ours = run(slot_lock.guarded(path, "tok-1", 'echo "ran $0"; exit 3'))
+    assert (ours.returncode, ours.stdout.strip()) == (3, "ran lock-guard.sh")
+    theirs = run(slot_lock.guarded(path, "tok-2", "echo ran"))
+    assert theirs.returncode == slot_lock.LOST and theirs.stdout == ""
+    assert theirs.stderr.strip() == f"{slot_lock.LOST_MARK} me on here (pid 1) at then"
+
+
+def test_the_holder_takes_the_lock_writes_its_token_and_note_and_leaves_on_eof(tmp_path):
+    path = str(tmp_path / ".deploy.lock")
+    note = {"holder": "me", "host": "here", "pid": 7, "started": "2026-01-01T00:00:00+00:00"}
+    # Our stdin plays the SSH channel: the lock is held until it closes.
+    holder = subprocess.Popen(
+        ["sh", "-c", slot_lock.lock_script(path, note, "tok-9")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "LOCKED"
+    written = Path(slot_lock.note_path(path)).read_text()
+    assert written.startswith('{"holder": "me", "host": "here", "pid": 7, ')
+    assert re.search(r', "remote_pid": \d+}$', written)
+    assert Path(slot_lock.holder_path(path)).read_text() == (
+        "tok-9 me on here (pid 7) at 2026-01-01T00:00:00+00:00\n"
+    )
+    busy = run(slot_lock.lock_script(path, note))
+    assert busy.returncode == slot_lock.BUSY
+    assert busy.stdout.splitlines()[0] == "BUSY" and '"remote_pid"' in busy.stdout
+    holder.stdin.close()
+    assert holder.wait(5) == 0
+    assert not Path(slot_lock.note_path(path)).exists()
+
+
+# --- deploy-fetch.sh against a local repository -----------------------------------------
+
+
+def test_fetch_clones_the_mirror_once_and_reads_the_branch(tmp_path):
+    repo = tmp_path / "repo"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "one"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    base = tmp_path / "base"
+    mirror = base / "repo.git"
+
+    def fetch(branch: str):
+        ref = f"refs/heads/{branch}^{{commit}}"
+        return sh("deploy-fetch.sh", base, mirror, f"{mirror}.lock", repo, ref, NOT_FOUND)
+
+    first = fetch("main")
+    assert (first.returncode, first.stdout) == (0, head)
+    assert mirror.is_dir() and not Path(f"{mirror}.tmp").exists()
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "two"], check=True)
+    again = fetch("main")
+    assert again.returncode == 0 and again.stdout != head
+    assert fetch("nope").returncode == NOT_FOUND
