@@ -161,24 +161,25 @@ def test_an_unknown_action_is_refused(tmp_path):
 # --- deploy-restart.sh with a stand-in systemctl ------------------------------------------
 
 
+# A systemctl that logs its calls, says NRestarts=3 of every unit, and fails on bad.service.
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$*" >> "$CALLS"
+case "$1" in
+  show) for u; do case "$u" in *.service) echo 3;; esac; done ;;
+  restart|stop) [ "$2" != bad.service ] || { echo "$2 failed" >&2; exit 1; } ;;
+esac
+"""
+
+
 @pytest.fixture
 def systemctl(tmp_path):
-    """A systemctl that logs its calls, says NRestarts=3, and fails to restart `bad.service`."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    calls = tmp_path / "calls"
-    fake = bin_dir / "systemctl"
-    fake.write_text(
-        "#!/bin/sh\n"
-        f'echo "$*" >> {calls}\n'
-        'case "$1" in\n'
-        '  show) for u; do case "$u" in *.service) echo 3;; esac; done ;;\n'
-        '  restart|stop) [ "$2" != bad.service ] || { echo "$2 failed" >&2; exit 1; } ;;\n'
-        "esac\n"
-    )
+    """(env with the fake systemctl first on PATH, the file its calls go to)."""
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_SYSTEMCTL)
     fake.chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
-    return env, calls
+    calls = tmp_path / "calls"
+    return {"PATH": f"{fake.parent}:/usr/bin:/bin", "CALLS": str(calls)}, calls
 
 
 def restart_script(tmp_path: Path, env: dict, verb: str, *units: str):
