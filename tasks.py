@@ -318,7 +318,9 @@ def verify(c, slot="", json=False):
         print(output.to_json(result))
     elif result["ok"]:
         served = result["served"]
-        print(f"ok: {result['url']} serves {served['branch']} {served['commit'][:12]}")
+        expires = (result.get("certificate") or {}).get("expires")
+        tls = f"; certificate valid until {expires}" if expires else ""
+        print(f"ok: {result['url']} serves {served['branch']} {served['commit'][:12]}{tls}")
     else:
         print(f"mismatch: {result['url']}: {result['problem']}")
     if not result["ok"]:

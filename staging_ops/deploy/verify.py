@@ -15,7 +15,7 @@ import paramiko
 from staging_ops import remote
 from staging_ops.deploy.steps import Run, Step
 from staging_ops.errors import StagingError
-from staging_ops.health import slot_get
+from staging_ops.health import certificate_check, slot_get
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.render import public_url
 
@@ -128,6 +128,11 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, An
     ok = answer is not None and bool(state.commit) and served == state.commit
     if answer is not None and not ok:
         problem = f"serves {served!r}, registry says {state.commit!r}"
+    # The certificate nginx serves for the slot: not covering it, or expiring within 14 days,
+    # is a problem too.
+    certificate = certificate_check(host, slot)
+    if ok and certificate["problem"]:
+        ok, problem = False, certificate["problem"]
     return {
         "slot": slot.id,
         "identifier": slot.identifier,
@@ -137,4 +142,5 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, An
         "registry_branch": state.branch,
         "ok": ok,
         "problem": problem,
+        "certificate": certificate,
     }
