@@ -28,14 +28,11 @@ _PG_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _UNIT_SAFE = re.compile(r"^[A-Za-z0-9_.:/@%${}=,+\- \"'*]+$")
 _PATH = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
-_UNIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9.:-]+$")
 _SCHEME = re.compile(r"^https?$")
 _HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.:_~%/-]+$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
-_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
-_RELATIVE_FILE = re.compile(r"^[A-Za-z0-9_./-]+$")
 HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
@@ -150,9 +147,15 @@ CHECKS: dict[Kind, Callable[[object], object]] = {
     Kind.CONNECT_SECONDS: lambda v: float(integer(v, high=600)),
     Kind.SECONDS: positive_seconds,
     Kind.FLAG: flag,
-    Kind.PACKAGES: names("must be a list of Debian package names", _PACKAGE),
-    Kind.UNIT_NAMES: names("must be a list of systemd unit names", _UNIT_NAME),
+    Kind.PACKAGES: names(
+        "must be a list of Debian package names", re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
+    ),
+    Kind.UNIT_NAMES: names(
+        "must be a list of systemd unit names", re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")
+    ),
     Kind.RELATIVE_FILES: names(
-        "must be a list of relative file names", _RELATIVE_FILE, lambda x: ".." not in x
+        "must be a list of relative file names",
+        re.compile(r"^[A-Za-z0-9_./-]+$"),
+        lambda x: ".." not in x,
     ),
 }
