@@ -79,6 +79,10 @@ VALID = [
     ("host", "postgres_host", "db-1.internal", "db-1.internal"),
     ("host", "listen_address", "0:0::1", "::1"),
     ("host", "listen_address", "", ""),
+    ("host", "acme", True, True),
+    ("host", "acme_email", "ops@example.com", "ops@example.com"),
+    ("host", "acme_directory", "https://pebble:14000/dir", "https://pebble:14000/dir"),
+    ("host", "acme_ca_bundle", "/etc/ssl/pebble/", "/etc/ssl/pebble"),
     ("app", "verify_timeout", 2.5, 2.5),
     ("app", "verify_timeout", _ABSENT, 60.0),
     ("app", "python", _ABSENT, "python3"),
@@ -127,6 +131,10 @@ INVALID = [
     ("host", "postgres_host", "db@x", "'db@x' is not a host name or IP address"),
     ("host", "listen_address", "localhost", "'localhost' is not an IP address"),
     ("host", "listen_address", 1, "1 is not an IP address"),
+    ("host", "acme", "yes", "must be true or false"),
+    ("host", "acme_directory", "http://x/dir", "'http://x/dir' is not valid"),
+    ("host", "acme_email", "ops@localhost", "'ops@localhost' is not valid"),
+    ("host", "acme_ca_bundle", "ca.pem", "'ca.pem' is not valid"),
     ("app", "name", "Job Search", "'Job Search' is not valid"),
     ("app", "repo_url", _ABSENT, "required, must be a non-empty string"),
     ("app", "ui_command", "run; rm -rf /", "'run; rm -rf /' is not valid"),
@@ -175,6 +183,30 @@ def test_a_protected_host_is_read_for_its_address_only(tmp_path):
     path = _write(tmp_path, slot={**SLOT, "host": "prod"}, extra_hosts=production)
     with pytest.raises(BadInput, match="slot 4: field 'host': host 'prod' is protected"):
         load_inventory(path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "problem"),
+    [
+        (
+            {"tls_certificate": "/etc/ssl/a.pem"},
+            "tls_certificate",
+            "'/etc/ssl/a.pem': with acme = true it must be "
+            "/etc/letsencrypt/live/NAME/fullchain.pem",
+        ),
+        (
+            {"tls_certificate_key": "/etc/letsencrypt/live/other/privkey.pem"},
+            "tls_certificate_key",
+            "'/etc/letsencrypt/live/other/privkey.pem': with acme = true it must be "
+            "/etc/letsencrypt/live/justapply.net/privkey.pem",
+        ),
+    ],
+)
+def test_with_acme_the_certificate_is_certbots_lineage(tmp_path, changes, key, problem):
+    path = _write(tmp_path, host={**HOST, "acme": True, **changes})
+    with pytest.raises(BadInput) as err:
+        load_inventory(path)
+    assert str(err.value) == f"{path}: host 'h1': field '{key}': {problem}"
 
 
 @pytest.mark.parametrize(
