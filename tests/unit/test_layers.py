@@ -13,9 +13,10 @@ import grimp
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-# claims holds both the top of the house (service, view: they call deploy, provision and the
-# registry) and its bottom (model: the SlotRegistry Protocol the registry implements; owner,
-# which deploy asks). Its modules are therefore placed one by one, not as one package.
+# claims holds both the top of the house (service and view call deploy, provision and the
+# registry; reap works through the registry) and its bottom (model: the SlotRegistry Protocol
+# the registry implements; rules, which the registry enforces; owner, which deploy asks). Its
+# modules are therefore placed one by one, not as one package.
 SPLIT_PACKAGES = ("staging_ops.claims",)
 
 
