@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=(openssh-server nginx git python3-venv openssl iproute2 ca-certificates sudo)
+# scripts/test.sh lints every shell script with it.
+packages+=(shellcheck)
 # The local droplet (devtools/droplet, tests/droplet): debootstrap builds its Debian tree,
 # systemd-nspawn boots it, apt-cacher-ng (our own instance, never the packaged service) is
 # its apt proxy.
@@ -47,4 +49,5 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
-echo "setup: ready (.venv, $(nginx -v 2>&1), $(ls -d /usr/lib/postgresql/*/bin | tail -1))"
+pg_bins=(/usr/lib/postgresql/*/bin)
+echo "setup: ready (.venv, $(nginx -v 2>&1), ${pg_bins[-1]})"

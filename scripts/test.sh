@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Sets up everything the tests need (packages, .venv) and runs the whole suite: lint, then
-# pytest against a real sandbox (sshd, PostgreSQL, nginx, systemctl stand-in) on loopback.
+# Sets up everything the tests need (packages, .venv) and runs the whole suite: lint (ruff, then
+# ShellCheck, then the import contracts), then pytest against a real sandbox (sshd,
+# PostgreSQL, nginx, systemctl stand-in) on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# The remote scripts run as `sh -c SCRIPT` on the droplet (dash on Debian): POSIX sh.
+remote_scripts=(staging_ops/remote/scripts/*.sh)
+if [ -e "${remote_scripts[0]}" ]; then shellcheck -s sh "${remote_scripts[@]}"; fi
+shellcheck scripts/*.sh .ci/run
+.venv/bin/lint-imports --no-cache
 exec .venv/bin/pytest "$@"

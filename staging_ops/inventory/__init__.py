@@ -1,4 +1,5 @@
-"""The inventory: model.py (App, Host, Slot, Inventory) and load.py (TOML in, validated)."""
+"""The inventory: model.py (App, Host, Slot, Inventory; each field's Kind), checks.py (one
+check per Kind) and load.py (TOML in, validated)."""
 
 from staging_ops.inventory.load import (
     DEFAULT_INVENTORY,

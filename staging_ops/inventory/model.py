@@ -1,86 +1,170 @@
 """The inventory's model: the app, the droplets (hosts) and the slots on them. Frozen
-dataclasses; load.py builds them from TOML and validates every field."""
+dataclasses whose field types say how load.py validates each field read from the TOML: a
+field's Kind (in its Annotated type) picks the check in checks.py, so a new field needs only
+its line here. Fields without a Kind are read explicitly by load.py, or not from the file."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import typing
+from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 from staging_ops.errors import BadInput
 
 ROLES = ("qa", "staging")
 
 
+class Kind(Enum):
+    """What a field read from the inventory file must be (checks.CHECKS: one check each)."""
+
+    TEXT = "a non-empty string on one line"
+    IDENTIFIER = "lowercase letters, digits and '-'"
+    PG_IDENTIFIER = "a PostgreSQL identifier"
+    UNIT_COMMAND = "a command line that is safe in a systemd unit"
+    ADDRESS = "a host name or IP address to connect to"
+    USER = "a Unix user name"
+    SCHEME = "http or https"
+    HTTPS_URL = "an https:// URL"
+    EMAIL = "an e-mail address"
+    GITHUB_REPOSITORY = "a GitHub repository, owner/name"
+    PATH = "an absolute path on the droplet"
+    DNS_NAME = "a DNS name of two labels or more"
+    ROLE = "one of ROLES"
+    PORT = "a TCP port"
+    SLOT_PORT = "a TCP port from 1024"
+    SLOT_ID = "a slot number from 1 to 9999"
+    CONNECT_SECONDS = "whole seconds from 1 to 600"
+    SECONDS = "a positive number of seconds"
+    FLAG = "true or false"
+    PACKAGES = "a list of Debian package names"
+    UNIT_NAMES = "a list of systemd unit names"
+    RELATIVE_FILES = "a list of relative file names"
+
+
+Text = Annotated[str, Kind.TEXT]
+Identifier = Annotated[str, Kind.IDENTIFIER]
+PgIdentifier = Annotated[str, Kind.PG_IDENTIFIER]
+UnitCommand = Annotated[str, Kind.UNIT_COMMAND]
+Address = Annotated[str, Kind.ADDRESS]
+UserName = Annotated[str, Kind.USER]
+Scheme = Annotated[str, Kind.SCHEME]
+HttpsUrl = Annotated[str, Kind.HTTPS_URL]
+Email = Annotated[str, Kind.EMAIL]
+GithubRepository = Annotated[str, Kind.GITHUB_REPOSITORY]
+RemotePath = Annotated[str, Kind.PATH]
+DnsName = Annotated[str, Kind.DNS_NAME]
+Role = Annotated[str, Kind.ROLE]
+Port = Annotated[int, Kind.PORT]
+SlotPort = Annotated[int, Kind.SLOT_PORT]
+SlotId = Annotated[int, Kind.SLOT_ID]
+ConnectSeconds = Annotated[float, Kind.CONNECT_SECONDS]
+Seconds = Annotated[float, Kind.SECONDS]
+Flag = Annotated[bool, Kind.FLAG]
+Packages = Annotated[tuple[str, ...], Kind.PACKAGES]
+UnitNames = Annotated[tuple[str, ...], Kind.UNIT_NAMES]
+RelativeFiles = Annotated[tuple[str, ...], Kind.RELATIVE_FILES]
+
+
+@functools.cache
+def field_kinds(cls: type) -> dict[str, Kind]:
+    """The Kind of each field of `cls` that has one (`X | None` included), in the order the
+    fields are declared."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    kinds = {}
+    for f in fields(cls):
+        kind = _kind_in(hints[f.name])
+        if kind is not None:
+            kinds[f.name] = kind
+    return kinds
+
+
+def _kind_in(hint: object) -> Kind | None:
+    if typing.get_origin(hint) is Annotated:
+        return next((m for m in hint.__metadata__ if isinstance(m, Kind)), None)
+    for arg in typing.get_args(hint):
+        kind = _kind_in(arg)
+        if kind is not None:
+            return kind
+    return None
+
+
 @dataclass(frozen=True)
 class App:
     """The application deployed into every slot, and the commands its units run."""
 
-    name: str
-    repo_url: str
-    ui_command: str
-    airflow_webserver_command: str
-    airflow_scheduler_command: str
-    migrate_command: str
-    requirements: tuple[str, ...] = ("requirements.txt",)
-    python: str = "python3"
-    verify_timeout: float = 60.0
-    linear_url: str = "https://linear.app/issue"
+    name: Identifier
+    repo_url: Text
+    ui_command: UnitCommand
+    airflow_webserver_command: UnitCommand
+    airflow_scheduler_command: UnitCommand
+    migrate_command: UnitCommand
+    requirements: RelativeFiles = ("requirements.txt",)
+    python: UnitCommand = "python3"
+    verify_timeout: Seconds = 60.0
+    linear_url: Text = "https://linear.app/issue"
     # "owner/name" on GitHub: a webhook's repository.full_name must be this (None: GitHub
     # webhooks release nothing). auto_release_stop: a webhook's release also stops services.
-    github_repository: str | None = None
-    auto_release_stop: bool = False
+    github_repository: GithubRepository | None = None
+    auto_release_stop: Flag = False
 
 
 @dataclass(frozen=True)
 class Host:
     """A droplet. `protected` hosts (production) are never connected to."""
 
+    # From the [hosts.NAME] table's name.
     name: str
-    address: str
-    protected: bool = False
-    user: str = "root"
-    port: int = 22
-    key_file: str | None = None
-    connect_timeout: float = 10.0
-    base_dir: str = "/srv/staging"
-    nginx_dir: str = "/etc/nginx"
-    systemd_dir: str = "/etc/systemd/system"
-    service_user: str = "staging"
-    tls_certificate: str = "/etc/letsencrypt/live/justapply.net/fullchain.pem"
-    tls_certificate_key: str = "/etc/letsencrypt/live/justapply.net/privkey.pem"
+    address: Address
+    protected: Flag = False
+    user: UserName = "root"
+    port: Port = 22
+    key_file: RemotePath | None = None
+    connect_timeout: ConnectSeconds = 10.0
+    base_dir: RemotePath = "/srv/staging"
+    nginx_dir: RemotePath = "/etc/nginx"
+    systemd_dir: RemotePath = "/etc/systemd/system"
+    service_user: UserName = "staging"
+    tls_certificate: RemotePath = "/etc/letsencrypt/live/justapply.net/fullchain.pem"
+    tls_certificate_key: RemotePath = "/etc/letsencrypt/live/justapply.net/privkey.pem"
     # CA bundle that health checks trust for this host's certificate; None: the system's.
-    tls_ca: str | None = None
+    tls_ca: RemotePath | None = None
     # False: health checks through nginx do not verify the certificate (a host still serving
     # provision-all's self-signed placeholder, e.g. a local droplet without ACME).
-    tls_verify: bool = True
+    tls_verify: Flag = True
     # ACME (certbot, HTTP-01 through the webroot nginx serves): the certificate for all the
     # host's slot names is certbot's lineage named by tls_certificate's directory under
-    # /etc/letsencrypt/live/. Let's Encrypt's production directory unless the inventory names
-    # another (its staging one: https://acme-staging-v02.api.letsencrypt.org/directory).
-    acme: bool = False
-    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
-    acme_email: str | None = None
+    # /etc/letsencrypt/live/ (load.py checks that itself). Let's Encrypt's production
+    # directory unless the inventory names another (its staging one:
+    # https://acme-staging-v02.api.letsencrypt.org/directory).
+    acme: Flag = False
+    acme_directory: HttpsUrl = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_email: Email | None = None
     # A CA bundle (on the droplet) that trusts the ACME server's own HTTPS: a local test
     # server's; None: the system's.
-    acme_ca_bundle: str | None = None
-    http_port: int = 80
-    https_port: int = 443
-    packages: tuple[str, ...] = ()
+    acme_ca_bundle: RemotePath | None = None
+    http_port: Port = 80
+    https_port: Port = 443
+    packages: Packages = ()
+    # load.py checks it itself: a host name or IP address (it goes into DATABASE_URL).
     postgres_host: str = "127.0.0.1"
-    postgres_port: int = 5432
-    postgres_admin_user: str = "postgres"
-    # Used through sudo when `user` is not root (root's SFTP rights for a sudoer).
+    postgres_port: Port = 5432
+    postgres_admin_user: UserName = "postgres"
+    # Used through sudo when `user` is not root (root's SFTP rights for a sudoer). Not read
+    # from the inventory file.
     sftp_server: str = "/usr/lib/openssh/sftp-server"
-    nginx_test_command: str = "nginx -t"
-    nginx_reload_command: str = "systemctl reload nginx"
-    public_scheme: str = "https"
-    public_port: int | None = None
+    nginx_test_command: Text = "nginx -t"
+    nginx_reload_command: Text = "systemctl reload nginx"
+    public_scheme: Scheme = "https"
+    public_port: Port | None = None
     # The address nginx listens on (`listen ADDR:PORT`); empty: all addresses, as a droplet
-    # serving the internet needs. The sandbox sets 127.0.0.1.
+    # serving the internet needs. The sandbox sets 127.0.0.1. load.py checks it itself.
     listen_address: str = ""
     # Services that must be enabled at boot and running (None: those of nginx and postgresql
     # that `packages` installs). The sandbox has none: its nginx is not a unit.
-    boot_services: tuple[str, ...] | None = None
+    boot_services: UnitNames | None = None
 
     @property
     def services_at_boot(self) -> tuple[str, ...]:
@@ -101,13 +185,14 @@ class Host:
 class Slot:
     """staging-N: its subdomain, ports, database, role, and the host it lives on."""
 
-    id: int
-    identifier: str
-    subdomain: str
-    ui_port: int
-    airflow_port: int
-    database: str
-    role: str
+    id: SlotId
+    identifier: Identifier
+    subdomain: DnsName
+    ui_port: SlotPort
+    airflow_port: SlotPort
+    database: PgIdentifier
+    role: Role
+    # load.py checks it itself: a host of the inventory, not a protected one.
     host: str
 
     def directory(self, host: Host) -> str:

@@ -1,0 +1,1 @@
+"""Table tests of the inventory loader, without a host."""
