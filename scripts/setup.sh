@@ -12,7 +12,7 @@ packages+=(shellcheck)
 # The local droplet (devtools/droplet, tests/droplet): debootstrap builds its Debian tree,
 # systemd-nspawn boots it, apt-cacher-ng (our own instance, never the packaged service) is
 # its apt proxy.
-packages+=(debootstrap systemd-container apt-cacher-ng)
+packages+=(debootstrap systemd-container apt-cacher-ng pebble curl)
 # PostgreSQL server binaries: keep a preinstalled cluster version, else install Debian's.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
 # Debian's Chromium for the dashboard's browser tests (Playwright, from .venv, drives it; its

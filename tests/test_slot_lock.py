@@ -13,6 +13,7 @@ import pytest
 
 from staging_ops import output
 from staging_ops.deploy import lock as slot_lock
+from staging_ops.deploy import restart, switch
 from staging_ops.deploy.session import Deployer
 from staging_ops.inventory import Inventory, load_inventory
 from staging_ops.remote import RemoteHost, connect
@@ -102,11 +103,11 @@ def test_a_deploy_whose_lock_was_taken_over_neither_switches_nor_restarts(sandbo
         taker = take_over(taker_session, paths.lock, slot.identifier, "fresh@new")
         try:
             with pytest.raises(slot_lock.LockLost, match="taken over by fresh@new on"):
-                deployer.switch("20000101T000000Z-fenced")
+                switch.switch(deployer, "20000101T000000Z-fenced")
             after = os.readlink(paths.current) if os.path.lexists(paths.current) else None
             assert after == before
             with pytest.raises(slot_lock.LockLost, match="this deploy stops"):
-                deployer.restart()
+                restart.restart(deployer)
         finally:
             taker.release()
     finally:

@@ -52,7 +52,7 @@ class AutoReleaseOutcome:
 def _task_in_branch(branch: str) -> str | None:
     # Imported here: deploy's module brings Fabric, which a webhook that names a slot's
     # deployed branch never needs.
-    from staging_ops.deploy.deployer import task_from_branch
+    from staging_ops.deploy.branch import task_from_branch
 
     return task_from_branch(branch)
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from staging_ops import output, remote
 from staging_ops.deploy import lock as slot_lock
-from staging_ops.deploy import restart, switch
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.render import slot_units
@@ -87,14 +86,6 @@ class Deployer:
         return self.remote.run(command, check=check)
 
     # The two steps a deploy whose lock was taken over must refuse, callable on their own.
-
-    def switch(self, release: str | None) -> None:
-        """switch.switch(self, release)."""
-        switch.switch(self, release)
-
-    def restart(self, stop_only: bool = False) -> None:
-        """restart.restart(self, stop_only)."""
-        restart.restart(self, stop_only)
 
 
 @contextmanager
