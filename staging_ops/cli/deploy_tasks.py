@@ -1,0 +1,124 @@
+"""Slot release tasks: deploy, rollback, verify, logs."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import Exit, task
+
+from staging_ops import output
+from staging_ops.cli.common import load, operator, operator_errors
+from staging_ops.errors import BadInput
+
+
+@task(
+    help={
+        "slot": "slot number to deploy to",
+        "branch": "branch of the app repository to deploy",
+        "task": "Linear task key the slot is for (default: taken from the branch name)",
+        "owner": "who deploys (default: git config user.email, then $USER)",
+        "force": "deploy even though another task holds the slot (the claim stays theirs)",
+        "json": "print the result as JSON",
+    }
+)
+@operator_errors
+def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
+    """Deploy a branch to a slot: verified through /api/version, rolled back if broken."""
+    from staging_ops import deploy as deploy_mod
+    from staging_ops.registry.from_env import registry_session
+
+    inventory = load(c)
+    chosen = inventory.slot(slot)
+    if not branch:
+        raise BadInput("--branch is required")
+    deploy_mod.validate_branch(branch)
+    who = operator(owner)
+    log = output.StepLog(quiet=json)
+    with registry_session() as registry:
+        result = deploy_mod.deploy(
+            inventory,
+            chosen,
+            branch,
+            registry=registry,
+            operator=who,
+            task=task or None,
+            force=force,
+            log=log,
+        )
+    if json:
+        print(output.to_json(result.as_dict()))
+        return
+    total = sum(s["seconds"] for s in result.steps)
+    print(f"deployed {branch} ({result.commit[:12]}) to {chosen.identifier} in {total:.2f}s")
+    print(f"  {result.url}")
+
+
+@task(
+    help={
+        "slot": "slot number to roll back",
+        "to": "release directory name to go back to (default: the previous verified release)",
+        "task": "Linear task key the slot is held for (default: the slot must be held by --owner)",
+        "owner": "who rolls back (default: git config user.email, then $USER)",
+        "force": "roll back even though the slot is free or another task holds it",
+    }
+)
+@operator_errors
+def rollback(c, slot="", to="", task="", owner="", force=False):
+    """Switch a slot back to its previous verified release, verified the same way as a deploy."""
+    from staging_ops import deploy as deploy_mod
+    from staging_ops.registry.from_env import registry_session
+
+    inventory = load(c)
+    chosen = inventory.slot(slot)
+    with registry_session() as registry:
+        result = deploy_mod.rollback(
+            inventory,
+            chosen,
+            registry=registry,
+            operator=operator(owner),
+            to=to or None,
+            task=task or None,
+            force=force,
+        )
+    print(f"{chosen.identifier} is back on {result.release} ({result.commit[:12]})")
+
+
+@task(help={"slot": "slot number to verify", "json": "print the result as JSON"})
+@operator_errors
+def verify(c, slot="", json=False):
+    """Ask the slot's public URL for /api/version and compare it with the registry."""
+    from staging_ops import deploy as deploy_mod
+    from staging_ops.registry.from_env import registry_session
+
+    inventory = load(c)
+    chosen = inventory.slot(slot)
+    with registry_session() as registry:
+        result = deploy_mod.verify_slot(inventory, chosen, registry)
+    if json:
+        print(output.to_json(result))
+    elif result["ok"]:
+        served = result["served"]
+        expires = (result.get("certificate") or {}).get("expires")
+        tls = f"; certificate valid until {expires}" if expires else ""
+        print(f"ok: {result['url']} serves {served['branch']} {served['commit'][:12]}{tls}")
+    else:
+        print(f"mismatch: {result['url']}: {result['problem']}")
+    if not result["ok"]:
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "slot": "slot number",
+        "service": "ui, airflow-webserver or airflow-scheduler (default ui)",
+        "n": "how many lines (default 100)",
+        "follow": "keep printing new lines",
+    }
+)
+@operator_errors
+def logs(c, slot="", service="ui", n=100, follow=False):
+    """Show a slot's service log from the droplet (journalctl)."""
+    from staging_ops import deploy as deploy_mod
+
+    inventory = load(c)
+    deploy_mod.logs(inventory, inventory.slot(slot), service, int(n), follow, sys.stdout)
