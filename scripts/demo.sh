@@ -2,6 +2,8 @@
 # Sets up and runs the main job on the local sandbox droplet, exactly as an operator runs it
 # against the real droplet: provision-all, claim, deploy feat-x, verify, status, release.
 set -euo pipefail
+# shellcheck source=scripts/as-root.sh
+source "$(dirname "$0")/as-root.sh"
 cd "$(dirname "$0")/.."
 # The demo needs no browser: only the dashboard's tests do.
 STAGING_WITH_BROWSER=${STAGING_WITH_BROWSER:-0} bash scripts/setup.sh

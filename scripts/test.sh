@@ -3,6 +3,8 @@
 # ShellCheck, then the import contracts), then pytest against a real sandbox (sshd,
 # PostgreSQL, nginx, systemctl stand-in) on loopback.
 set -euo pipefail
+# shellcheck source=scripts/as-root.sh
+source "$(dirname "$0")/as-root.sh"
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
