@@ -41,7 +41,7 @@ class AutoReleaseOutcome:
 
     @property
     def released(self) -> list[int]:
-        return [s["slot"] for s in self.slots if s["outcome"] == "released"]
+        return [s["slot"] for s in self.slots if s["released"]]
 
     def summary(self) -> str:
         if not self.slots:
@@ -85,11 +85,11 @@ def auto_release(
         entry: dict[str, Any] = {"slot": state.slot_id, "task": state.task, "branch": state.branch}
         by_branch = trigger.branch is not None and state.branch == trigger.branch
         try:
-            entry["outcome"] = _release(
+            entry["released"], entry["outcome"] = _release(
                 acting, inventory, state, who, trigger.reason, state.commit if by_branch else None
             )
         except Conflict as exc:
-            entry["outcome"] = f"skipped: {exc}"
+            entry["released"], entry["outcome"] = False, f"skipped: {exc}"
         outcome.slots.append(entry)
     return outcome
 
@@ -101,7 +101,9 @@ def _release(
     who: str,
     reason: str,
     commit: str | None,
-) -> str:
+) -> tuple[bool, str]:
+    """Whether the claim was freed (services stopped or not), and what was done, in words."""
+
     def free() -> bool:
         return registry.release(
             state.slot_id,
@@ -114,14 +116,14 @@ def _release(
 
     slot = inventory.slots.get(state.slot_id) if inventory else None
     if not (inventory and slot and inventory.app.auto_release_stop):
-        return "released" if free() else "already free"
+        return (True, "released") if free() else (False, "already free")
     # Imported here: only a release that stops services needs Fabric.
     from staging_ops.deploy.stop import slot_locked, stop_slot
 
     with slot_locked(inventory, slot, who, action="release") as held:
         if not free():
-            return "already free"
+            return False, "already free"
         try:
-            return f"released, {stop_slot(inventory, slot, who, held)}"
+            return True, f"released, {stop_slot(inventory, slot, who, held)}"
         except StagingError as exc:
-            return f"released, but stopping its services failed: {exc}"
+            return True, f"released, but stopping its services failed: {exc}"

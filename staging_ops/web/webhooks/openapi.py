@@ -19,6 +19,10 @@ _ANSWER = {
                     "slot": {"type": "integer"},
                     "task": {"type": "string"},
                     "branch": {"type": ["string", "null"]},
+                    "released": {
+                        "type": "boolean",
+                        "description": "Whether this slot's claim was freed.",
+                    },
                     "outcome": {"type": "string"},
                 },
             },
