@@ -47,10 +47,14 @@ def roots_path(droplet_dir: Path) -> Path:
 
 
 def prepare(
-    droplet_dir: Path, droplet_root: Path, validity: int = DEFAULT_VALIDITY_SECONDS
+    droplet_dir: Path,
+    droplet_root: Path,
+    validity: int = DEFAULT_VALIDITY_SECONDS,
+    blocklist: tuple[str, ...] = (),
 ) -> Path:
     """Pebble's listener certificate and config in DIR/acme; the listener's CA into the
-    droplet for certbot. Returns the config file."""
+    droplet for certbot. Returns the config file. `blocklist`: names pebble refuses to issue
+    for, as a real CA's policy refuses some."""
     here = acme_dir(droplet_dir)
     here.mkdir(exist_ok=True)
     key, cert = here / "listener.key", here / "listener.pem"
@@ -79,6 +83,7 @@ def prepare(
                     "ocspResponderURL": "",
                     "externalAccountBindingRequired": False,
                     "certificateValidityPeriod": validity,
+                    "domainBlocklist": list(blocklist),
                 }
             },
             indent=2,

@@ -208,12 +208,34 @@ def test_an_acme_server_that_is_down_fails_one_step_and_the_next_run_completes(b
     served(box, "staging-4.justapply.net")
 
 
-def _restart_pebble(box: droplet_mod.Droplet, validity: int | None = None) -> None:
-    """A new pebble (a validity of its own): it remembers no account, so certbot's account
-    for it goes too (a real ACME server keeps its accounts)."""
+def test_a_name_the_acme_server_refuses_fails_with_its_own_reason(box, first, tmp_path):
+    refused = "staging-13.justapply.net"
+    _restart_pebble(box, blocklist=(refused,))
+    try:
+        inventory = with_extra_slot(box, tmp_path, 13, refused)
+        failed = invoke(box, "provision-all", STAGING_INVENTORY=str(inventory))
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        errors = [x for x in failed.stdout.splitlines() if "error:" in x]
+        assert len(errors) == 1, failed.stdout
+        # Pebble's own words, the name, and where it was asked; never a traceback.
+        assert "forbidden by policy" in errors[0] and refused in errors[0], errors
+        assert acme.DIRECTORY_URL in errors[0] and "Traceback" not in failed.stderr
+        # The certificate nginx serves is still the last good one, for the other names.
+        assert "staging-13.justapply.net" not in names_of(served(box, "staging-4.justapply.net"))
+    finally:
+        _restart_pebble(box)
+    again = report(invoke(box, "provision-all", "--json"))
+    assert not again["failed"]
+
+
+def _restart_pebble(
+    box: droplet_mod.Droplet, validity: int | None = None, blocklist: tuple[str, ...] = ()
+) -> None:
+    """A new pebble (a validity and a blocklist of its own): it remembers no account, so
+    certbot's account for it goes too (a real ACME server keeps its accounts)."""
     acme.stop(box.path, box.pids)
-    if validity:
-        acme.prepare(box.path, box.layout.root, validity=validity)
+    acme.prepare(box.path, box.layout.root, validity=validity or acme.DEFAULT_VALIDITY_SECONDS,
+                 blocklist=blocklist)  # fmt: skip
     box.pids.update(acme.start(box.path, droplet_mod.machine.container_init(box.pids["launcher"])))
     box.save()
     droplet_mod.run(box, "rm -rf /etc/letsencrypt/accounts")

@@ -4,7 +4,7 @@
 #   $1   a CA bundle that trusts the ACME server's own HTTPS ('' for the system's): a local
 #        test server's; certbot reads it from REQUESTS_CA_BUNDLE, nothing else does
 #   $2.. certbot's arguments
-# Exit status: certbot's. Its errors (the ACME server's own reason) are on stderr.
+# Exit status: certbot's. Its errors are on stderr, the ACME server's own reason as `Detail:`.
 set -u
 bundle=$1
 shift
@@ -12,4 +12,15 @@ if [ -n "$bundle" ]; then
   REQUESTS_CA_BUNDLE=$bundle
   export REQUESTS_CA_BUNDLE
 fi
-exec certbot --quiet "$@"
+certbot --quiet "$@"
+status=$?
+if [ "$status" -ne 0 ]; then
+  # Debian 12's certbot (2.1, Python 3.11) hides any ACME error behind "AttributeError: can't
+  # set attribute" (certbot#9539); its log of this run keeps the server's problem document.
+  detail=$(grep -oE '"detail": *"([^"\\]|\\.)*"' /var/log/letsencrypt/letsencrypt.log 2>/dev/null |
+    tail -n 1 | sed -e 's/^"detail": *"//' -e 's/"$//' -e 's/\\"/"/g')
+  if [ -n "$detail" ]; then
+    printf 'Detail: %s\n' "$detail" >&2
+  fi
+fi
+exit "$status"
