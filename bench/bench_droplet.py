@@ -25,13 +25,14 @@ CYCLES, FIRSTS, RUNS, REBOOTS = 3, 2, 5, 3
 
 
 @contextmanager
-def _droplet() -> Iterator[tuple[droplet_mod.Droplet, float]]:
-    """A droplet in a fresh 0755 temp dir and the seconds `up` took; always down and removed."""
+def fresh_droplet(acme: str = "") -> Iterator[tuple[droplet_mod.Droplet, float]]:
+    """A droplet in a fresh 0755 temp dir and the seconds `up` took; always down and removed.
+    `acme="pebble"`: with its local ACME server, so provision-all obtains real certificates."""
     directory = Path(tempfile.mkdtemp(prefix="bench-droplet-"))
     directory.chmod(0o755)  # the postgres OS user traverses it
     try:
         start = time.perf_counter()
-        box = droplet_mod.up(directory, name="bench")
+        box = droplet_mod.up(directory, name="bench", acme=acme)
         yield box, time.perf_counter() - start
     finally:
         droplet_mod.down(directory)
@@ -42,8 +43,12 @@ def _invoke(box: droplet_mod.Droplet, *args: str) -> tuple[float, str]:
     return timed([INVOKE, *args], env=box.env())
 
 
-def _provision(box: droplet_mod.Droplet) -> tuple[float, dict]:
-    elapsed, out = _invoke(box, "provision-all", "--json")
+def provision_json(
+    box: droplet_mod.Droplet, env: dict[str, str] | None = None
+) -> tuple[float, dict]:
+    """Seconds of one whole `invoke provision-all --json` (extra `env` on top of the box's)
+    and its report; a failed run ends the bench."""
+    elapsed, out = timed([INVOKE, "provision-all", "--json"], env={**box.env(), **(env or {})})
     report = json.loads(out)
     assert not report["failed"], report
     return elapsed, report
@@ -93,12 +98,12 @@ def _place_beside_sandbox() -> None:
 def main() -> None:
     build: float | None = None
     if base.cached_base() is None:
-        with _droplet() as (_, build):
+        with fresh_droplet() as (_, build):
             pass
     ups: list[float] = []
     downs: list[float] = []
     for _ in range(CYCLES):
-        with _droplet() as (box, elapsed):
+        with fresh_droplet() as (box, elapsed):
             ups.append(elapsed)
             downs.append(_timed_down(box))
     apts: list[float] = []
@@ -112,9 +117,9 @@ def main() -> None:
     tries: list[int] = []
     cache_before, caches = _cache_mb(network.PROXY_CACHE), set[str]()
     for n in range(FIRSTS):
-        with _droplet() as (box, _):
+        with fresh_droplet() as (box, _):
             caches.add(box.proxy_cache)
-            elapsed, report = _provision(box)
+            elapsed, report = provision_json(box)
             steps = {s["step"]: s for s in report["hosts"][0]["steps"]}
             assert steps["install packages"]["outcome"] == "changed", steps
             apts.append(steps["install packages"]["seconds"])
@@ -122,7 +127,7 @@ def main() -> None:
             if n < FIRSTS - 1:
                 continue
             for _ in range(RUNS):
-                elapsed, report = _provision(box)
+                elapsed, report = provision_json(box)
                 assert report["changed"] == 0, report
                 noops.append(elapsed)
                 commands.append(report["hosts"][0]["commands"])
