@@ -15,6 +15,7 @@ host's root, nginx, systemctl wrappers), api_server (the dashboard), inventory
 
 from __future__ import annotations
 
+from devtools.envfile import REGISTRY_DB, STATE_FILE
 from devtools.sandbox import stopping
 from devtools.sandbox.api_server import PROJECT
 from devtools.sandbox.host_root import SYSTEMCTL
@@ -22,15 +23,7 @@ from devtools.sandbox.lifecycle import down, status, up
 from devtools.sandbox.postgres import start_postgres
 from devtools.sandbox.processes import alive as _alive  # the name tests know it by
 from devtools.sandbox.sshd import SANDBOX_PATH
-from devtools.sandbox.state import (
-    REGISTRY_DB,
-    SERVICE_USER,
-    STATE_FILE,
-    Ports,
-    Sandbox,
-    SandboxHost,
-    load,
-)
+from devtools.sandbox.state import SERVICE_USER, Ports, Sandbox, SandboxHost, load
 from staging_ops.errors import BadInput, StagingError
 
 __all__ = [

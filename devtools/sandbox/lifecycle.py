@@ -8,9 +8,10 @@ import signal
 import socket
 from pathlib import Path
 
+from devtools import envfile
 from devtools.sandbox import api_server, host_root, inventory, postgres, sshd, stopping
 from devtools.sandbox.processes import alive, unit_pids, wait_listening
-from devtools.sandbox.state import STATE_FILE, Ports, Sandbox, SandboxHost, load
+from devtools.sandbox.state import Ports, Sandbox, SandboxHost, load
 from staging_ops.errors import BadInput
 
 
@@ -31,7 +32,7 @@ def up(
         raise BadInput(f"--slots must be between 1 and 500, not {slots}")
     ports = ports or Ports()
     path = Path(directory).resolve()
-    _check_replaceable(path)
+    envfile.check_replaceable(path, "sandbox", load)
     down(path)
     sandbox = Sandbox(
         dir=str(path),
@@ -138,36 +139,6 @@ def status(directory: str | Path = ".sandbox") -> dict[str, object]:
         "inventory": str(sandbox.inventory_path),
         "env": str(sandbox.env_path),
     }
-
-
-def _check_replaceable(path: Path) -> None:
-    """`up` deletes `path` and starts afresh there: allowed only for a directory that holds a
-    sandbox (its state.json) or nothing at all. Anything else (a checkout, a home directory)
-    is refused before it is touched."""
-    if path == Path("/") or path == Path.home():
-        raise BadInput(f"refusing to use {path} as a sandbox directory")
-    if not path.exists():
-        return
-    if not path.is_dir():
-        raise BadInput(f"refusing to use {path} as a sandbox directory: it is not a directory")
-    if (path / STATE_FILE).is_file():
-        try:
-            load(path)
-        except (OSError, ValueError, TypeError, KeyError):
-            raise BadInput(
-                f"refusing to use {path} as a sandbox directory: its {STATE_FILE} is not "
-                "a sandbox's (remove the directory yourself if it is one)"
-            ) from None
-        return
-    try:
-        empty = next(path.iterdir(), None) is None
-    except OSError as exc:
-        raise BadInput(f"refusing to use {path} as a sandbox directory: {exc.strerror}") from None
-    if not empty:
-        raise BadInput(
-            f"refusing to use {path} as a sandbox directory: it is not empty and holds no "
-            f"sandbox ({STATE_FILE}); choose an empty or new directory"
-        )
 
 
 def _check_ports_free(sandbox: Sandbox) -> None:

@@ -7,8 +7,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from devtools.envfile import REGISTRY_DB
 from devtools.sandbox import processes
-from devtools.sandbox.state import REGISTRY_DB, Sandbox
+from devtools.sandbox.state import Sandbox
 from staging_ops.errors import StagingError
 
 

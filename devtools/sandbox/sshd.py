@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from devtools import envfile
 from devtools.sandbox.processes import run, wait_for_file
 from devtools.sandbox.state import Sandbox, SandboxHost
 
@@ -16,20 +17,7 @@ def make_keys(sandbox: Sandbox) -> None:
     # the user logging in, and sandbox hosts may log in as a non-root sudoer too.
     keys.mkdir(mode=0o755)
     for name in ("id_ed25519", "ssh_host_ed25519_key"):
-        run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                f"staging-sandbox-{name}",
-                "-f",
-                str(keys / name),
-            ]
-        )
+        envfile.ssh_keygen(keys / name, f"staging-sandbox-{name}", "sandbox")
     (keys / "authorized_keys").write_text((keys / "id_ed25519.pub").read_text())
     (keys / "authorized_keys").chmod(0o644)
 

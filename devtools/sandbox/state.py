@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools.envfile import DevDir, read_state
+
 SERVICE_USER = "staging-sandbox"
-REGISTRY_DB = "staging_registry"
-STATE_FILE = "state.json"
 
 
 @dataclass
@@ -47,7 +46,7 @@ class SandboxHost:
 
 
 @dataclass
-class Sandbox:
+class Sandbox(DevDir):
     """What `up` built; saved as DIR/state.json so `down` and `status` can find it again."""
 
     dir: str
@@ -66,26 +65,6 @@ class Sandbox:
     linear_webhook_secret: str = ""
 
     @property
-    def path(self) -> Path:
-        return Path(self.dir)
-
-    @property
-    def inventory_path(self) -> Path:
-        return self.path / "inventory.toml"
-
-    @property
-    def env_path(self) -> Path:
-        return self.path / "env"
-
-    @property
-    def repo_path(self) -> Path:
-        return self.path / "repo" / "sample-app.git"
-
-    @property
-    def key_path(self) -> Path:
-        return self.path / "keys" / "id_ed25519"
-
-    @property
     def ca_path(self) -> Path:
         return self.path / "tls" / "justapply.net.crt"
 
@@ -93,19 +72,9 @@ class Sandbox:
     def pg_socket_dir(self) -> Path:
         return self.path / "pg" / "run"
 
-    @property
-    def admin_dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres"
-
-    @property
-    def registry_dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{REGISTRY_DB}"
-
     def env(self) -> dict[str, str]:
         return {
-            "STAGING_INVENTORY": str(self.inventory_path),
-            "STAGING_REGISTRY_DSN": self.registry_dsn,
-            "STAGING_SANDBOX_REPO": str(self.repo_path),
+            **self.base_env(),
             "STAGING_SANDBOX_DIR": str(self.path),
             **self.dashboard_env(),
         }
@@ -120,15 +89,11 @@ class Sandbox:
             "STAGING_DASHBOARD_URL": f"http://127.0.0.1:{self.dashboard_port}/staging",
         }
 
-    def save(self) -> None:
-        (self.path / STATE_FILE).write_text(json.dumps(asdict(self), indent=2))
-
 
 def load(directory: str | Path) -> Sandbox | None:
-    state = Path(directory) / STATE_FILE
-    if not state.exists():
+    raw = read_state(directory)
+    if raw is None:
         return None
-    raw = json.loads(state.read_text())
     raw["hosts"] = [SandboxHost(**h) for h in raw["hosts"]]
     return Sandbox(**raw)
 
