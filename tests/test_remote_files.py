@@ -13,8 +13,10 @@ from staging_ops.inventory import load_inventory
 def _drop_while_awaiting_chmod(session: remote.RemoteHost) -> None:
     """Arms `session` so that its SFTP session dies at one known point: the temp file is
     written and closed, its chmod request has gone out, and the client waits for the answer.
-    The transport is closed from inside that wait (before the answer is read), so the read
-    meets end-of-file: paramiko's SSHException "Server connection dropped", every time."""
+    The transport is closed from inside that wait and the wait ends in end-of-file, as for a
+    connection lost before the answer came: paramiko's SSHException "Server connection
+    dropped", every time. (The answer may already sit in the channel's buffer, sshd being
+    quick; it is dropped with the connection, else the drop would land at chown instead.)"""
     open_sftp = session.open_sftp
 
     def open_armed():
@@ -24,9 +26,10 @@ def _drop_while_awaiting_chmod(session: remote.RemoteHost) -> None:
         recv = channel.recv
 
         def recv_or_drop(nbytes: int) -> bytes:
-            if armed:
-                channel.get_transport().close()
-            return recv(nbytes)
+            if not armed:
+                return recv(nbytes)
+            channel.get_transport().close()
+            return b""
 
         def chmod_then_drop(path: str, mode: int) -> None:
             nonlocal armed
