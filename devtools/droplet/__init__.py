@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devtools import envfile
 from devtools.droplet import acme as acme_mod
 from devtools.droplet import base, machine, network, proc
 from devtools.droplet import env as env_mod
@@ -88,7 +89,7 @@ def up(
     if acme not in ACME_SERVERS:
         raise BadInput(f"--acme must be one of {', '.join(repr(a) for a in ACME_SERVERS)}")
     path = Path(directory).resolve()
-    _check_replaceable(path)
+    envfile.check_replaceable(path, "droplet", load)
     reason = can_boot()
     if reason:
         raise StagingError(f"droplet: this machine cannot boot droplets: {reason}")
@@ -205,10 +206,7 @@ def down(directory: str | Path = ".droplet") -> list[str]:
     """Stop and remove everything the droplet in `directory` created; returns what it
     stopped or removed. The dir's files stay (up deletes them)."""
     path = Path(directory).resolve()
-    try:
-        droplet = load(path)
-    except (OSError, ValueError, TypeError, KeyError):
-        raise BadInput(f"droplet: {path / STATE_FILE} is not a droplet's") from None
+    droplet = _load_or_refuse(path)
     if droplet is None:
         return []
     # First: they hold the droplet's network namespace (and its veth) while they run.
@@ -248,10 +246,7 @@ def down(directory: str | Path = ".droplet") -> list[str]:
 
 def status(directory: str | Path = ".droplet") -> dict[str, Any]:
     path = Path(directory).resolve()
-    try:
-        droplet = load(path)
-    except (OSError, ValueError, TypeError, KeyError):
-        raise BadInput(f"droplet: {path / STATE_FILE} is not a droplet's") from None
+    droplet = _load_or_refuse(path)
     if droplet is None:
         return {"dir": str(path), "up": False, "processes": {}}
     launcher = droplet.pids.get("launcher")
@@ -345,25 +340,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _check_replaceable(path: Path) -> None:
-    """`up` deletes `path` and starts afresh there: only a droplet's dir or an empty one."""
-    if path in (Path("/"), Path.home()):
-        raise BadInput(f"refusing to use {path} as a droplet directory")
-    if not path.exists():
-        return
-    if not path.is_dir():
-        raise BadInput(f"refusing to use {path} as a droplet directory: it is not a directory")
-    if (path / STATE_FILE).is_file():
-        try:
-            load(path)
-        except (OSError, ValueError, TypeError, KeyError):
-            raise BadInput(
-                f"refusing to use {path} as a droplet directory: its {STATE_FILE} is not a "
-                "droplet's (remove the directory yourself if it is one)"
-            ) from None
-        return
-    if next(path.iterdir(), None) is not None:
-        raise BadInput(
-            f"refusing to use {path} as a droplet directory: it is not empty and holds no "
-            f"droplet ({STATE_FILE}); choose an empty or new directory"
-        )
+def _load_or_refuse(path: Path) -> Droplet | None:
+    try:
+        return load(path)
+    except (OSError, ValueError, TypeError, KeyError):
+        raise BadInput(f"droplet: {path / STATE_FILE} is not a droplet's") from None

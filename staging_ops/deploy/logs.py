@@ -29,8 +29,8 @@ def logs(
     host = inventory.host_of(slot)
     session = remote.connect(host)
     try:
-        command = f"journalctl -u {remote.quote(unit)} -n {lines} --no-pager" + (
-            " -f" if follow else ""
+        command = remote.script_command(
+            "slot-journal.sh", unit, lines, *(["follow"] if follow else [])
         )
         # stderr is kept (hide), not echoed: a failure is reported in our one line instead.
         result = session.connection.run(
@@ -52,6 +52,6 @@ def logs(
 
 def last_lines(deployer: Deployer, lines: int = 20) -> str:
     """The slot's UI unit's last `lines` log lines."""
-    unit = remote.quote(deployer.units[0])
-    _, out, err = deployer.run(f"journalctl -u {unit} -n {lines} --no-pager 2>&1", check=False)
+    command = remote.script_command("slot-journal.sh", deployer.units[0], lines) + " 2>&1"
+    _, out, err = deployer.run(command, check=False)
     return (out or err).rstrip()

@@ -21,11 +21,7 @@ def migrate_command(app: App, service_user: str, release_dir: str) -> str:
     command = app.migrate_command.replace("{release}", release_dir).replace(
         "{current}", release_dir
     )
-    inner = f"set -a; . ./.env; . ./.release-env; set +a; exec {command}"
-    return (
-        f"cd {remote.quote(release_dir)} && runuser -u {remote.quote(service_user)} -- env -i "
-        f"PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp sh -c {remote.quote(inner)}"
-    )
+    return remote.script_command("deploy-migrate.sh", release_dir, service_user, command)
 
 
 def migrate(deployer: Deployer, release: str) -> None:

@@ -55,7 +55,7 @@ def mark_bad(deployer: Deployer, release: str) -> None:
     """`.bad` on a release that failed: rollback never picks it."""
     # Guarded like every step that changes what rollback and pruning see.
     deployer.run(
-        f"touch {remote.quote(deployer.paths.releases + '/' + release + '/.bad')}",
+        remote.script_command("deploy-mark-bad.sh", f"{deployer.paths.releases}/{release}"),
         check=False,
         guarded=True,
     )

@@ -89,8 +89,9 @@ def bootstrap_admin_password(remote: Any, host: Host) -> str:
 
     password = secrets.token_urlsafe(32)
     path = admin_secret_path(host)
-    q = remote_mod.quote
-    remote.run(f"install -d -m 700 {q(path.rsplit('/', 1)[0])}")
+    remote.run(
+        remote_mod.script_command("provision-admin-secret.sh", "mkdir", path.rsplit("/", 1)[0])
+    )
     remote_mod.apply_files(remote, [remote_mod.Write(path, password + "\n", 0o600)], [])
     script = remote_mod.script_command(
         "provision-pg-admin-password.sh",
@@ -113,8 +114,10 @@ def read_admin_secret(remote: Any, host: Host) -> str | None:
     facts, e.g. release --reset-db); None when there is none."""
     from staging_ops import remote as remote_mod
 
-    path = remote_mod.quote(admin_secret_path(host))
-    code, out, _ = remote.run(f"[ ! -e {path} ] || cat {path}", check=False)
+    command = remote_mod.script_command(
+        "provision-admin-secret.sh", "read", admin_secret_path(host)
+    )
+    code, out, _ = remote.run(command, check=False)
     return (out.strip() or None) if code == 0 else None
 
 

@@ -8,7 +8,6 @@ with the operator's admin JWT as a Bearer header. See security.py for why that i
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 from flask import (
@@ -23,29 +22,19 @@ from flask import (
 )
 
 from staging_ops.claims.model import SlotRegistry
-from staging_ops.errors import BadInput, StagingError
-from staging_ops.inventory import Inventory, load_inventory
+from staging_ops.errors import StagingError
+from staging_ops.inventory import Inventory
 from staging_ops.web import auth
 from staging_ops.web.api import PREFIX as API_PREFIX
 from staging_ops.web.api import auth_error_response, staging_error_response
+from staging_ops.web.app_inventory import inventory_or_none
 from staging_ops.web.dashboard.board import build_board
 from staging_ops.web.dashboard.health_cache import HealthCache
 from staging_ops.web.dashboard.security import add_page_headers, refuse_cross_origin_writes
 
 URL_PREFIX = "/staging"
-log = logging.getLogger(__name__)
 
 __all__ = ["dashboard_blueprint", "inventory_or_none", "register_dashboard"]
-
-
-def inventory_or_none() -> Inventory | None:
-    """The inventory STAGING_INVENTORY names (or the default one); None, logged, when it cannot
-    be loaded — the dashboard then still shows the registry, without health and links."""
-    try:
-        return load_inventory()
-    except BadInput as exc:
-        log.warning("dashboard without inventory: %s", exc)
-        return None
 
 
 def dashboard_blueprint(

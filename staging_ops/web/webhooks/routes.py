@@ -29,6 +29,7 @@ from staging_ops.claims.model import SlotRegistry
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory
 from staging_ops.registry import deliveries
+from staging_ops.web.app_inventory import inventory_or_none
 from staging_ops.web.webhooks import github, linear
 from staging_ops.web.webhooks.decision import IGNORE, PING, Decision, body_digest
 
@@ -166,8 +167,6 @@ def register_webhooks(app: Any, registry: SlotRegistry, inventory: Inventory | N
     if not dsn:
         return  # an in-memory or API registry: no place to remember deliveries
     if inventory is None:
-        from staging_ops.web.dashboard import inventory_or_none
-
         inventory = inventory_or_none()
     app.register_blueprint(
         webhooks_blueprint(

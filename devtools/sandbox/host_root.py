@@ -1,0 +1,93 @@
+"""A sandbox host's root directory (what the droplet's /etc, /srv and /var would be), its nginx
+(with a self-signed *.justapply.net certificate) and the systemctl/journalctl on its PATH."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from devtools.sandbox.processes import run, wait_for_file
+from devtools.sandbox.state import Sandbox, SandboxHost
+
+SYSTEMCTL = Path(__file__).resolve().parent / "systemctl.py"
+
+
+def make_certificate(sandbox: Sandbox) -> None:
+    tls = sandbox.path / "tls"
+    tls.mkdir()
+    run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=*.justapply.net",
+            "-addext",
+            "subjectAltName=DNS:*.justapply.net,DNS:justapply.net",
+            "-keyout",
+            str(tls / "justapply.net.key"),
+            "-out",
+            str(sandbox.ca_path),
+        ]
+    )
+
+
+def make_host_root(sandbox: Sandbox, host: SandboxHost) -> None:
+    root = host.root
+    for sub in (
+        "etc/nginx/sites-available",
+        "etc/nginx/sites-enabled",
+        "etc/systemd/system",
+        "srv/staging",
+        "var/log/nginx",
+        "var/lib/nginx/tmp",
+        "run",
+    ):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    hdir = Path(host.dir)
+    (hdir / "home").mkdir()
+    tmp = root / "var/lib/nginx/tmp"
+    temp_paths = "\n".join(
+        f"    {kind}_temp_path {tmp}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    host.nginx_conf.write_text(f"""# sandbox nginx for {host.name}
+worker_processes 1;
+pid {root}/run/nginx.pid;
+error_log {root}/var/log/nginx/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {root}/var/log/nginx/access.log;
+{temp_paths}
+    include /etc/nginx/mime.types;
+    server_names_hash_bucket_size 128;
+    include {root}/etc/nginx/sites-enabled/*.conf;
+}}
+""")
+    bin_dir = hdir / "bin"
+    bin_dir.mkdir()
+    for name, extra in (("systemctl", ""), ("journalctl", "--journalctl ")):
+        wrapper = bin_dir / name
+        wrapper.write_text(
+            # By path: the dev tooling is not installed, and the session's cwd is its HOME.
+            f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(SYSTEMCTL))} "
+            f'{extra}--root={shlex.quote(str(root))} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+    # Only a redirect-free, default-server-only nginx until provision-all writes the vhosts.
+    (root / "etc/nginx/sites-enabled/.keep").write_text("")
+
+
+def start_nginx(sandbox: Sandbox, host: SandboxHost) -> None:
+    run(host.nginx_args())
+    pid_file = host.root / "run/nginx.pid"
+    sandbox.pids[f"{host.name}:nginx"] = int(wait_for_file(pid_file).read_text().strip())
+    sandbox.save()
