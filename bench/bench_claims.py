@@ -237,11 +237,16 @@ def main() -> None:
         "--workers", type=int, default=default_workers(), help="server worker processes"
     )
     parser.add_argument("--api-only", action="store_true", help="only the API measurement")
+    parser.add_argument(
+        "--status-only",
+        action="store_true",
+        help="only `invoke status` (with and without health), printed, RESULTS.md untouched",
+    )
     parser.add_argument("--no-results", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args()
     if not args.dsn:
         raise SystemExit("give --dsn or set STAGING_REGISTRY_DSN (a database the bench may write)")
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.status_only:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     inventory = load_inventory(args.inventory)
     migrate(args.dsn, inventory)
@@ -249,6 +254,11 @@ def main() -> None:
     for var in ("STAGING_API_URL", "STAGING_API_TOKEN"):
         os.environ.pop(var, None)
 
+    if args.status_only:
+        for argv, target in ((["status"], "<= 0.8 s"), (["status", "--no-health"], "-")):
+            times = [timed([INVOKE, *argv], env)[0] for _ in range(RUNS)]
+            print(_row(f"`invoke {' '.join(argv)}`", times, target))
+        return
     runs = api_latency(env, args.clients, args.seconds, args.workers)
     api = runs["api"]
     churn_row = (

@@ -26,6 +26,7 @@ STATUS_COLUMNS = (
     "ui",
     "airflow",
     "tls",
+    "drift",
 )
 HISTORY_FIELDS = ("status", "task", "owner", "branch", "commit", "note", "expires_at")
 
@@ -74,12 +75,13 @@ def status_table(rows: list[dict[str, Any]], now: datetime | None = None) -> str
                 "deployed": _relative(row.get("deployed_at"), now),
                 "expires": f"EXPIRED {expires}" if row.get("expired") else expires,
                 "tls": _tls_text(row.get("certificate"), now),
+                "drift": _drift_text(row.get("drift")),
             }
         )
     columns = [
         c
         for c in STATUS_COLUMNS
-        if c not in ("ui", "airflow", "tls") or any(r.get(c) is not None for r in shown)
+        if c not in ("ui", "airflow", "tls", "drift") or any(r.get(c) is not None for r in shown)
     ]
     return table(shown, columns)
 
@@ -91,6 +93,16 @@ def _tls_text(check: dict[str, Any] | None, now: datetime) -> str | None:
     if check.get("problem"):
         return str(check["problem"])
     return f"ok, expires {_relative(check.get('expires'), now)}"
+
+
+def _drift_text(drift: dict[str, Any] | None) -> str | None:
+    """The drift column: "no", "unknown" (the droplet was not read), or the pairs that differ
+    ("registry≠current"); the whole sentence is in --json and `invoke verify`."""
+    if not drift:
+        return None
+    if drift["state"] == "drift":
+        return ", ".join(f"{a}≠{b}" for a, b in drift["pairs"])
+    return "no" if drift["state"] == "ok" else str(drift["state"])
 
 
 def _change_text(event: SlotEvent) -> str:
