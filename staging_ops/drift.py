@@ -13,7 +13,7 @@ out of the comparison rather than counted as a difference.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,12 +62,7 @@ class Drift:
         return self.state == "drift"
 
     def label(self) -> str:
-        """The status table's cell: "no", "unknown", or the pairs ("registry≠current")."""
-        if self.state == "ok":
-            return "no"
-        if self.state == "unknown":
-            return "unknown"
-        return ", ".join(f"{a}≠{b}" for a, b in self.pairs)
+        return label(self.state, self.pairs)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +70,14 @@ class Drift:
             "pairs": [list(p) for p in self.pairs],
             "message": self.message,
         }
+
+
+def label(state: str, pairs: Sequence[Sequence[str]]) -> str:
+    """The status table's cell: "no", "unknown", or the pairs that differ
+    ("registry≠current"); the whole sentence is in --json and `invoke verify`."""
+    if state == "drift":
+        return ", ".join(f"{a}≠{b}" for a, b in pairs)
+    return "no" if state == "ok" else state
 
 
 def _short(commit: str | None) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from staging_ops.claims.model import ClaimResult, SlotEvent, format_duration, utc_text
 from staging_ops.claims.reap import ReapItem
 from staging_ops.claims.service import ReleaseOutcome
+from staging_ops.drift import label as drift_label
 from staging_ops.output import table
 
 STATUS_COLUMNS = (
@@ -96,13 +97,7 @@ def _tls_text(check: dict[str, Any] | None, now: datetime) -> str | None:
 
 
 def _drift_text(drift: dict[str, Any] | None) -> str | None:
-    """The drift column: "no", "unknown" (the droplet was not read), or the pairs that differ
-    ("registry≠current"); the whole sentence is in --json and `invoke verify`."""
-    if not drift:
-        return None
-    if drift["state"] == "drift":
-        return ", ".join(f"{a}≠{b}" for a, b in drift["pairs"])
-    return "no" if drift["state"] == "ok" else str(drift["state"])
+    return drift_label(drift["state"], drift["pairs"]) if drift else None
 
 
 def _change_text(event: SlotEvent) -> str:
