@@ -205,9 +205,10 @@ def test_an_unreachable_host_is_unknown_per_slot(sandbox, releases, tmp_path, si
     row = next(r for r in rows if r["slot"] == SLOT)
     assert f"127.0.0.1:{port}" in row["live"]["error"]
     assert row["ui"] == "up"  # HTTPS still answers: only the droplet's side is unknown
-    table = run_invoke("status", env=env, timeout=30)
-    assert table.returncode == 0 and "Traceback" not in table.stderr
-    assert all(line.rstrip().endswith("unknown") for line in table.stdout.splitlines()[1:])
+    if how == "refused":  # the table reads the same rows; once is enough
+        table = run_invoke("status", env=env, timeout=30)
+        assert table.returncode == 0 and "Traceback" not in table.stderr
+        assert all(line.rstrip().endswith("unknown") for line in table.stdout.splitlines()[1:])
     verify = run_invoke("verify", "--slot", str(SLOT), env=env, timeout=30)
     assert verify.returncode == 1 and "Traceback" not in verify.stderr
     assert "drift unknown: the droplet's current release was not read" in verify.stdout
