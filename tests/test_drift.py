@@ -26,7 +26,7 @@ from staging_ops.web.server import BackgroundServer
 from tests.conftest import inventory_variant, run_invoke
 from tests.test_deploy import commit_of, deploy, served
 
-SLOT = 7  # no other test of the shared sandbox deploys to it
+SLOT = 10  # the shared staging slot: no other test of the shared sandbox deploys to it
 SECRET = "test-secret-for-the-drift-dashboard-0123456789"
 
 
