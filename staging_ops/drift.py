@@ -32,10 +32,8 @@ class LiveRelease:
     verified: bool = False
 
     @classmethod
-    def from_probe(cls, raw: Mapping[str, Any]) -> LiveRelease:
-        """From the probe's answer for one link (remote/probe.py live_release)."""
-        if not raw.get("target"):
-            return cls()
+    def from_json(cls, raw: Mapping[str, Any]) -> LiveRelease:
+        """From `as_json`'s shape (status --json's `live`, the dashboard's health cache)."""
         return cls(
             raw.get("release"), raw.get("commit"), raw.get("branch"), bool(raw.get("verified"))
         )
@@ -151,13 +149,7 @@ def from_checks(
     """The verdict from a slot's live checks as status and the dashboard keep them:
     {"live": LiveRelease.as_json() or {"error": why}, "served": commit or None}."""
     live = checks.get("live") or {"error": "not read"}
-    current = (
-        None
-        if "error" in live
-        else LiveRelease(
-            live.get("release"), live.get("commit"), live.get("branch"), bool(live.get("verified"))
-        )
-    )
+    current = None if "error" in live else LiveRelease.from_json(live)
     return decide(
         registry_commit,
         current,

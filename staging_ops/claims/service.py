@@ -179,8 +179,8 @@ def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, 
     or {"error": why} for a host not reached); a check that cannot run at all is missing,
     which status shows as "?"."""
     # requests and Fabric: only when health is asked for
-    from staging_ops.deploy.live import read_live
     from staging_ops.health import check_slots
+    from staging_ops.remote.live import read_live
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         live_future = pool.submit(read_live, inventory, slots)

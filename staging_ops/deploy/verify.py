@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import paramiko
 
 from staging_ops import remote
-from staging_ops.deploy.live import read_live
 from staging_ops.deploy.steps import Run, Step
 from staging_ops.drift import from_checks
 from staging_ops.errors import StagingError
 from staging_ops.health import certificate_check, slot_get
 from staging_ops.inventory import Inventory, Slot
+from staging_ops.remote.live import read_live
 from staging_ops.render import public_url
 
 if TYPE_CHECKING:

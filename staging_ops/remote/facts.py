@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from staging_ops.drift import LiveRelease
 from staging_ops.errors import StagingError
 from staging_ops.remote.connection import RemoteHost
 from staging_ops.tls import CertificateFacts
@@ -27,9 +26,8 @@ _FACTS_SCRIPT = (Path(__file__).resolve().parent / "probe.py").read_text()
 @dataclass(frozen=True)
 class FactsRequest:
     """What the probe is asked: paths to lstat, paths to read, packages, the service user,
-    boot services, unit states of deployed slots only ((current link, units) pairs), PEM
-    certificates to read names and expiry from, and `current` links to read the live release
-    (and its commit) of."""
+    boot services, unit states of deployed slots only ((current link, units) pairs), and PEM
+    certificates to read names and expiry from."""
 
     stat: tuple[str, ...] = ()
     read: tuple[str, ...] = ()
@@ -38,7 +36,6 @@ class FactsRequest:
     user: str | None = None
     units_if_deployed: tuple[tuple[str, tuple[str, ...]], ...] = ()
     certificates: tuple[str, ...] = ()
-    live: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -49,7 +46,6 @@ class FactsRequest:
             "user": self.user,
             "units_if_deployed": [[link, list(units)] for link, units in self.units_if_deployed],
             "certificates": list(self.certificates),
-            "live": list(self.live),
         }
 
 
@@ -108,7 +104,6 @@ class HostFacts:
     units: Mapping[str, str] = field(default_factory=dict)
     services: Mapping[str, ServiceState] = field(default_factory=dict)
     certificates: Mapping[str, CertificateFacts] = field(default_factory=dict)
-    live: Mapping[str, LiveRelease] = field(default_factory=dict)
     euid: int | None = None
 
     @classmethod
@@ -128,7 +123,6 @@ class HostFacts:
                 path: CertificateFacts.from_probe(raw)
                 for path, raw in data.get("certificates", {}).items()
             },
-            live={link: LiveRelease.from_probe(raw) for link, raw in data.get("live", {}).items()},
             euid=data.get("euid"),
         )
 
@@ -165,13 +159,11 @@ class HostFacts:
         return replace(self, user=user)
 
 
-def gather_facts(
-    remote: RemoteHost, request: FactsRequest, timeout: float | None = None
-) -> HostFacts:
+def gather_facts(remote: RemoteHost, request: FactsRequest) -> HostFacts:
     """Every fact a run needs (stats, contents, packages, user, unit states): one command."""
     payload = json.dumps(request.as_json())
     command = f"python3 -c {shlex.quote(_FACTS_SCRIPT)} {shlex.quote(payload)}"
-    _, out, _ = remote.run(command, timeout=timeout)
+    _, out, _ = remote.run(command)
     try:
         data = json.loads(out)
     except ValueError:

@@ -4,8 +4,7 @@ remote command. Reads a JSON request from its first argument, prints one JSON do
 Request: {"stat": [paths], "read": [paths], "packages": [names], "user": name,
           "units_if_deployed": [[current link, [unit instances]], ...],
           "services": [units that must be enabled at boot and active],
-          "certificates": [PEM certificate paths to read names and expiry from],
-          "live": [slots' `current` links: what each points to and that release's commit]}
+          "certificates": [PEM certificate paths to read names and expiry from]}
 """
 
 import contextlib
@@ -122,30 +121,6 @@ def certificates(paths):
     return found
 
 
-def live_release(link):
-    """What a slot's `current` link points to: {"target", "release" (the directory's name),
-    "commit" and "branch" (from its .release-env, as the deploy wrote them), "verified" (.ok)}
-    or {"target": None} without a link. A dangling link keeps its target, with no commit."""
-    try:
-        target = os.readlink(link)
-    except FileNotFoundError:
-        return {"target": None}
-    except OSError as exc:
-        return {"target": None, "error": str(exc)}
-    directory = os.path.join(os.path.dirname(link), target)
-    recorded = {}
-    for line in (read(os.path.join(directory, ".release-env")) or "").splitlines():
-        key, _, value = line.partition("=")
-        recorded[key.strip()] = value.strip().strip('"')
-    return {
-        "target": target,
-        "release": os.path.basename(os.path.normpath(target)),
-        "commit": recorded.get("DEPLOYED_COMMIT") or None,
-        "branch": recorded.get("DEPLOYED_BRANCH") or None,
-        "verified": os.path.exists(os.path.join(directory, ".ok")),
-    }
-
-
 def read(path):
     # newline="": the text exactly as on disk (a CRLF file stays CRLF), so a restore writes
     # back what was there; changes are detected by the sha256 in describe().
@@ -173,7 +148,6 @@ def main():
         ),
         "services": service_states(request.get("services", [])),
         "certificates": certificates(request.get("certificates", [])),
-        "live": {link: live_release(link) for link in request.get("live", [])},
         "euid": os.geteuid(),
     }
     json.dump(facts, sys.stdout)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from staging_ops.drift import LiveRelease, decide, from_checks
+from staging_ops.errors import StagingError
+from staging_ops.remote.live import parse_live
 
 A, B = "a" * 40, "b" * 40
 R_A, R_B = (
@@ -98,16 +100,36 @@ def test_from_checks(checks, status, state, label):
     assert (verdict.state, verdict.label()) == (state, label)
 
 
-def test_probe_answers_become_live_releases():
-    assert LiveRelease.from_probe({"target": None}) == NO_LINK
-    raw = {
-        "target": "releases/r1",
-        "release": "r1",
-        "commit": A,
-        "branch": "main",
-        "verified": True,
-    }
-    assert LiveRelease.from_probe(raw) == LiveRelease("r1", A, "main", True)
-    assert LiveRelease.from_probe(
-        LiveRelease("r1", A, "main", True).as_json() | {"target": "x"}
-    ) == (LiveRelease("r1", A, "main", True))
+def test_live_release_json_round_trip():
+    for live in (NO_LINK, DANGLING, LiveRelease("r1", A, "main", True)):
+        assert LiveRelease.from_json(live.as_json()) == live
+
+
+# status-live.sh's lines (remote/live.py parses them) -> the releases, in the links' order
+LIVE_LINES = [
+    ("no link", "-", NO_LINK),
+    (
+        "a verified release",
+        f'releases/r1\t"{A}"\t"main"\t1',
+        LiveRelease("r1", A, "main", True),
+    ),
+    ("not verified", f'releases/r2\t"{B}"\t"feat/x"\t0', LiveRelease("r2", B, "feat/x")),
+    ("no .release-env", "releases/r3\t\t\t0", LiveRelease("r3", None, None)),
+    (
+        "an absolute target",
+        f"/srv/staging/staging-1/releases/r4/\t{A}\tmain\t1",
+        LiveRelease("r4", A, "main", True),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "live"), [c[1:] for c in LIVE_LINES], ids=[c[0] for c in LIVE_LINES]
+)
+def test_status_live_lines(line, live):
+    assert parse_live(line + "\n", 1) == [live]
+
+
+def test_status_live_answer_must_have_one_line_per_slot():
+    with pytest.raises(StagingError, match="1 lines for 2 slots"):
+        parse_live("-\n", 2)
