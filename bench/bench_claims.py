@@ -229,7 +229,8 @@ def status_only(inventory: Inventory, env: dict[str, str], record: bool) -> None
         registry.close()
     lines = [
         f"{len(inventory.slots)} slots on {len(inventory.target_hosts())} host(s), {deployed} "
-        "deployed; whole `invoke` processes.",
+        f"deployed; whole `invoke` processes; load average {os.getloadavg()[0]:.1f} at the "
+        "start (other work on the machine shows in the figures).",
         "",
         f"| measure | median of {RUNS} | all runs (s) | target |",
         "|---|---|---|---|",

@@ -11,10 +11,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from staging_ops import remote
 from staging_ops.inventory import load_inventory
@@ -24,6 +26,7 @@ from staging_ops.web import create_app
 from staging_ops.web.auth import mint_token
 from staging_ops.web.server import BackgroundServer
 from tests.conftest import inventory_variant, run_invoke
+from tests.test_dashboard import browser  # noqa: F401  (the fixture: Debian's Chromium)
 from tests.test_deploy import commit_of, deploy, served
 
 SLOT = 10  # the shared staging slot: no other test of the shared sandbox deploys to it
@@ -72,28 +75,49 @@ def status_table_line(box) -> str:
     return next(line for line in result.stdout.splitlines() if line.startswith(f"{SLOT} "))
 
 
-def board_drift(box) -> dict | None:
-    """The slot's drift as the dashboard's board.json gives it once its first health round
-    (HTTPS probes and the droplet's probe) is in: a fresh app each time, so no cached round."""
+@contextmanager
+def dashboard_app(box) -> Iterator[tuple[str, str]]:
+    """The real app (API + dashboard) on the sandbox's registry and inventory: (page URL,
+    admin token). A fresh app each time, so its health cache holds no earlier round."""
     inventory = load_inventory(box.inventory_path)
     registry = PostgresRegistry(box.registry_dsn, max_connections=2)
     app = create_app(registry, jwt_secret=SECRET, inventory=inventory)
-    token = mint_token(SECRET, "operator@example.com", 600)
     try:
         with BackgroundServer(app, threads=2) as server:
-            deadline = time.monotonic() + 20
-            while True:
-                board = requests.get(
-                    f"{server.url}/staging/board.json",
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=10,
-                ).json()
-                if board["health_checked_at"]:
-                    return next(s for s in board["slots"] if s["slot"] == SLOT)["drift"]
-                assert time.monotonic() < deadline, "the dashboard never checked health"
-                time.sleep(0.2)
+            yield f"{server.url}/staging", mint_token(SECRET, "operator@example.com", 600)
     finally:
         registry.close()
+
+
+def board_drift(box) -> dict | None:
+    """The slot's drift as board.json gives it once the first health round (HTTPS probes and
+    the droplet's command) is in."""
+    with dashboard_app(box) as (page_url, token):
+        deadline = time.monotonic() + 20
+        while True:
+            board = requests.get(
+                f"{page_url}/board.json", headers={"Authorization": f"Bearer {token}"}, timeout=10
+            ).json()
+            if board["health_checked_at"]:
+                return next(s for s in board["slots"] if s["slot"] == SLOT)["drift"]
+            assert time.monotonic() < deadline, "the dashboard never checked health"
+            time.sleep(0.2)
+
+
+def page_health_text(box, chromium) -> str:
+    """The slot's Health cell as a browser shows it, once it carries the drift verdict."""
+    with dashboard_app(box) as (page_url, token):
+        context = chromium.new_context()
+        try:
+            page = context.new_page()
+            page.goto(page_url)
+            page.get_by_label("Admin token (JWT)").fill(token)
+            page.get_by_role("button", name="Sign in").click()
+            cell = page.locator(f'#slots tr[data-slot="{SLOT}"] td[data-label="Health"]')
+            expect(cell).to_contain_text("UI up", timeout=20_000)
+            return cell.inner_text()
+        finally:
+            context.close()
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +133,7 @@ def releases(sandbox, provisioned) -> tuple[str, str]:
     return feat, main
 
 
-def test_moved_current_then_restart_then_back(sandbox, releases):
+def test_moved_current_then_restart_then_back(sandbox, releases, browser):  # noqa: F811
     box, (feat_release, main_release) = sandbox, releases
     main, feat = commit_of(box, "main"), commit_of(box, "feat-x")
 
@@ -135,6 +159,7 @@ def test_moved_current_then_restart_then_back(sandbox, releases):
         ) in verify.stdout
         assert "Traceback" not in verify.stderr
         assert board_drift(box)["pairs"] == [["registry", "current"], ["current", "served"]]
+        assert "drift registry≠current, current≠served" in page_health_text(box, browser)
 
         # 2. The UI restarted on the moved link: now it serves what nobody recorded.
         restart_ui(box)
@@ -162,6 +187,7 @@ def test_moved_current_then_restart_then_back(sandbox, releases):
     assert status_table_line(box).rstrip().endswith(" no")
     assert run_invoke("verify", "--slot", str(SLOT), env=box.env()).returncode == 0
     assert board_drift(box)["state"] == "ok"
+    assert "drift" not in page_health_text(box, browser)
 
 
 @pytest.fixture
