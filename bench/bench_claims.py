@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO
 
 from bench.results import INVOKE, ROOT, timed, update_section
-from staging_ops.inventory import inventory_path, load_inventory
+from staging_ops.inventory import Inventory, inventory_path, load_inventory
 from staging_ops.registry import PostgresRegistry, migrate
 from staging_ops.web.auth import mint_token
 from staging_ops.web.server import default_workers
@@ -219,6 +219,30 @@ def _latency_row(name: str, runs: list[dict[str, float]], target: str) -> str:
     )
 
 
+def status_only(inventory: Inventory, env: dict[str, str], record: bool) -> None:
+    """`invoke status` alone: its live checks (HTTPS health, and one SSH probe per host for
+    the slots' `current` releases, drift) against the registry read, without the API load."""
+    registry = PostgresRegistry(env["STAGING_REGISTRY_DSN"])
+    try:
+        deployed = sum(1 for s in registry.status() if s.commit)
+    finally:
+        registry.close()
+    lines = [
+        f"{len(inventory.slots)} slots on {len(inventory.target_hosts())} host(s), {deployed} "
+        f"deployed; whole `invoke` processes; load average {os.getloadavg()[0]:.1f} at the "
+        "start (other work on the machine shows in the figures).",
+        "",
+        f"| measure | median of {RUNS} | all runs (s) | target |",
+        "|---|---|---|---|",
+    ]
+    for argv, target in ((["status"], "<= 0.8 s"), (["status", "--no-health"], "-")):
+        times = [timed([INVOKE, *argv], env)[0] for _ in range(RUNS)]
+        lines.append(_row(f"`invoke {' '.join(argv)}`", times, target))
+    print("\n".join(lines))
+    if record:
+        update_section("invoke status", "\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -237,11 +261,16 @@ def main() -> None:
         "--workers", type=int, default=default_workers(), help="server worker processes"
     )
     parser.add_argument("--api-only", action="store_true", help="only the API measurement")
+    parser.add_argument(
+        "--status-only",
+        action="store_true",
+        help="only `invoke status` (with and without health), its own section of RESULTS.md",
+    )
     parser.add_argument("--no-results", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args()
     if not args.dsn:
         raise SystemExit("give --dsn or set STAGING_REGISTRY_DSN (a database the bench may write)")
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.status_only:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     inventory = load_inventory(args.inventory)
     migrate(args.dsn, inventory)
@@ -249,6 +278,9 @@ def main() -> None:
     for var in ("STAGING_API_URL", "STAGING_API_TOKEN"):
         os.environ.pop(var, None)
 
+    if args.status_only:
+        status_only(inventory, env, not args.no_results)
+        return
     runs = api_latency(env, args.clients, args.seconds, args.workers)
     api = runs["api"]
     churn_row = (

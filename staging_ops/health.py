@@ -109,11 +109,20 @@ def _probe(host: Host, slot: Slot, path: str, timeout: float) -> str:
         return "down"
 
 
+def _probe_ui(host: Host, slot: Slot, timeout: float) -> tuple[str, str | None]:
+    """("up"|"down", the commit /api/version serves or None): one request for both, so drift
+    costs status nothing more."""
+    answer = public_version(host, slot, timeout)
+    commit = answer.get("commit") if isinstance(answer, dict) else None
+    return ("up" if answer is not None else "down"), commit if isinstance(commit, str) else None
+
+
 def check_slots(
     inventory: Inventory, slots: list[Slot], timeout: float = 3.0
 ) -> dict[int, dict[str, Any]]:
-    """{slot id: {"ui": "up"|"down", "airflow": "up"|"down", "certificate": {...}}}, all
-    probes in parallel (the certificate as certificate_check says)."""
+    """{slot id: {"ui": "up"|"down", "served": commit or None, "airflow": "up"|"down",
+    "certificate": {...}}}, all probes in parallel (the certificate as certificate_check
+    says; "served" is the commit the UI's /api/version answered with)."""
     jobs = [(slot, name, path) for slot in slots for name, path in CHECKS.items()]
     jobs += [(slot, "certificate", "") for slot in slots]
     if not jobs:
@@ -124,10 +133,15 @@ def check_slots(
         host = inventory.host_of(slot)
         if name == "certificate":
             return certificate_check(host, slot, timeout)
+        if name == "ui":
+            return _probe_ui(host, slot, timeout)
         return _probe(host, slot, path, timeout)
 
     with ThreadPoolExecutor(max_workers=min(32, len(jobs))) as pool:
         health: dict[int, dict[str, Any]] = {}
         for (slot, name, _), state in zip(jobs, pool.map(run, jobs), strict=True):
-            health.setdefault(slot.id, {})[name] = state
+            checks = health.setdefault(slot.id, {})
+            if name == "ui":
+                state, checks["served"] = state
+            checks[name] = state
     return health

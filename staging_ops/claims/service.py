@@ -28,6 +28,7 @@ from staging_ops.claims.model import (
 )
 from staging_ops.claims.owner import owner_or_default
 from staging_ops.claims.reap import reap
+from staging_ops.drift import Drift, from_checks
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory, Slot
 
@@ -173,14 +174,29 @@ def release(
 
 
 def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, Any]]:
-    """UI and Airflow health per slot (checked through nginx, in parallel); {} when the checks
-    cannot run at all, which status shows as "?"."""
-    from staging_ops.health import check_slots  # requests: only when health is asked for
+    """UI and Airflow health per slot (checked through nginx, in parallel) with the commit the
+    UI serves, and meanwhile (one probe per host) the release `current` points to ("live",
+    or {"error": why} for a host not reached); a check that cannot run at all is missing,
+    which status shows as "?"."""
+    # requests and Fabric: only when health is asked for
+    from staging_ops.health import check_slots
+    from staging_ops.remote.live import read_live
 
-    try:
-        return check_slots(inventory, slots)
-    except (StagingError, OSError):
-        return {}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        live_future = pool.submit(read_live, inventory, slots)
+        try:
+            health = check_slots(inventory, slots)
+        except (StagingError, OSError):
+            health = {}
+        live = live_future.result()
+    for slot in slots:
+        health.setdefault(slot.id, {})["live"] = live.as_json(slot.id)
+    return health
+
+
+def slot_drift(row: dict[str, Any], checks: dict[str, Any]) -> Drift:
+    """The drift verdict of one status row (registry side) and its live checks."""
+    return from_checks(row.get("commit"), row.get("status"), checks)
 
 
 def status_rows(
@@ -221,6 +237,10 @@ def status_rows(
             "airflow": checks.get("airflow", UNKNOWN_HEALTH) if with_health else None,
             # The certificate nginx serves for the slot: expiry, issuer, what is wrong with it.
             "certificate": checks.get("certificate") if with_health else None,
+            # Registry, `current` on the droplet and /api/version: which of them disagree.
+            "live": checks.get("live") if with_health else None,
+            "served_commit": checks.get("served") if with_health else None,
+            "drift": slot_drift(row, checks).as_json() if with_health else None,
         }
         rows.append(row)
     return rows

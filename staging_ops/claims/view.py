@@ -11,6 +11,7 @@ from typing import Any
 from staging_ops.claims.model import ClaimResult, SlotEvent, format_duration, utc_text
 from staging_ops.claims.reap import ReapItem
 from staging_ops.claims.service import ReleaseOutcome
+from staging_ops.drift import label as drift_label
 from staging_ops.output import table
 
 STATUS_COLUMNS = (
@@ -26,6 +27,7 @@ STATUS_COLUMNS = (
     "ui",
     "airflow",
     "tls",
+    "drift",
 )
 HISTORY_FIELDS = ("status", "task", "owner", "branch", "commit", "note", "expires_at")
 
@@ -74,12 +76,13 @@ def status_table(rows: list[dict[str, Any]], now: datetime | None = None) -> str
                 "deployed": _relative(row.get("deployed_at"), now),
                 "expires": f"EXPIRED {expires}" if row.get("expired") else expires,
                 "tls": _tls_text(row.get("certificate"), now),
+                "drift": _drift_text(row.get("drift")),
             }
         )
     columns = [
         c
         for c in STATUS_COLUMNS
-        if c not in ("ui", "airflow", "tls") or any(r.get(c) is not None for r in shown)
+        if c not in ("ui", "airflow", "tls", "drift") or any(r.get(c) is not None for r in shown)
     ]
     return table(shown, columns)
 
@@ -91,6 +94,10 @@ def _tls_text(check: dict[str, Any] | None, now: datetime) -> str | None:
     if check.get("problem"):
         return str(check["problem"])
     return f"ok, expires {_relative(check.get('expires'), now)}"
+
+
+def _drift_text(drift: dict[str, Any] | None) -> str | None:
+    return drift_label(drift["state"], drift["pairs"]) if drift else None
 
 
 def _change_text(event: SlotEvent) -> str:

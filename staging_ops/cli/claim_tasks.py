@@ -70,12 +70,17 @@ def release(c, slot="", task="", owner="", force=False, stop=False, reset_db=Fal
 @task(
     help={
         "json": "print a JSON list of slot objects instead of the table",
-        "health": "check each slot's UI and Airflow (default on; --no-health skips it)",
+        "health": "check each slot's UI, Airflow and drift (default on; --no-health: the "
+        "registry alone)",
     }
 )
 @operator_errors
 def status(c, json=False, health=True):
-    """Show every slot: claim, deployed branch/commit, expiry, and live UI/Airflow health."""
+    """Show every slot: claim, deployed branch/commit, expiry, live health and drift.
+
+    The drift column compares the registry's commit, the release `current` points to on the
+    droplet (one remote command per host) and what /api/version serves: "no", the pairs
+    that differ ("registry≠current"), or "unknown" when the host cannot be reached."""
     from staging_ops.claims import service as claims
     from staging_ops.claims import view as claims_view
     from staging_ops.registry.from_env import registry_session

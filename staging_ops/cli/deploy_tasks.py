@@ -86,7 +86,9 @@ def rollback(c, slot="", to="", task="", owner="", force=False):
 @task(help={"slot": "slot number to verify", "json": "print the result as JSON"})
 @operator_errors
 def verify(c, slot="", json=False):
-    """Ask the slot's public URL for /api/version and compare it with the registry."""
+    """Check that the registry, the droplet's `current` release and /api/version agree.
+
+    Exits 1 naming the two that differ (drift), or when the droplet cannot be read."""
     from staging_ops import deploy as deploy_mod
     from staging_ops.registry.from_env import registry_session
 
@@ -100,7 +102,11 @@ def verify(c, slot="", json=False):
         served = result["served"]
         expires = (result.get("certificate") or {}).get("expires")
         tls = f"; certificate valid until {expires}" if expires else ""
-        print(f"ok: {result['url']} serves {served['branch']} {served['commit'][:12]}{tls}")
+        live = result["live"].get("release") or "no release"
+        print(
+            f"ok: {result['url']} serves {served['branch']} {served['commit'][:12]}, "
+            f"current {live}, as recorded{tls}"
+        )
     else:
         print(f"mismatch: {result['url']}: {result['problem']}")
     if not result["ok"]:

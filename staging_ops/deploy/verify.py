@@ -1,22 +1,25 @@
 """The `verify` step: /api/version on the UI port (through our SSH connection) and through
 nginx (the slot's Host header and TLS name) must report the release's commit, and the slot's
-units must stay up (remote script deploy-verify-units.sh); and `invoke verify`, the slot's
-public /api/version against the registry."""
+units must stay up (remote script deploy-verify-units.sh); and `invoke verify`: the registry,
+the droplet's `current` release and the slot's public /api/version must agree (drift.py)."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import paramiko
 
 from staging_ops import remote
 from staging_ops.deploy.steps import Run, Step
+from staging_ops.drift import from_checks
 from staging_ops.errors import StagingError
 from staging_ops.health import certificate_check, slot_get
 from staging_ops.inventory import Inventory, Slot
+from staging_ops.remote.live import read_live
 from staging_ops.render import public_url
 
 if TYPE_CHECKING:
@@ -114,25 +117,33 @@ STEP = Step("verify", _step)
 
 
 def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, Any]:
-    """The slot's public /api/version against what the registry says is deployed."""
+    """The slot's three truths must agree: the commit the registry records, the commit of the
+    release `current` points to on the droplet (one probe, read meanwhile), and the one its
+    public /api/version serves; and nginx's certificate for the slot must be sound."""
     state = registry.get(slot.id)
     host = inventory.host_of(slot)
     answer: dict[str, Any] | None
-    try:
-        response = slot_get(host, slot, "/api/version", timeout=10)
-        answer = response.json() if response.status_code == 200 else None
-        problem = None if answer else f"HTTP {response.status_code}"
-    except (OSError, ValueError) as exc:  # requests' errors are OSErrors
-        answer, problem = None, f"no answer ({type(exc).__name__})"
-    served = (answer or {}).get("commit")
-    ok = answer is not None and bool(state.commit) and served == state.commit
-    if answer is not None and not ok:
-        problem = f"serves {served!r}, registry says {state.commit!r}"
-    # The certificate nginx serves for the slot: not covering it, or expiring within 14 days,
-    # is a problem too.
-    certificate = certificate_check(host, slot)
-    if ok and certificate["problem"]:
-        ok, problem = False, certificate["problem"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        live_future = pool.submit(read_live, inventory, [slot])
+        # The certificate nginx serves for the slot: not covering it, or expiring within 14
+        # days, is a problem too.
+        certificate_future = pool.submit(certificate_check, host, slot)
+        try:
+            response = slot_get(host, slot, "/api/version", timeout=10)
+            answer = response.json() if response.status_code == 200 else None
+            problems = [] if answer else [f"HTTP {response.status_code}"]
+        except (OSError, ValueError) as exc:  # requests' errors are OSErrors
+            answer, problems = None, [f"no answer ({type(exc).__name__})"]
+        live = live_future.result().as_json(slot.id)
+        certificate = certificate_future.result()
+    served = answer.get("commit") if isinstance(answer, dict) else None
+    drift = from_checks(state.commit, state.status, {"live": live, "served": served})
+    if answer is not None and served is None:
+        problems.append("/api/version answers without a commit")
+    if drift.state != "ok":
+        problems.append(str(drift.message))
+    if certificate["problem"]:
+        problems.append(certificate["problem"])
     return {
         "slot": slot.id,
         "identifier": slot.identifier,
@@ -140,7 +151,9 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, An
         "served": answer,
         "registry_commit": state.commit,
         "registry_branch": state.branch,
-        "ok": ok,
-        "problem": problem,
+        "live": live,
+        "drift": drift.as_json(),
+        "ok": not problems,
+        "problem": "; ".join(problems) or None,
         "certificate": certificate,
     }

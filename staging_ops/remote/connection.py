@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import paramiko
 from fabric import Connection
+from invoke.exceptions import CommandTimedOut
 
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Host
@@ -62,6 +63,8 @@ class RemoteHost:
             )
         except (OSError, paramiko.SSHException) as exc:
             raise Unreachable(f"{self.host.name}: connection lost: {exc}") from None
+        except CommandTimedOut:
+            raise Unreachable(f"{self.host.name}: no answer within {timeout:g}s") from None
         if self.sudo and result.exited != 0 and _sudo_refused(result.stderr):
             raise StagingError(
                 f"{self.host.name}: user {self.host.user} needs root or passwordless sudo: "

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from staging_ops.claims.model import SlotEvent, SlotRegistry, utc_text
-from staging_ops.claims.service import status_rows
+from staging_ops.claims.service import slot_drift, status_rows
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.web.dashboard.health_cache import Health
 
@@ -93,7 +93,7 @@ def build_board(
     health_checked_at: datetime | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """The whole page's data. Health is None for a slot nobody has checked yet."""
+    """The whole page's data. Health and drift are None for a slot nobody has checked yet."""
     slots = []
     for row in _rows(registry, inventory, now):
         slot = inventory.slots.get(row["slot"]) if inventory else None
@@ -101,6 +101,8 @@ def build_board(
         row["url"] = slot_url(inventory, slot) if inventory and slot else None
         row["ui"] = checks.get("ui")
         row["airflow"] = checks.get("airflow")
+        # Registry, the droplet's `current` and /api/version, once health has been checked.
+        row["drift"] = slot_drift(row, checks).as_json() if checks else None
         row.pop("updated_at", None)
         slots.append(row)
     return {

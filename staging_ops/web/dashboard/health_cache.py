@@ -1,6 +1,7 @@
 """Live slot health for the dashboard, checked in the background and shared by every viewer.
 
-A health round is up to 20 HTTPS probes with a few seconds' timeout each. Running one per page
+A health round is up to 20 HTTPS probes with a few seconds' timeout each, and one SSH probe
+per host for the slots' `current` releases (drift). Running one per page
 poll would make every refresh as slow as the slowest slot and multiply the probes by the number
 of open dashboards, so the answer is cached for `max_age` seconds and refreshed on a background
 thread: a poll always answers at once with the last known health (nothing, the first time).
@@ -15,11 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from staging_ops.claims.service import live_health
 from staging_ops.inventory import Inventory
 
-Health = dict[int, dict[str, str]]
+Health = dict[int, dict[str, Any]]
 DEFAULT_MAX_AGE = 10.0
 
 

@@ -395,7 +395,28 @@
         title: value ? `${label} is ${value}` : `${label} not checked yet`,
         text: `${label} ${value || "…"}`,
       });
-    return el("span", { className: "health" }, badge("UI", slot.ui), badge("Airflow", slot.airflow));
+    return el(
+      "span",
+      { className: "health" },
+      badge("UI", slot.ui),
+      badge("Airflow", slot.airflow),
+      drift(slot),
+    );
+  }
+
+  /** Registry, the droplet's `current` and /api/version disagree (or the droplet was not read):
+      a flag whose title is the whole sentence. Nothing while they agree. */
+  function drift(slot) {
+    const verdict = slot.drift;
+    if (!verdict || verdict.state === "ok") return null;
+    const pairs = verdict.pairs.map(([a, b]) => `${a}≠${b}`).join(", ");
+    const drifted = verdict.state === "drift";
+    return el(
+      "span",
+      { className: `badge ${drifted ? "drift" : "unknown"}`, title: verdict.message },
+      drifted ? `drift ${pairs}` : "drift ?",
+      el("span", { className: "visually-hidden", text: `: ${verdict.message}` }),
+    );
   }
 
   function actions(slot, name, state) {

@@ -1,0 +1,159 @@
+"""Drift: whether the three places that say what a slot runs agree (pure, no host).
+
+- the registry's commit (marts.staging_slots: what was deployed and recorded),
+- the commit of the release the slot's `current` link points to on the droplet (its
+  .release-env, written by the deploy),
+- the commit the running UI serves at /api/version.
+
+Any two that differ are drift, named as a pair. A side that could not be read (the droplet
+unreachable) makes the verdict "unknown" unless the sides that were read already disagree; a
+UI that does not answer says nothing about commits (that is health's "down"), so it is left
+out of the comparison rather than counted as a difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+REGISTRY, CURRENT, SERVED = "registry", "current", "served"
+PAIRS = ((REGISTRY, CURRENT), (REGISTRY, SERVED), (CURRENT, SERVED))
+SHORT = 12
+
+
+@dataclass(frozen=True)
+class LiveRelease:
+    """What a slot's `current` link points to on its droplet: release None means no link."""
+
+    release: str | None = None
+    commit: str | None = None
+    branch: str | None = None
+    verified: bool = False
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> LiveRelease:
+        """From `as_json`'s shape (status --json's `live`, the dashboard's health cache)."""
+        return cls(
+            raw.get("release"), raw.get("commit"), raw.get("branch"), bool(raw.get("verified"))
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "release": self.release,
+            "commit": self.commit,
+            "branch": self.branch,
+            "verified": self.verified,
+        }
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The verdict: state "ok", "drift" or "unknown"; the pairs that differ; one line."""
+
+    state: str
+    pairs: tuple[tuple[str, str], ...] = ()
+    message: str | None = None
+
+    @property
+    def drifted(self) -> bool:
+        return self.state == "drift"
+
+    def label(self) -> str:
+        return label(self.state, self.pairs)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "pairs": [list(p) for p in self.pairs],
+            "message": self.message,
+        }
+
+
+def label(state: str, pairs: Sequence[Sequence[str]]) -> str:
+    """The status table's cell: "no", "unknown", or the pairs that differ
+    ("registry≠current"); the whole sentence is in --json and `invoke verify`."""
+    if state == "drift":
+        return ", ".join(f"{a}≠{b}" for a, b in pairs)
+    return "no" if state == "ok" else state
+
+
+def _short(commit: str | None) -> str:
+    return commit[:SHORT] if commit else "no commit"
+
+
+def decide(
+    registry_commit: str | None,
+    current: LiveRelease | None,
+    served: str | None,
+    *,
+    released: bool = False,
+    unread_reason: str | None = None,
+) -> Drift:
+    """The verdict for one slot.
+
+    + registry_commit: the registry's commit (None: nothing recorded)
+    + current: what `current` points to (None: not read, e.g. the host is unreachable)
+    + served: the commit /api/version serves (None: no answer, or not asked)
+    + released: the slot is free; a free slot without a `current` link (release --stop)
+      agrees with any recorded commit, which says what ran last, not what runs
+    + unread_reason: why `current` was not read, for the message
+
+    >>> decide("a" * 40, LiveRelease("r2", "b" * 40), "a" * 40).pairs
+    (('registry', 'current'), ('current', 'served'))
+    """
+    commits: dict[str, str | None] = {REGISTRY: registry_commit}
+    if current is not None and not (released and current.release is None):
+        commits[CURRENT] = current.commit
+    if served is not None:
+        commits[SERVED] = served
+    pairs = tuple(
+        (a, b) for a, b in PAIRS if a in commits and b in commits and commits[a] != commits[b]
+    )
+    if pairs:
+        return Drift(
+            "drift", pairs, "drift: " + "; ".join(_pair_text(p, commits, current) for p in pairs)
+        )
+    if current is None:
+        why = f": {unread_reason}" if unread_reason else ""
+        return Drift(
+            "unknown", (), f"drift unknown: the droplet's current release was not read{why}"
+        )
+    return Drift("ok")
+
+
+def _where(side: str, commits: Mapping[str, str | None], current: LiveRelease | None) -> str:
+    commit = _short(commits[side])
+    if side == CURRENT:
+        assert current is not None
+        if current.release is None:
+            return "current points to no release"
+        return f"current points to {current.release} ({commit})"
+    if side == SERVED:
+        return f"/api/version serves {commit}"
+    return f"the registry records {commit}"
+
+
+def _pair_text(
+    pair: tuple[str, str], commits: Mapping[str, str | None], current: LiveRelease | None
+) -> str:
+    """ "<the other side> but <the registry, or current>": the registry (the record) or else
+    `current` (what a restart would serve) is the reference each sentence ends on."""
+    reference, other = pair
+    return f"{_where(other, commits, current)} but {_where(reference, commits, current)}"
+
+
+def from_checks(
+    registry_commit: str | None, status: str | None, checks: Mapping[str, Any]
+) -> Drift:
+    """The verdict from a slot's live checks as status and the dashboard keep them:
+    {"live": LiveRelease.as_json() or {"error": why}, "served": commit or None}."""
+    live = checks.get("live") or {"error": "not read"}
+    current = None if "error" in live else LiveRelease.from_json(live)
+    return decide(
+        registry_commit,
+        current,
+        checks.get("served"),
+        released=status != "claimed",
+        unread_reason=live.get("error"),
+    )

@@ -1,0 +1,246 @@
+"""Drift on the real sandbox (#15.1): `current` moved by hand on the droplet's file system, then
+the UI restarted on the moved link, then put back; each time `invoke status` (table and
+--json), `invoke verify` and the dashboard's board say which of the registry, `current` and
+/api/version disagree. A host that cannot be reached is "unknown" per slot, not a traceback
+and not a hang."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from staging_ops import remote
+from staging_ops.inventory import load_inventory
+from staging_ops.registry import PostgresRegistry
+from staging_ops.render import slot_units
+from staging_ops.web import create_app
+from staging_ops.web.auth import mint_token
+from staging_ops.web.server import BackgroundServer
+from tests.conftest import inventory_variant, run_invoke
+from tests.test_dashboard import browser  # noqa: F401  (the fixture: Debian's Chromium)
+from tests.test_deploy import commit_of, deploy, served
+
+SLOT = 10  # the shared staging slot: no other test of the shared sandbox deploys to it
+SECRET = "test-secret-for-the-drift-dashboard-0123456789"
+
+
+def slot_dir(box) -> Path:
+    return box.hosts[0].root / f"srv/staging/staging-{SLOT}"
+
+
+def point_current_at(box, release: str) -> None:
+    """What an operator's `ln -sfn` on the droplet does (atomically, as the deploy does)."""
+    tmp = slot_dir(box) / ".current.by-hand"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(f"releases/{release}")
+    tmp.rename(slot_dir(box) / "current")
+
+
+def restart_ui(box) -> None:
+    inventory = load_inventory(box.inventory_path)
+    slot = inventory.slots[SLOT]
+    session = remote.connect(inventory.host_of(slot))
+    try:
+        session.run(f"systemctl restart {slot_units(inventory.app, slot)[0]}")
+    finally:
+        session.close()
+
+
+def wait_serving(box, commit: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while served(box, SLOT) != commit:
+        assert time.monotonic() < deadline, f"slot {SLOT} never served {commit}"
+        time.sleep(0.1)
+
+
+def status_row(box, inventory: Path | None = None) -> dict:
+    env = {**box.env(), **({"STAGING_INVENTORY": str(inventory)} if inventory else {})}
+    result = run_invoke("status", "--json", env=env, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return next(r for r in json.loads(result.stdout) if r["slot"] == SLOT)
+
+
+def status_table_line(box) -> str:
+    result = run_invoke("status", env=box.env(), timeout=30)
+    assert result.returncode == 0, result.stderr
+    return next(line for line in result.stdout.splitlines() if line.startswith(f"{SLOT} "))
+
+
+@contextmanager
+def dashboard_app(box) -> Iterator[tuple[str, str]]:
+    """The real app (API + dashboard) on the sandbox's registry and inventory: (page URL,
+    admin token). A fresh app each time, so its health cache holds no earlier round."""
+    inventory = load_inventory(box.inventory_path)
+    registry = PostgresRegistry(box.registry_dsn, max_connections=2)
+    app = create_app(registry, jwt_secret=SECRET, inventory=inventory)
+    try:
+        with BackgroundServer(app, threads=2) as server:
+            yield f"{server.url}/staging", mint_token(SECRET, "operator@example.com", 600)
+    finally:
+        registry.close()
+
+
+def board_drift(box) -> dict | None:
+    """The slot's drift as board.json gives it once the first health round (HTTPS probes and
+    the droplet's command) is in."""
+    with dashboard_app(box) as (page_url, token):
+        deadline = time.monotonic() + 20
+        while True:
+            board = requests.get(
+                f"{page_url}/board.json", headers={"Authorization": f"Bearer {token}"}, timeout=10
+            ).json()
+            if board["health_checked_at"]:
+                return next(s for s in board["slots"] if s["slot"] == SLOT)["drift"]
+            assert time.monotonic() < deadline, "the dashboard never checked health"
+            time.sleep(0.2)
+
+
+def page_health_text(box, chromium) -> str:
+    """The slot's Health cell as a browser shows it, once it carries the drift verdict."""
+    with dashboard_app(box) as (page_url, token):
+        context = chromium.new_context()
+        try:
+            page = context.new_page()
+            page.goto(page_url)
+            page.get_by_label("Admin token (JWT)").fill(token)
+            page.get_by_role("button", name="Sign in").click()
+            cell = page.locator(f'#slots tr[data-slot="{SLOT}"] td[data-label="Health"]')
+            expect(cell).to_contain_text("UI up", timeout=20_000)
+            return cell.inner_text()
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="module")
+def releases(sandbox, provisioned) -> tuple[str, str]:
+    """Two releases on the slot: feat-x's, then main's (live, verified and recorded)."""
+    for branch in ("feat-x", "main"):
+        result = deploy(sandbox, branch, SLOT)
+        assert result.returncode == 0, result.stdout + result.stderr
+    names = sorted(p.name for p in (slot_dir(sandbox) / "releases").iterdir())
+    feat, main = names[-2], names[-1]
+    assert feat.endswith(commit_of(sandbox, "feat-x")[:7])
+    assert main.endswith(commit_of(sandbox, "main")[:7])
+    return feat, main
+
+
+def test_moved_current_then_restart_then_back(sandbox, releases, browser):  # noqa: F811
+    box, (feat_release, main_release) = sandbox, releases
+    main, feat = commit_of(box, "main"), commit_of(box, "feat-x")
+
+    row = status_row(box)
+    assert row["drift"] == {"state": "ok", "pairs": [], "message": None}
+    assert (row["live"]["release"], row["live"]["commit"]) == (main_release, main)
+    assert row["served_commit"] == main
+    assert run_invoke("verify", "--slot", str(SLOT), env=box.env()).returncode == 0
+
+    try:
+        # 1. `current` moved by hand; the running UI still serves the registry's commit.
+        point_current_at(box, feat_release)
+        row = status_row(box)
+        assert row["drift"]["state"] == "drift"
+        assert row["drift"]["pairs"] == [["registry", "current"], ["current", "served"]]
+        assert (row["live"]["release"], row["live"]["commit"]) == (feat_release, feat)
+        assert "registry≠current, current≠served" in status_table_line(box)
+        verify = run_invoke("verify", "--slot", str(SLOT), env=box.env())
+        assert verify.returncode == 1, verify.stdout + verify.stderr
+        assert (
+            f"drift: current points to {feat_release} ({feat[:12]}) but the registry records "
+            f"{main[:12]}"
+        ) in verify.stdout
+        assert "Traceback" not in verify.stderr
+        assert board_drift(box)["pairs"] == [["registry", "current"], ["current", "served"]]
+        assert "drift registry≠current, current≠served" in page_health_text(box, browser)
+
+        # 2. The UI restarted on the moved link: now it serves what nobody recorded.
+        restart_ui(box)
+        wait_serving(box, feat)
+        row = status_row(box)
+        assert row["ui"] == "up" and row["served_commit"] == feat
+        assert row["drift"]["pairs"] == [["registry", "current"], ["registry", "served"]]
+        verify = run_invoke("verify", "--slot", str(SLOT), "--json", env=box.env())
+        assert verify.returncode == 1
+        checked = json.loads(verify.stdout)
+        assert not checked["ok"]
+        assert (
+            f"/api/version serves {feat[:12]} but the registry records {main[:12]}"
+            in (checked["problem"])
+        )
+        assert checked["live"]["release"] == feat_release
+        assert board_drift(box)["pairs"] == [["registry", "current"], ["registry", "served"]]
+    finally:
+        # 3. Put back: no drift anywhere.
+        point_current_at(box, main_release)
+        restart_ui(box)
+        wait_serving(box, main)
+    row = status_row(box)
+    assert row["drift"]["state"] == "ok"
+    assert status_table_line(box).rstrip().endswith(" no")
+    assert run_invoke("verify", "--slot", str(SLOT), env=box.env()).returncode == 0
+    assert board_drift(box)["state"] == "ok"
+    assert "drift" not in page_health_text(box, browser)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A TCP port that accepts connections and never says anything (an SSH server that
+    hangs before its banner)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("how", ["refused", "silent"])
+def test_an_unreachable_host_is_unknown_per_slot(sandbox, releases, tmp_path, silent_port, how):
+    box = sandbox
+    ssh_port = box.hosts[0].ssh_port
+    port = silent_port if how == "silent" else _closed_port()
+    inventory = inventory_variant(box, tmp_path, (f"port = {ssh_port}\n", f"port = {port}\n"))
+    env = {**box.env(), "STAGING_INVENTORY": str(inventory)}
+    # A hang would be the timeout here (the probe gives up after 3 s), not a pass.
+    result = run_invoke("status", "--json", env=env, timeout=30)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {r["drift"]["state"] for r in rows} == {"unknown"}
+    row = next(r for r in rows if r["slot"] == SLOT)
+    assert f"127.0.0.1:{port}" in row["live"]["error"]
+    assert row["ui"] == "up"  # HTTPS still answers: only the droplet's side is unknown
+    if how == "refused":  # the table reads the same rows; once is enough
+        table = run_invoke("status", env=env, timeout=30)
+        assert table.returncode == 0 and "Traceback" not in table.stderr
+        assert all(line.rstrip().endswith("unknown") for line in table.stdout.splitlines()[1:])
+    verify = run_invoke("verify", "--slot", str(SLOT), env=env, timeout=30)
+    assert verify.returncode == 1 and "Traceback" not in verify.stderr
+    assert "drift unknown: the droplet's current release was not read" in verify.stdout
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,135 @@
+"""drift.decide as a table: the registry's commit, the release `current` points to, the commit
+/api/version serves (and whether the slot is free) in; the verdict and the pairs that differ
+out."""
+
+from __future__ import annotations
+
+import pytest
+
+from staging_ops.drift import LiveRelease, decide, from_checks
+from staging_ops.errors import StagingError
+from staging_ops.remote.live import parse_live
+
+A, B = "a" * 40, "b" * 40
+R_A, R_B = (
+    LiveRelease("20261201T120000000Z-aaaaaaa", A),
+    LiveRelease("20261201T130000000Z-bbbbbbb", B),
+)
+NO_LINK = LiveRelease()
+DANGLING = LiveRelease("20261201T140000000Z-ccccccc", None)
+UNREAD = None  # the droplet was not reached
+RC, RS, CS = ("registry", "current"), ("registry", "served"), ("current", "served")
+
+# (registry commit, current, served, released, state, pairs)
+CASES = [
+    ("all three agree", A, R_A, A, False, "ok", ()),
+    ("current moved, UI not restarted", A, R_B, A, False, "drift", (RC, CS)),
+    ("current moved, UI restarted on it", A, R_B, B, False, "drift", (RC, RS)),
+    ("the UI serves something else", A, R_A, B, False, "drift", (RS, CS)),
+    ("UI down: nothing served to compare", A, R_A, None, False, "ok", ()),
+    ("UI down, current moved", A, R_B, None, False, "drift", (RC,)),
+    ("droplet not reached, the rest agrees", A, UNREAD, A, False, "unknown", ()),
+    ("droplet not reached, served differs", A, UNREAD, B, False, "drift", (RS,)),
+    ("droplet and UI unknown", A, UNREAD, None, False, "unknown", ()),
+    ("claimed, current removed", A, NO_LINK, None, False, "drift", (RC,)),
+    ("claimed, current removed, old process serves", A, NO_LINK, A, False, "drift", (RC, CS)),
+    ("released --stop: no link, last commit recorded", A, NO_LINK, None, True, "ok", ()),
+    ("released, still serving what it recorded", A, R_A, A, True, "ok", ()),
+    ("released, current moved", A, R_B, A, True, "drift", (RC, CS)),
+    ("never deployed", None, NO_LINK, None, False, "ok", ()),
+    ("a release nobody recorded", None, R_A, A, True, "drift", (RC, RS)),
+    ("current dangles (no commit readable)", A, DANGLING, None, False, "drift", (RC,)),
+]
+
+
+@pytest.mark.parametrize(
+    ("registry", "current", "served", "released", "state", "pairs"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_decide(registry, current, served, released, state, pairs):
+    verdict = decide(registry, current, served, released=released)
+    assert (verdict.state, verdict.pairs) == (state, pairs)
+    assert verdict.drifted == (state == "drift")
+    assert (verdict.message is None) == (state == "ok")
+
+
+def test_the_message_names_each_pair_with_release_and_commits():
+    verdict = decide(A, R_B, B)
+    assert verdict.message == (
+        f"drift: current points to {R_B.release} ({B[:12]}) but the registry records {A[:12]}; "
+        f"/api/version serves {B[:12]} but the registry records {A[:12]}"
+    )
+    assert decide(A, R_B, A).message.endswith(
+        f"/api/version serves {A[:12]} but current points to {R_B.release} ({B[:12]})"
+    )
+    assert (
+        "current points to no release but the registry records" in decide(A, NO_LINK, None).message
+    )
+    assert "(no commit) but the registry records" in decide(A, DANGLING, None).message
+    assert "the registry records no commit" in decide(None, R_A, None).message
+
+
+def test_unknown_says_why():
+    verdict = decide(A, UNREAD, A, unread_reason="cannot reach h1 (10.0.0.1:22): timed out")
+    assert verdict.message == (
+        "drift unknown: the droplet's current release was not read: "
+        "cannot reach h1 (10.0.0.1:22): timed out"
+    )
+
+
+@pytest.mark.parametrize(
+    ("checks", "status", "state", "label"),
+    [
+        ({"live": R_A.as_json(), "served": A}, "claimed", "ok", "no"),
+        (
+            {"live": R_B.as_json(), "served": A},
+            "claimed",
+            "drift",
+            "registry≠current, current≠served",
+        ),
+        ({"live": {"error": "cannot reach h1"}, "served": A}, "claimed", "unknown", "unknown"),
+        ({"served": A}, "claimed", "unknown", "unknown"),  # never read
+        ({"live": NO_LINK.as_json(), "served": None}, "free", "ok", "no"),
+        ({"live": NO_LINK.as_json(), "served": None}, "claimed", "drift", "registry≠current"),
+        ({"live": NO_LINK.as_json()}, "unregistered", "ok", "no"),
+    ],
+)
+def test_from_checks(checks, status, state, label):
+    verdict = from_checks(A, status, checks)
+    assert (verdict.state, verdict.label()) == (state, label)
+
+
+def test_live_release_json_round_trip():
+    for live in (NO_LINK, DANGLING, LiveRelease("r1", A, "main", True)):
+        assert LiveRelease.from_json(live.as_json()) == live
+
+
+# status-live.sh's lines (remote/live.py parses them) -> the releases, in the links' order
+LIVE_LINES = [
+    ("no link", "-", NO_LINK),
+    (
+        "a verified release",
+        f'releases/r1\t"{A}"\t"main"\t1',
+        LiveRelease("r1", A, "main", True),
+    ),
+    ("not verified", f'releases/r2\t"{B}"\t"feat/x"\t0', LiveRelease("r2", B, "feat/x")),
+    ("no .release-env", "releases/r3\t\t\t0", LiveRelease("r3", None, None)),
+    (
+        "an absolute target",
+        f"/srv/staging/staging-1/releases/r4/\t{A}\tmain\t1",
+        LiveRelease("r4", A, "main", True),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "live"), [c[1:] for c in LIVE_LINES], ids=[c[0] for c in LIVE_LINES]
+)
+def test_status_live_lines(line, live):
+    assert parse_live(line + "\n", 1) == [live]
+
+
+def test_status_live_answer_must_have_one_line_per_slot():
+    with pytest.raises(StagingError, match="1 lines for 2 slots"):
+        parse_live("-\n", 2)
