@@ -194,7 +194,8 @@ def test_force_releases_any_owner_but_a_task_named_stays_a_condition(backend: Ba
     help_text = invoke(backend.env, "--help", "release").stdout
     assert "only while that task holds it" in help_text
     if backend.name == "api":
-        doc = requests.get(backend.env["STAGING_API_URL"] + "/api/staging/openapi.json").json()
+        url = backend.env["STAGING_API_URL"] + "/api/staging/openapi.json"
+        doc = requests.get(url, timeout=10).json()
         fields = doc["components"]["schemas"]["ReleaseRequest"]["properties"]
         assert "a task given must still be the holder's" in fields["force"]["description"]
         assert "even with force" in fields["task"]["description"]
