@@ -1,7 +1,8 @@
 """deploy and rollback, each a list of steps in the order the operator sees them printed
 (one module per step, as Deployer's recipes have one file per task):
 
-    deploy:   claim, connect, lock, fetch, export + venv, migrate, switch, restart, verify, record
+    deploy:   claim, connect, lock, fetch, hold claim, export + venv, migrate, switch, restart,
+              verify, record
     rollback: claim, connect, lock, choose release, switch, restart, verify, record
 
 A deploy never replaces a working release with a broken one: the new release is exported,
@@ -18,7 +19,17 @@ from __future__ import annotations
 from typing import Any
 
 from staging_ops import output
-from staging_ops.deploy import claim, fetch, migrate, record, release, restart, switch, verify
+from staging_ops.deploy import (
+    claim,
+    fetch,
+    hold,
+    migrate,
+    record,
+    release,
+    restart,
+    switch,
+    verify,
+)
 from staging_ops.deploy.branch import task_from_branch, validate_branch
 from staging_ops.deploy.rollback import CHOOSE_STEP, roll_back
 from staging_ops.deploy.session import Deployer, Interrupted, Stop, failed_step, session
@@ -28,7 +39,7 @@ from staging_ops.inventory import Inventory, Slot
 from staging_ops.render import public_url
 
 # Nothing serves from the new release yet: a failure here needs no rollback.
-PREPARE = (fetch.STEP, release.STEP, migrate.STEP)
+PREPARE = (fetch.STEP, hold.STEP, release.STEP, migrate.STEP)
 # From the switch on, a failure (or Ctrl-C, SIGTERM) goes back to a verified release.
 GO_LIVE = (switch.STEP, restart.STEP, verify.STEP)
 
@@ -52,7 +63,7 @@ def deploy(
     result = DeployResult(slot.id, slot.identifier, branch)
     with log.step("claim") as rec:
         task = task or task_from_branch(branch)
-        check = claim.ensure_claim(registry, slot, task, operator, force)
+        check = claim.check_deploy_claim(registry, slot, task, operator, force)
         rec["detail"] = check.detail
     run = Run(result, check, registry)
     deployer = Deployer(inventory, slot, log, operator)

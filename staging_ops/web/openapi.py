@@ -249,6 +249,11 @@ def openapi_document() -> dict[str, Any]:
                         "commit": {"type": "string"},
                         "by": {"type": "string"},
                         "task": _TEXT,
+                        "serving": {
+                            "type": "boolean",
+                            "description": "note only what serves, whatever the claim (free or"
+                            " another task's): claim and expiry are left as they are",
+                        },
                     },
                 },
                 "ReleaseRequest": {
