@@ -31,11 +31,13 @@ from staging_ops.deploy import (
     verify,
 )
 from staging_ops.deploy.branch import task_from_branch, validate_branch
+from staging_ops.deploy.reconnect import check_live, connection_lost, lost_line, regain
 from staging_ops.deploy.rollback import CHOOSE_STEP, roll_back
 from staging_ops.deploy.session import Deployer, Interrupted, Stop, failed_step, session
 from staging_ops.deploy.steps import DeployResult, Run, run_steps
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory, Slot
+from staging_ops.remote import Unreachable
 from staging_ops.render import public_url
 
 # Nothing serves from the new release yet: a failure here needs no rollback.
@@ -122,15 +124,44 @@ def _prepare(deployer: Deployer, log: output.StepLog, run: Run) -> None:
 def _go_live(deployer: Deployer, log: output.StepLog, run: Run) -> None:
     """The GO_LIVE steps: make the release current and prove it serves its commit; on a
     failure, Ctrl-C or SIGTERM from the switch on, back to what served before if it is
-    verified-good, else the newest verified-good release (rollback.roll_back)."""
+    verified-good, else the newest verified-good release (rollback.roll_back). A connection
+    lost after the switch is regained first (reconnect.py), or the one line says what serves."""
+    restore = check_live(deployer, log, run.result.release, run.previous)
     try:
         run_steps(GO_LIVE, deployer, log, run)
     except Stop as stop:
         roll_back(deployer, log, run.result.release, stop, run.previous)
     except StagingError as failure:
-        if failed_step(log) == "switch":
+        step = failed_step(log)
+        if step == "switch":
             raise  # `current` did not move: what served before still serves
+        if isinstance(failure, Unreachable) or connection_lost(deployer):
+            _regain_or_say(deployer, log, run, step, restore)
+            roll_back(deployer, log, run.result.release, failure, run.previous, step=step)
         roll_back(deployer, log, run.result.release, failure, run.previous)
+
+
+def _regain_or_say(
+    deployer: Deployer, log: output.StepLog, run: Run, step: str, restore: str
+) -> None:
+    """The connection was lost during `step`: regained (reconnect.py), or the one line that
+    says what `current` points to and how to restore the last verified release."""
+    tries = regain(deployer, log)
+    if tries is None:
+        return
+    slot = deployer.slot
+    raise StagingError(
+        lost_line(
+            slot.id,
+            slot.identifier,
+            deployer.host.name,
+            step,
+            run.result.release,
+            restore,
+            tries,
+            run.claim.task,
+        )
+    ) from None
 
 
 def _done(result: DeployResult, deployer: Deployer, log: output.StepLog) -> DeployResult:
