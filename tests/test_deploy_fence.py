@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import INVOKE, ROOT, run_invoke
-from tests.test_deploy import commit_of, deploy, served
+from tests.test_deploy import commit_of, deploy, served, wait_served
 
 SLOT = 9  # no other test of the shared sandbox claims, deploys to or releases it
 TASK = f"JA-{SLOT}"
@@ -62,17 +62,6 @@ def start_deploy(box, branch: str) -> subprocess.Popen:
     )
 
 
-def wait_answer(box, timeout: float = 15) -> str | None:
-    """What nginx serves once the slot answers (None if nothing does within `timeout`)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        commit = served(box, SLOT)
-        if commit:
-            return commit
-        time.sleep(0.1)
-    return None
-
-
 def assert_truthful(box, code: int, out: str, commit: str, stopped: bool = False) -> dict:
     """The end state the registry must describe: what `current` points to is what serves and
     what the registry records (or, stopped, nothing serves); a deploy that succeeded holds its
@@ -85,7 +74,7 @@ def assert_truthful(box, code: int, out: str, commit: str, stopped: bool = False
         assert state["status"] == "free" and served(box, SLOT) is None, (state, out)
         return state
     assert not stopped or code == 0, out
-    assert wait_answer(box) == live, out
+    assert wait_served(box, SLOT) == live, out
     assert state["commit"] == live, (state, live, out)
     events = history(box)  # newest first
     if code == 0:
@@ -220,6 +209,6 @@ def test_a_forced_rollback_of_a_free_slot_records_what_serves(box, tmp_path: Pat
     forced = run_invoke("rollback", "--slot", str(SLOT), "--force", env=box.env())
     assert forced.returncode == 0, forced.stdout + forced.stderr
     state, live = row(box), current_commit(box)
-    assert live == commit_of(box, "feat-x") and wait_answer(box) == live
+    assert live == commit_of(box, "feat-x") and wait_served(box, SLOT) == live
     assert state["status"] == "free" and state["commit"] == live
     reclaim(box)
