@@ -14,7 +14,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from staging_ops import output, remote
-from staging_ops.deploy import lock as slot_lock
 from staging_ops.deploy.rollback import newest_good, releases
 from staging_ops.errors import Conflict, StagingError
 
@@ -96,14 +95,7 @@ def regain(deployer: Deployer, log: output.StepLog) -> int | None:
             time.sleep(pause)
             try:
                 deployer.remote = remote.connect(deployer.host)
-                deployer.lock = slot_lock.acquire_waiting(
-                    deployer.remote,
-                    deployer.paths.lock,
-                    deployer.slot.identifier,
-                    slot_lock.hung_after(deployer.app.verify_timeout),
-                    deployer.operator,
-                    LOCK_WAIT,
-                )
+                deployer.lock = deployer.take_lock(LOCK_WAIT)
                 rec["detail"] = f"regained after {n} {'try' if n == 1 else 'tries'}"
                 return None
             except Conflict as exc:
