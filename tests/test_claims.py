@@ -201,6 +201,18 @@ def test_force_releases_any_owner_but_a_task_named_stays_a_condition(backend: Ba
         assert "even with force" in fields["task"]["description"]
 
 
+def test_record_deploy_serving_notes_what_serves_and_leaves_the_claim(backend: Backend) -> None:
+    """What a deploy whose claim was released meanwhile records (deploy/claim.py's fence)."""
+    free = backend.registry.record_deploy(6, "feature/x", "abcdef1234", "alice", serving=True)
+    assert (free.status, free.branch, free.commit) == ("free", "feature/x", "abcdef1234")
+    assert free.deployed_at is not None
+    held = backend.registry.claim(6, "JA-60", "bob", WEEK).slot
+    after = backend.registry.record_deploy(6, "feature/y", "bcdef12345", "alice", serving=True)
+    assert (after.task, after.owner, after.commit) == ("JA-60", "bob", "bcdef12345")
+    # Another task's claim: its expiry, and the deploy time reap judges it by, are left.
+    assert (after.expires_at, after.deployed_at) == (held.expires_at, held.deployed_at)
+
+
 def test_record_deploy_renews_and_needs_a_claim(backend: Backend) -> None:
     with pytest.raises(Conflict, match="is free: claim it"):
         backend.registry.record_deploy(6, "feature/x", "abcdef1234", "alice")
