@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg2
 import pytest
+import requests
 
 from staging_ops.claims import service as claims
 from staging_ops.claims.model import HoldsAnotherSlot, SlotRegistry, UnknownSlot
@@ -169,6 +170,47 @@ def test_release_only_by_holder_unless_forced(backend: Backend) -> None:
     forced = backend.registry.release(3, "mallory", force=True)
     assert forced.released and forced.before.task == "JA-9" and forced.after.status == "free"
     assert not backend.registry.release(3, "mallory").released  # already free: a no-op
+
+
+def test_force_releases_any_owner_but_a_task_named_stays_a_condition(backend: Backend) -> None:
+    """One meaning of force on both backends, through the CLI as through the interface: it
+    overrides who may release, not the task named (the CLI's help and the OpenAPI text say
+    so)."""
+    backend.registry.claim(3, "JA-9", "alice", WEEK)
+    events = event_count(backend.dsn)
+    with pytest.raises(Conflict, match=r"now held by task JA-9 \(owner alice\).*, not by JA-8"):
+        backend.registry.release(3, "mallory", task="JA-8", force=True)
+    refused = invoke(backend.env, "release", "--slot", "3", "--task", "JA-8", "--force")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "not by JA-8" in refused.stderr and "without --task it releases" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert backend.registry.get(3).task == "JA-9" and event_count(backend.dsn) == events
+    forced = invoke(backend.env, "release", "--slot", "3", "--force", "--owner", "mallory")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert backend.registry.get(3).status == "free"
+    backend.registry.claim(3, "JA-9", "alice", WEEK)
+    named = invoke(backend.env, "release", "--slot", "3", "--task", "JA-9", "--force")
+    assert named.returncode == 0 and backend.registry.get(3).status == "free"
+    help_text = invoke(backend.env, "--help", "release").stdout
+    assert "only while that task holds it" in help_text
+    if backend.name == "api":
+        url = backend.env["STAGING_API_URL"] + "/api/staging/openapi.json"
+        doc = requests.get(url, timeout=10).json()
+        fields = doc["components"]["schemas"]["ReleaseRequest"]["properties"]
+        assert "a task given must still be the holder's" in fields["force"]["description"]
+        assert "even with force" in fields["task"]["description"]
+
+
+def test_record_deploy_serving_notes_what_serves_and_leaves_the_claim(backend: Backend) -> None:
+    """What a deploy whose claim was released meanwhile records (deploy/claim.py's fence)."""
+    free = backend.registry.record_deploy(6, "feature/x", "abcdef1234", "alice", serving=True)
+    assert (free.status, free.branch, free.commit) == ("free", "feature/x", "abcdef1234")
+    assert free.deployed_at is not None
+    held = backend.registry.claim(6, "JA-60", "bob", WEEK).slot
+    after = backend.registry.record_deploy(6, "feature/y", "bcdef12345", "alice", serving=True)
+    assert (after.task, after.owner, after.commit) == ("JA-60", "bob", "bcdef12345")
+    # Another task's claim: its expiry, and the deploy time reap judges it by, are left.
+    assert (after.expires_at, after.deployed_at) == (held.expires_at, held.deployed_at)
 
 
 def test_record_deploy_renews_and_needs_a_claim(backend: Backend) -> None:

@@ -318,9 +318,17 @@ class SlotRegistry(Protocol):
         ...
 
     def record_deploy(
-        self, slot_id: int, branch: str, commit: str, by: str, task: str | None = None
+        self,
+        slot_id: int,
+        branch: str,
+        commit: str,
+        by: str,
+        task: str | None = None,
+        serving: bool = False,
     ) -> SlotState:
-        """Note what was deployed to a claimed slot and renew the claim's expiry."""
+        """Note what was deployed to a claimed slot (held by `task`, if given) and renew the
+        claim's expiry. `serving`: note only what serves, whatever the claim (free, or another
+        task's: then its deployed time is left, so reap does not judge it by this deploy)."""
         ...
 
     def history(self, slot_id: int | None = None, limit: int = 50) -> list[SlotEvent]:

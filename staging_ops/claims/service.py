@@ -146,13 +146,13 @@ def release(
     task_key = parse_task(task) if task else None
     who = owner_or_default(by)
     if not (stop or reset_db):
-        return ReleaseOutcome(registry.release(target.id, who, task=task_key, force=force), [])
+        return ReleaseOutcome(_release_claim(registry, target.id, who, task_key, force), [])
     # Imported here: only a release that touches the droplet needs Fabric.
     from staging_ops.deploy.stop import slot_locked, stop_slot
     from staging_ops.provision.databases import reset_slot_database
 
     with slot_locked(inventory, target, who, action="release") as held:
-        result = registry.release(target.id, who, task=task_key, force=force)
+        result = _release_claim(registry, target.id, who, task_key, force)
         hooks: list[tuple[str, Callable[[], str | None]]] = []
         if stop:
             hooks.append(("--stop", lambda: stop_slot(inventory, target, who, held)))
@@ -168,6 +168,24 @@ def release(
                     f"slot {target.id} is {state}, but {flag} failed: {exc}"
                 ) from None
     return ReleaseOutcome(result, done)
+
+
+def _release_claim(
+    registry: SlotRegistry, slot_id: int, who: str, task: str | None, force: bool
+) -> ReleaseResult:
+    """registry.release; a forced release refused because another task holds the slot says
+    how to release it anyway. --force overrides who may release, never the task named: the
+    task is a condition (reap and auto-release rely on it to free only the claim they
+    judged), in the CLI as in the API."""
+    try:
+        return registry.release(slot_id, who, task=task, force=force)
+    except Conflict as exc:
+        if force and task and registry.get(slot_id).task not in (None, task):
+            raise Conflict(
+                f"{exc} (--force does not override --task; without --task it releases "
+                "whoever holds the slot)"
+            ) from None
+        raise
 
 
 # ---- status ------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def claim(c, slot="", task="", owner="", ttl="7d", note="", wait=""):
         "slot": "slot number to release",
         "task": "the holding task (naming it proves you hold the slot, like being its owner)",
         "owner": "who you are (default: git config user.email, then $USER)",
-        "force": "release even if someone else holds the slot",
+        "force": "release the slot whoever holds it; with --task, only while that task holds it",
         "stop": "also stop the slot's services",
         "reset_db": "also recreate the slot's database, empty",
     }

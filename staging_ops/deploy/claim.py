@@ -4,7 +4,15 @@ Conflict); ensure_claim and check_rollback_claim read the row and write the clai
 
 A deploy needs the slot held by its task (or by the operator, with no task known) and renews
 that claim; a free slot is claimed for the task. --force deploys or rolls back another task's
-slot, the claim staying theirs. Rollback never claims: a free slot needs --force."""
+slot, the claim staying theirs. Rollback never claims: a free slot needs --force.
+
+When: the rules are checked (a read) before the droplet is touched; the claim is written
+(`hold claim`) only under the slot's deploy lock and once the branch's commit is known, so a
+deploy refused by the lock (a `release --stop` running) or of a branch that does not exist
+changes nothing. The claim is read again under the lock just before the switch (`fence`), and
+the record is conditional on it: a claim released meanwhile (plain `release` takes no lock)
+stops the deploy before the switch, or, if it went after the switch, the registry is told what
+serves (`record_deploy(serving=True)`) and the deploy exits 3 saying so."""
 
 from __future__ import annotations
 
@@ -44,7 +52,7 @@ def deploy_claim(
             f"{slot.identifier} is free and no task is known: pass --task JA-123 or deploy a "
             "branch named after its Linear issue (e.g. alice/ja-123-search)"
         )
-    return ClaimCheck(f"claimed for {task} by {operator}", task=task, claim=(task, operator))
+    return ClaimCheck(f"free: for {task} ({operator})", task=task, claim=(task, operator))
 
 
 def rollback_claim(
@@ -60,7 +68,7 @@ def rollback_claim(
             f"{slot.identifier} is free: claim it first (invoke claim --slot {slot.id} --task "
             "JA-123) or pass --force"
         )
-    return ClaimCheck("free; rolling back anyway (--force), not in the registry", record=False)
+    return ClaimCheck("free; rolling back anyway (--force), the slot stays free", record=False)
 
 
 def holder_check(
@@ -71,7 +79,7 @@ def holder_check(
     mine = state.task == task if task else state.owner == operator
     if mine:
         return ClaimCheck(
-            f"held by {state.task}, renewed",
+            f"held by {state.task}",
             task=state.task,
             claim=(state.task, state.owner or operator),
         )
@@ -85,16 +93,41 @@ def holder_check(
     )
 
 
-def ensure_claim(
+def check_deploy_claim(
     registry: Any, slot: Slot, task: str | None, operator: str, force: bool
 ) -> ClaimCheck:
-    """Deploy's claim step: a bad --task or a conflict raises before anything is written; the
-    claim deploy_claim decides (new, or the holder's renewed) is made."""
+    """Deploy's `claim` step: a bad --task or a conflict raises; only reads the registry (the
+    claim decided is written by `hold claim`)."""
     task = parse_task(task) if task else None
-    check = deploy_claim(registry.get(slot.id), slot, task, operator, force)
-    if check.claim:
-        registry.claim(slot.id, *check.claim, parse_ttl(CLAIM_TTL))
-    return check
+    return deploy_claim(registry.get(slot.id), slot, task, operator, force)
+
+
+def hold(registry: Any, slot: Slot, check: ClaimCheck) -> str:
+    """Write the claim `check` decided (new, or the holder's renewed): a Conflict if another
+    task took the slot since it was checked."""
+    if not check.claim:
+        return f"{check.task}'s claim, left as it is (--force)"
+    task, owner = check.claim
+    result = registry.claim(slot.id, task, owner, parse_ttl(CLAIM_TTL))
+    return f"{task}'s claim renewed" if result.renewed else f"claimed for {task} by {owner}"
+
+
+def lost(state: SlotState, check: ClaimCheck) -> bool:
+    """Whether the claim `check` stands on is gone from `state`: released, or another task's
+    now. A run that stood on no claim (forced on a free slot) loses none."""
+    return bool(check.task) and not (state.claimed and state.task == check.task)
+
+
+def fence(registry: Any, slot: Slot, check: ClaimCheck) -> None:
+    """Just before the switch, under the lock: the claim must still be the one checked, or
+    the run stops with nothing switched (Conflict, exit 3)."""
+    state = registry.get(slot.id)
+    if lost(state, check):
+        now = f"held by {state.holder_text()}" if state.claimed else "free"
+        raise Conflict(
+            f"{slot.identifier}: {check.task}'s claim was released during this run (the slot is "
+            f"{now}); nothing was switched, the previous release keeps serving"
+        )
 
 
 def check_rollback_claim(

@@ -5,10 +5,12 @@ registry."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from staging_ops import remote
 from staging_ops.deploy.steps import Run, Step
+from staging_ops.errors import Conflict
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
@@ -40,10 +42,28 @@ def finish(
 def _step(deployer: Deployer, run: Run) -> str:
     result = run.result
     finish(deployer, result.release, result.branch, result.commit, run.previous)
-    if run.claim.record:
-        run.registry.record_deploy(
-            deployer.slot.id, result.branch, result.commit, deployer.operator, task=run.claim.task
-        )
+    tell = partial(
+        run.registry.record_deploy,
+        deployer.slot.id,
+        result.branch,
+        result.commit,
+        deployer.operator,
+    )
+    if not run.claim.record:
+        tell(serving=True)  # a forced run on a free slot: what serves, the slot left free
+        return "registry (what serves) + deploy log"
+    try:
+        tell(task=run.claim.task)
+    except Conflict:
+        # Released (or re-taken by another task) after the fence: the registry must still say
+        # what serves, and the operator that the claim is gone.
+        state = tell(serving=True)
+        now = f"held by {state.holder_text()}" if state.claimed else "free"
+        raise Conflict(
+            f"{deployer.slot.identifier}: {result.release} serves, verified, but "
+            f"{run.claim.task}'s claim was released during this run (the slot is {now}); the "
+            f"registry records {result.branch}@{result.commit[:12]} as what serves"
+        ) from None
     return "registry + deploy log"
 
 

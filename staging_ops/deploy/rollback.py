@@ -101,13 +101,16 @@ def roll_back(
     failed: str,
     failure: StagingError | Stop,
     previous: str | None = None,
+    step: str | None = None,
 ) -> None:
     """After `failed` was switched to: back to `previous` (what served before) if it is
     verified-good, else the newest verified-good release other than `failed` (never one that
     was not verified, e.g. left by a killed deploy), verified; the slot is stopped if there is
-    none. A failure marks `failed` bad; an interruption leaves it unverified. Always raises."""
-    interrupted = isinstance(failure, Stop)
-    step = failed_step(log)
+    none. A failure marks `failed` bad; an interruption or a lost connection (regained: `step`
+    names where it was lost) leaves it unverified. Always raises."""
+    lost = step is not None
+    interrupted = isinstance(failure, Stop) or lost
+    step = step or failed_step(log)
     with signals_ignored():
         unit_log = "" if interrupted else last_lines(deployer)
         if not interrupted:
@@ -115,6 +118,10 @@ def roll_back(
         target = _restore_good_release(deployer, log, failed, previous)
     back = f"rolled back to {target or 'nothing (slot stopped)'}"
     where = deployer.slot.identifier
+    if lost:
+        raise StagingError(
+            f"{where}: connection lost during {step}, regained; {back}; {failed} left unverified"
+        )
     if isinstance(failure, Stop):
         raise Interrupted(
             f"{where}: interrupted during {step}; {back}; {failed} left unverified", failure

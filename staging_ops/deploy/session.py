@@ -61,15 +61,21 @@ class Deployer:
         with self.log.step("connect"):
             self.remote = remote.connect(self.host)
         with self.log.step("lock") as rec:
-            self.lock = slot_lock.acquire(
-                self.remote,
-                self.paths.lock,
-                self.slot.identifier,
-                slot_lock.hung_after(self.app.verify_timeout),
-                self.operator,
-            )
+            self.lock = self.take_lock()
             if self.lock.warning:
                 rec["outcome"], rec["detail"] = "warn", self.lock.warning
+
+    def take_lock(self, wait: float = 0.0) -> slot_lock.SlotLock:
+        """The slot's lock on our connection (waiting up to `wait` s for a holder to let go)."""
+        assert self.remote is not None
+        return slot_lock.acquire_waiting(
+            self.remote,
+            self.paths.lock,
+            self.slot.identifier,
+            slot_lock.hung_after(self.app.verify_timeout),
+            self.operator,
+            wait,
+        )
 
     def close(self) -> None:
         if self.lock:

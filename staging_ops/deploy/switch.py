@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from staging_ops import remote
+from staging_ops.deploy.claim import fence
 from staging_ops.deploy.steps import Run, Step
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ def current_release(deployer: Deployer) -> str | None:
 
 
 def _step(deployer: Deployer, run: Run) -> str:
+    # Plain `release` takes no lock: the claim is read again here, under ours (claim.py).
+    fence(run.registry, deployer.slot, run.claim)
     switch(deployer, run.result.release)
     return f"{run.previous or 'nothing'} -> {run.result.release}"
 

@@ -148,9 +148,15 @@ class ApiRegistry:
         return ReleaseResult.from_dict(data)
 
     def record_deploy(
-        self, slot_id: int, branch: str, commit: str, by: str, task: str | None = None
+        self,
+        slot_id: int,
+        branch: str,
+        commit: str,
+        by: str,
+        task: str | None = None,
+        serving: bool = False,
     ) -> SlotState:
-        body = {
+        body: dict[str, Any] = {
             "action": "deploy",
             "slot_id": slot_id,
             "branch": branch,
@@ -158,6 +164,8 @@ class ApiRegistry:
             "by": by,
             "task": task,
         }
+        if serving:
+            body["serving"] = True
         return SlotState.from_dict(self._call("PUT", "/slots", json=body)["slot"])
 
     def history(self, slot_id: int | None = None, limit: int = 50) -> list[SlotEvent]:

@@ -369,18 +369,34 @@ class PostgresRegistry:
         ) or release_not_allowed(state)
 
     def record_deploy(
-        self, slot_id: int, branch: str, commit: str, by: str, task: str | None = None
+        self,
+        slot_id: int,
+        branch: str,
+        commit: str,
+        by: str,
+        task: str | None = None,
+        serving: bool = False,
     ) -> SlotState:
         task = parse_task(task) if task else None
         branch, commit = parse_branch(branch), parse_commit(commit)
-        params = {"slot": slot_id, "branch": branch, "commit": commit, "task": task}
-        with self._transaction(actor=by, action="deploy", detail=f"{branch}@{commit[:12]}") as cur:
+        params = {
+            "slot": slot_id,
+            "branch": branch,
+            "commit": commit,
+            "task": task,
+            "serving": serving,
+        }
+        detail = f"{branch}@{commit[:12]}" + (" (serving, claim untouched)" if serving else "")
+        with self._transaction(actor=by, action="deploy", detail=detail) as cur:
             cur.execute(
                 compose(
                     "UPDATE {slots} SET branch = %(branch)s, commit = %(commit)s,"
-                    " deployed_at = now(), expires_at = now() + make_interval(secs => ttl_seconds)"
-                    " WHERE slot_id = %(slot)s AND status = 'claimed'"
-                    " AND (%(task)s::text IS NULL OR task = %(task)s) RETURNING {cols}"
+                    " deployed_at = CASE WHEN %(serving)s AND status = 'claimed'"
+                    "   THEN deployed_at ELSE now() END,"
+                    " expires_at = CASE WHEN %(serving)s THEN expires_at"
+                    "   ELSE now() + make_interval(secs => ttl_seconds) END"
+                    " WHERE slot_id = %(slot)s AND (%(serving)s OR (status = 'claimed'"
+                    " AND (%(task)s::text IS NULL OR task = %(task)s))) RETURNING {cols}"
                 ),
                 params,
             )

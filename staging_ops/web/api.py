@@ -30,7 +30,7 @@ PREFIX = "/api/staging"
 log = logging.getLogger(__name__)
 
 CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note"}
-DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task"}
+DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task", "serving"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
 MAX_HISTORY = 1000
@@ -168,6 +168,7 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
             parse_commit(_string(data, "commit")),
             parse_text(_string(data, "by"), "by") or g.staging_subject,
             task=parse_task(task) if task else None,
+            serving=_flag(data, "serving"),
         )
         return jsonify({"slot": state.to_dict()})
 

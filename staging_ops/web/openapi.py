@@ -148,7 +148,10 @@ def openapi_document() -> dict[str, Any]:
                         ),
                         "400": _error("Malformed JSON or fields."),
                         "404": _error("Unknown slot."),
-                        "409": _error("Held by someone else (use force), or changed meanwhile."),
+                        "409": _error(
+                            "Held by someone else (use force), held by another task than the"
+                            " one given (even with force), or changed meanwhile."
+                        ),
                         **_AUTH_ERRORS,
                     },
                 }
@@ -246,6 +249,11 @@ def openapi_document() -> dict[str, Any]:
                         "commit": {"type": "string"},
                         "by": {"type": "string"},
                         "task": _TEXT,
+                        "serving": {
+                            "type": "boolean",
+                            "description": "note only what serves, whatever the claim (free or"
+                            " another task's): claim and expiry are left as they are",
+                        },
                     },
                 },
                 "ReleaseRequest": {
@@ -253,8 +261,17 @@ def openapi_document() -> dict[str, Any]:
                     "additionalProperties": False,
                     "properties": {
                         "by": {"type": "string", "description": "default: the token subject"},
-                        "task": _TEXT,
-                        "force": {"type": "boolean"},
+                        "task": {
+                            **_TEXT,
+                            "description": "the holding task: naming it allows the release, and"
+                            " it is a condition, even with force (409 if another task holds the"
+                            " slot)",
+                        },
+                        "force": {
+                            "type": "boolean",
+                            "description": "release whoever holds the slot (any owner); a task"
+                            " given must still be the holder's",
+                        },
                         "expired_only": {"type": "boolean"},
                         "action": {"enum": ["release", "reap"]},
                         "reason": _TEXT,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from staging_ops.claims.model import SlotState
-from staging_ops.deploy.claim import ClaimCheck, deploy_claim, rollback_claim
+from staging_ops.deploy.claim import ClaimCheck, deploy_claim, lost, rollback_claim
 from staging_ops.errors import BadInput, Conflict
 from staging_ops.inventory import Slot
 
@@ -25,21 +25,21 @@ def row(task: str | None = None, owner: str | None = None) -> SlotState:
     ("state", "task", "force", "expected"),
     [
         # A free slot is claimed for the operator's task.
-        (row(), "JA-1", False, ClaimCheck(f"claimed for JA-1 by {ME}", "JA-1", True, ("JA-1", ME))),
-        (row(), "JA-1", True, ClaimCheck(f"claimed for JA-1 by {ME}", "JA-1", True, ("JA-1", ME))),
+        (row(), "JA-1", False, ClaimCheck(f"free: for JA-1 ({ME})", "JA-1", True, ("JA-1", ME))),
+        (row(), "JA-1", True, ClaimCheck(f"free: for JA-1 ({ME})", "JA-1", True, ("JA-1", ME))),
         # Held by the same task: deployed, the holder's claim renewed (their owner kept).
         (
             row("JA-1", "alice"),
             "JA-1",
             False,
-            ClaimCheck("held by JA-1, renewed", "JA-1", True, ("JA-1", "alice")),
+            ClaimCheck("held by JA-1", "JA-1", True, ("JA-1", "alice")),
         ),
         # No task known: the operator's own claim.
         (
             row("JA-1", ME),
             None,
             False,
-            ClaimCheck("held by JA-1, renewed", "JA-1", True, ("JA-1", ME)),
+            ClaimCheck("held by JA-1", "JA-1", True, ("JA-1", ME)),
         ),
         # Another task's slot under --force: deployed, the claim stays theirs, not renewed.
         (
@@ -84,8 +84,8 @@ def test_deploy_claim_refuses(state, task, force, error, message):
     ("state", "task", "force", "expected"),
     [
         # Rollback claims nothing, not even a renewal.
-        (row("JA-1", "alice"), "JA-1", False, ClaimCheck("held by JA-1, renewed", "JA-1")),
-        (row("JA-1", ME), None, False, ClaimCheck("held by JA-1, renewed", "JA-1")),
+        (row("JA-1", "alice"), "JA-1", False, ClaimCheck("held by JA-1", "JA-1")),
+        (row("JA-1", ME), None, False, ClaimCheck("held by JA-1", "JA-1")),
         (
             row("JA-2", "bob"),
             "JA-1",
@@ -97,7 +97,7 @@ def test_deploy_claim_refuses(state, task, force, error, message):
             row(),
             None,
             True,
-            ClaimCheck("free; rolling back anyway (--force), not in the registry", record=False),
+            ClaimCheck("free; rolling back anyway (--force), the slot stays free", record=False),
         ),
     ],
 )
@@ -117,3 +117,18 @@ def test_rollback_claim(state, task, force, expected):
 def test_rollback_claim_refuses(state, task, message):
     with pytest.raises(Conflict, match=message):
         rollback_claim(state, SLOT, task, ME, False)
+
+
+@pytest.mark.parametrize(
+    ("state", "check", "gone"),
+    [
+        (row("JA-1", ME), ClaimCheck("", "JA-1"), False),  # still held: the run goes on
+        (row("JA-1", "bob"), ClaimCheck("", "JA-1"), False),  # same task, another owner
+        (row(), ClaimCheck("", "JA-1"), True),  # released meanwhile
+        (row("JA-2", "bob"), ClaimCheck("", "JA-1"), True),  # released and re-taken
+        (row(), ClaimCheck("", record=False), False),  # forced on a free slot: no claim
+        (row("JA-2", "bob"), ClaimCheck("", record=False), False),  # claimed since: not ours
+    ],
+)
+def test_a_claim_is_lost_when_released_or_taken_by_another_task(state, check, gone):
+    assert lost(state, check) is gone

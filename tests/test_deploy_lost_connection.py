@@ -1,0 +1,128 @@
+"""A deploy whose SSH connection is cut for real after the switch (the sandbox's sshd child
+serving it killed, at restart and at verify): it reconnects and finishes its rollback; or, when
+the host stays unreachable (sshd frozen), it says in one line what `current` points to and how
+to restore the last verified release, and the next deploy notices the unverified release."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import INVOKE, ROOT, inventory_variant, run_invoke
+from tests.test_deploy import commit_of, deploy, releases, served, wait_served
+from tests.test_deploy_safety import push_app_variant
+
+SLOT = 2  # no other test of the shared sandbox claims, deploys to or releases it
+TASK = f"JA-{SLOT}"
+
+
+@pytest.fixture(scope="module")
+def box(sandbox, provisioned):
+    first = deploy(sandbox, "feat-x", SLOT)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return sandbox
+
+
+def sshd_pid(box) -> int:
+    return box.pids["h1:sshd"]
+
+
+def cut_connections(box) -> None:
+    """Kill every sshd child of the sandbox's sshd: each serves one connection, the deploy's."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(sshd_pid(box))], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert children, "no SSH connection to cut"
+    for pid in children:
+        os.kill(int(pid), signal.SIGKILL)
+
+
+def push_slow_branch(box) -> str:
+    """A branch whose UI answers only 3 s after it starts: verify is under way meanwhile."""
+    needle = "    config = read_ui_config()\n    serve(\n"
+    return push_app_variant(box, "slow-start", needle, '    __import__("time").sleep(3)\n')
+
+
+def deploy_cut_after(
+    box, step: str, branch: str = "main", env: dict | None = None, freeze: bool = False
+):
+    """Deploy `branch`, cutting its connection as soon as `step`'s line is printed (the next step
+    is running); `freeze` also stops sshd from answering new connections until the end."""
+    process = subprocess.Popen(
+        [INVOKE, "deploy", "--slot", str(SLOT), "--branch", branch, "--task", TASK],
+        cwd=ROOT,
+        env={**os.environ, **box.env(), **(env or {}), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if line.split()[1:2] == [step]:
+                if freeze:
+                    os.kill(sshd_pid(box), signal.SIGSTOP)
+                cut_connections(box)
+                break
+        out, err = process.communicate(timeout=120)
+    finally:
+        if freeze:
+            os.kill(sshd_pid(box), signal.SIGCONT)
+    return process.returncode, "".join(lines) + out, err
+
+
+def release_of(box, commit: str) -> Path:
+    return next(p for p in reversed(releases(box, SLOT)) if p.name.endswith(commit[:7]))
+
+
+@pytest.mark.parametrize(("after", "lost_in"), [("switch", "restart"), ("restart", "verify")])
+def test_a_connection_cut_after_the_switch_is_regained_and_rolled_back(box, after, lost_in):
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    good = commit_of(box, "feat-x")
+    commit = push_slow_branch(box)
+    code, out, err = deploy_cut_after(box, after, "slow-start")
+    assert code == 1, out + err
+    assert f"connection lost during {lost_in}, regained" in err, out + err
+    assert "rolled back to" in err and "left unverified" in err and "Traceback" not in err
+    assert " reconnect " in out and "regained after" in out
+    assert wait_served(box, SLOT) == good
+    new = release_of(box, commit)
+    assert not (new / ".ok").exists() and not (new / ".bad").exists()  # not its fault
+    row = run_invoke("status", "--json", "--no-health", env=box.env()).stdout
+    assert f'"commit": "{good}"' in row
+
+
+def test_a_host_that_stays_unreachable_gets_one_line_and_the_next_deploy_notices(
+    box, tmp_path: Path
+):
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    good = release_of(box, commit_of(box, "feat-x")).name
+    quick = inventory_variant(box, tmp_path, ("connect_timeout = 10", "connect_timeout = 1"))
+    commit = push_slow_branch(box)
+    code, out, err = deploy_cut_after(
+        box, "restart", "slow-start", env={"STAGING_INVENTORY": str(quick)}, freeze=True
+    )
+    assert code == 1, out + err
+    assert err.strip().count("\n") == 0, err  # one line
+    new = release_of(box, commit).name
+    assert f"`current` points to {new}, not verified" in err, err
+    assert "connection to h1 lost during verify, not regained after 3 tries" in err, err
+    command = re.search(r"restore the last verified one: (invoke rollback .*)$", err.strip())
+    assert command, err
+    assert command.group(1) == f"invoke rollback --slot {SLOT} --to {good} --task {TASK}"
+    # The next deploy sees the unverified release live and says so.
+    again = deploy(box, "main", SLOT)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert re.search(rf"warn +check live .*{new} serves but was never verified", again.stdout)
+    # The printed command restores the last verified release.
+    restored = run_invoke(*shlex.split(command.group(1))[1:], env=box.env())
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert served(box, SLOT) == commit_of(box, "feat-x")
