@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
+from staging_ops import parsing
 from staging_ops.claims.model import (
     SlotRegistry,
     UnknownSlot,
@@ -33,7 +34,8 @@ CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note"}
 DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
-MAX_HISTORY = 1000
+MAX_HISTORY = parsing.MAX_HISTORY
+MAX_BODY = 64 * 1024  # a claim is a few hundred bytes
 
 
 def error_response(status: int, message: str) -> tuple[Response, int]:
@@ -61,10 +63,20 @@ def staging_error_response(exc: StagingError) -> tuple[Response, int]:
     return error_response(503, "registry unavailable")
 
 
+def _raw_body() -> bytes:
+    """The body, at most MAX_BODY bytes: 413 beyond, judged before reading it all."""
+    length = request.content_length
+    body = b"" if length == 0 else request.stream.read(MAX_BODY + 1)
+    if (length or 0) > MAX_BODY or len(body) > MAX_BODY:
+        abort(413, f"the request body is over {MAX_BODY} bytes")
+    return body
+
+
 def _body(allowed: set[str], optional: bool = False) -> dict[str, Any]:
-    if optional and not request.get_data():
+    body = _raw_body()
+    if optional and not body:
         return {}
-    data = request.get_json(silent=True)
+    data = parsing.json_body(body)
     if not isinstance(data, dict):
         raise BadInput("the request body must be a JSON object")
     unknown = sorted(set(data) - allowed)
@@ -74,12 +86,18 @@ def _body(allowed: set[str], optional: bool = False) -> dict[str, Any]:
 
 
 def _slot_id(value: Any, allow_auto: bool = False) -> int | None:
+    """A body's slot_id: a JSON integer from 1 to MAX_SLOT_ID (or "auto", where allowed)."""
     if allow_auto and value == "auto":
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, str) or value is None:
         suffix = ' or "auto"' if allow_auto else ""
-        raise BadInput(f"slot_id must be a positive integer{suffix}")
-    return value
+        raise BadInput(f"slot_id must be an integer from 1 to {parsing.MAX_SLOT_ID}{suffix}")
+    return parsing.integer(value, "slot_id", low=1, high=parsing.MAX_SLOT_ID)
+
+
+def _path_slot(text: str) -> int:
+    """A URL's slot id (ASCII digits; werkzeug's int converter takes any Unicode digit)."""
+    return parsing.integer(text, "slot_id", low=1, high=parsing.MAX_SLOT_ID)
 
 
 def _flag(data: dict[str, Any], key: str) -> bool:
@@ -132,9 +150,9 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
             encoded[0] = (states, body)
         return Response(body, mimetype="application/json")
 
-    @bp.get("/slots/<int:slot_id>")
-    def get_slot(slot_id: int) -> Response:
-        return jsonify({"slot": g.staging_registry.get(slot_id).to_dict()})
+    @bp.get("/slots/<slot_id>")
+    def get_slot(slot_id: str) -> Response:
+        return jsonify({"slot": g.staging_registry.get(_path_slot(slot_id)).to_dict()})
 
     @bp.put("/slots")
     def put_slot() -> Response:
@@ -171,34 +189,32 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
         )
         return jsonify({"slot": state.to_dict()})
 
-    @bp.post("/slots/<int:slot_id>/release")
-    def release_slot(slot_id: int) -> Response:
+    @bp.post("/slots/<slot_id>/release")
+    def release_slot(slot_id: str) -> Response:
+        slot = _path_slot(slot_id)
         data = _body(RELEASE_FIELDS, optional=True)
         action = data.get("action", "release")
         if action not in RELEASE_ACTIONS:
             raise BadInput('action must be "release" or "reap"')
         task = _string(data, "task")
+        expect_commit = _string(data, "expect_commit")
         result = g.staging_registry.release(
-            slot_id,
+            slot,
             parse_text(_string(data, "by"), "by") or g.staging_subject,
             task=parse_task(task) if task else None,
             force=_flag(data, "force"),
             expired_only=_flag(data, "expired_only"),
             action=action,
             reason=parse_text(_string(data, "reason"), "reason"),
-            expect_commit=_string(data, "expect_commit"),
+            expect_commit=parse_commit(expect_commit) if expect_commit else None,
         )
         return jsonify(result.to_dict())
 
     @bp.get("/history")
     def history() -> Response:
         slot = request.args.get("slot_id")
-        limit = request.args.get("limit", "50")
-        if (slot is not None and not slot.isdigit()) or not limit.isdigit():
-            raise BadInput("slot_id and limit must be positive integers")
-        if not 1 <= int(limit) <= MAX_HISTORY:
-            raise BadInput(f"limit must be between 1 and {MAX_HISTORY}")
-        events = g.staging_registry.history(int(slot) if slot else None, int(limit))
+        limit = parsing.integer(request.args.get("limit", "50"), "limit", low=1, high=MAX_HISTORY)
+        events = g.staging_registry.history(_path_slot(slot) if slot else None, limit)
         return jsonify({"events": [e.to_dict() for e in events]})
 
     return bp
