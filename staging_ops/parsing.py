@@ -27,6 +27,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"(0|[1-9][0-9]{0,14})([smhdwSMHDW]?)")
 MAX_HISTORY = 1000  # events one `history` (CLI or API) returns at most
 MAX_LOG_LINES = 100_000  # lines one `logs -n` asks journalctl for
+MAX_JSON_BODY = 64 * 1024  # bytes of an API request body (a claim is a few hundred)
 MAX_SLOT_ID = 9999  # the inventory's bound on a slot id (inventory/checks.py)
 MAX_SHOWN = 40  # characters of a refused value quoted back
 # Deeper JSON than this is refused before it is decoded: json.loads recurses per level, and

@@ -22,7 +22,8 @@ TASK_KEY = re.compile(r"^[A-Z][A-Z0-9]*-[0-9]+$")
 # never be read as an option by the git commands `reap` runs. Nothing a shell or systemd would
 # read specially (quotes, `$`, `;`, parentheses, spaces, backslash): a deploy writes the branch
 # into the release's .release-env, which the migrate step sources with sh.
-BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
+BRANCH_PATTERN = r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$"  # ECMA too (the OpenAPI document's)
+BRANCH = re.compile(BRANCH_PATTERN)
 # The app repository's main line: what "merged" means, and never a branch reap judges.
 MAIN_BRANCH = "main"
 COMMIT = re.compile(r"^[0-9a-f]{7,64}$")

@@ -35,7 +35,7 @@ DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
 MAX_HISTORY = parsing.MAX_HISTORY
-MAX_BODY = 64 * 1024  # a claim is a few hundred bytes
+MAX_BODY = parsing.MAX_JSON_BODY
 
 
 def error_response(status: int, message: str) -> tuple[Response, int]:
@@ -214,7 +214,7 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
     def history() -> Response:
         slot = request.args.get("slot_id")
         limit = parsing.integer(request.args.get("limit", "50"), "limit", low=1, high=MAX_HISTORY)
-        events = g.staging_registry.history(_path_slot(slot) if slot else None, limit)
+        events = g.staging_registry.history(None if slot is None else _path_slot(slot), limit)
         return jsonify({"events": [e.to_dict() for e in events]})
 
     return bp
