@@ -35,6 +35,7 @@ DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
 MAX_HISTORY = parsing.MAX_HISTORY
+QUERY_PARAMETERS = {"history": {"slot_id", "limit"}}
 MAX_BODY = parsing.MAX_JSON_BODY
 
 
@@ -120,14 +121,18 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
 
     @bp.before_request
     def require_admin() -> tuple[Response, int] | None:
-        if (request.endpoint or "").rsplit(".", 1)[-1] == "openapi":
-            return None  # the description of the API is public; the API is not
-        try:
-            claims = auth.verify(request.headers.get("Authorization"), jwt_secret)
-        except auth.AuthError as exc:
-            return auth_error_response(exc)
-        g.staging_subject = auth.subject(claims)
-        g.staging_registry = registry.acting_via(f"api:{g.staging_subject}")
+        view = (request.endpoint or "").rsplit(".", 1)[-1]
+        if view != "openapi":  # the description of the API is public; the API is not
+            try:
+                claims = auth.verify(request.headers.get("Authorization"), jwt_secret)
+            except auth.AuthError as exc:
+                return auth_error_response(exc)
+            g.staging_subject = auth.subject(claims)
+            g.staging_registry = registry.acting_via(f"api:{g.staging_subject}")
+        # A misspelt parameter (`?limt=5`) would otherwise be ignored without a word.
+        unknown = sorted(set(request.args) - QUERY_PARAMETERS.get(view, set()))
+        if unknown:
+            return error_response(400, f"unknown query parameter(s): {', '.join(unknown)}")
         return None
 
     bp.register_error_handler(StagingError, staging_error_response)

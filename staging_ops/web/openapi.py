@@ -56,6 +56,7 @@ def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _TOO_LARGE = _error(f"The body is over {parsing.MAX_JSON_BODY} bytes.")
+_UNKNOWN_PARAMETER = _error("A query parameter this operation does not take.")
 _AUTH_ERRORS = {
     "401": _error("Missing, malformed, badly signed or expired token (or no `exp` claim)."),
     "403": _error("Valid token without the admin claim."),
@@ -112,7 +113,10 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "openapi",
                     "summary": "This document (no token needed).",
                     "security": [],
-                    "responses": {"200": {"description": "OpenAPI document"}},
+                    "responses": {
+                        "200": {"description": "OpenAPI document"},
+                        "400": _UNKNOWN_PARAMETER,
+                    },
                 }
             },
             "/api/staging/slots": {
@@ -128,6 +132,7 @@ def openapi_document() -> dict[str, Any]:
                                 "properties": {"slots": {"type": "array", "items": ref}},
                             },
                         ),
+                        "400": _UNKNOWN_PARAMETER,
                         **_AUTH_ERRORS,
                     },
                 },
@@ -187,7 +192,9 @@ def openapi_document() -> dict[str, Any]:
                             "The slot.",
                             {"type": "object", "required": ["slot"], "properties": {"slot": ref}},
                         ),
-                        "400": _error("The slot id is not a number from 1 to 9999."),
+                        "400": _error(
+                            "The slot id is not a number from 1 to 9999, or a query parameter."
+                        ),
                         "404": _error("Unknown slot."),
                         **_AUTH_ERRORS,
                     },
@@ -255,7 +262,7 @@ def openapi_document() -> dict[str, Any]:
                                 },
                             },
                         ),
-                        "400": _error("Bad query parameters."),
+                        "400": _error("Bad or unknown query parameters."),
                         **_AUTH_ERRORS,
                     },
                 }
