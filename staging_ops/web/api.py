@@ -77,7 +77,10 @@ def _body(allowed: set[str], optional: bool = False) -> dict[str, Any]:
     body = _raw_body()
     if optional and not body:
         return {}
-    data = parsing.json_body(body)
+    try:
+        data = parsing.json_body(body, "it")
+    except BadInput as exc:
+        raise BadInput(f"the request body must be a JSON object: {exc}") from None
     if not isinstance(data, dict):
         raise BadInput("the request body must be a JSON object")
     unknown = sorted(set(data) - allowed)
@@ -97,7 +100,15 @@ def _slot_id(value: Any, allow_auto: bool = False) -> int | None:
 
 
 def _path_slot(text: str) -> int:
-    """A URL's slot id (ASCII digits; werkzeug's int converter takes any Unicode digit)."""
+    """A URL's slot id (ASCII digits; werkzeug's int converter takes any Unicode digit): any
+    other text names no slot (404)."""
+    try:
+        return parsing.integer(text, "slot_id", low=1, high=parsing.MAX_SLOT_ID)
+    except BadInput:
+        raise UnknownSlot(f"no slot {parsing.shown(text)}: slot ids are 1 to 9999") from None
+
+
+def _query_slot(text: str) -> int:
     return parsing.integer(text, "slot_id", low=1, high=parsing.MAX_SLOT_ID)
 
 
@@ -219,7 +230,7 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
     def history() -> Response:
         slot = request.args.get("slot_id")
         limit = parsing.integer(request.args.get("limit", "50"), "limit", low=1, high=MAX_HISTORY)
-        events = g.staging_registry.history(None if slot is None else _path_slot(slot), limit)
+        events = g.staging_registry.history(None if slot is None else _query_slot(slot), limit)
         return jsonify({"events": [e.to_dict() for e in events]})
 
     return bp

@@ -195,7 +195,7 @@ def openapi_document() -> dict[str, Any]:
                         "400": _error(
                             "The slot id is not a number from 1 to 9999, or a query parameter."
                         ),
-                        "404": _error("Unknown slot."),
+                        "404": _error("Unknown slot (or not a slot id)."),
                         **_AUTH_ERRORS,
                     },
                 }
@@ -229,8 +229,8 @@ def openapi_document() -> dict[str, Any]:
                             ),
                             "links": {"GetReleasedSlot": _link("getSlot", "after/slot_id")},
                         },
-                        "400": _error("Malformed JSON (or nested too deep), fields or slot id."),
-                        "404": _error("Unknown slot."),
+                        "400": _error("Malformed JSON (or nested too deep) or fields."),
+                        "404": _error("Unknown slot (or not a slot id)."),
                         "409": _error("Held by someone else (use force), or changed meanwhile."),
                         "413": _TOO_LARGE,
                         **_AUTH_ERRORS,
