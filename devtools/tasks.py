@@ -31,20 +31,24 @@ def _print_processes(state: dict) -> None:
 )
 @operator_errors
 def sandbox_up(
-    c, dir=".sandbox", hosts=1, slots=10, port_base=22200, slot_port_offset=0, json=False
+    c, dir=".sandbox", hosts="1", slots="10", port_base="22200", slot_port_offset="0", json=False
 ):
     """Start the local sandbox droplet (sshd, PostgreSQL, nginx, systemctl stand-in, git repo)."""
     from devtools import sandbox
+    from staging_ops import parsing
 
+    # Bounds that leave every derived port (base + 80, slot ports + offset) below 65536.
+    ports = sandbox.Ports(
+        parsing.integer(port_base, "--port-base", low=1024, high=65000),
+        parsing.integer(slot_port_offset, "--slot-port-offset", low=0, high=40000),
+    )
+    counts = {
+        "hosts": parsing.integer(hosts, "--hosts", low=1, high=20),
+        "slots": parsing.integer(slots, "--slots", low=1, high=500),
+    }
     started = output.StepLog(quiet=json)
     with started.step("sandbox up"):
-        box = sandbox.up(
-            dir,
-            hosts=int(hosts),
-            slots=int(slots),
-            ports=sandbox.Ports(int(port_base), int(slot_port_offset)),
-            dashboard=True,
-        )
+        box = sandbox.up(dir, **counts, ports=ports, dashboard=True)
     if json:
         print(output.to_json(sandbox.status(dir)))
         return

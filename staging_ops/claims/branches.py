@@ -80,7 +80,7 @@ def branch_facts(url: str, branches: Iterable[str], main: str = MAIN_BRANCH) -> 
     heads = remote_heads(url)
     if main not in heads:
         raise StagingError(f"{redact_url(url)} has no branch {main!r}: cannot tell what is merged")
-    wanted = sorted({b for b in branches if b in heads and b != main and BRANCH.match(b)})
+    wanted = sorted({b for b in branches if b in heads and b != main and BRANCH.fullmatch(b)})
     if not wanted:
         return BranchFacts(heads, frozenset())
     with tempfile.TemporaryDirectory(prefix="staging-reap-") as tmp:

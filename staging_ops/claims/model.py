@@ -15,18 +15,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from staging_ops.errors import BadInput, Conflict
+from staging_ops.parsing import duration, shown
 
 TASK_KEY = re.compile(r"^[A-Z][A-Z0-9]*-[0-9]+$")
 # git refuses most of what this excludes anyway; we also refuse a leading '-' so a branch can
 # never be read as an option by the git commands `reap` runs. Nothing a shell or systemd would
 # read specially (quotes, `$`, `;`, parentheses, spaces, backslash): a deploy writes the branch
 # into the release's .release-env, which the migrate step sources with sh.
-BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
+BRANCH_PATTERN = r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$"  # ECMA too (the OpenAPI document's)
+BRANCH = re.compile(BRANCH_PATTERN)
 # The app repository's main line: what "merged" means, and never a branch reap judges.
 MAIN_BRANCH = "main"
 COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DEFAULT_TTL = timedelta(days=7)
 MIN_TTL = timedelta(minutes=1)
 MAX_TTL = timedelta(days=365)
@@ -47,43 +47,27 @@ class HoldsAnotherSlot(Conflict):
 
 
 def parse_task(value: object) -> str:
-    """A Linear key like `ja-123` → `JA-123`; anything else is BadInput."""
-    text = str(value or "").strip().upper()
-    if not TASK_KEY.match(text):
-        raise BadInput(f"invalid task key {value!r}: expected a Linear key like JA-123")
-    return text
-
-
-def parse_duration(value: object, what: str = "duration") -> timedelta:
-    """`30m`, `12h`, `7d`, `2w` (or a bare number of seconds) → timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    else:
-        text = str(value or "")
-        match = _DURATION.match(text)
-        if text.strip().isdigit():
-            seconds = int(text)
-        elif match:
-            seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
-        else:
-            raise BadInput(
-                f"invalid {what} {value!r}: expected a number and a unit, like 30m, 12h or 7d"
-            )
-    if seconds <= 0:
-        raise BadInput(f"invalid {what} {value!r}: must be positive")
-    return timedelta(seconds=seconds)
+    """A Linear key like `ja-123` → `JA-123` (ASCII letters in either case); anything else,
+    blanks around it included, is BadInput."""
+    text = value if isinstance(value, str) else ""
+    if not TASK_KEY.fullmatch(text.upper()) or not text.isascii():
+        raise BadInput(f"invalid task key {shown(value)}: expected a Linear key like JA-123")
+    return text.upper()
 
 
 def parse_ttl(value: object) -> timedelta:
-    """A claim's time to live; None/empty means the default (7 days)."""
-    if value in (None, ""):
+    """A claim's time to live, 1m to 365d; None/empty means the default (7 days)."""
+    if value is None or value == "":
         return DEFAULT_TTL
-    ttl = parse_duration(value, "ttl")
-    if not MIN_TTL <= ttl <= MAX_TTL:
-        raise BadInput(f"invalid ttl {value!r}: must be between 1m and 365d")
-    return ttl
+    return duration(value, "ttl", low=MIN_TTL, high=MAX_TTL)
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_text(value: object, what: str, required: bool = False) -> str | None:
@@ -96,6 +80,8 @@ def parse_text(value: object, what: str, required: bool = False) -> str | None:
         raise BadInput(f"{what} must be a string")
     if _CONTROL.search(value):
         raise BadInput(f"{what} must not contain control characters (newlines, tabs, NUL)")
+    if not value.isascii() and not _encodable(value):
+        raise BadInput(f"{what} is not valid Unicode (a lone surrogate)")
     limit = MAX_TEXT.get(what, 1000)
     if len(value) > limit:
         raise BadInput(f"{what} is longer than {limit} characters")
@@ -103,19 +89,19 @@ def parse_text(value: object, what: str, required: bool = False) -> str | None:
 
 
 def parse_branch(value: object) -> str:
-    text = str(value or "")
-    if not BRANCH.match(text):
+    text = value if isinstance(value, str) else ""
+    if not BRANCH.fullmatch(text):
         raise BadInput(
-            f"invalid branch {value!r}: only letters, digits, '.', '_', '-' and '/' are allowed "
-            "(no leading '-', no '..', at most 200 characters)"
+            f"invalid branch {shown(value)}: only letters, digits, '.', '_', '-' and '/' are "
+            "allowed (no leading '-', no '..', at most 200 characters)"
         )
     return text
 
 
 def parse_commit(value: object) -> str:
-    text = str(value or "").lower()
-    if not COMMIT.match(text):
-        raise BadInput(f"invalid commit {value!r}: expected a hex SHA")
+    text = value.lower() if isinstance(value, str) and value.isascii() else ""
+    if not COMMIT.fullmatch(text):
+        raise BadInput(f"invalid commit {shown(value)}: expected a hex SHA (7-64 digits)")
     return text
 
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from staging_ops import parsing
 from staging_ops.claims.model import (
     ClaimResult,
     HoldsAnotherSlot,
     ReleaseResult,
     SlotRegistry,
-    parse_duration,
     parse_task,
     parse_text,
     parse_ttl,
@@ -33,6 +33,7 @@ from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory, Slot
 
 UNKNOWN_HEALTH = "?"
+MAX_WAIT = timedelta(days=1)  # how long `claim --wait` may keep trying
 # reap is claims/reap.py's; tasks.py and the tests reach every claim task through this module.
 __all__ = [
     "ClaimRequest",
@@ -72,16 +73,16 @@ class ClaimRequest:
         wait: object = None,
     ) -> ClaimRequest:
         """Everything checked before the registry is touched (bad input → exit 2)."""
-        text = str(slot or "").strip().lower()
-        if not text:
+        if slot is None or slot == "":
             raise BadInput(f"--slot is required: {inventory.valid_slots_text()} or auto")
-        slot_id = None if text == "auto" else inventory.slot(slot).id
+        slot_id = None if str(slot).lower() == "auto" else inventory.slot(slot).id
+        waiting = parsing.duration(wait or "0", "wait", low=timedelta(0), high=MAX_WAIT)
         return cls(
             slot_id=slot_id,
             task=parse_task(task),
             ttl=parse_ttl(ttl),
             note=parse_text(note, "note"),
-            wait=parse_duration(wait, "wait") if wait not in (None, "", "0") else None,
+            wait=waiting or None,
             owner=owner_or_default(owner),
         )
 

@@ -99,14 +99,16 @@ def status(c, json=False, health=True):
     }
 )
 @operator_errors
-def history(c, slot="", limit=20, json=False):
+def history(c, slot="", limit="20", json=False):
     """Show who claimed, renewed, deployed and released what, and when (newest first)."""
+    from staging_ops import parsing
     from staging_ops.claims import view as claims_view
     from staging_ops.registry.from_env import registry_session
 
     slot_id = load(c).slot(slot).id if slot else None
+    count = parsing.integer(limit, "limit", low=1, high=parsing.MAX_HISTORY)
     with registry_session() as registry:
-        events = registry.history(slot_id, int(limit))
+        events = registry.history(slot_id, count)
     print(
         output.to_json([e.to_dict() for e in events]) if json else claims_view.history_table(events)
     )

@@ -122,9 +122,12 @@ def verify(c, slot="", json=False):
     }
 )
 @operator_errors
-def logs(c, slot="", service="ui", n=100, follow=False):
+def logs(c, slot="", service="ui", n="100", follow=False):
     """Show a slot's service log from the droplet (journalctl)."""
     from staging_ops import deploy as deploy_mod
+    from staging_ops import parsing
 
     inventory = load(c)
-    deploy_mod.logs(inventory, inventory.slot(slot), service, int(n), follow, sys.stdout)
+    chosen = inventory.slot(slot)
+    lines = parsing.integer(n, "-n", low=1, high=parsing.MAX_LOG_LINES)
+    deploy_mod.logs(inventory, chosen, service, lines, follow, sys.stdout)

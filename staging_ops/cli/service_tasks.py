@@ -30,11 +30,16 @@ def registry_migrate(c):
     },
 )
 @operator_errors
-def api_serve(c, host="127.0.0.1", port=8700, workers=0):
+def api_serve(c, host="127.0.0.1", port="8700", workers="0"):
     """Run the Staging API and Dashboard under granian (STAGING_REGISTRY_DSN, _API_JWT_SECRET)."""
-    from staging_ops.web.server import ServeOptions, serve_staging
+    from staging_ops import parsing
+    from staging_ops.web.server import MAX_WORKERS, ServeOptions, serve_staging
 
-    options = ServeOptions(host, int(port), int(workers))
+    options = ServeOptions(
+        host,
+        parsing.integer(port, "port", low=1, high=65535),
+        parsing.integer(workers, "workers", low=0, high=MAX_WORKERS),
+    )
     print(f"Staging API on http://{host}:{port}/api/staging (/api/staging/openapi.json)")
     serve_staging(options)
 
@@ -49,11 +54,12 @@ def api_serve(c, host="127.0.0.1", port=8700, workers=0):
 @operator_errors
 def api_token(c, subject="", ttl="12h"):
     """Print an admin JWT for STAGING_API_TOKEN (signed with STAGING_API_JWT_SECRET)."""
-    from staging_ops.claims.model import parse_duration
+    from staging_ops import parsing
+    from staging_ops.claims.model import MAX_TTL
+    from staging_ops.claims.owner import default_owner
     from staging_ops.web import auth
 
-    seconds = int(parse_duration(ttl, "ttl").total_seconds())
-    from staging_ops.claims.owner import default_owner
+    seconds = int(parsing.duration(ttl, "ttl", high=MAX_TTL).total_seconds())
 
     print(auth.mint_token(auth.secret_from_env(), subject or default_owner(), seconds))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from staging_ops import remote
+from staging_ops import parsing, remote
 from staging_ops.deploy.steps import tail
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Inventory, Slot
@@ -23,8 +23,8 @@ def logs(
     """Stream the unit's log from the droplet to `out`."""
     if service not in SERVICE_NAMES:
         raise BadInput(f"invalid service {service!r}: choose {', '.join(SERVICE_NAMES)}")
-    if not 1 <= lines <= 100000:
-        raise BadInput(f"-n must be between 1 and 100000, not {lines}")
+    if not 1 <= lines <= parsing.MAX_LOG_LINES:
+        raise BadInput(f"-n must be between 1 and {parsing.MAX_LOG_LINES}, not {lines}")
     unit = slot_units(inventory.app, slot)[SERVICE_NAMES.index(service)]
     host = inventory.host_of(slot)
     session = remote.connect(host)

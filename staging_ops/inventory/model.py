@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-from staging_ops.errors import BadInput
+from staging_ops import parsing
 
 ROLES = ("qa", "staging")
 
@@ -208,11 +208,7 @@ class Inventory:
 
     def slot(self, value: object) -> Slot:
         """The slot named by an operator's `--slot` value, or BadInput listing the valid ones."""
-        text = str(value).strip()
-        valid = self.valid_slots_text()
-        if not text.isdigit() or int(text) not in self.slots:
-            raise BadInput(f"invalid slot {value!r}: valid slots are {valid}")
-        return self.slots[int(text)]
+        return self.slots[parsing.slot_number(value, self.slots, self.valid_slots_text())]
 
     def valid_slots_text(self) -> str:
         ids = sorted(self.slots)
@@ -236,5 +232,5 @@ class Inventory:
         once (twice would plan every change of it twice)."""
         if not spec:
             return list(self.slots.values())
-        chosen = [self.slot(part) for part in str(spec).split(",") if part.strip()]
-        return list(dict.fromkeys(chosen))
+        numbers = parsing.slot_numbers(spec, self.slots, self.valid_slots_text())
+        return [self.slots[n] for n in numbers]

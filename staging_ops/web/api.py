@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
+from staging_ops import parsing
 from staging_ops.claims.model import (
     SlotRegistry,
     UnknownSlot,
@@ -33,7 +34,9 @@ CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note"}
 DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task", "serving"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
-MAX_HISTORY = 1000
+MAX_HISTORY = parsing.MAX_HISTORY
+QUERY_PARAMETERS = {"history": {"slot_id", "limit"}}
+MAX_BODY = parsing.MAX_JSON_BODY
 
 
 def error_response(status: int, message: str) -> tuple[Response, int]:
@@ -61,10 +64,23 @@ def staging_error_response(exc: StagingError) -> tuple[Response, int]:
     return error_response(503, "registry unavailable")
 
 
+def _raw_body() -> bytes:
+    """The body, at most MAX_BODY bytes: 413 beyond, judged before reading it all."""
+    length = request.content_length
+    body = b"" if length == 0 else request.stream.read(MAX_BODY + 1)
+    if (length or 0) > MAX_BODY or len(body) > MAX_BODY:
+        abort(413, f"the request body is over {MAX_BODY} bytes")
+    return body
+
+
 def _body(allowed: set[str], optional: bool = False) -> dict[str, Any]:
-    if optional and not request.get_data():
+    body = _raw_body()
+    if optional and not body:
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = parsing.json_body(body, "it")
+    except BadInput as exc:
+        raise BadInput(f"the request body must be a JSON object: {exc}") from None
     if not isinstance(data, dict):
         raise BadInput("the request body must be a JSON object")
     unknown = sorted(set(data) - allowed)
@@ -74,12 +90,26 @@ def _body(allowed: set[str], optional: bool = False) -> dict[str, Any]:
 
 
 def _slot_id(value: Any, allow_auto: bool = False) -> int | None:
+    """A body's slot_id: a JSON integer from 1 to MAX_SLOT_ID (or "auto", where allowed)."""
     if allow_auto and value == "auto":
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, str) or value is None:
         suffix = ' or "auto"' if allow_auto else ""
-        raise BadInput(f"slot_id must be a positive integer{suffix}")
-    return value
+        raise BadInput(f"slot_id must be an integer from 1 to {parsing.MAX_SLOT_ID}{suffix}")
+    return parsing.integer(value, "slot_id", low=1, high=parsing.MAX_SLOT_ID)
+
+
+def _path_slot(text: str) -> int:
+    """A URL's slot id (ASCII digits; werkzeug's int converter takes any Unicode digit): any
+    other text names no slot (404)."""
+    try:
+        return parsing.integer(text, "slot_id", low=1, high=parsing.MAX_SLOT_ID)
+    except BadInput:
+        raise UnknownSlot(f"no slot {parsing.shown(text)}: slot ids are 1 to 9999") from None
+
+
+def _query_slot(text: str) -> int:
+    return parsing.integer(text, "slot_id", low=1, high=parsing.MAX_SLOT_ID)
 
 
 def _flag(data: dict[str, Any], key: str) -> bool:
@@ -102,14 +132,18 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
 
     @bp.before_request
     def require_admin() -> tuple[Response, int] | None:
-        if (request.endpoint or "").rsplit(".", 1)[-1] == "openapi":
-            return None  # the description of the API is public; the API is not
-        try:
-            claims = auth.verify(request.headers.get("Authorization"), jwt_secret)
-        except auth.AuthError as exc:
-            return auth_error_response(exc)
-        g.staging_subject = auth.subject(claims)
-        g.staging_registry = registry.acting_via(f"api:{g.staging_subject}")
+        view = (request.endpoint or "").rsplit(".", 1)[-1]
+        if view != "openapi":  # the description of the API is public; the API is not
+            try:
+                claims = auth.verify(request.headers.get("Authorization"), jwt_secret)
+            except auth.AuthError as exc:
+                return auth_error_response(exc)
+            g.staging_subject = auth.subject(claims)
+            g.staging_registry = registry.acting_via(f"api:{g.staging_subject}")
+        # A misspelt parameter (`?limt=5`) would otherwise be ignored without a word.
+        unknown = sorted(set(request.args) - QUERY_PARAMETERS.get(view, set()))
+        if unknown:
+            return error_response(400, f"unknown query parameter(s): {', '.join(unknown)}")
         return None
 
     bp.register_error_handler(StagingError, staging_error_response)
@@ -132,9 +166,9 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
             encoded[0] = (states, body)
         return Response(body, mimetype="application/json")
 
-    @bp.get("/slots/<int:slot_id>")
-    def get_slot(slot_id: int) -> Response:
-        return jsonify({"slot": g.staging_registry.get(slot_id).to_dict()})
+    @bp.get("/slots/<slot_id>")
+    def get_slot(slot_id: str) -> Response:
+        return jsonify({"slot": g.staging_registry.get(_path_slot(slot_id)).to_dict()})
 
     @bp.put("/slots")
     def put_slot() -> Response:
@@ -172,34 +206,32 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
         )
         return jsonify({"slot": state.to_dict()})
 
-    @bp.post("/slots/<int:slot_id>/release")
-    def release_slot(slot_id: int) -> Response:
+    @bp.post("/slots/<slot_id>/release")
+    def release_slot(slot_id: str) -> Response:
+        slot = _path_slot(slot_id)
         data = _body(RELEASE_FIELDS, optional=True)
         action = data.get("action", "release")
         if action not in RELEASE_ACTIONS:
             raise BadInput('action must be "release" or "reap"')
         task = _string(data, "task")
+        expect_commit = _string(data, "expect_commit")
         result = g.staging_registry.release(
-            slot_id,
+            slot,
             parse_text(_string(data, "by"), "by") or g.staging_subject,
             task=parse_task(task) if task else None,
             force=_flag(data, "force"),
             expired_only=_flag(data, "expired_only"),
             action=action,
             reason=parse_text(_string(data, "reason"), "reason"),
-            expect_commit=_string(data, "expect_commit"),
+            expect_commit=parse_commit(expect_commit) if expect_commit else None,
         )
         return jsonify(result.to_dict())
 
     @bp.get("/history")
     def history() -> Response:
         slot = request.args.get("slot_id")
-        limit = request.args.get("limit", "50")
-        if (slot is not None and not slot.isdigit()) or not limit.isdigit():
-            raise BadInput("slot_id and limit must be positive integers")
-        if not 1 <= int(limit) <= MAX_HISTORY:
-            raise BadInput(f"limit must be between 1 and {MAX_HISTORY}")
-        events = g.staging_registry.history(int(slot) if slot else None, int(limit))
+        limit = parsing.integer(request.args.get("limit", "50"), "limit", low=1, high=MAX_HISTORY)
+        events = g.staging_registry.history(None if slot is None else _query_slot(slot), limit)
         return jsonify({"events": [e.to_dict() for e in events]})
 
     return bp

@@ -7,10 +7,41 @@ from __future__ import annotations
 
 from typing import Any
 
+from staging_ops import parsing
+from staging_ops.claims.model import BRANCH_PATTERN, MAX_TEXT, MAX_TTL, MIN_TTL
 from staging_ops.web.webhooks.openapi import webhook_paths
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _TEXT = {"type": ["string", "null"]}
+# What the server enforces, stated as JSON Schema (ECMA regexes: `$` is the very end).
+_SLOT_NUMBER = {"type": "integer", "minimum": 1, "maximum": parsing.MAX_SLOT_ID}
+
+
+def _digits(low: int, high: int) -> dict[str, Any]:
+    """A number in a URL (path or query): ASCII digits, no sign, leading zero, '.' or
+    exponent, from `low` to `high` (a JSON Schema integer would allow "1.0")."""
+    pattern = "|".join(parsing.decimal_pieces(low, high))
+    return {"type": "string", "pattern": f"^(?:{pattern})$"}
+
+
+_SLOT_IN_URL = _digits(1, parsing.MAX_SLOT_ID)
+_TASK = "[A-Za-z][A-Za-z0-9]*-[0-9]+"
+_COMMIT = "[0-9a-fA-F]{7,64}"
+
+
+def _free_text(what: str, description: str = "") -> dict[str, Any]:
+    """owner, note, by, reason: null or "" for none (or the default); no control characters."""
+    schema: dict[str, Any] = {
+        "type": ["string", "null"],
+        "maxLength": MAX_TEXT.get(what, 1000),
+        "pattern": "^[^\\x00-\\x1f\\x7f]*$",
+    }
+    return {**schema, "description": description} if description else schema
+
+
+def _optional_text(pattern: str, description: str) -> dict[str, Any]:
+    """null or "" for none, else `pattern`."""
+    return {"type": ["string", "null"], "pattern": f"^(?:{pattern})?$", "description": description}
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -24,6 +55,8 @@ def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_TOO_LARGE = _error(f"The body is over {parsing.MAX_JSON_BODY} bytes.")
+_UNKNOWN_PARAMETER = _error("A query parameter this operation does not take.")
 _AUTH_ERRORS = {
     "401": _error("Missing, malformed, badly signed or expired token (or no `exp` claim)."),
     "403": _error("Valid token without the admin claim."),
@@ -33,7 +66,27 @@ _SLOT_ID = {
     "name": "slot_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1},
+    "schema": _SLOT_IN_URL,
+}
+
+
+def _ttl_text() -> str:
+    """A ttl as text: empty (the default), or a duration from MIN_TTL to MAX_TTL."""
+    return "^$|" + parsing.duration_pattern(MIN_TTL, MAX_TTL)
+
+
+def _link(operation: str, pointer: str) -> dict[str, Any]:
+    """An OpenAPI link: the answer's slot id (at `pointer`) is `operation`'s slot_id."""
+    return {"operationId": operation, "parameters": {"slot_id": f"$response.body#/{pointer}"}}
+
+
+_CLAIMED = {
+    "type": "object",
+    "required": ["slot"],
+    "properties": {
+        "slot": {"$ref": "#/components/schemas/Slot"},
+        "renewed": {"type": "boolean", "description": "claims only"},
+    },
 }
 
 
@@ -57,13 +110,18 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/staging/openapi.json": {
                 "get": {
+                    "operationId": "openapi",
                     "summary": "This document (no token needed).",
                     "security": [],
-                    "responses": {"200": {"description": "OpenAPI document"}},
+                    "responses": {
+                        "200": {"description": "OpenAPI document"},
+                        "400": _UNKNOWN_PARAMETER,
+                    },
                 }
             },
             "/api/staging/slots": {
                 "get": {
+                    "operationId": "listSlots",
                     "summary": "Every slot and its claim.",
                     "responses": {
                         "200": _ok(
@@ -74,10 +132,12 @@ def openapi_document() -> dict[str, Any]:
                                 "properties": {"slots": {"type": "array", "items": ref}},
                             },
                         ),
+                        "400": _UNKNOWN_PARAMETER,
                         **_AUTH_ERRORS,
                     },
                 },
                 "put": {
+                    "operationId": "putSlot",
                     "summary": "Claim a slot, or record a deploy to a claimed slot.",
                     "description": (
                         'action "claim" (default): slot_id (number or "auto" = lowest free QA '
@@ -100,30 +160,49 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "200": _ok("Claimed (or renewed) / deploy recorded.", {"type": "object"}),
-                        "400": _error("Malformed JSON or fields."),
+                        "200": {
+                            **_ok("Claimed (or renewed) / deploy recorded.", _CLAIMED),
+                            "links": {
+                                "GetClaimedSlot": _link("getSlot", "slot/slot_id"),
+                                "ReleaseClaimedSlot": {
+                                    **_link("releaseSlot", "slot/slot_id"),
+                                    "requestBody": {"task": "$response.body#/slot/task"},
+                                },
+                            },
+                        },
+                        "400": _error("Malformed JSON (or nested too deep) or fields."),
                         "404": _error("Unknown slot."),
                         "409": _error(
                             "Held by another task (names holder, task and since "
-                            "when), task holds another slot, or no free QA slot."
+                            "when), task holds another slot, no free QA slot, or (deploy) "
+                            "the slot is free."
                         ),
+                        "413": _TOO_LARGE,
                         **_AUTH_ERRORS,
                     },
                 },
             },
             "/api/staging/slots/{slot_id}": {
                 "get": {
+                    "operationId": "getSlot",
                     "summary": "One slot.",
                     "parameters": [_SLOT_ID],
                     "responses": {
-                        "200": _ok("The slot.", {"type": "object", "properties": {"slot": ref}}),
-                        "404": _error("Unknown slot."),
+                        "200": _ok(
+                            "The slot.",
+                            {"type": "object", "required": ["slot"], "properties": {"slot": ref}},
+                        ),
+                        "400": _error(
+                            "The slot id is not a number from 1 to 9999, or a query parameter."
+                        ),
+                        "404": _error("Unknown slot (or not a slot id)."),
                         **_AUTH_ERRORS,
                     },
                 }
             },
             "/api/staging/slots/{slot_id}/release": {
                 "post": {
+                    "operationId": "releaseSlot",
                     "summary": "Release a slot (only its owner or task, unless force).",
                     "parameters": [_SLOT_ID],
                     "requestBody": {
@@ -135,41 +214,42 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "200": _ok(
-                            "Released, or already free (`released` false).",
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "before": ref,
-                                    "after": ref,
-                                    "released": {"type": "boolean"},
+                        "200": {
+                            **_ok(
+                                "Released, or already free (`released` false).",
+                                {
+                                    "type": "object",
+                                    "required": ["before", "after", "released"],
+                                    "properties": {
+                                        "before": ref,
+                                        "after": ref,
+                                        "released": {"type": "boolean"},
+                                    },
                                 },
-                            },
-                        ),
-                        "400": _error("Malformed JSON or fields."),
-                        "404": _error("Unknown slot."),
+                            ),
+                            "links": {"GetReleasedSlot": _link("getSlot", "after/slot_id")},
+                        },
+                        "400": _error("Malformed JSON (or nested too deep) or fields."),
+                        "404": _error("Unknown slot (or not a slot id)."),
                         "409": _error(
                             "Held by someone else (use force), held by another task than the"
                             " one given (even with force), or changed meanwhile."
                         ),
+                        "413": _TOO_LARGE,
                         **_AUTH_ERRORS,
                     },
                 }
             },
             "/api/staging/history": {
                 "get": {
+                    "operationId": "history",
                     "summary": "Newest events first (append-only history).",
                     "parameters": [
-                        {"name": "slot_id", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "slot_id", "in": "query", "schema": _SLOT_IN_URL},
                         {
                             "name": "limit",
                             "in": "query",
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": 1000,
-                                "default": 50,
-                            },
+                            "schema": {**_digits(1, parsing.MAX_HISTORY), "default": "50"},
                         },
                     ],
                     "responses": {
@@ -185,7 +265,7 @@ def openapi_document() -> dict[str, Any]:
                                 },
                             },
                         ),
-                        "400": _error("Bad query parameters."),
+                        "400": _error("Bad or unknown query parameters."),
                         **_AUTH_ERRORS,
                     },
                 }
@@ -228,14 +308,23 @@ def openapi_document() -> dict[str, Any]:
                     "additionalProperties": False,
                     "properties": {
                         "action": {"const": "claim"},
-                        "slot_id": {"oneOf": [{"type": "integer"}, {"const": "auto"}]},
-                        "task": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9]*-[0-9]+$"},
-                        "owner": {"type": "string", "description": "default: the token subject"},
+                        "slot_id": {"oneOf": [_SLOT_NUMBER, {"const": "auto"}]},
+                        "task": {"type": "string", "pattern": f"^{_TASK}$"},
+                        "owner": _free_text("owner", "default: the token subject"),
                         "ttl": {
-                            "oneOf": [{"type": "integer"}, {"type": "string"}],
-                            "description": 'seconds, or "30m", "12h", "7d"; default 7d',
+                            "oneOf": [
+                                {
+                                    "type": "integer",
+                                    "minimum": int(MIN_TTL.total_seconds()),
+                                    "maximum": int(MAX_TTL.total_seconds()),
+                                },
+                                {"type": "string", "pattern": _ttl_text()},
+                                {"type": "null"},
+                            ],
+                            "description": 'seconds, or "30m", "12h", "7d" (1m to 365d); '
+                            "null or empty: 7d",
                         },
-                        "note": _TEXT,
+                        "note": _free_text("note"),
                     },
                 },
                 "DeployRequest": {
@@ -244,11 +333,11 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["action", "slot_id", "branch", "commit"],
                     "properties": {
                         "action": {"const": "deploy"},
-                        "slot_id": {"type": "integer"},
-                        "branch": {"type": "string"},
-                        "commit": {"type": "string"},
-                        "by": {"type": "string"},
-                        "task": _TEXT,
+                        "slot_id": _SLOT_NUMBER,
+                        "branch": {"type": "string", "pattern": BRANCH_PATTERN},
+                        "commit": {"type": "string", "pattern": f"^{_COMMIT}$"},
+                        "by": _free_text("by", "default: the token subject"),
+                        "task": _optional_text(_TASK, "if given, must be the holding task"),
                         "serving": {
                             "type": "boolean",
                             "description": "note only what serves, whatever the claim (free or"
@@ -260,13 +349,12 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {
-                        "by": {"type": "string", "description": "default: the token subject"},
-                        "task": {
-                            **_TEXT,
-                            "description": "the holding task: naming it allows the release, and"
-                            " it is a condition, even with force (409 if another task holds the"
-                            " slot)",
-                        },
+                        "by": _free_text("by", "default: the token subject"),
+                        "task": _optional_text(
+                            _TASK,
+                            "the holding task: naming it allows the release, and it is a"
+                            " condition, even with force (409 if another task holds the slot)",
+                        ),
                         "force": {
                             "type": "boolean",
                             "description": "release whoever holds the slot (any owner); a task"
@@ -274,11 +362,10 @@ def openapi_document() -> dict[str, Any]:
                         },
                         "expired_only": {"type": "boolean"},
                         "action": {"enum": ["release", "reap"]},
-                        "reason": _TEXT,
-                        "expect_commit": {
-                            "type": ["string", "null"],
-                            "description": "release only while this commit is the deployed one",
-                        },
+                        "reason": _free_text("reason"),
+                        "expect_commit": _optional_text(
+                            _COMMIT, "release only while this commit is the deployed one"
+                        ),
                     },
                 },
                 "Event": {

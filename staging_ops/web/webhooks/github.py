@@ -58,7 +58,7 @@ def _deleted(payload: object, actor: str | None) -> Decision:
     if text_at(payload, "ref_type") != "branch":
         return ignore("a deleted tag frees nothing")
     branch = text_at(payload, "ref")
-    if not branch or not BRANCH.match(branch):
+    if not branch or not BRANCH.fullmatch(branch):
         return ignore("the deleted ref is not a branch name a slot can hold")
     link = link_at(payload, "repository", "html_url")
     return Decision(
@@ -81,7 +81,7 @@ def _pull_request(payload: object, repository: str, actor: str | None) -> Decisi
     if (head_repo or "").lower() != repository.lower():
         return ignore(f"{label} came from {head_repo or 'a deleted fork'}, not {repository}")
     branch = text_at(payload, "pull_request", "head", "ref")
-    if not branch or not BRANCH.match(branch):
+    if not branch or not BRANCH.fullmatch(branch):
         return ignore(f"{label}: its head is not a branch name a slot can hold")
     link = link_at(payload, "pull_request", "html_url")
     return Decision(

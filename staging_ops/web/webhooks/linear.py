@@ -55,7 +55,7 @@ def decide(payload: object) -> Decision:
     if action not in ACTIONS:
         return ignore(f"action {action or '(none)'!r} frees nothing")
     task = (text_at(payload, "data", "identifier") or "").upper()
-    if not TASK_KEY.match(task):
+    if not TASK_KEY.fullmatch(task):
         return ignore("the issue has no identifier like JA-123")
     state = text_at(payload, "data", "state", "type")
     if state not in DONE_STATES:

@@ -1,11 +1,13 @@
 """The webhook endpoints: POST /api/staging/webhooks/github and /api/staging/webhooks/linear.
 
 Each request goes through the same gate before anything of its body is used:
-1. no secret configured (STAGING_GITHUB_WEBHOOK_SECRET / STAGING_LINEAR_WEBHOOK_SECRET): 404;
-2. a body over 1 MiB: 413, judged by Content-Length before reading, and by reading at most
+1. no signature header: 401 (whether or not a secret is configured: an unsigned request is
+   refused for what it lacks, as the OpenAPI document says);
+2. no secret configured (STAGING_GITHUB_WEBHOOK_SECRET / STAGING_LINEAR_WEBHOOK_SECRET): 404;
+3. a body over 1 MiB: 413, judged by Content-Length before reading, and by reading at most
    one byte more than the limit when the length is not given;
-3. a missing or wrong signature: 401 (and for Linear a stale `webhookTimestamp`);
-4. a body that is not a JSON object: 400.
+4. a wrong signature: 401 (and for Linear a stale `webhookTimestamp`);
+5. a body that is not a JSON object: 400.
 Then github.py / linear.py decide; a release is applied once per delivery (registry/
 deliveries.py) through claims/auto_release.py. What frees nothing is answered 202 with the
 reason; a ping, a release and a delivery seen before, 200. Secrets are never logged, and
@@ -120,7 +122,9 @@ def webhooks_blueprint(
         log.info("%s webhook: %s: %s", source, decision.message, outcome.summary())
         return answer(200, True, f"{decision.message}: {outcome.summary()}", slots=outcome.slots)
 
-    def gate(secret: str | None, handle: Callable[[], tuple[Response, int]]) -> Any:
+    def gate(secret: str | None, header: str, handle: Callable[[], tuple[Response, int]]) -> Any:
+        if not request.headers.get(header):
+            return answer(401, False, f"no {header} header")
         if not secret:
             return answer(404, False, "this webhook is not configured on this server")
         try:
@@ -141,7 +145,7 @@ def webhooks_blueprint(
             keys = [key for key in (delivery.strip(), body_digest(body)) if key]
             return apply("github", decision, keys)
 
-        return gate(github_secret, handle)
+        return gate(github_secret, github.SIGNATURE_HEADER, handle)
 
     @bp.post("/linear")
     def from_linear() -> Any:
@@ -155,7 +159,7 @@ def webhooks_blueprint(
             keys = [key for key in (delivery.strip(), body_digest(body)) if key]
             return apply("linear", linear.decide(payload), keys)
 
-        return gate(linear_secret, handle)
+        return gate(linear_secret, linear.SIGNATURE_HEADER, handle)
 
     return bp
 
