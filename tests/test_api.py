@@ -28,6 +28,9 @@ from staging_ops.web import api_blueprint, create_app
 from staging_ops.web.auth import LEEWAY_SECONDS, mint_token
 from staging_ops.web.server import BackgroundServer
 
+# Tokens minted at collection stay valid through a long suite (600 s did not: the suite takes
+# longer, and a token expired before its test ran).
+DAY = 86400
 SECRET = "test-secret-for-the-staging-api-0123456789"
 BASE = "/api/staging"
 ADMIN = "<admin>"
@@ -105,7 +108,7 @@ def _hs512_token() -> str:
     """Signed with the right secret but another algorithm (PyJWT warns the key is short)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return jwt.encode({"admin": True, "exp": int(time.time()) + 600}, SECRET, algorithm="HS512")
+        return jwt.encode({"admin": True, "exp": int(time.time()) + DAY}, SECRET, algorithm="HS512")
 
 
 def assert_json_error(response: requests.Response, status: int, *words: str) -> None:
@@ -130,7 +133,7 @@ def assert_json_error(response: requests.Response, status: int, *words: str) -> 
         (_token(admin=True), 401, "no exp"),
         (
             jwt.encode(
-                {"admin": True, "exp": int(time.time()) + 600},
+                {"admin": True, "exp": int(time.time()) + DAY},
                 "another-secret-of-32-bytes!!!!!!",
                 algorithm="HS256",
             ),
@@ -139,12 +142,12 @@ def assert_json_error(response: requests.Response, status: int, *words: str) -> 
         ),
         (_hs512_token(), 401, "invalid token"),
         (
-            jwt.encode({"admin": True, "exp": int(time.time()) + 600}, None, algorithm="none"),
+            jwt.encode({"admin": True, "exp": int(time.time()) + DAY}, None, algorithm="none"),
             401,
             "invalid token",
         ),
-        (_token(exp=int(time.time()) + 600), 403, "admin"),
-        (_token(admin="yes", role="user", exp=int(time.time()) + 600), 403, "admin"),
+        (_token(exp=int(time.time()) + DAY), 403, "admin"),
+        (_token(admin="yes", role="user", exp=int(time.time()) + DAY), 403, "admin"),
     ],
 )
 def test_tokens_are_refused(unchanged_api: Api, token: str | None, status: int, word: str) -> None:
@@ -165,7 +168,7 @@ def test_tokens_are_refused(unchanged_api: Api, token: str | None, status: int, 
     "claims", [{"admin": True}, {"role": "admin"}, {"roles": ["dev", "admin"]}]
 )
 def test_admin_claims_accepted(unchanged_api: Api, claims: dict) -> None:
-    token = _token(exp=int(time.time()) + 600, **claims)
+    token = _token(exp=int(time.time()) + DAY, **claims)
     response = unchanged_api.call("GET", "/slots", token=token)
     assert response.status_code == 200
     assert [s["slot_id"] for s in response.json()["slots"]] == list(range(1, 11))
@@ -181,7 +184,7 @@ def test_a_token_accepted_before_is_refused_once_it_expires(unchanged_api: Api) 
     assert_json_error(unchanged_api.call("GET", "/slots", token=token), 401, "expired")
 
 
-@pytest.mark.parametrize("exp", [f"{int(time.time()) + 600}", time.time() + 600.5])
+@pytest.mark.parametrize("exp", [f"{int(time.time()) + DAY}", time.time() + DAY + 0.5])
 def test_an_exp_pyjwt_accepts_is_accepted_every_time(unchanged_api: Api, exp: object) -> None:
     """A numeric string or a float `exp` (PyJWT takes int(exp)): the remembered token must
     not turn into an internal error on its second use."""
