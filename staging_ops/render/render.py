@@ -141,7 +141,7 @@ def render_units(app: App, host: Host) -> list[RenderedFile]:
         description, attribute = SERVICES[service]
         directory = "candidate" if candidate else "current"
         command = getattr(app, attribute).replace("{current}", f"{host.base_dir}/%i/{directory}")
-        template = candidate_unit_template(app, service) if candidate else unit_template(app, service)
+        template = (candidate_unit_template if candidate else unit_template)(app, service)
         content = _env.get_template("systemd/slot-service.j2").render(
             app=app,
             host=host,
