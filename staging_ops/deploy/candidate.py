@@ -7,6 +7,7 @@ main instance into the same, verified release. Remote script deploy-candidate.sh
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from typing import TYPE_CHECKING
@@ -98,8 +99,9 @@ def _until_answered(deployer, unit, port, path, judge, deadline: float, timeout:
             raise StagingError(
                 f"{path} on the candidate: no answer within {REQUEST_TIMEOUT:.0f}s (it hangs)"
             ) from None
-        except (OSError, paramiko.SSHException):
-            # Not listening yet (or already dead: the unit check says which).
+        except (OSError, paramiko.SSHException, http.client.HTTPException):
+            # Not listening yet, or cut short while it starts (or already dead: the unit
+            # check says which).
             if time.monotonic() >= next_unit_check:
                 check_units_alive(deployer, [unit])
                 next_unit_check = time.monotonic() + 0.5
