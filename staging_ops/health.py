@@ -7,10 +7,10 @@ Host header, so it works for the real droplet (DNS) and for the sandbox (loopbac
 from __future__ import annotations
 
 import socket
-from contextlib import nullcontext
 import ssl
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
