@@ -4,6 +4,7 @@ deploy drops no request and switches old -> new once; a broken release never ans
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ import pytest
 
 from devtools.probe import Probe
 from devtools.sample_repo import WRONG_COMMIT
+from staging_ops.claims.owner import default_owner
 from staging_ops.inventory import load_inventory
 from tests.conftest import run_invoke
 from tests.test_deploy import commit_of, deploy, releases, served
@@ -100,6 +102,13 @@ def test_a_broken_release_never_answers_a_request(box, branch, problem):
     assert served(box, SLOT) == good
     assert (releases(box, SLOT)[-1] / ".bad").exists()
     assert not candidate_listening(box) and not candidate_link(box).is_symlink()
+    # The failed attempt is history: who, branch@commit, the step, what serves now.
+    serving = os.readlink(candidate_link(box).parent / "current").rsplit("/", 1)[-1]
+    history = run_invoke("history", "--slot", str(SLOT), env=box.env())
+    assert history.returncode == 0, history.stderr
+    line = next(x for x in history.stdout.splitlines() if "deploy failed" in x)
+    assert f"{branch}@{bad[:12]}: candidate verify failed; serving {serving}" in line
+    assert default_owner() in line
 
 
 def test_rollback_hands_over_the_same_way(box):

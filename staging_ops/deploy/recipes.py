@@ -19,11 +19,14 @@ the new release serving, never nothing; the next deploy stops a candidate a kill
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from staging_ops import output
 from staging_ops.deploy import candidate, claim, fetch, handover, migrate, record, release, switch
 from staging_ops.deploy.branch import task_from_branch, validate_branch
+from staging_ops.deploy.failure import record_failure
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.release import mark_bad
 from staging_ops.deploy.rollback import CHOOSE_STEP, roll_back
@@ -79,9 +82,10 @@ def deploy(
     with session(deployer, log):
         if deployer.lock and deployer.lock.warning:
             result.warnings.append(deployer.lock.warning)
-        _prepare(deployer, log, run, PREPARE + CANDIDATE)
-        _go_live(deployer, log, run)
-        run_steps((record.STEP,), deployer, log, run)
+        with _history(deployer, log, run):
+            _prepare(deployer, log, run, PREPARE + CANDIDATE)
+            _go_live(deployer, log, run)
+            run_steps((record.STEP,), deployer, log, run)
     return _done(result, deployer, log)
 
 
@@ -105,12 +109,24 @@ def rollback(
     result = DeployResult(slot.id, slot.identifier, "")
     run = Run(result, check, registry, to=to)
     deployer = Deployer(inventory, slot, log, operator)
-    with session(deployer, log):
+    with session(deployer, log), _history(deployer, log, run):
         run_steps((CHOOSE_STEP,), deployer, log, run)
         _prepare(deployer, log, run, CANDIDATE)
         _go_live(deployer, log, run)
         run_steps((record.STEP,), deployer, log, run)
     return _done(result, deployer, log)
+
+
+@contextmanager
+def _history(deployer: Deployer, log: output.StepLog, run: Run) -> Iterator[None]:
+    """A failure in the block goes into the slot's history before it propagates."""
+    try:
+        yield
+    except StagingError as failure:
+        warning = record_failure(deployer, log, run)
+        if warning:
+            failure.args = (f"{failure}\n{warning}",)
+        raise
 
 
 def _prepare(deployer: Deployer, log: output.StepLog, run: Run, steps: tuple) -> None:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note"}
 DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task"}
+FAILED_DEPLOY_FIELDS = {"branch", "commit", "by", "step", "serving"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
 MAX_HISTORY = 1000
@@ -170,6 +171,20 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
             task=parse_task(task) if task else None,
         )
         return jsonify({"slot": state.to_dict()})
+
+    @bp.post("/slots/<int:slot_id>/deploy-failures")
+    def record_failed_deploy(slot_id: int) -> Response:
+        """A deploy that failed, into the slot's history (the slot itself is unchanged)."""
+        data = _body(FAILED_DEPLOY_FIELDS)
+        g.staging_registry.record_failed_deploy(
+            slot_id,
+            parse_branch(_string(data, "branch")),
+            _string(data, "commit") or "",
+            parse_text(_string(data, "by"), "by") or g.staging_subject,
+            _string(data, "step") or "deploy",
+            _string(data, "serving") or "",
+        )
+        return jsonify({"recorded": True}), 201
 
     @bp.post("/slots/<int:slot_id>/release")
     def release_slot(slot_id: int) -> Response:
