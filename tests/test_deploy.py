@@ -22,6 +22,16 @@ from staging_ops.inventory import load_inventory
 from tests.conftest import INVOKE, ROOT, inventory_as, run_invoke, sandbox_ports
 
 SLOT = 4
+# The steps from the candidate's start to the scheduler's restart, in order.
+GO_LIVE_STEPS = (
+    "candidate start",
+    "candidate verify",
+    "switch",
+    "hand-over",
+    "main verify",
+    "candidate stop",
+    "scheduler restart",
+)
 
 
 def deploy(box, branch: str, slot: int = SLOT, *extra: str, env: dict | None = None):
@@ -77,21 +87,7 @@ def test_feat_x_is_live_verified_and_recorded(box):
     assert served(box) == commit
     assert f"deployed feat-x ({commit[:12]}) to staging-4" in result.stdout
     assert "https://staging-4.justapply.net" in result.stdout
-    for step in (
-        "claim",
-        "lock",
-        "fetch",
-        "export + venv",
-        "migrate",
-        "candidate start",
-        "candidate verify",
-        "switch",
-        "hand-over",
-        "main verify",
-        "candidate stop",
-        "scheduler restart",
-        "record",
-    ):
+    for step in ("claim", "lock", "fetch", "export + venv", "migrate", *GO_LIVE_STEPS, "record"):
         assert f" {step} " in result.stdout
     status = run_invoke("status", "--json", env=box.env())
     assert status.returncode == 0, status.stderr

@@ -16,18 +16,10 @@ from devtools.sample_repo import WRONG_COMMIT
 from staging_ops.claims.owner import default_owner
 from staging_ops.inventory import load_inventory
 from tests.conftest import run_invoke
-from tests.test_deploy import commit_of, deploy, releases, served
+from tests.test_deploy import GO_LIVE_STEPS, commit_of, deploy, releases, served
 
 SLOT = 6
-NEW_STEPS = (
-    "candidate start",
-    "candidate verify",
-    "switch",
-    "hand-over",
-    "main verify",
-    "candidate stop",
-    "scheduler restart",
-)
+NEW_STEPS = GO_LIVE_STEPS
 
 
 @pytest.fixture(scope="module")

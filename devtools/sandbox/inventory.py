@@ -8,7 +8,6 @@ import shlex
 from devtools import envfile
 from devtools.sandbox.state import SERVICE_USER, Sandbox
 
-
 # Not the product's 1000: concurrent test sandboxes move their slot ports in steps of 100s and
 # 1000s (tests/conftest.py), so +1000 would land one run's candidates on another's slots.
 CANDIDATE_PORT_OFFSET = 500

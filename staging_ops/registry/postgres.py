@@ -27,16 +27,13 @@ import psycopg2.pool
 from psycopg2 import sql
 
 from staging_ops.claims.model import (
-    DEPLOY_FAILED,
     ClaimResult,
     ReleaseResult,
     SlotEvent,
     SlotState,
-    failed_deploy_detail,
     parse_branch,
     parse_commit,
     parse_task,
-    parse_text,
 )
 from staging_ops.claims.rules import (
     held_by_another_task,
@@ -55,6 +52,7 @@ from staging_ops.registry.dsn import (
     describe_dsn,
     unreachable,
 )
+from staging_ops.registry.failures import insert_failed_deploy
 from staging_ops.registry.schema import (
     EVENT_COLUMNS,
     EVENTS,
@@ -400,31 +398,9 @@ class PostgresRegistry:
     def record_failed_deploy(
         self, slot_id: int, branch: str, commit: str, by: str, step: str, serving: str
     ) -> None:
-        branch = parse_branch(branch)
-        commit = parse_commit(commit) if commit else ""
-        detail = failed_deploy_detail(
-            branch,
-            commit,
-            parse_text(step, "step") or "deploy",
-            parse_text(serving, "serving") or "",
-        )
         with self._transaction() as cur:
             self._get(cur, slot_id)  # an unknown slot is BadInput, as everywhere
-            # Straight into the history: the slot's row does not change (nothing was
-            # recorded as deployed), so its trigger would write no event.
-            cur.execute(
-                compose(
-                    "INSERT INTO {events} (slot_id, action, actor, via, detail)"
-                    " VALUES (%(slot)s, %(action)s, %(by)s, %(via)s, %(detail)s)"
-                ),
-                {
-                    "slot": slot_id,
-                    "action": DEPLOY_FAILED,
-                    "by": parse_text(by, "by") or "?",
-                    "via": self.via,
-                    "detail": detail,
-                },
-            )
+            insert_failed_deploy(cur, self.via, slot_id, branch, commit, by, step, serving)
 
 
 class _Retry(Exception):
