@@ -11,6 +11,8 @@ Branches (each one commit on top of ``main``):
 + feat-x: ``/`` shows a "Feature X" banner.
 + broken-start: ``app.py ui`` exits 1 at start (the Airflow modes still work).
 + broken-version: ``/api/version`` reports commit ``0000000deadbeef``.
++ broken-500: ``/api/version`` answers HTTP 500.
++ broken-hang: the ui listens, but ``/api/version`` never answers.
 + broken-migration: ``app.py migrate`` fails on a migration with invalid SQL.
 + new-deps: ``requirements.txt`` changes (comments only: still no packages to install).
 
@@ -111,6 +113,27 @@ def _broken_version(tree: Path) -> str:
     return "broken-version: /api/version reports the wrong commit"
 
 
+_VERSION_ROUTE = '"/api/version": lambda: json_response(version_payload(config)),'
+
+
+def _broken_500(tree: Path) -> str:
+    replace_once(
+        tree / "app.py",
+        _VERSION_ROUTE,
+        '"/api/version": lambda: (500, "text/plain; charset=utf-8", b"broken-500\\n"),',
+    )
+    return "broken-500: /api/version answers HTTP 500"
+
+
+def _broken_hang(tree: Path) -> str:
+    replace_once(
+        tree / "app.py",
+        _VERSION_ROUTE,
+        '"/api/version": lambda: __import__("time").sleep(3600) or json_response({}),',
+    )
+    return "broken-hang: the ui listens, /api/version never answers"
+
+
 def _broken_migration(tree: Path) -> str:
     replace_once(
         tree / "app.py",
@@ -131,6 +154,8 @@ BRANCH_EDITS: dict[str, Callable[[Path], str]] = {
     "feat-x": _feat_x,
     "broken-start": _broken_start,
     "broken-version": _broken_version,
+    "broken-500": _broken_500,
+    "broken-hang": _broken_hang,
     "broken-migration": _broken_migration,
     "new-deps": _new_deps,
 }

@@ -10,6 +10,7 @@ import socket
 import ssl
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,13 +38,27 @@ class _SlotNameAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def slot_get(host: Host, slot: Slot, path: str, timeout: float = 5.0) -> requests.Response:
-    """GET `path` on the slot's public HTTPS endpoint."""
-    with requests.Session() as session:
-        # Straight to the host: a proxy from HTTPS_PROXY would be asked instead (off
-        # loopback in tests), and the pinned TLS name would not reach nginx through it.
-        session.trust_env = False
-        session.mount("https://", _SlotNameAdapter(slot.subdomain))
+def slot_session(slot: Slot) -> requests.Session:
+    """A session for the slot's public HTTPS endpoint (slot_get's; kept open, it reuses its
+    connection to nginx)."""
+    session = requests.Session()
+    # Straight to the host: a proxy from HTTPS_PROXY would be asked instead (off loopback in
+    # tests), and the pinned TLS name would not reach nginx through it.
+    session.trust_env = False
+    session.mount("https://", _SlotNameAdapter(slot.subdomain))
+    return session
+
+
+def slot_get(
+    host: Host,
+    slot: Slot,
+    path: str,
+    timeout: float = 5.0,
+    session: requests.Session | None = None,
+) -> requests.Response:
+    """GET `path` on the slot's public HTTPS endpoint (on `session`, kept open, else on a
+    new one)."""
+    with nullcontext(session) if session else slot_session(slot) as session:
         port = host.public_port or host.https_port
         with warnings.catch_warnings():
             # tls_verify = false is the inventory's choice: no warning for every check.

@@ -128,7 +128,9 @@ def test_a_failed_deploy_rolls_back_to_the_last_verified_release(box):
     killed = deploy(box, "main", SLOT, env={"STAGING_OPS_CRASH_AT": "deploy:after-switch"})
     assert killed.returncode == -signal.SIGKILL
     assert current(box) != good  # the unverified release is current
-    failed = deploy(box, "broken-version", SLOT)
+    # A release that fails on the candidate switches nothing; one that fails past the switch
+    # (its scheduler dies, which only the scheduler restart shows) goes back.
+    failed = deploy(box, push_scheduler_dies(box), SLOT)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert f"rolled back to {good}" in failed.stderr
     assert current(box) == good
@@ -145,7 +147,7 @@ def test_a_failed_deploy_goes_back_to_what_served_not_to_a_release_rolled_away_f
     assert back.returncode == 0, back.stdout + back.stderr
     served_before = current(box)
     assert served_before != left
-    failed = deploy(box, "broken-version", SLOT)
+    failed = deploy(box, push_scheduler_dies(box), SLOT)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert f"rolled back to {served_before}" in failed.stderr
     assert current(box) == served_before
@@ -158,7 +160,7 @@ def test_a_release_verified_before_ok_marks_existed_is_still_a_rollback_target(b
     assert deploy(box, "feat-x", SLOT).returncode == 0
     good = current(box)
     (slot_dir(box) / "releases" / good / ".ok").unlink()  # as an older release has none
-    failed = deploy(box, "broken-version", SLOT)
+    failed = deploy(box, push_scheduler_dies(box), SLOT)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert f"rolled back to {good}" in failed.stderr
     assert current(box) == good
@@ -166,6 +168,18 @@ def test_a_release_verified_before_ok_marks_existed_is_still_a_rollback_target(b
 
 
 # --- Ctrl-C and SIGTERM roll back -----------------------------------------------------------------
+
+
+def push_scheduler_dies(box) -> str:
+    """Push `scheduler-dies`: the first line of the scheduler's body ends the process; the
+    web services are fine, so it fails only past the switch. Returns the branch."""
+    push_app_variant(
+        box,
+        "scheduler-dies",
+        '    """Print a heartbeat line now and every HEARTBEAT_SECONDS until SIGTERM/SIGINT."""\n',
+        '    raise SystemExit("scheduler: no database")\n',
+    )
+    return "scheduler-dies"
 
 
 def push_app_variant(box, branch: str, before: str, insert: str) -> str:
@@ -192,14 +206,7 @@ def test_a_branch_whose_scheduler_dies_at_start_is_rolled_back(box):
     looks at every unit of the slot, not only the UI's."""
     assert deploy(box, "feat-x", SLOT).returncode == 0
     good = current(box)
-    # The first line of the scheduler's body ends the process.
-    push_app_variant(
-        box,
-        "scheduler-dies",
-        '    """Print a heartbeat line now and every HEARTBEAT_SECONDS until SIGTERM/SIGINT."""\n',
-        '    raise SystemExit("scheduler: no database")\n',
-    )
-    failed = deploy(box, "scheduler-dies", SLOT)
+    failed = deploy(box, push_scheduler_dies(box), SLOT)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert f"job-search-airflow-scheduler@staging-{SLOT}.service is " in failed.stderr
     assert "does not stay up" in failed.stderr and f"rolled back to {good}" in failed.stderr
@@ -208,7 +215,7 @@ def test_a_branch_whose_scheduler_dies_at_start_is_rolled_back(box):
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_an_interrupt_during_verify_rolls_back(box, signum, code):
+def test_an_interrupt_during_the_candidates_verify_leaves_the_old_release(box, signum, code):
     assert deploy(box, "feat-x", SLOT).returncode == 0
     good = current(box)
     push_hanging_branch(box)
@@ -223,16 +230,17 @@ def test_an_interrupt_during_verify_rolls_back(box, signum, code):
     )
     try:
         for line in proc.stdout:
-            if " restart " in line:
+            if " candidate start " in line:
                 break
-        time.sleep(1.0)  # well inside verify, which would wait 30 s
+        time.sleep(1.0)  # well inside the candidate's verify, which would wait 30 s
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == code, out + err
-    assert "interrupted during verify" in err and f"rolled back to {good}" in err
+    # Nothing was switched yet: the candidate is stopped, the old release never stopped serving.
+    assert "interrupted during candidate verify; nothing was switched" in err
     assert err.strip().count("\n") == 0, err
     assert current(box) == good
     assert wait_served(box, SLOT) == commit_of(box, "feat-x")

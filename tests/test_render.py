@@ -126,22 +126,33 @@ def test_every_unit_passes_systemd_analyze_verify(tmp_path):
     )
     slot = inventory.slots[4]
     # A real release layout, so that verify can check the commands are executable.
-    bin_dir = tmp_path / "srv" / slot.identifier / "current" / ".venv" / "bin"
-    bin_dir.mkdir(parents=True)
-    for tool in ("gunicorn", "airflow"):
-        (bin_dir / tool).write_text("#!/bin/sh\n")
-        (bin_dir / tool).chmod(0o755)
+    for directory in ("current", "candidate"):
+        bin_dir = tmp_path / "srv" / slot.identifier / directory / ".venv" / "bin"
+        bin_dir.mkdir(parents=True)
+        for tool in ("gunicorn", "airflow"):
+            (bin_dir / tool).write_text("#!/bin/sh\n")
+            (bin_dir / tool).chmod(0o755)
     (tmp_path / "srv" / slot.identifier / "shared").mkdir()
     (tmp_path / "srv" / slot.identifier / "shared" / "env").write_text("A=1\n")
+    (tmp_path / "srv" / slot.identifier / "shared" / "candidate.env").write_text("A=2\n")
     units = render.render_units(inventory.app, host)
-    assert len(units) == 3
+    assert len(units) == 5
     (tmp_path / "units").mkdir()
     for unit in units:
         Path(unit.path).write_text(unit.content)
-        assert "User=root" in unit.content and "Restart=on-failure" in unit.content
-        assert f"WorkingDirectory={host.base_dir}/%i/current" in unit.content
+        candidate = "-candidate@" in unit.path
+        directory = "candidate" if candidate else "current"
+        assert "User=root" in unit.content
+        assert ("Restart=no" if candidate else "Restart=on-failure") in unit.content
+        assert f"WorkingDirectory={host.base_dir}/%i/{directory}" in unit.content
         assert f"EnvironmentFile={host.base_dir}/%i/shared/env" in unit.content
-    for name in render.slot_units(inventory.app, slot):
+        # The candidate's ports come last, over the slot's own.
+        assert (f"{host.base_dir}/%i/shared/candidate.env" in unit.content) is candidate
+        assert ("WantedBy=" in unit.content) is not candidate
+    for name in [
+        *render.slot_units(inventory.app, slot),
+        *render.candidate_units(inventory.app, slot),
+    ]:
         result = subprocess.run(
             ["systemd-analyze", "verify", str(tmp_path / "units" / name)],
             capture_output=True,
@@ -281,6 +292,68 @@ def test_real_nginx_routes_by_host_header(tmp_path, certificate):
             server.shutdown()
 
 
+def _free_pair(offset_from: int = 0) -> tuple[int, int, int]:
+    """Two free ports a fixed offset apart for each of UI and Airflow: (ui, airflow, offset)."""
+    while True:
+        ui, candidate, airflow = free_port(), free_port(), free_port()
+        offset = candidate - ui
+        if offset > 0 and 0 < airflow + offset <= 65535 and len({ui, candidate, airflow}) == 3:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", airflow + offset))
+                except OSError:
+                    continue
+            return ui, airflow, offset
+
+
+def test_real_nginx_falls_through_to_the_candidate_while_the_main_instance_is_down(
+    tmp_path, certificate
+):
+    """The hand-over's premise: with the main instance down, every request is answered by the
+    candidate (nginx's backup), without a reload; with it up again, by the main instance."""
+    ui, airflow, offset = _free_pair()
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    slots = dict(inventory.slots)
+    slots[4] = dataclasses.replace(slots[4], ui_port=ui, airflow_port=airflow)
+    host = dataclasses.replace(
+        inventory.target_hosts()[0],
+        http_port=free_port(),
+        https_port=free_port(),
+        candidate_port_offset=offset,
+    )
+    inventory = dataclasses.replace(inventory, slots={4: slots[4]}, hosts={host.name: host})
+    nginx = _nginx_tree(inventory, tmp_path, *certificate)
+    candidates = [
+        http.server.ThreadingHTTPServer(("127.0.0.1", port), _Echo)
+        for port in slots[4].candidate_ports(host)
+    ]
+    for server in candidates:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    subprocess.run(nginx, check=True, capture_output=True)
+    main = None
+    try:
+        pinned = dataclasses.replace(host, address="127.0.0.1", tls_ca=str(certificate[0]))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", host.https_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        for _ in range(20):
+            assert slot_get(pinned, slots[4], "/api/version").text == f"{ui + offset} /api/version"
+        assert slot_get(pinned, slots[4], "/airflow/x").text == f"{airflow + offset} /airflow/x"
+        main = http.server.ThreadingHTTPServer(("127.0.0.1", ui), _Echo)
+        threading.Thread(target=main.serve_forever, daemon=True).start()
+        # max_fails=0: the main instance is asked first again at once, not after fail_timeout.
+        for _ in range(20):
+            assert slot_get(pinned, slots[4], "/api/version").text == f"{ui} /api/version"
+    finally:
+        subprocess.run([*nginx, "-s", "stop"], check=False, capture_output=True)
+        for server in [*candidates, *([main] if main else [])]:
+            server.shutdown()
+
+
 def inventory_for(host, slots):
     return Inventory(
         DEFAULT_INVENTORY, load_inventory(DEFAULT_INVENTORY).app, {host.name: host}, slots
@@ -298,7 +371,11 @@ def test_invoke_render_writes_files(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     vhost = tmp_path / "etc/nginx/sites-available/staging-4.justapply.net.conf"
-    assert "proxy_pass http://127.0.0.1:5004;" in vhost.read_text()
+    text = vhost.read_text()
+    assert "proxy_pass http://staging_4_ui;" in text
+    assert "server 127.0.0.1:5004 max_fails=0;" in text
+    assert "server 127.0.0.1:6004 backup max_fails=0;" in text
+    assert (tmp_path / "srv/staging/staging-4/shared/candidate.env").read_text().count("6004") == 2
     env = tmp_path / "srv/staging/staging-4/shared/env"
     assert env.stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / "srv/staging/staging-5").exists()

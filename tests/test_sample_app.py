@@ -259,6 +259,23 @@ def test_broken_version_reports_wrong_commit(export):
     assert payload["commit"] == WRONG_COMMIT != env["DEPLOYED_COMMIT"]
 
 
+def test_broken_500_answers_500_and_broken_hang_never_answers(export):
+    for branch in ("broken-500", "broken-hang"):
+        app = export(branch)
+        port = free_port()
+        env = ui_env(port, branch, "e" * 40)
+        with running(app, "ui", env, f"http://127.0.0.1:{port}/health") as proc:
+            url = f"http://127.0.0.1:{port}/api/version"
+            if branch == "broken-500":
+                assert http_get(url)[0] == 500
+            else:
+                with pytest.raises(TimeoutError):
+                    urllib.request.urlopen(url, timeout=1)
+            # It still stops on SIGTERM, a request hanging or not.
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=5) == 0
+
+
 def test_broken_start_ui_exits_nonzero_but_airflow_works(export):
     app = export("broken-start")
     done = run_app(app, "ui", ui_env(free_port(), "broken-start", "c" * 40))

@@ -8,6 +8,10 @@ import shlex
 from devtools import envfile
 from devtools.sandbox.state import SERVICE_USER, Sandbox
 
+# Not the product's 1000: concurrent test sandboxes move their slot ports in steps of 100s and
+# 1000s (tests/conftest.py), so +1000 would land one run's candidates on another's slots.
+CANDIDATE_PORT_OFFSET = 500
+
 
 def write_inventory(sandbox: Sandbox) -> None:
     host_blocks = []
@@ -34,6 +38,7 @@ listen_address = "127.0.0.1"
 packages = ["nginx", "git", "python3-venv"]
 boot_services = []
 postgres_port = {sandbox.pg_port}
+candidate_port_offset = {CANDIDATE_PORT_OFFSET}
 nginx_test_command = {json.dumps(nginx + " -t -q")}
 nginx_reload_command = {json.dumps(nginx + " -s reload")}
 """)

@@ -105,6 +105,16 @@ def parse_commit(value: object) -> str:
     return text
 
 
+DEPLOY_FAILED = "deploy failed"
+
+
+def failed_deploy_detail(branch: str, commit: str, step: str, serving: str) -> str:
+    """A "deploy failed" event's detail: `feat-x@0123456789ab: candidate verify failed;
+    serving 20250101T000000Z-abcdef0`. The commit is empty if the branch never resolved."""
+    what = f"{branch}@{commit[:12]}" if commit else branch
+    return f"{what}: {step} failed; serving {serving or 'nothing'}"
+
+
 def format_duration(delta: timedelta) -> str:
     """timedelta → the shortest of `45s`, `30m`, `12h`, `7d`, `1d6h` that is exact enough."""
     seconds = int(delta.total_seconds())
@@ -315,6 +325,13 @@ class SlotRegistry(Protocol):
         """Note what was deployed to a claimed slot (held by `task`, if given) and renew the
         claim's expiry. `serving`: note only what serves, whatever the claim (free, or another
         task's: then its deployed time is left, so reap does not judge it by this deploy)."""
+        ...
+
+    def record_failed_deploy(
+        self, slot_id: int, branch: str, commit: str, by: str, step: str, serving: str
+    ) -> None:
+        """Add a "deploy failed" event to the slot's history (the slot itself is unchanged):
+        who, which branch and commit, the step that failed, what serves now."""
         ...
 
     def history(self, slot_id: int | None = None, limit: int = 50) -> list[SlotEvent]:

@@ -50,8 +50,8 @@ def logs(
         )
 
 
-def last_lines(deployer: Deployer, lines: int = 20) -> str:
-    """The slot's UI unit's last `lines` log lines."""
-    command = remote.script_command("slot-journal.sh", deployer.units[0], lines) + " 2>&1"
+def last_lines(deployer: Deployer, lines: int = 20, unit: str | None = None) -> str:
+    """`unit`'s (default: the slot's UI unit's) last `lines` log lines."""
+    command = remote.script_command("slot-journal.sh", unit or deployer.units[0], lines) + " 2>&1"
     _, out, err = deployer.run(command, check=False)
     return (out or err).rstrip()

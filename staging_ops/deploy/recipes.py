@@ -1,49 +1,72 @@
 """deploy and rollback, each a list of steps in the order the operator sees them printed
 (one module per step, as Deployer's recipes have one file per task):
 
-    deploy:   claim, connect, lock, fetch, hold claim, export + venv, migrate, switch, restart,
-              verify, record
-    rollback: claim, connect, lock, choose release, switch, restart, verify, record
+    deploy:   claim, connect, lock, fetch, hold claim, export + venv, migrate, candidate start,
+              candidate verify, check live, switch, hand-over, main verify, candidate stop,
+              scheduler restart, record
+    rollback: claim, connect, lock, choose release, candidate start, candidate verify, check
+              live, switch, hand-over, main verify, candidate stop, scheduler restart, record
 
-A deploy never replaces a working release with a broken one: the new release is exported,
-given its venv and migrated (PREPARE) before `current` moves; after the switch (GO_LIVE) it
-must answer /api/version with its own commit (on the UI port and through nginx) or the previous
-verified release is switched back, verified, and the failed one marked bad (rollback.py). The
-switch and restart run detached from our SSH session, so a deploy killed at any moment leaves
-the old or the new release serving, never nothing. Ctrl-C and SIGTERM after the switch roll
-back like a failure does before the process exits.
+A broken release never serves a request: the new release is exported, given its venv,
+migrated, and started and verified as the slot's candidate (PREPARE, candidate.py) before
+`current` moves; nginx sends it nothing but what finds the main instance down. A failure up to
+there leaves the old release serving and needs no rollback (the candidate is stopped, the
+release marked bad). From the switch on (GO_LIVE, handover.py) the main instances restart into
+the release while nginx falls through to the candidate, so no request is dropped; a failure,
+Ctrl-C or SIGTERM there goes back to the previous verified release the same way (rollback.py).
+Restarts run detached from our SSH session, so a deploy killed at any moment leaves the old or
+the new release serving, never nothing; the next deploy stops a candidate a killed one left.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from staging_ops import output
 from staging_ops.deploy import (
+    candidate,
     claim,
     fetch,
+    handover,
     hold,
     migrate,
     record,
     release,
-    restart,
     switch,
-    verify,
 )
 from staging_ops.deploy.branch import task_from_branch, validate_branch
+from staging_ops.deploy.failure import record_failure
+from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.reconnect import check_live, connection_lost, lost_line, regain
+from staging_ops.deploy.release import mark_bad
 from staging_ops.deploy.rollback import CHOOSE_STEP, roll_back
-from staging_ops.deploy.session import Deployer, Interrupted, Stop, failed_step, session
+from staging_ops.deploy.session import (
+    Deployer,
+    Interrupted,
+    Stop,
+    failed_step,
+    session,
+    signals_ignored,
+)
 from staging_ops.deploy.steps import DeployResult, Run, run_steps
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.remote import Unreachable
-from staging_ops.render import public_url
+from staging_ops.render import candidate_units, public_url
 
 # Nothing serves from the new release yet: a failure here needs no rollback.
 PREPARE = (fetch.STEP, hold.STEP, release.STEP, migrate.STEP)
+CANDIDATE = (candidate.START_STEP, candidate.VERIFY_STEP)
 # From the switch on, a failure (or Ctrl-C, SIGTERM) goes back to a verified release.
-GO_LIVE = (switch.STEP, restart.STEP, verify.STEP)
+GO_LIVE = (
+    switch.STEP,
+    handover.HANDOVER_STEP,
+    handover.MAIN_VERIFY_STEP,
+    candidate.STOP_STEP,
+    handover.SCHEDULER_STEP,
+)
 
 
 def deploy(
@@ -57,8 +80,9 @@ def deploy(
     force: bool = False,
     log: output.StepLog | None = None,
 ) -> DeployResult:
-    """Deploy `branch` to `slot`: claim, lock, fetch, export, venv, migrate, switch, restart,
-    verify (rolling back on failure, Ctrl-C or SIGTERM), record. Raises on failure with the
+    """Deploy `branch` to `slot`: claim, lock, fetch, hold the claim, export, venv, migrate,
+    candidate start and verify, switch, hand-over, main verify (rolling back on failure, Ctrl-C
+    or SIGTERM), record. Raises on failure with the
     slot's state."""
     log = log or output.StepLog()
     validate_branch(branch)
@@ -72,9 +96,10 @@ def deploy(
     with session(deployer, log):
         if deployer.lock and deployer.lock.warning:
             result.warnings.append(deployer.lock.warning)
-        _prepare(deployer, log, run)
-        _go_live(deployer, log, run)
-        run_steps((record.STEP,), deployer, log, run)
+        with _history(deployer, log, run):
+            _prepare(deployer, log, run, PREPARE + CANDIDATE)
+            _go_live(deployer, log, run)
+            run_steps((record.STEP,), deployer, log, run)
     return _done(result, deployer, log)
 
 
@@ -98,27 +123,57 @@ def rollback(
     result = DeployResult(slot.id, slot.identifier, "")
     run = Run(result, check, registry, to=to)
     deployer = Deployer(inventory, slot, log, operator)
-    with session(deployer, log):
+    with session(deployer, log), _history(deployer, log, run):
         run_steps((CHOOSE_STEP,), deployer, log, run)
+        _prepare(deployer, log, run, CANDIDATE)
         _go_live(deployer, log, run)
         run_steps((record.STEP,), deployer, log, run)
     return _done(result, deployer, log)
 
 
-def _prepare(deployer: Deployer, log: output.StepLog, run: Run) -> None:
-    """The PREPARE steps; a failure or an interruption says nothing was switched."""
+@contextmanager
+def _history(deployer: Deployer, log: output.StepLog, run: Run) -> Iterator[None]:
+    """A failure in the block goes into the slot's history before it propagates."""
     try:
-        run_steps(PREPARE, deployer, log, run)
+        yield
+    except StagingError as failure:
+        warning = record_failure(deployer, log, run)
+        if warning:
+            failure.args = (f"{failure}\n{warning}",)
+        raise
+
+
+def _prepare(deployer: Deployer, log: output.StepLog, run: Run, steps: tuple) -> None:
+    """`steps` (up to the candidate's verify); a failure or an interruption says nothing was
+    switched. A candidate that ran is stopped, and one that failed is marked bad and its
+    last log lines shown."""
+    try:
+        run_steps(steps, deployer, log, run)
     except (StagingError, Stop) as failure:
         state = "nothing was switched, the previous release keeps serving"
         step = failed_step(log)
+        where = deployer.slot.identifier
+        unit_log = ""
+        if step in (s.name for s in CANDIDATE):
+            with signals_ignored():
+                unit_log = _abandon_candidate(deployer, run, failure)
         if isinstance(failure, Stop):
-            raise Interrupted(
-                f"{deployer.slot.identifier}: interrupted during {step}; {state}", failure
-            ) from None
-        raise type(failure)(
-            f"{deployer.slot.identifier}: {step} failed: {failure}; {state}"
-        ) from None
+            raise Interrupted(f"{where}: interrupted during {step}; {state}", failure) from None
+        raise type(failure)(f"{where}: {step} failed: {failure}; {state}{unit_log}") from None
+
+
+def _abandon_candidate(deployer: Deployer, run: Run, failure: StagingError | Stop) -> str:
+    """Stop the candidate; a failed release (not an interrupted one) is marked bad, and the
+    candidate UI's last log lines are kept for the message (what to add to it)."""
+    unit_log = ""
+    if not isinstance(failure, Stop):
+        unit = candidate_units(deployer.app, deployer.slot)[0]
+        unit_log = f"; {run.result.release} marked bad\n--- last lines of {unit} ---\n"
+        unit_log += last_lines(deployer, unit=unit)
+        if run.to is None:  # `rollback --to` picks a release, it does not judge it
+            mark_bad(deployer, run.result.release)
+    candidate.stop(deployer)
+    return unit_log
 
 
 def _go_live(deployer: Deployer, log: output.StepLog, run: Run) -> None:
@@ -145,7 +200,7 @@ def _regain_or_say(
     deployer: Deployer, log: output.StepLog, run: Run, step: str, restore: str
 ) -> None:
     """The connection was lost during `step`: regained (reconnect.py), or the one line that
-    says what `current` points to and how to restore the last verified release."""
+    says what `current` points to and how to restore the last verified one."""
     tries = regain(deployer, log)
     if tries is None:
         return

@@ -9,7 +9,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from staging_ops import crash_points, remote
-from staging_ops.deploy.steps import Run, Step, tail
+from staging_ops.deploy.steps import tail
 from staging_ops.errors import StagingError
 from staging_ops.remote.scripts import script_text
 
@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 RESTARTS_MARK = "restarts-before:"
 
 
-def restart(deployer: Deployer, stop_only: bool = False) -> None:
-    """Restart (or stop) the slot's units, all at once, under setsid: a deploy killed now
-    still leaves them restarted."""
+def restart(deployer: Deployer, stop_only: bool = False, units: list[str] | None = None) -> None:
+    """Restart (or stop) `units` (default: all of the slot's), all at once, under setsid: a
+    deploy killed now still leaves them restarted."""
+    units = deployer.units if units is None else units
     # systemd's NRestarts counts automatic restarts and is not reset by our restart (a restart
     # of a unit waiting to auto-restart keeps the count): the script prints it first, so that
     # verify counts only the restarts that come after ours.
@@ -31,11 +32,11 @@ def restart(deployer: Deployer, stop_only: bool = False) -> None:
         RESTARTS_MARK,
         f"{deployer.paths.root}/.restart.log",
         "stop" if stop_only else "restart",
-        *deployer.units,
+        *units,
     )
     code, out, err = deployer.run(command, check=False, guarded=True)
     first, _, out = out.partition("\n")
-    deployer.restarts_before = restarts_before(deployer.units, first)
+    deployer.restarts_before.update(restarts_before(units, first))
     if code != 0:
         raise StagingError(tail(out or err))
 
@@ -47,11 +48,8 @@ def restarts_before(units: list[str], line: str) -> dict[str, int]:
     return {unit: int(c) if c.isdigit() else 0 for unit, c in zip(units, counts, strict=False)}
 
 
-def _step(deployer: Deployer, run: Run) -> None:
-    if os.environ.get(crash_points.ENV) == "deploy:during-restart":
-        # Dies while the remote restart is under way, as a Ctrl-\\ or kill -9 would.
-        threading.Timer(0.15, crash_points.crash_point, args=("deploy:during-restart",)).start()
-    restart(deployer)
-
-
-STEP = Step("restart", _step)
+def crash_while_running(point: str, after: float = 0.15) -> None:
+    """Under the crash point `point`, die `after` seconds from now, while the remote command
+    that follows is under way, as a Ctrl-\\ or kill -9 would."""
+    if os.environ.get(crash_points.ENV) == point:
+        threading.Timer(after, crash_points.crash_point, args=(point,)).start()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from staging_ops import output, remote
+from staging_ops.deploy import candidate
+from staging_ops.deploy.handover import hand_over, restart_scheduler, verify_main
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.release import mark_bad
 from staging_ops.deploy.restart import restart
@@ -139,13 +141,35 @@ def _restore_good_release(
     the newest verified-good release but `failed`; its name."""
     with log.step("rollback") as rec:
         target = newest_good(releases(deployer), exclude=failed, prefer=previous)
-        switch(deployer, target["release"] if target else None)
         if target is None:
+            candidate.stop(deployer)
+            switch(deployer, None)
             restart(deployer, stop_only=True)
             rec["detail"] = "no verified-good release: slot stopped"
             return None
-        restart(deployer)
         # The full commit from the release's .release-env (the name has only 7 digits).
-        verify(deployer, target["commit"] or "unknown")
-        rec["detail"] = f"{target['release']} serves again"
+        rec["detail"] = serve_verified(deployer, target["release"], target["commit"] or "unknown")
         return target["release"]
+
+
+def serve_verified(deployer: Deployer, release: str, commit: str) -> str:
+    """`release` live through the same hand-over a deploy makes: candidate, switch, main
+    restart with the candidate as nginx's backup, main verify, candidate stop, scheduler. If
+    the candidate cannot prove the release (it is what served before; its own candidate
+    failing says more about the droplet than about it), the release is switched to and
+    restarted in place, and verified, as before candidates existed. The step's detail."""
+    try:
+        candidate.start(deployer, release)
+        candidate.verify(deployer, commit)
+    except StagingError as failure:
+        candidate.stop(deployer)
+        switch(deployer, release)
+        restart(deployer)
+        verify(deployer, commit)
+        return f"{release} serves again (restarted in place: its candidate failed: {failure})"
+    switch(deployer, release)
+    hand_over(deployer)
+    verify_main(deployer, commit)
+    candidate.stop(deployer)
+    restart_scheduler(deployer)
+    return f"{release} serves again (verified hand-over)"

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import paramiko
 
 from staging_ops import remote
-from staging_ops.deploy.steps import Run, Step
 from staging_ops.drift import from_checks
 from staging_ops.errors import StagingError
 from staging_ops.health import certificate_check, slot_get
@@ -26,11 +25,17 @@ if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
 
-def verify(deployer: Deployer, commit: str, timeout: float | None = None) -> None:
+def verify(
+    deployer: Deployer,
+    commit: str,
+    timeout: float | None = None,
+    units: list[str] | None = None,
+) -> None:
     """/api/version on the UI port and then through nginx must report `commit`, and then
-    every unit of the slot must be up. A UI unit that is down (crashed at start, crash-looping)
-    fails at once instead of at the timeout."""
+    each of `units` (default: every unit of the slot) must be up. A UI unit that is down
+    (crashed at start, crash-looping) fails at once instead of at the timeout."""
     timeout = deployer.app.verify_timeout if timeout is None else timeout
+    units = deployer.units if units is None else units
     deadline = time.monotonic() + timeout
     next_unit_check = time.monotonic() + 0.5
     where = "UI port"
@@ -44,7 +49,7 @@ def verify(deployer: Deployer, commit: str, timeout: float | None = None) -> Non
         if seen == commit:
             if where == "nginx":
                 # The UI answers; Airflow's units must not have failed at start either.
-                check_units_alive(deployer, deployer.units)
+                check_units_alive(deployer, units)
                 return
             where = "nginx"
             continue
@@ -80,25 +85,31 @@ def unit_problem(units: list[str], out: str, restarts_before: dict[str, int]) ->
     return None
 
 
-def _via_ssh(deployer: Deployer) -> str | None:
+def ssh_get(deployer: Deployer, port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
+    """GET `path` from the droplet's 127.0.0.1:`port` through our SSH connection (a
+    direct-tcpip channel: nothing but SSH is exposed); (status, body). A port nothing listens
+    on raises paramiko's ChannelException; an answer slower than `timeout`, TimeoutError."""
     assert deployer.remote is not None
-    slot = deployer.slot
     transport = deployer.remote.connection.client.get_transport()
     channel = transport.open_channel(
-        "direct-tcpip", ("127.0.0.1", slot.ui_port), ("127.0.0.1", 0), timeout=5
+        "direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=timeout
     )
     try:
-        channel.settimeout(5)
-        conn = http.client.HTTPConnection("127.0.0.1", slot.ui_port, timeout=5)
+        channel.settimeout(timeout)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         conn.sock = channel  # type: ignore[assignment]
-        conn.request("GET", "/api/version", headers={"Host": slot.subdomain})
+        conn.request("GET", path, headers={"Host": deployer.slot.subdomain})
         response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            return None
-        return json.loads(body).get("commit")
+        return response.status, response.read()
     finally:
         channel.close()
+
+
+def _via_ssh(deployer: Deployer) -> str | None:
+    status, body = ssh_get(deployer, deployer.slot.ui_port, "/api/version")
+    if status != 200:
+        return None
+    return json.loads(body).get("commit")
 
 
 def _via_nginx(deployer: Deployer) -> str | None:
@@ -106,14 +117,6 @@ def _via_nginx(deployer: Deployer) -> str | None:
     if response.status_code != 200:
         return None
     return response.json().get("commit")
-
-
-def _step(deployer: Deployer, run: Run) -> str:
-    verify(deployer, run.result.commit)
-    return f"/api/version = {run.result.commit[:12]} (UI port and nginx)"
-
-
-STEP = Step("verify", _step)
 
 
 def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, Any]:

@@ -119,6 +119,38 @@ def github_repository(value: object) -> str:
     return value
 
 
+# A slot's ports in the order port_clash takes them: (field, whose port) — its own, then its
+# candidates', which are the same fields plus the host's candidate_port_offset.
+PORTS = (
+    ("ui_port", "ui_port"),
+    ("airflow_port", "airflow_port"),
+    ("ui_port", "candidate UI port"),
+    ("airflow_port", "candidate Airflow port"),
+)
+
+
+def port_clash(ports: list[tuple[int, tuple[int, ...]]]) -> tuple[int, str, str] | None:
+    """The first port two services would share, over every slot and its candidates: `ports`
+    is (slot id, its four ports in PORTS order) in file order; the answer is (slot id, the
+    field, the problem), or None. Ports share one namespace (a UI port may not be another
+    slot's Airflow or candidate port); a candidate port past 65535 is refused too."""
+    seen: dict[int, tuple[int, str]] = {}
+    for slot_id, values in ports:
+        for (name, label), port in zip(PORTS, values, strict=True):
+            what = (
+                str(port)
+                if label == name
+                else f"{port} (its {label}, {name} + candidate_port_offset)"
+            )
+            if port > 65535:
+                return slot_id, name, f"{what} is past 65535"
+            other = seen.get(port)
+            if other is not None:
+                return slot_id, name, f"{what} is already used by slot {other[0]}'s {other[1]}"
+            seen[port] = (slot_id, label)
+    return None
+
+
 def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -144,6 +176,7 @@ CHECKS: dict[Kind, Callable[[object], object]] = {
     Kind.PORT: integer,
     Kind.SLOT_PORT: lambda v: integer(v, low=1024),
     Kind.SLOT_ID: lambda v: integer(v, low=1, high=9999),
+    Kind.PORT_OFFSET: lambda v: integer(v, low=1, high=60000),
     Kind.CONNECT_SECONDS: lambda v: float(integer(v, high=600)),
     Kind.SECONDS: positive_seconds,
     Kind.FLAG: flag,

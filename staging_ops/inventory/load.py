@@ -69,6 +69,7 @@ class _Loader:
             raise self.fail("[[slots]]", "slots", "at least one slot is required")
         slots = [self.slot(i, entry, hosts) for i, entry in enumerate(slots_raw, start=1)]
         self.check_unique(slots)
+        self.check_ports(slots, hosts)
         return Inventory(self.path, app, hosts, {s.id: s for s in sorted(slots, key=_by_id)})
 
     def _table(self, raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -203,18 +204,23 @@ class _Loader:
                 ("identifier", slot.identifier),
                 ("subdomain", slot.subdomain),
                 ("database", slot.database),
-                ("ui_port", slot.ui_port),
-                ("airflow_port", slot.airflow_port),
             ]
             for name, value in keys:
-                # Ports share one namespace: a UI port may not equal another slot's Airflow port.
-                space = "port" if name.endswith("_port") else name
-                other = seen.get((space, value))
+                other = seen.get((name, value))
                 if other is not None:
                     raise self.fail(
                         f"slot {slot.id}", name, f"{value!r} is already used by slot {other}"
                     )
-                seen[(space, value)] = slot.id
+                seen[(name, value)] = slot.id
+
+    def check_ports(self, slots: list[Slot], hosts: dict[str, Host]) -> None:
+        """No two of all the slots' services and candidates share a port (checks.port_clash)."""
+        ports = [
+            (s.id, (s.ui_port, s.airflow_port, *s.candidate_ports(hosts[s.host]))) for s in slots
+        ]
+        clash = checks.port_clash(ports)
+        if clash:
+            raise self.fail(f"slot {clash[0]}", clash[1], clash[2])
 
 
 @functools.cache

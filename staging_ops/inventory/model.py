@@ -36,6 +36,7 @@ class Kind(Enum):
     PORT = "a TCP port"
     SLOT_PORT = "a TCP port from 1024"
     SLOT_ID = "a slot number from 1 to 9999"
+    PORT_OFFSET = "a port offset from 1 to 60000"
     CONNECT_SECONDS = "whole seconds from 1 to 600"
     SECONDS = "a positive number of seconds"
     FLAG = "true or false"
@@ -60,6 +61,7 @@ Role = Annotated[str, Kind.ROLE]
 Port = Annotated[int, Kind.PORT]
 SlotPort = Annotated[int, Kind.SLOT_PORT]
 SlotId = Annotated[int, Kind.SLOT_ID]
+PortOffset = Annotated[int, Kind.PORT_OFFSET]
 ConnectSeconds = Annotated[float, Kind.CONNECT_SECONDS]
 Seconds = Annotated[float, Kind.SECONDS]
 Flag = Annotated[bool, Kind.FLAG]
@@ -162,6 +164,10 @@ class Host:
     # The address nginx listens on (`listen ADDR:PORT`); empty: all addresses, as a droplet
     # serving the internet needs. The sandbox sets 127.0.0.1. load.py checks it itself.
     listen_address: str = ""
+    # Each slot's candidate instances (the new release, started and verified before it gets
+    # traffic; nginx's backup during the hand-over) listen on the slot's UI and Airflow ports
+    # plus this: 5004 -> 6004, 8084 -> 9084. load.py refuses any port two of them would share.
+    candidate_port_offset: PortOffset = 1000
     # Services that must be enabled at boot and running (None: those of nginx and postgresql
     # that `packages` installs). The sandbox has none: its nginx is not a unit.
     boot_services: UnitNames | None = None
@@ -197,6 +203,11 @@ class Slot:
 
     def directory(self, host: Host) -> str:
         return f"{host.base_dir}/{self.identifier}"
+
+    def candidate_ports(self, host: Host) -> tuple[int, int]:
+        """The UI and Airflow ports of the slot's candidate instances."""
+        offset = host.candidate_port_offset
+        return self.ui_port + offset, self.airflow_port + offset
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,12 @@ class ApiRegistry:
             body["serving"] = True
         return SlotState.from_dict(self._call("PUT", "/slots", json=body)["slot"])
 
+    def record_failed_deploy(
+        self, slot_id: int, branch: str, commit: str, by: str, step: str, serving: str
+    ) -> None:
+        body = {"branch": branch, "commit": commit, "by": by, "step": step, "serving": serving}
+        self._call("POST", f"/slots/{slot_id}/deploy-failures", json=body)
+
     def history(self, slot_id: int | None = None, limit: int = 50) -> list[SlotEvent]:
         params: dict[str, int] = {"limit": limit}
         if slot_id is not None:

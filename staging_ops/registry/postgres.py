@@ -52,6 +52,7 @@ from staging_ops.registry.dsn import (
     describe_dsn,
     unreachable,
 )
+from staging_ops.registry.failures import insert_failed_deploy
 from staging_ops.registry.schema import (
     EVENT_COLUMNS,
     EVENTS,
@@ -409,6 +410,13 @@ class PostgresRegistry:
                 f"slot {slot_id} ({state.identifier}) is free: claim it before recording a deploy"
             )
         raise Conflict(f"slot {slot_id} ({state.identifier}) is held by {state.holder_text()}")
+
+    def record_failed_deploy(
+        self, slot_id: int, branch: str, commit: str, by: str, step: str, serving: str
+    ) -> None:
+        with self._transaction() as cur:
+            self._get(cur, slot_id)  # an unknown slot is BadInput, as everywhere
+            insert_failed_deploy(cur, self.via, slot_id, branch, commit, by, step, serving)
 
 
 class _Retry(Exception):

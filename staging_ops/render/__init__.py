@@ -2,9 +2,12 @@
 nginx vhosts, systemd units, env files."""
 
 from staging_ops.render.render import (
+    CANDIDATE_SERVICES,
     REDACTED,
     SERVICES,
     RenderedFile,
+    candidate_unit_template,
+    candidate_units,
     database_url,
     placeholder_tls_paths,
     public_url,
@@ -22,9 +25,12 @@ from staging_ops.render.render import (
 )
 
 __all__ = [
+    "CANDIDATE_SERVICES",
     "REDACTED",
     "SERVICES",
     "RenderedFile",
+    "candidate_unit_template",
+    "candidate_units",
     "database_url",
     "placeholder_tls_paths",
     "public_url",

@@ -20,6 +20,8 @@ SERVICES = {
     "airflow-webserver": ("Airflow webserver", "airflow_webserver_command"),
     "airflow-scheduler": ("Airflow scheduler", "airflow_scheduler_command"),
 }
+# The services with a port, which get a candidate instance each (the scheduler has none).
+CANDIDATE_SERVICES = ("ui", "airflow-webserver")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,19 @@ def unit_instance(app: App, service: str, slot: Slot) -> str:
 
 def slot_units(app: App, slot: Slot) -> list[str]:
     return [unit_instance(app, service, slot) for service in SERVICES]
+
+
+def candidate_unit_template(app: App, service: str) -> str:
+    """`job-search-ui-candidate@.service` for service 'ui'."""
+    return f"{app.name}-{service}-candidate@.service"
+
+
+def candidate_units(app: App, slot: Slot) -> list[str]:
+    """The slot's candidate instances, UI first."""
+    return [
+        candidate_unit_template(app, service).replace("@.", f"@{slot.identifier}.")
+        for service in CANDIDATE_SERVICES
+    ]
 
 
 def vhost_name(slot: Slot) -> str:
@@ -99,6 +114,7 @@ def render_vhost(inventory: Inventory, host: Host, slot: Slot) -> RenderedFile:
     https_suffix = "" if host.https_port == 443 else f":{host.https_port}"
     content = _env.get_template("nginx/slot.conf.j2").render(
         slot=slot,
+        candidate=slot.candidate_ports(host),
         host=host,
         inventory_name=inventory.path.name,
         acme_root=f"{host.base_dir}/acme",
@@ -116,21 +132,27 @@ def render_default_server(host: Host) -> RenderedFile:
 
 
 def render_units(app: App, host: Host) -> list[RenderedFile]:
+    """The slots' template units, then their candidates' (which run `<slot>/candidate`, the
+    release a deploy is verifying, instead of `current`)."""
     files = []
-    current = f"{host.base_dir}/%i/current"
-    for service, (description, attribute) in SERVICES.items():
-        command = getattr(app, attribute).replace("{current}", current)
+    kinds = [(service, False) for service in SERVICES]
+    kinds += [(service, True) for service in CANDIDATE_SERVICES]
+    for service, candidate in kinds:
+        description, attribute = SERVICES[service]
+        directory = "candidate" if candidate else "current"
+        command = getattr(app, attribute).replace("{current}", f"{host.base_dir}/%i/{directory}")
+        template = (candidate_unit_template if candidate else unit_template)(app, service)
         content = _env.get_template("systemd/slot-service.j2").render(
             app=app,
             host=host,
-            description=description,
-            unit=f"{app.name}-{service}",
+            description=description + (" candidate" if candidate else ""),
+            unit=template.removesuffix("@.service"),
             base_dir=host.base_dir,
             command=command,
+            candidate=candidate,
+            directory=directory,
         )
-        files.append(
-            RenderedFile(f"{host.systemd_dir}/{unit_template(app, service)}", content, kind="unit")
-        )
+        files.append(RenderedFile(f"{host.systemd_dir}/{template}", content, kind="unit"))
     return files
 
 
@@ -147,6 +169,20 @@ def render_slot_env(host: Host, slot: Slot, password: str | None) -> RenderedFil
         owner=host.service_user,
         kind="env",
         secret=True,
+        slot=slot.id,
+    )
+
+
+def render_candidate_env(host: Host, slot: Slot) -> RenderedFile:
+    """The candidate units' ports, read after the slot's env file."""
+    content = _env.get_template("systemd/candidate.env.j2").render(
+        slot=slot, ports=slot.candidate_ports(host)
+    )
+    return RenderedFile(
+        f"{slot.directory(host)}/shared/candidate.env",
+        content,
+        owner=host.service_user,
+        kind="env",
         slot=slot.id,
     )
 
@@ -173,4 +209,5 @@ def render_host(
     for slot in chosen:
         files.append(render_vhost(inventory, host, slot))
         files.append(render_slot_env(host, slot, passwords.get(slot.id)))
+        files.append(render_candidate_env(host, slot))
     return {f.path: f for f in files}

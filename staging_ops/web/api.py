@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note"}
 DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task", "serving"}
+FAILED_DEPLOY_FIELDS = {"branch", "commit", "by", "step", "serving"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
 MAX_HISTORY = parsing.MAX_HISTORY
@@ -205,6 +206,21 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
             serving=_flag(data, "serving"),
         )
         return jsonify({"slot": state.to_dict()})
+
+    @bp.post("/slots/<slot_id>/deploy-failures")
+    def record_failed_deploy(slot_id: str) -> tuple[Response, int]:
+        """A deploy that failed, into the slot's history (the slot itself is unchanged)."""
+        slot = _path_slot(slot_id)
+        data = _body(FAILED_DEPLOY_FIELDS)
+        g.staging_registry.record_failed_deploy(
+            slot,
+            parse_branch(_string(data, "branch")),
+            parse_commit(commit) if (commit := _string(data, "commit")) else "",
+            parse_text(_string(data, "by"), "by") or g.staging_subject,
+            parse_text(_string(data, "step"), "step") or "deploy",
+            parse_text(_string(data, "serving"), "serving") or "",
+        )
+        return jsonify({"recorded": True}), 201
 
     @bp.post("/slots/<slot_id>/release")
     def release_slot(slot_id: str) -> Response:

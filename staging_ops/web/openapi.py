@@ -240,6 +240,38 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/staging/slots/{slot_id}/deploy-failures": {
+                "post": {
+                    "operationId": "recordFailedDeploy",
+                    "summary": "Add a failed deploy or rollback to the slot's history.",
+                    "description": "Written by `invoke deploy` through the API backend: who,"
+                    " branch and commit, the step that failed and what serves now. The slot's"
+                    " row is unchanged.",
+                    "parameters": [_SLOT_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/FailedDeployRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _ok(
+                            "Recorded.",
+                            {
+                                "type": "object",
+                                "required": ["recorded"],
+                                "properties": {"recorded": {"const": True}},
+                            },
+                        ),
+                        "400": _error("Malformed JSON (or nested too deep) or fields."),
+                        "404": _error("Unknown slot (or not a slot id)."),
+                        "413": _TOO_LARGE,
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
             "/api/staging/history": {
                 "get": {
                     "operationId": "history",
@@ -343,6 +375,18 @@ def openapi_document() -> dict[str, Any]:
                             "description": "note only what serves, whatever the claim (free or"
                             " another task's): claim and expiry are left as they are",
                         },
+                    },
+                },
+                "FailedDeployRequest": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["branch"],
+                    "properties": {
+                        "branch": {"type": "string", "pattern": BRANCH_PATTERN},
+                        "commit": _optional_text(_COMMIT, "empty if it was never resolved"),
+                        "by": _free_text("by", "default: the token subject"),
+                        "step": _free_text("step", "the step that failed (default: deploy)"),
+                        "serving": _free_text("serving", "the release `current` names now"),
                     },
                 },
                 "ReleaseRequest": {
