@@ -126,10 +126,20 @@ def _probe(host: Host, slot: Slot, path: str, timeout: float) -> str:
 
 def _probe_ui(host: Host, slot: Slot, timeout: float) -> tuple[str, str | None]:
     """("up"|"down", the commit /api/version serves or None): one request for both, so drift
-    costs status nothing more."""
-    answer = public_version(host, slot, timeout)
+    costs status nothing more. Up is a 200, as for every other check; the commit only when the
+    answer is the version JSON."""
+    try:
+        response = slot_get(host, slot, CHECKS["ui"], timeout)
+    except requests.RequestException:
+        return "down", None
+    if response.status_code != 200:
+        return "down", None
+    try:
+        answer = response.json()
+    except ValueError:
+        return "up", None
     commit = answer.get("commit") if isinstance(answer, dict) else None
-    return ("up" if answer is not None else "down"), commit if isinstance(commit, str) else None
+    return "up", commit if isinstance(commit, str) else None
 
 
 def check_slots(
