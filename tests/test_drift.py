@@ -7,6 +7,7 @@ and not a hang."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import threading
 import time
@@ -188,6 +189,29 @@ def test_moved_current_then_restart_then_back(sandbox, releases, browser):  # no
     assert run_invoke("verify", "--slot", str(SLOT), env=box.env()).returncode == 0
     assert board_drift(box)["state"] == "ok"
     assert "drift" not in page_health_text(box, browser)
+
+
+def test_verify_says_so_when_the_live_release_was_never_verified(sandbox, releases):
+    # What a deploy that lost its host after the switch leaves: `current` on a release whose
+    # verify never passed (no .ok, no line in deploys.log), serving the recorded commit, so
+    # nothing drifts. Only its .release-env matters to the droplet's side of the check.
+    box, (_, main_release) = sandbox, releases
+    unproven = f"{main_release}-unverified"
+    copy = slot_dir(box) / "releases" / unproven
+    copy.mkdir()
+    shutil.copy2(slot_dir(box) / "releases" / main_release / ".release-env", copy)
+    point_current_at(box, unproven)
+    try:
+        result = run_invoke("verify", "--slot", str(SLOT), env=box.env(), timeout=30)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"{unproven} serves but was never verified" in result.stdout
+        assert f"invoke rollback --slot {SLOT}" in result.stdout
+        assert "drift" not in result.stdout  # the same commit everywhere
+    finally:
+        point_current_at(box, main_release)
+        shutil.rmtree(copy)
+    again = run_invoke("verify", "--slot", str(SLOT), env=box.env(), timeout=30)
+    assert again.returncode == 0, again.stdout + again.stderr
 
 
 @pytest.fixture
