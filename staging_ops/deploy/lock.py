@@ -177,10 +177,8 @@ def acquire(
         who = describe(held)
         age = _age(since)
         if attempt == 0 and age is not None and age > timeout and held.get("remote_pid"):
-            # The holder's whole process group (it leads one, see lock_script): its `cat`
-            # child holds the lock's fd too.
             pid = int(held["remote_pid"])
-            remote.run(f"kill -- -{pid} 2>/dev/null || kill {pid}; sleep 0.2", check=False)
+            remote.run(remote_mod.script_command("lock-kill.sh", pid), check=False)
             warning = f"took over the deploy lock of {who}, held since {since} (> {timeout:.0f}s)"
             continue
         raise Conflict(

@@ -44,7 +44,7 @@ def export(deployer: Deployer, commit: str, branch: str) -> tuple[str, str, str 
     )
     code, out, err = deployer.run(command, check=False)
     if code != 0:
-        deployer.run(f"rm -rf {remote.quote(partial)}", check=False)
+        deployer.run(remote.script_command("slot-current.sh", "discard", partial), check=False)
         raise StagingError(tail(err or out))
     *_, venv, live = out.strip().splitlines()
     target = live.removeprefix("live").strip()

@@ -62,5 +62,5 @@ def stop_slot(
     host = inventory.host_of(slot)
     units = slot_units(inventory.app, slot)
     current = SlotPaths(host, slot).current
-    lock.run(session, f"systemctl stop {remote.quote(*units)} && rm -f {remote.quote(current)}")
+    lock.run(session, remote.script_command("slot-current.sh", "stop", current, *units))
     return f"stopped {', '.join(units)}"

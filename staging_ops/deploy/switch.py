@@ -12,24 +12,21 @@ from staging_ops.deploy.steps import Run, Step
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
+SCRIPT = "slot-current.sh"
+
 
 def switch(deployer: Deployer, release: str | None) -> None:
     """Point `current` at `release` (None: remove it, the slot has no release to serve)."""
-    q = remote.quote
-    paths = deployer.paths
+    current = deployer.paths.current
     if release is None:
-        deployer.run(f"rm -f {q(paths.current)}", guarded=True)
+        deployer.run(remote.script_command(SCRIPT, "clear", current), guarded=True)
         return
-    tmp = f"{paths.root}/.current.tmp"
-    deployer.run(
-        f"ln -sfn {q('releases/' + release)} {q(tmp)} && mv -T {q(tmp)} {q(paths.current)}",
-        guarded=True,
-    )
+    deployer.run(remote.script_command(SCRIPT, "set", current, release), guarded=True)
 
 
 def current_release(deployer: Deployer) -> str | None:
     """The release `current` points at, or None."""
-    _, out, _ = deployer.run(f"readlink {remote.quote(deployer.paths.current)} || true")
+    _, out, _ = deployer.run(remote.script_command(SCRIPT, "read", deployer.paths.current))
     target = out.strip()
     return target.rsplit("/", 1)[-1] if target else None
 

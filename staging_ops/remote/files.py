@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import secrets
-import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,7 @@ import paramiko
 
 from staging_ops.errors import StagingError
 from staging_ops.remote.connection import RemoteHost, Unreachable
+from staging_ops.remote.scripts import script_command
 
 # Less free space than this where a write failed: the disk is full (our files are a few KiB).
 FULL_DISK_KIB = 1024
@@ -104,7 +104,7 @@ def _failure_reason(remote: RemoteHost, directory: str, exc: OSError) -> str:
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno != errno.ENOSPC and reason != "Failure":
         return reason
-    code, out, _ = remote.run(f"df -Pk -- {shlex.quote(directory)}", check=False)
+    code, out, _ = remote.run(script_command("disk-free.sh", directory), check=False)
     fields = out.strip().splitlines()[-1].split() if code == 0 and out.strip() else []
     if len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) < FULL_DISK_KIB:
         return f"no space left on the device ({fields[3]} KiB free in {directory})"
