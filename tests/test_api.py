@@ -351,3 +351,62 @@ def test_create_app_needs_a_strong_secret(
     monkeypatch.setenv("STAGING_API_JWT_SECRET", "short")
     with pytest.raises(BadInput, match="at least 32 bytes"):
         create_app(dsn=registry_dsn)
+
+
+def test_a_failed_deploy_is_history_on_both_backends_and_on_the_board(api: Api) -> None:
+    from staging_ops.registry.api_client import ApiRegistry
+
+    before = api.call("GET", "/slots/4").json()["slot"]
+    answer = api.call(
+        "POST",
+        "/slots/4/deploy-failures",
+        json={"branch": "feat-x", "commit": "abcdef1234", "step": "candidate verify",
+              "serving": "20261201T000000Z-1111111"},
+    )  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    # The client the CLI uses over the API, and PostgreSQL directly: the same event.
+    client = ApiRegistry(api.url, mint_token(SECRET, "carol@example.com"))
+    client.record_failed_deploy(4, "main", "", "carol@example.com", "fetch", "")
+    direct = PostgresRegistry(api.dsn)
+    try:
+        direct.record_failed_deploy(4, "feat-y", "0123456", "dave", "main verify", "R2")
+    finally:
+        direct.close()
+    assert api.call("GET", "/slots/4").json()["slot"] == before  # the row itself is unchanged
+    events = api.call("GET", "/history", params={"slot_id": 4, "limit": 3}).json()["events"]
+    assert [(e["action"], e["actor"], e["detail"]) for e in events] == [
+        ("deploy failed", "dave", "feat-y@0123456: main verify failed; serving R2"),
+        ("deploy failed", "carol@example.com", "main: fetch failed; serving nothing"),
+        (
+            "deploy failed",
+            "admin@example.com",
+            "feat-x@abcdef1234: candidate verify failed; serving 20261201T000000Z-1111111",
+        ),
+    ]
+    token = mint_token(SECRET, "admin@example.com")
+    board = requests.get(
+        api.url + "/staging/board.json", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert board.status_code == 200, board.text
+    shown = [e for e in board.json()["events"] if e["action"] == "deploy failed"]
+    assert [e["detail"] for e in shown][:1] == ["feat-y@0123456: main verify failed; serving R2"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/slots/99/deploy-failures", {"branch": "x"}, 404),
+        ("/slots/4/deploy-failures", {"branch": "-x"}, 400),
+        ("/slots/4/deploy-failures", {}, 400),
+        ("/slots/4/deploy-failures", {"branch": "x", "step": "a\nb"}, 400),
+        ("/slots/4/deploy-failures", {"branch": "x", "commit": "not-hex"}, 400),
+        ("/slots/4/deploy-failures", {"branch": "x", "slot": 4}, 400),
+    ],
+)
+def test_a_bad_failed_deploy_report_is_refused_and_writes_nothing(
+    unchanged_api: Api, path: str, body: dict, status: int
+) -> None:
+    before = unchanged_api.events()
+    answer = unchanged_api.call("POST", path, json=body)
+    assert answer.status_code == status, answer.text
+    assert unchanged_api.events() == before
