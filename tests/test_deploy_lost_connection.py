@@ -83,7 +83,9 @@ def release_of(box, commit: str) -> Path:
     return next(p for p in reversed(releases(box, SLOT)) if p.name.endswith(commit[:7]))
 
 
-@pytest.mark.parametrize(("after", "lost_in"), [("switch", "restart"), ("restart", "verify")])
+@pytest.mark.parametrize(
+    ("after", "lost_in"), [("switch", "hand-over"), ("hand-over", "main verify")]
+)
 def test_a_connection_cut_after_the_switch_is_regained_and_rolled_back(box, after, lost_in):
     assert deploy(box, "feat-x", SLOT).returncode == 0
     good = commit_of(box, "feat-x")
@@ -108,17 +110,19 @@ def test_a_host_that_stays_unreachable_gets_one_line_and_the_next_deploy_notices
     quick = inventory_variant(box, tmp_path, ("connect_timeout = 10", "connect_timeout = 1"))
     commit = push_slow_branch(box)
     code, out, err = deploy_cut_after(
-        box, "restart", "slow-start", env={"STAGING_INVENTORY": str(quick)}, freeze=True
+        box, "hand-over", "slow-start", env={"STAGING_INVENTORY": str(quick)}, freeze=True
     )
     assert code == 1, out + err
     assert err.strip().count("\n") == 0, err  # one line
     new = release_of(box, commit).name
     assert f"`current` points to {new}, not verified" in err, err
-    assert "connection to h1 lost during verify, not regained after 3 tries" in err, err
+    assert "connection to h1 lost during main verify, not regained after 3 tries" in err, err
     command = re.search(r"restore the last verified one: (invoke rollback .*)$", err.strip())
     assert command, err
     assert command.group(1) == f"invoke rollback --slot {SLOT} --to {good} --task {TASK}"
-    # The next deploy sees the unverified release live and says so.
+    # `invoke verify` and the next deploy see the unverified release live and say so.
+    verified = run_invoke("verify", "--slot", str(SLOT), env=box.env())
+    assert verified.returncode == 1 and f"{new} serves but was never verified" in verified.stdout
     again = deploy(box, "main", SLOT)
     assert again.returncode == 0, again.stdout + again.stderr
     assert re.search(rf"warn +check live .*{new} serves but was never verified", again.stdout)

@@ -240,7 +240,7 @@ def test_postgres_host_accepts_names_and_addresses(tmp_path, value):
 
 def test_a_slot_named_twice_is_selected_once():
     inventory = load_inventory(DEFAULT_INVENTORY)
-    assert [s.id for s in inventory.select_slots("2,2, 3,2")] == [2, 3]
+    assert [s.id for s in inventory.select_slots("2,2,3,2")] == [2, 3]
 
 
 def _with_listen_address(tmp_path: Path, value: str) -> Path:

@@ -195,6 +195,15 @@ def test_deployed_slot_services_are_started_and_served(sandbox, provisioned):
     """A slot with a release gets its units started by provision (a stand-in release here;
     the deploy tests cover real ones)."""
     slot_dir = sandbox.hosts[0].root / "srv/staging/staging-9"
+    units = [
+        "job-search-ui@staging-9.service",
+        "job-search-airflow-webserver@staging-9.service",
+        "job-search-airflow-scheduler@staging-9.service",
+    ]
+    systemctl = str(Path(sandbox.hosts[0].dir) / "bin/systemctl")
+    # Slot 9 as provision finds a slot nobody deployed to: what another test left is stopped.
+    subprocess.run([systemctl, "stop", *units], capture_output=True, check=False)
+    (slot_dir / "current").unlink(missing_ok=True)
     release = slot_dir / "releases/manual"
     release.mkdir(parents=True)
     archive = subprocess.run(
@@ -210,11 +219,7 @@ def test_deployed_slot_services_are_started_and_served(sandbox, provisioned):
     try:
         report = provision_json(sandbox)
         started = {c["target"] for c in report["hosts"][0]["changes"] if c["action"] == "start"}
-        assert started == {
-            "job-search-ui@staging-9.service",
-            "job-search-airflow-webserver@staging-9.service",
-            "job-search-airflow-scheduler@staging-9.service",
-        }
+        assert started == set(units)
         inventory = load_inventory(sandbox.inventory_path)
         deadline = time.monotonic() + 10
         while True:
@@ -225,17 +230,7 @@ def test_deployed_slot_services_are_started_and_served(sandbox, provisioned):
         assert response.json() == {"commit": "feedface", "branch": "manual", "slot": "staging-9"}
         assert provision_json(sandbox)["changed"] == 0
     finally:
-        subprocess.run(
-            [
-                str(Path(sandbox.hosts[0].dir) / "bin/systemctl"),
-                "stop",
-                "job-search-ui@staging-9.service",
-                "job-search-airflow-webserver@staging-9.service",
-                "job-search-airflow-scheduler@staging-9.service",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        subprocess.run([systemctl, "stop", *units], capture_output=True, check=False)
         (slot_dir / "current").unlink()
         shutil.rmtree(release)
 

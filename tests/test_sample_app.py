@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -241,6 +242,29 @@ def test_ui_serves_version_page_and_health(export, sample_repo):
         assert http_get(f"http://127.0.0.1:{port}/nope")[0] == 404
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
+
+
+def test_a_stopped_ui_finishes_the_request_it_is_answering(export, sample_repo):
+    # What a deploy's hand-over relies on: SIGTERM closes the port (nginx sends new requests to
+    # the candidate) but the request already taken is answered whole, not cut off.
+    app = export("main")
+    port = free_port()
+    commit = sample_repo[1]["main"]
+    with running(app, "ui", ui_env(port, "main", commit), f"http://127.0.0.1:{port}/health") as p:
+        taken = socket.create_connection(("127.0.0.1", port), timeout=5)
+        taken.sendall(b"GET /api/version HTTP/1.0\r\n")  # in flight: its headers not all sent
+        time.sleep(0.3)
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()  # the port closed
+        taken.sendall(b"Host: x\r\n\r\n")
+        answer = b""
+        while chunk := taken.recv(65536):
+            answer += chunk
+        taken.close()
+        assert answer.startswith(b"HTTP/1.0 200") and commit.encode() in answer, answer
+        assert p.wait(timeout=5) == 0
 
 
 def test_feat_x_shows_banner(export):

@@ -59,6 +59,8 @@ from staging_ops.render import candidate_units, public_url
 # Nothing serves from the new release yet: a failure here needs no rollback.
 PREPARE = (fetch.STEP, hold.STEP, release.STEP, migrate.STEP)
 CANDIDATE = (candidate.START_STEP, candidate.VERIFY_STEP)
+# The first steps that change anything, of a deploy and of a rollback.
+FIRST_CHANGES = (hold.STEP.name, candidate.START_STEP.name)
 # From the switch on, a failure (or Ctrl-C, SIGTERM) goes back to a verified release.
 GO_LIVE = (
     switch.STEP,
@@ -133,10 +135,14 @@ def rollback(
 
 @contextmanager
 def _history(deployer: Deployer, log: output.StepLog, run: Run) -> Iterator[None]:
-    """A failure in the block goes into the slot's history before it propagates."""
+    """A failure in the block goes into the slot's history before it propagates, once the run
+    changed something (the claim held, a candidate started): a refusal before that (a branch
+    that does not exist, a deploy already running) leaves the registry as it was."""
     try:
         yield
     except StagingError as failure:
+        if not any(s["step"] in FIRST_CHANGES and s["outcome"] != "failed" for s in log.steps):
+            raise
         warning = record_failure(deployer, log, run)
         if warning:
             failure.args = (f"{failure}\n{warning}",)
