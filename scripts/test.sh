@@ -14,4 +14,6 @@ remote_scripts=(staging_ops/remote/scripts/*.sh)
 if [ -e "${remote_scripts[0]}" ]; then shellcheck -s sh "${remote_scripts[@]}"; fi
 shellcheck scripts/*.sh .ci/run
 .venv/bin/lint-imports --no-cache
-exec .venv/bin/pytest "$@"
+# Two workers: most tests wait on servers, not on the CPU. A module stays on one worker, in
+# order; the droplet modules share one (tests/conftest.py).
+exec .venv/bin/pytest -n "${STAGING_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -24,8 +24,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # The project's own inventory (the real droplet and its slots).
 DEFAULT_INVENTORY = ROOT / "inventory" / "staging.toml"
 INVOKE = str(Path(sys.executable).parent / "invoke")
-# Distinct from the demo sandbox (22200, slot ports 5001..) so both can run at once.
-TEST_PORT_BASE = int(os.environ.get("STAGING_TEST_PORT_BASE", "23200"))
+# Distinct from the demo sandbox (22200, slot ports 5001..) so both can run at once; each
+# pytest-xdist worker (scripts/test.sh runs two) 1000 further on, slot ports included.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+TEST_PORT_BASE = int(os.environ.get("STAGING_TEST_PORT_BASE", "23200")) + 1000 * WORKER
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With xdist's --dist loadgroup, a module's tests stay together on one worker, in order
+    (they share module fixtures, and some build on the one before), and the real-droplet
+    modules all on one worker: they share the droplet base and the apt cache."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        group = "droplet" if module.startswith("tests/droplet/") else module
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def sandbox_ports(extra: int = 0) -> sandbox_mod.Ports:

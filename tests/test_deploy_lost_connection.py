@@ -120,6 +120,9 @@ def test_a_host_that_stays_unreachable_gets_one_line_and_the_next_deploy_notices
     command = re.search(r"restore the last verified one: (invoke rollback .*)$", err.strip())
     assert command, err
     assert command.group(1) == f"invoke rollback --slot {SLOT} --to {good} --task {TASK}"
+    # The failed run is history, though what serves could not be read.
+    failed = run_invoke("history", "--slot", str(SLOT), "--limit", "3", env=box.env()).stdout
+    assert "deploy failed" in failed and "reconnect failed; serving unknown" in failed, failed
     # `invoke verify` and the next deploy see the unverified release live and say so.
     verified = run_invoke("verify", "--slot", str(SLOT), env=box.env())
     assert verified.returncode == 1 and f"{new} serves but was never verified" in verified.stdout

@@ -23,10 +23,14 @@ def record_failure(deployer: Deployer, log: output.StepLog, run: Run) -> str | N
     """Add the failed attempt to the slot's history; a warning if the registry could not take
     it (the deploy's own failure is what the operator must see), else None."""
     with signals_ignored():
-        try:
-            serving = current_release(deployer) or "nothing"
-        except (OSError, paramiko.SSHException, StagingError):
-            serving = "unknown (the droplet did not answer)"
+        unknown = "unknown (the droplet did not answer)"
+        if deployer.remote is None:  # lost, and not regained (reconnect.py)
+            serving = unknown
+        else:
+            try:
+                serving = current_release(deployer) or "nothing"
+            except (OSError, paramiko.SSHException, StagingError):
+                serving = unknown
         result = run.result
         try:
             run.registry.record_failed_deploy(
