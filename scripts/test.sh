@@ -15,5 +15,6 @@ if [ -e "${remote_scripts[0]}" ]; then shellcheck -s sh "${remote_scripts[@]}"; 
 shellcheck scripts/*.sh .ci/run
 .venv/bin/lint-imports --no-cache
 # Two workers: most tests wait on servers, not on the CPU. A module stays on one worker, in
-# order; the droplet modules share one (tests/conftest.py).
-exec .venv/bin/pytest -n "${STAGING_TEST_WORKERS:-2}" --dist loadgroup "$@"
+# order (they share module fixtures; a droplet module its droplet), each worker with its own
+# sandbox and ports (tests/conftest.py).
+exec .venv/bin/pytest -n "${STAGING_TEST_WORKERS:-2}" --dist loadfile "$@"

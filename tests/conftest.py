@@ -30,16 +30,6 @@ WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 
 TEST_PORT_BASE = int(os.environ.get("STAGING_TEST_PORT_BASE", "23200")) + 1000 * WORKER
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With xdist's --dist loadgroup, a module's tests stay together on one worker, in order
-    (they share module fixtures, and some build on the one before), and the real-droplet
-    modules all on one worker: they share the droplet base and the apt cache."""
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        group = "droplet" if module.startswith("tests/droplet/") else module
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 def sandbox_ports(extra: int = 0) -> sandbox_mod.Ports:
     """Ports for a test sandbox: `extra` (0, 100, 200, ...) keeps several apart, and
     STAGING_TEST_PORT_BASE keeps concurrent test runs apart (slot ports included)."""
