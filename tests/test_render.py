@@ -217,16 +217,33 @@ class _Echo(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _free_with_candidate(offset: int) -> int:
+    """A free port whose candidate port (+ offset) is free as well."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
+        return port
+
+
 def test_real_nginx_routes_by_host_header(tmp_path, certificate):
     http_port, https_port = free_port(), free_port()
     inventory = load_inventory(DEFAULT_INVENTORY)
     # Slot 4's listeners get free ports, so that this test never meets a sandbox (or anything
     # else) using the real or shifted ones; the other slots only appear in nginx's config.
     slots = dict(inventory.slots)
+    # nginx falls through to each port's candidate (+ the offset): slot 5's must be free too,
+    # or a sandbox of another test run (whose slot ports sit 1000 apart) answers for it.
+    host = inventory.target_hosts()[0]
+    offset = host.candidate_port_offset
     slots[4] = dataclasses.replace(slots[4], ui_port=free_port(), airflow_port=free_port())
-    host = dataclasses.replace(
-        inventory.target_hosts()[0], http_port=http_port, https_port=https_port
+    slots[5] = dataclasses.replace(
+        slots[5], ui_port=_free_with_candidate(offset), airflow_port=_free_with_candidate(offset)
     )
+    host = dataclasses.replace(host, http_port=http_port, https_port=https_port)
     inventory = dataclasses.replace(inventory, slots=slots, hosts={host.name: host})
     nginx = _nginx_tree(inventory, tmp_path, *certificate)
     servers = [
