@@ -12,6 +12,7 @@ import statistics
 from bench.bench_droplet import fresh_droplet, provision_json
 from bench.results import update_section
 from devtools.droplet import acme
+from devtools.envfile import slot_block
 
 TITLE = "TLS on the real droplet (pebble, ACME HTTP-01 through nginx)"
 FIRSTS, RUNS = 2, 5
@@ -27,12 +28,7 @@ def _step(report: dict, name: str) -> dict:
 
 def _with_slot(box, n: int) -> dict[str, str]:
     path = box.path / f"inventory-{n}.toml"
-    path.write_text(
-        box.inventory_path.read_text()
-        + f'\n[[slots]]\nid = {n}\nidentifier = "staging-{n}"\nsubdomain = '
-        f'"staging-{n}.justapply.net"\nui_port = {5000 + n}\nairflow_port = {8080 + n}\n'
-        f'database = "job_search_staging_{n}"\nrole = "qa"\nhost = "{box.name}"\n'
-    )
+    path.write_text(box.inventory_path.read_text() + "\n" + slot_block(n, box.name))
     return {"STAGING_INVENTORY": str(path)}
 
 

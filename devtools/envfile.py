@@ -147,18 +147,20 @@ protected = true
 """
 
 
-def slot_blocks(count: int, host_of: Callable[[int], str], port_offset: int = 0) -> str:
-    """[[slots]] 1..`count`, slot N on host `host_of(N)`; slot 10 is the staging one."""
-    blocks = []
-    for n in range(1, count + 1):
-        blocks.append(f"""[[slots]]
+def slot_block(n: int, host: str, port_offset: int = 0, subdomain: str | None = None) -> str:
+    """One [[slots]] entry: slot N on `host` (slot 10 is the staging one)."""
+    return f"""[[slots]]
 id = {n}
 identifier = "staging-{n}"
-subdomain = "staging-{n}.justapply.net"
+subdomain = "{subdomain or f"staging-{n}.justapply.net"}"
 ui_port = {5000 + n + port_offset}
 airflow_port = {8080 + n + port_offset}
 database = "job_search_staging_{n}"
 role = "{"staging" if n == 10 else "qa"}"
-host = "{host_of(n)}"
-""")
-    return "\n".join(blocks)
+host = "{host}"
+"""
+
+
+def slot_blocks(count: int, host_of: Callable[[int], str], port_offset: int = 0) -> str:
+    """[[slots]] 1..`count`, slot N on host `host_of(N)`."""
+    return "\n".join(slot_block(n, host_of(n), port_offset) for n in range(1, count + 1))

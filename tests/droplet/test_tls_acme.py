@@ -22,6 +22,7 @@ from cryptography import x509
 
 import devtools.droplet as droplet_mod
 from devtools.droplet import acme
+from devtools.envfile import slot_block
 from tests.conftest import run_invoke
 from tests.droplet.conftest import droplet_dir, require_droplet_support
 
@@ -77,11 +78,7 @@ def issued_count(box: droplet_mod.Droplet) -> int:
 
 
 def with_extra_slot(box: droplet_mod.Droplet, tmp_path: Path, n: int, name: str) -> Path:
-    text = box.inventory_path.read_text() + (
-        f'\n[[slots]]\nid = {n}\nidentifier = "staging-{n}"\nsubdomain = "{name}"\n'
-        f'ui_port = {5000 + n}\nairflow_port = {8080 + n}\ndatabase = "job_search_staging_{n}"\n'
-        f'role = "qa"\nhost = "{box.name}"\n'
-    )
+    text = box.inventory_path.read_text() + "\n" + slot_block(n, box.name, subdomain=name)
     path = tmp_path / "inventory.toml"
     path.write_text(text)
     return path
