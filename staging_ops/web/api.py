@@ -209,16 +209,17 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
 
     @bp.post("/slots/<slot_id>/deploy-failures")
     def record_failed_deploy(slot_id: str) -> tuple[Response, int]:
-        """A deploy that failed, into the slot's history (the slot itself is unchanged)."""
+        """A deploy that failed, into the slot's history (the slot itself is unchanged). The
+        registry checks the values, as it does for a deploy from the CLI (BadInput: 400)."""
         slot = _path_slot(slot_id)
         data = _body(FAILED_DEPLOY_FIELDS)
         g.staging_registry.record_failed_deploy(
             slot,
-            parse_branch(_string(data, "branch")),
-            parse_commit(commit) if (commit := _string(data, "commit")) else "",
-            parse_text(_string(data, "by"), "by") or g.staging_subject,
-            parse_text(_string(data, "step"), "step") or "deploy",
-            parse_text(_string(data, "serving"), "serving") or "",
+            _string(data, "branch") or "",
+            _string(data, "commit") or "",
+            _string(data, "by") or g.staging_subject,
+            _string(data, "step") or "",
+            _string(data, "serving") or "",
         )
         return jsonify({"recorded": True}), 201
 
