@@ -8,20 +8,15 @@ or configuration, 3 conflict.
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 
-from invoke import Collection, Task
+from invoke import Collection
 
 from staging_ops.cli import claim_tasks, deploy_tasks, host_tasks, service_tasks
 
-
-def _tasks_of(module: ModuleType) -> list[Task]:
-    return [value for value in vars(module).values() if isinstance(value, Task)]
-
-
 ns = Collection()
 for module in (host_tasks, deploy_tasks, claim_tasks):
-    for each in _tasks_of(module):
+    # Invoke's own module scan (what `invoke` does with a tasks.py), at the root namespace.
+    for each in Collection.from_module(module).tasks.values():
         ns.add_task(each)
 ns.add_collection(Collection("registry", service_tasks.registry_migrate))
 ns.add_collection(Collection("api", service_tasks.api_serve, service_tasks.api_token))
