@@ -232,7 +232,7 @@ def serve(name: str, port: int, routes: dict[str, Route]) -> None:
     on_stop_signals(lambda: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"{name}: listening on http://{BIND_HOST}:{port}", file=sys.stderr, flush=True)
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever(poll_interval=0.05)
     finally:
         server.server_close()
         server.finish_answers(STOP_GRACE_SECONDS)
