@@ -161,11 +161,14 @@ def test_an_unknown_action_is_refused(tmp_path):
 # --- deploy-restart.sh with a stand-in systemctl ------------------------------------------
 
 
-# A systemctl that logs its calls, says NRestarts=3 of every unit, and fails on bad.service.
+# A systemctl that logs its calls and fails on bad.service; every unit has NRestarts=3 (it
+# crash-looped) until reset-failed zeroes the counts, as systemd's does.
 FAKE_SYSTEMCTL = """#!/bin/sh
 echo "$*" >> "$CALLS"
+count=3
+if grep -q '^reset-failed' "$CALLS"; then count=0; fi
 case "$1" in
-  show) for u; do case "$u" in *.service) echo 3;; esac; done ;;
+  show) for u; do case "$u" in *.service) echo "$count";; esac; done ;;
   restart|stop) [ "$2" != bad.service ] || { echo "$2 failed" >&2; exit 1; } ;;
 esac
 """
@@ -200,12 +203,13 @@ def test_restart_prints_the_baseline_then_restarts_every_unit(tmp_path, systemct
     result = restart_script(tmp_path, env, "restart", *units)
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
-    assert first == f"{RESTARTS_MARK} 3 3 3"
-    assert restarts_before(units, first) == dict.fromkeys(units, 3)
+    # The baseline is read after reset-failed (which zeroes NRestarts: read before it, the
+    # first three restarts of a crash-looping release would go unseen) and before the restart.
+    assert first == f"{RESTARTS_MARK} 0 0 0"
+    assert restarts_before(units, first) == dict.fromkeys(units, 0)
     lines = calls.read_text().splitlines()
-    # The baseline is read before anything is reset or restarted.
-    assert lines[0] == "show -p NRestarts --value a.service b.service c.service"
-    assert lines[1] == "reset-failed a.service b.service c.service"
+    assert lines[0] == "reset-failed a.service b.service c.service"
+    assert lines[1] == "show -p NRestarts --value a.service b.service c.service"
     assert sorted(lines[2:]) == [f"restart {u}" for u in units]
 
 
