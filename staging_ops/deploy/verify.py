@@ -72,10 +72,12 @@ def check_units_alive(deployer: Deployer, units: list[str]) -> None:
 
 
 def unit_problem(units: list[str], out: str, restarts_before: dict[str, int]) -> str | None:
-    """From deploy-verify-units.sh's output (each unit's state, then each one's NRestarts):
-    the first unit that failed, is inactive or restarted since our restart, or None."""
-    lines = out.split()
-    states, restarts = lines[: len(units)], lines[len(units) :]
+    """From deploy-verify-units.sh's output (each unit's state, a word, and each one's
+    NRestarts, digits; the two lists may interleave): the first unit that failed, is inactive
+    or restarted since our restart, or None."""
+    words = out.split()
+    states = [w for w in words if not w.isdigit()]
+    restarts = [w for w in words if w.isdigit()]
     for n, unit in enumerate(units):
         state = states[n] if n < len(states) else "unknown"
         count = restarts[n] if n < len(restarts) else ""

@@ -1,4 +1,5 @@
-"""verify's unit check: deploy-verify-units.sh's output (states, then NRestarts) and the
+"""verify's unit check: deploy-verify-units.sh's output (states and NRestarts, asked at once,
+so their lines may interleave) and the
 baseline the restart read in, the first unit that does not stay up out."""
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ UNITS = ["ui", "web", "sched"]
         ("activating activating active\n0 0 0\n", {}, None),
         # systemctl said nothing of the last unit: unknown, not failed.
         ("active active\n", {}, None),
+        # The counts came first, or between the states: each list keeps its order.
+        ("0 1 0\nactive active active\n", {}, "web is active: it does not stay up"),
+        ("active\n0 0 3\nactive active\n", {"sched": 2}, "sched is active: it does not stay up"),
+        ("0\nactive\n0 0\nfailed active\n", {}, "web is failed: it does not stay up"),
     ],
 )
 def test_unit_problem(out, before, problem):
