@@ -29,8 +29,7 @@ GO_LIVE_STEPS = (
     "switch",
     "hand-over",
     "main verify",
-    "candidate stop",
-    "scheduler restart",
+    "candidate stop + scheduler restart",
 )
 
 

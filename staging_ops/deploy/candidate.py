@@ -1,4 +1,5 @@
-"""The `candidate start`, `candidate verify` and `candidate stop` steps: the new release runs
+"""The `candidate start` and `candidate verify` steps (the candidate stops with the scheduler's
+restart, handover.py): the new release runs
 as the slot's candidate (its own units, on the candidate ports: inventory
 `candidate_port_offset`) and must answer /api/version with its own commit and Airflow's health
 check *before* any request reaches it. nginx keeps the candidate as the backup of the main
@@ -59,15 +60,23 @@ def stop(deployer: Deployer) -> None:
     _script(deployer, "stop", "")
 
 
-def _script(deployer: Deployer, verb: str, release: str) -> None:
-    command = remote.script_command(
+def stop_command(deployer: Deployer) -> str:
+    """The remote command `stop` runs, for a step that runs it alongside its own."""
+    return _command(deployer, "stop", "")
+
+
+def _command(deployer: Deployer, verb: str, release: str) -> str:
+    return remote.script_command(
         "deploy-candidate.sh",
         verb,
         deployer.paths.root,
         release,
         *candidate_units(deployer.app, deployer.slot),
     )
-    code, out, err = deployer.run(command, check=False, guarded=True)
+
+
+def _script(deployer: Deployer, verb: str, release: str) -> None:
+    code, out, err = deployer.run(_command(deployer, verb, release), check=False, guarded=True)
     if code != 0:
         raise StagingError(tail(out or err))
 
@@ -125,10 +134,5 @@ def _verify_step(deployer: Deployer, run: Run) -> str:
     return f"/api/version = {run.result.commit[:12]}, {CHECKS['airflow']} ok (candidate ports)"
 
 
-def _stop_step(deployer: Deployer, run: Run) -> None:
-    stop(deployer)
-
-
 START_STEP = Step("candidate start", _start_step)
 VERIFY_STEP = Step("candidate verify", _verify_step, crash_point="deploy:candidate-running")
-STOP_STEP = Step("candidate stop", _stop_step)

@@ -2,10 +2,10 @@
 (one module per step, as Deployer's recipes have one file per task):
 
     deploy:   claim, connect, lock, fetch, hold claim, export + venv, migrate, candidate start,
-              candidate verify, check live, switch, hand-over, main verify, candidate stop,
-              scheduler restart, record
+              candidate verify, check live, switch, hand-over, main verify,
+              candidate stop + scheduler restart, record
     rollback: claim, connect, lock, choose release, candidate start, candidate verify, check
-              live, switch, hand-over, main verify, candidate stop, scheduler restart, record
+              live, switch, hand-over, main verify, candidate stop + scheduler restart, record
 
 A broken release never serves a request: the new release is exported, given its venv,
 migrated, and started and verified as the slot's candidate (PREPARE, candidate.py) before
@@ -66,7 +66,6 @@ GO_LIVE = (
     switch.STEP,
     handover.HANDOVER_STEP,
     handover.MAIN_VERIFY_STEP,
-    candidate.STOP_STEP,
     handover.SCHEDULER_STEP,
 )
 

@@ -170,6 +170,5 @@ def serve_verified(deployer: Deployer, release: str, commit: str) -> str:
     switch(deployer, release)
     hand_over(deployer)
     verify_main(deployer, commit)
-    candidate.stop(deployer)
     restart_scheduler(deployer)
     return f"{release} serves again (verified hand-over)"
