@@ -7,9 +7,9 @@ and tests can use it freely.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from staging_ops.inventory import App, Host, Inventory, Slot
 
@@ -37,15 +37,29 @@ class RenderedFile:
     slot: int | None = None
 
 
-_env = Environment(
-    # Package data (staging_ops/render/templates): an installed wheel renders the same files.
-    loader=PackageLoader("staging_ops.render", "templates"),
-    undefined=StrictUndefined,
-    autoescape=False,  # noqa: S701 - config files, not HTML
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+if TYPE_CHECKING:
+    from jinja2 import Environment, Template
+
+
+@cache
+def _jinja() -> Environment:
+    """Jinja2 is imported on the first render: deploy, status and verify use this module's
+    names and ports but render nothing, and would pay its import on every run."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(
+        # Package data (staging_ops/render/templates): an installed wheel renders the same files.
+        loader=PackageLoader("staging_ops.render", "templates"),
+        undefined=StrictUndefined,
+        autoescape=False,  # noqa: S701 - config files, not HTML
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _template(name: str) -> Template:
+    return _jinja().get_template(name)
 
 
 def unit_template(app: App, service: str) -> str:
@@ -112,7 +126,7 @@ def placeholder_tls_paths(host: Host) -> tuple[str, str]:
 
 def render_vhost(inventory: Inventory, host: Host, slot: Slot) -> RenderedFile:
     https_suffix = "" if host.https_port == 443 else f":{host.https_port}"
-    content = _env.get_template("nginx/slot.conf.j2").render(
+    content = _template("nginx/slot.conf.j2").render(
         slot=slot,
         candidate=slot.candidate_ports(host),
         host=host,
@@ -127,7 +141,7 @@ def render_vhost(inventory: Inventory, host: Host, slot: Slot) -> RenderedFile:
 
 
 def render_default_server(host: Host) -> RenderedFile:
-    content = _env.get_template("nginx/default.conf.j2").render(host=host)
+    content = _template("nginx/default.conf.j2").render(host=host)
     return RenderedFile(f"{host.sites_available}/00-default.conf", content, kind="nginx")
 
 
@@ -142,7 +156,7 @@ def render_units(app: App, host: Host) -> list[RenderedFile]:
         directory = "candidate" if candidate else "current"
         command = getattr(app, attribute).replace("{current}", f"{host.base_dir}/%i/{directory}")
         template = (candidate_unit_template if candidate else unit_template)(app, service)
-        content = _env.get_template("systemd/slot-service.j2").render(
+        content = _template("systemd/slot-service.j2").render(
             app=app,
             host=host,
             description=description + (" candidate" if candidate else ""),
@@ -157,7 +171,7 @@ def render_units(app: App, host: Host) -> list[RenderedFile]:
 
 
 def render_slot_env(host: Host, slot: Slot, password: str | None) -> RenderedFile:
-    content = _env.get_template("systemd/slot.env.j2").render(
+    content = _template("systemd/slot.env.j2").render(
         slot=slot,
         public_url=public_url(host, slot),
         database_url=database_url(host, slot, password),
@@ -175,7 +189,7 @@ def render_slot_env(host: Host, slot: Slot, password: str | None) -> RenderedFil
 
 def render_candidate_env(host: Host, slot: Slot) -> RenderedFile:
     """The candidate units' ports, read after the slot's env file."""
-    content = _env.get_template("systemd/candidate.env.j2").render(
+    content = _template("systemd/candidate.env.j2").render(
         slot=slot, ports=slot.candidate_ports(host)
     )
     return RenderedFile(
@@ -188,7 +202,7 @@ def render_candidate_env(host: Host, slot: Slot) -> RenderedFile:
 
 
 def render_release_env(commit: str, branch: str, deployed_at: str) -> str:
-    return _env.get_template("systemd/release.env.j2").render(
+    return _template("systemd/release.env.j2").render(
         commit=commit, branch=branch, deployed_at=deployed_at
     )
 
