@@ -72,16 +72,20 @@ def check_units_alive(deployer: Deployer, units: list[str]) -> None:
 
 
 def unit_problem(units: list[str], out: str, restarts_before: dict[str, int]) -> str | None:
-    """From deploy-verify-units.sh's output (each unit's state, a word, and each one's
-    NRestarts, digits; the two lists may interleave): the first unit that failed, is inactive
-    or restarted since our restart, or None."""
-    words = out.split()
-    states = [w for w in words if not w.isdigit()]
-    restarts = [w for w in words if w.isdigit()]
+    """From deploy-verify-units.sh's output (a block of KEY=VALUE lines a unit, in order): the
+    first unit that failed, is inactive, died and waits to be restarted, or was restarted since
+    our restart; or None. A unit systemctl said nothing of is unknown, not failed."""
+    blocks = [b for b in out.replace("\r", "").split("\n\n") if b.strip()]
     for n, unit in enumerate(units):
-        state = states[n] if n < len(states) else "unknown"
-        count = restarts[n] if n < len(restarts) else ""
+        props = dict(
+            line.partition("=")[::2] for line in (blocks[n] if n < len(blocks) else "").split()
+        )
+        state = props.get("ActiveState", "unknown")
+        sub = props.get("SubState", "")
+        count = props.get("NRestarts", "")
         restarted = count.isdigit() and int(count) > restarts_before.get(unit, 0)
+        if sub == "auto-restart":
+            return f"{unit} died and waits to be restarted: it does not stay up"
         if state in ("failed", "inactive") or restarted:
             return f"{unit} is {state}: it does not stay up"
     return None

@@ -19,6 +19,7 @@ import pytest
 import devtools.droplet as droplet_mod
 from tests.conftest import run_invoke
 from tests.droplet.conftest import droplet_dir, require_droplet_support
+from tests.test_deploy_safety import push_scheduler_dies
 
 PACKAGES = ["nginx", "postgresql", "git", "python3-venv"]
 # A first provision-all installs packages (about 40 s here); reboots and deploys are quick.
@@ -138,6 +139,14 @@ def test_deploy_verifies_through_nginx_and_a_broken_branch_is_rolled_back(fresh,
         failed = invoke(fresh, "deploy", "--slot", "4", "--branch", broken, "--task", "JA-41")
         assert failed.returncode == 1, failed.stdout + failed.stderr
         assert served_commit(fresh, 4) == good, broken
+    # Its scheduler dies at once, past the switch. Real systemd shows such a unit as
+    # `activating` (SubState auto-restart) and counts the restart only after RestartSec:
+    # verify must still see it, and go back.
+    dies = push_scheduler_dies(fresh)
+    failed = invoke(fresh, "deploy", "--slot", "4", "--branch", dies, "--task", "JA-41")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "rolled back to" in failed.stderr, failed.stderr
+    assert served_commit(fresh, 4) == good
     verified = as_json(invoke(fresh, "verify", "--slot", "4", "--json"))
     assert verified["ok"] is True and verified["served"]["commit"] == good
 

@@ -1,8 +1,7 @@
 # deploy-verify-units.sh UNIT...
 #
-# Each UNIT's state (is-active, a word), and each UNIT's NRestarts (digits), asked at the same
-# time: the lines of the two may interleave, each in UNIT order. verify fails a unit that is
-# down or restarted since our restart.
-systemctl show -p NRestarts --value "$@" 2>/dev/null &
-systemctl is-active "$@"
-wait
+# Each UNIT's ActiveState, SubState and NRestarts, one block of KEY=VALUE lines a unit, in
+# UNIT order, blocks apart by an empty line: verify fails a unit that is down, dead and
+# waiting to be restarted (SubState auto-restart: systemd counts the restart only when
+# RestartSec has passed), or restarted since our restart.
+systemctl show -p ActiveState -p SubState -p NRestarts "$@"
