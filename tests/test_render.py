@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.sandbox.host_root import self_signed
 from staging_ops import render
 from staging_ops.health import check_slots, slot_get
 from staging_ops.inventory import Inventory, load_inventory
@@ -69,30 +70,7 @@ http {{
 def certificate() -> Iterator[tuple[Path, Path]]:
     directory = Path(tempfile.mkdtemp(prefix="render-cert-"))
     cert, key = directory / "c.pem", directory / "k.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=*.justapply.net",
-            "-addext",
-            "subjectAltName=DNS:*.justapply.net",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    self_signed(cert, key, days=2, names="DNS:*.justapply.net")
     yield cert, key
     shutil.rmtree(directory)
 

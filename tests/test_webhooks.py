@@ -29,10 +29,16 @@ from tests.webhook_fixtures import (
     linear_headers,
     merged_pr,
 )
-from tests.webhook_server import GITHUB_SECRET, LINEAR_SECRET, WEBHOOK_ENV, api_server
+from tests.webhook_server import (
+    GITHUB_SECRET,
+    LINEAR,
+    LINEAR_SECRET,
+    WEBHOOK_ENV,
+    api_server,
+    post_linear,
+)
 
 GITHUB = "/api/staging/webhooks/github"
-LINEAR = "/api/staging/webhooks/linear"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -62,14 +68,6 @@ def post_github(
     body = json.dumps(payload).encode()
     headers = github_headers(GITHUB_SECRET, body, event, delivery)
     return requests.post(server.url + GITHUB, data=body, headers=headers, timeout=10)
-
-
-def post_linear(
-    server: Server, payload: object, delivery: str | None = None, body: bytes | None = None
-) -> requests.Response:
-    body = body if body is not None else json.dumps(payload).encode()
-    headers = linear_headers(LINEAR_SECRET, body, delivery)
-    return requests.post(server.url + LINEAR, data=body, headers=headers, timeout=10)
 
 
 def events(registry: PostgresRegistry, slot: int) -> list[tuple[str, str, str | None]]:

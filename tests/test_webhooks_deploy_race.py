@@ -5,7 +5,6 @@ finished before it), or deployed with the claim kept — never a claimed row wit
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -16,8 +15,8 @@ import requests
 from staging_ops.registry import PostgresRegistry
 from tests.conftest import INVOKE, ROOT
 from tests.test_api_server import wait_for
-from tests.webhook_fixtures import linear_done, linear_headers
-from tests.webhook_server import LINEAR_SECRET, api_server
+from tests.webhook_fixtures import linear_done
+from tests.webhook_server import api_server, post_linear
 
 SLOT = 9
 
@@ -37,13 +36,7 @@ def test_a_release_racing_a_deploy_leaves_the_slot_consistent(
         with api_server(sandbox.registry_dsn, sandbox.inventory_path, workers=1) as server:
 
             def done() -> requests.Response:
-                body = json.dumps(linear_done(task)).encode()
-                return requests.post(
-                    server.url + "/api/staging/webhooks/linear",
-                    data=body,
-                    headers=linear_headers(LINEAR_SECRET, body),
-                    timeout=10,
-                )
+                return post_linear(server, linear_done(task))
 
             deploy = subprocess.Popen(
                 [INVOKE, "deploy", "--slot", str(SLOT), "--branch", "feat-x", "--task", task],

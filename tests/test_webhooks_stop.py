@@ -4,16 +4,13 @@ sandbox droplet's units; the default (off) leaves them serving."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-import requests
 
 from staging_ops.registry import PostgresRegistry
 from tests.conftest import inventory_variant, run_invoke
 from tests.test_deploy import commit_of, served
-from tests.webhook_fixtures import linear_done, linear_headers
-from tests.webhook_server import LINEAR_SECRET, api_server
+from tests.webhook_fixtures import linear_done
+from tests.webhook_server import api_server, post_linear
 
 SLOT = 8
 REPOSITORY = 'github_repository = "justapply/job-search"\n'
@@ -28,16 +25,6 @@ def _deploy(sandbox, inventory, task: str) -> None:
     assert served(sandbox, SLOT) == commit_of(sandbox, "feat-x")
 
 
-def _task_done(server, task: str) -> requests.Response:
-    body = json.dumps(linear_done(task)).encode()
-    return requests.post(
-        server.url + "/api/staging/webhooks/linear",
-        data=body,
-        headers=linear_headers(LINEAR_SECRET, body),
-        timeout=30,
-    )
-
-
 @pytest.mark.parametrize("stop", [True, False], ids=["auto_release_stop", "default"])
 def test_a_done_task_frees_its_slot_and_stops_it_only_when_the_inventory_says_so(
     sandbox, provisioned, tmp_path, stop: bool
@@ -49,7 +36,7 @@ def test_a_done_task_frees_its_slot_and_stops_it_only_when_the_inventory_says_so
     registry = PostgresRegistry(sandbox.registry_dsn)
     try:
         with api_server(sandbox.registry_dsn, inventory, workers=1) as server:
-            answer = _task_done(server, task)
+            answer = post_linear(server, linear_done(task), timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["applied"] is True
         assert registry.get(SLOT).status == "free"

@@ -5,10 +5,14 @@ it, on a real registry."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import requests
+
 from tests.test_api_server import SECRET, Server, serving
+from tests.webhook_fixtures import linear_headers
 
 GITHUB_SECRET = "github-webhook-secret-for-tests-0123456789"
 LINEAR_SECRET = "linear-webhook-secret-for-tests-0123456789"
@@ -16,6 +20,7 @@ WEBHOOK_ENV = {
     "STAGING_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
     "STAGING_LINEAR_WEBHOOK_SECRET": LINEAR_SECRET,
 }
+LINEAR = "/api/staging/webhooks/linear"
 
 
 @contextlib.contextmanager
@@ -34,3 +39,16 @@ def api_server(
     }
     with serving(env, workers) as running:
         yield running
+
+
+def post_linear(
+    server: Server,
+    payload: object,
+    delivery: str | None = None,
+    body: bytes | None = None,
+    timeout: float = 10,
+) -> requests.Response:
+    """`payload` (or `body` as it is) to the server's Linear webhook, signed as Linear does."""
+    body = body if body is not None else json.dumps(payload).encode()
+    headers = linear_headers(LINEAR_SECRET, body, delivery)
+    return requests.post(server.url + LINEAR, data=body, headers=headers, timeout=timeout)

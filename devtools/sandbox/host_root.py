@@ -16,6 +16,12 @@ SYSTEMCTL = Path(__file__).resolve().parent / "systemctl.py"
 def make_certificate(sandbox: Sandbox) -> None:
     tls = sandbox.path / "tls"
     tls.mkdir()
+    names = "DNS:*.justapply.net,DNS:justapply.net"
+    self_signed(sandbox.ca_path, tls / "justapply.net.key", days=30, names=names)
+
+
+def self_signed(cert: Path, key: Path, *, days: int, names: str) -> None:
+    """A self-signed EC certificate for *.justapply.net; `names` is its subjectAltName."""
     run(
         [
             "openssl",
@@ -27,15 +33,15 @@ def make_certificate(sandbox: Sandbox) -> None:
             "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-days",
-            "30",
+            str(days),
             "-subj",
             "/CN=*.justapply.net",
             "-addext",
-            "subjectAltName=DNS:*.justapply.net,DNS:justapply.net",
+            f"subjectAltName={names}",
             "-keyout",
-            str(tls / "justapply.net.key"),
+            str(key),
             "-out",
-            str(sandbox.ca_path),
+            str(cert),
         ]
     )
 

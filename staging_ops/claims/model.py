@@ -1,9 +1,9 @@
 """The claim vocabulary shared by every registry backend: rows, events, results, the Protocol.
 
-`registry.py` (PostgreSQL) and `api_client.py` (the Staging API) both implement `SlotRegistry`;
-the task code only ever sees this interface. The parsers here are the single place where an
-operator's (or an API caller's) task key, TTL and free-text fields are validated, so both the
-CLI and the API refuse the same inputs with the same words.
+`registry/postgres.py` and `registry/api_client.py` (the Staging API) both implement
+`SlotRegistry`; the task code only ever sees this interface. The parsers here are the single
+place where an operator's (or an API caller's) task key, TTL and free-text fields are
+validated, so both the CLI and the API refuse the same inputs with the same words.
 """
 
 from __future__ import annotations
@@ -268,9 +268,36 @@ class ReleaseResult:
         return cls(SlotState.from_dict(data["before"]), SlotState.from_dict(data["after"]))
 
 
+@dataclass(frozen=True)
+class ReleaseTerms:
+    """When SlotRegistry.release may free a claim, and what the history says of it."""
+
+    task: str | None = None
+    force: bool = False
+    expired_only: bool = False
+    action: str = "release"
+    reason: str | None = None
+    expect_commit: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployRecord:
+    """What SlotRegistry.record_deploy notes of a deploy."""
+
+    slot_id: int
+    branch: str
+    commit: str
+    by: str
+    task: str | None = None
+    serving: bool = False
+
+
 @runtime_checkable
 class SlotRegistry(Protocol):
     """Where claims live. Every method is one atomic operation on the registry.
+
+    The backends subclass it: `release` and `record_deploy` are stated (and their arguments
+    gathered) here once, and each backend implements `apply_release` and `apply_deploy`.
 
     Errors: BadInput (unknown slot, invalid field), Conflict (held by another task, no free
     slot), StagingError (registry unreachable or failing). Messages are operator-ready.
@@ -311,6 +338,11 @@ class SlotRegistry(Protocol):
         `expect_commit` only one whose deployed commit is still that one. `action`
         ("release" or "reap") and `reason` are recorded in the history.
         """
+        terms = ReleaseTerms(task, force, expired_only, action, reason, expect_commit)
+        return self.apply_release(slot_id, by, terms)
+
+    def apply_release(self, slot_id: int, by: str, terms: ReleaseTerms) -> ReleaseResult:
+        """`release`, as each backend does it."""
         ...
 
     def record_deploy(
@@ -325,6 +357,10 @@ class SlotRegistry(Protocol):
         """Note what was deployed to a claimed slot (held by `task`, if given) and renew the
         claim's expiry. `serving`: note only what serves, whatever the claim (free, or another
         task's: then its deployed time is left, so reap does not judge it by this deploy)."""
+        return self.apply_deploy(DeployRecord(slot_id, branch, commit, by, task, serving))
+
+    def apply_deploy(self, deploy: DeployRecord) -> SlotState:
+        """`record_deploy`, as each backend does it."""
         ...
 
     def record_failed_deploy(

@@ -60,7 +60,7 @@ def interval_from_env(env: Mapping[str, str] | None = None) -> float | None:
 def reap_once(dsn: str, inventory: Inventory) -> ReapReport | None:
     """One round under the advisory lock; None when another reaper holds it."""
     from staging_ops.registry import PostgresRegistry, deliveries
-    from staging_ops.registry.postgres import connect
+    from staging_ops.registry.dsn import connect
 
     conn = connect(dsn)
     try:

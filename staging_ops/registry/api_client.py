@@ -8,6 +8,7 @@ database access. Same methods, same results, same errors as registry.PostgresReg
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,9 +17,12 @@ import requests
 
 from staging_ops.claims.model import (
     ClaimResult,
+    DeployRecord,
     HoldsAnotherSlot,
     ReleaseResult,
+    ReleaseTerms,
     SlotEvent,
+    SlotRegistry,
     SlotState,
     UnknownSlot,
 )
@@ -28,7 +32,7 @@ API_PREFIX = "/api/staging"
 TIMEOUT = 15.0
 
 
-class ApiRegistry:
+class ApiRegistry(SlotRegistry):
     """SlotRegistry client. `base_url` is the server root (`https://justapply.net`); a URL
     that already ends in /api/staging is accepted too."""
 
@@ -123,49 +127,15 @@ class ApiRegistry:
         }
         return ClaimResult.from_dict(self._call("PUT", "/slots", json=body))
 
-    def release(
-        self,
-        slot_id: int,
-        by: str,
-        *,
-        task: str | None = None,
-        force: bool = False,
-        expired_only: bool = False,
-        action: str = "release",
-        reason: str | None = None,
-        expect_commit: str | None = None,
-    ) -> ReleaseResult:
-        body = {
-            "by": by,
-            "task": task,
-            "force": force,
-            "expired_only": expired_only,
-            "action": action,
-            "reason": reason,
-            "expect_commit": expect_commit,
-        }
+    def apply_release(self, slot_id: int, by: str, terms: ReleaseTerms) -> ReleaseResult:
+        body = {"by": by, **asdict(terms)}
         data = self._call("POST", f"/slots/{int(slot_id)}/release", json=body)
         return ReleaseResult.from_dict(data)
 
-    def record_deploy(
-        self,
-        slot_id: int,
-        branch: str,
-        commit: str,
-        by: str,
-        task: str | None = None,
-        serving: bool = False,
-    ) -> SlotState:
-        body: dict[str, Any] = {
-            "action": "deploy",
-            "slot_id": slot_id,
-            "branch": branch,
-            "commit": commit,
-            "by": by,
-            "task": task,
-        }
-        if serving:
-            body["serving"] = True
+    def apply_deploy(self, deploy: DeployRecord) -> SlotState:
+        body: dict[str, Any] = {"action": "deploy", **asdict(deploy)}
+        if not deploy.serving:
+            del body["serving"]  # only when set: an ordinary deploy sends the body it always did
         return SlotState.from_dict(self._call("PUT", "/slots", json=body)["slot"])
 
     def record_failed_deploy(
