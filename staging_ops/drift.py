@@ -9,11 +9,16 @@ Any two that differ are drift, named as a pair. A side that could not be read (t
 unreachable) makes the verdict "unknown" unless the sides that were read already disagree; a
 UI that does not answer says nothing about commits (that is health's "down"), so it is left
 out of the comparison rather than counted as a difference.
+
+And one more fact of the droplet's side: whether the release `current` points to was ever
+verified (its `.ok`). A deploy killed or cut off after its switch leaves an unverified release
+live, possibly with every commit agreeing (a redeploy of the same commit); that is "unverified",
+shown beside any drift, so status, verify and the dashboard all say it from this one verdict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,33 +54,38 @@ class LiveRelease:
 
 @dataclass(frozen=True)
 class Drift:
-    """The verdict: state "ok", "drift" or "unknown"; the pairs that differ; one line."""
+    """The verdict: state "drift" (some pairs differ), else "unverified" (the live release
+    never was), else "unknown" (the droplet not read), else "ok": nothing to say. The pairs
+    that differ; the live release if it was never verified (beside "drift" too); one line."""
 
     state: str
     pairs: tuple[tuple[str, str], ...] = ()
     message: str | None = None
+    unverified: str | None = None
 
     @property
     def drifted(self) -> bool:
         return self.state == "drift"
 
     def label(self) -> str:
-        return label(self.state, self.pairs)
+        """The status table's cell (and the dashboard's flag): "no", "unknown", "unverified",
+        or the pairs that differ ("registry≠current", then ", unverified" if it is that
+        too); the whole sentence is the message."""
+        parts = [f"{a}≠{b}" for a, b in self.pairs]
+        if self.unverified:
+            parts.append("unverified")
+        if parts:
+            return ", ".join(parts)
+        return "no" if self.state == "ok" else self.state
 
     def as_json(self) -> dict[str, Any]:
         return {
             "state": self.state,
             "pairs": [list(p) for p in self.pairs],
+            "unverified": self.unverified,
+            "label": self.label(),
             "message": self.message,
         }
-
-
-def label(state: str, pairs: Sequence[Sequence[str]]) -> str:
-    """The status table's cell: "no", "unknown", or the pairs that differ
-    ("registry≠current"); the whole sentence is in --json and `invoke verify`."""
-    if state == "drift":
-        return ", ".join(f"{a}≠{b}" for a, b in pairs)
-    return "no" if state == "ok" else state
 
 
 def _short(commit: str | None) -> str:
@@ -110,10 +120,15 @@ def decide(
     pairs = tuple(
         (a, b) for a, b in PAIRS if a in commits and b in commits and commits[a] != commits[b]
     )
+    unverified = current.release if current and current.release and not current.verified else None
+    sentences = []
     if pairs:
-        return Drift(
-            "drift", pairs, "drift: " + "; ".join(_pair_text(p, commits, current) for p in pairs)
-        )
+        sentences.append("drift: " + "; ".join(_pair_text(p, commits, current) for p in pairs))
+    if unverified:
+        sentences.append(f"unverified: current points to {unverified}, never verified")
+    if sentences:
+        state = "drift" if pairs else "unverified"
+        return Drift(state, pairs, "; ".join(sentences), unverified)
     if current is None:
         why = f": {unread_reason}" if unread_reason else ""
         return Drift(

@@ -108,13 +108,24 @@ def certificate_check(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str,
     }
 
 
-def public_version(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str, Any] | None:
-    """The slot's /api/version JSON through nginx, or None when it does not answer with one."""
+def _version_answer(host: Host, slot: Slot, timeout: float) -> tuple[bool, Any]:
+    """(whether the slot's /api/version answered 200, its JSON or None when it is not JSON):
+    the one request behind both public_version and status's UI check."""
     try:
         response = slot_get(host, slot, CHECKS["ui"], timeout)
-        return response.json() if response.status_code == 200 else None
     except (requests.RequestException, ValueError):
-        return None
+        return False, None
+    if response.status_code != 200:
+        return False, None
+    try:
+        return True, response.json()
+    except ValueError:
+        return True, None
+
+
+def public_version(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str, Any] | None:
+    """The slot's /api/version JSON through nginx, or None when it does not answer with one."""
+    return _version_answer(host, slot, timeout)[1]
 
 
 def _probe(host: Host, slot: Slot, path: str, timeout: float) -> str:
@@ -128,18 +139,9 @@ def _probe_ui(host: Host, slot: Slot, timeout: float) -> tuple[str, str | None]:
     """("up"|"down", the commit /api/version serves or None): one request for both, so drift
     costs status nothing more. Up is a 200, as for every other check; the commit only when the
     answer is the version JSON."""
-    try:
-        response = slot_get(host, slot, CHECKS["ui"], timeout)
-    except requests.RequestException:
-        return "down", None
-    if response.status_code != 200:
-        return "down", None
-    try:
-        answer = response.json()
-    except ValueError:
-        return "up", None
+    answered, answer = _version_answer(host, slot, timeout)
     commit = answer.get("commit") if isinstance(answer, dict) else None
-    return "up", commit if isinstance(commit, str) else None
+    return "up" if answered else "down", commit if isinstance(commit, str) else None
 
 
 def check_slots(

@@ -1,13 +1,15 @@
 """Drift on the real sandbox (#15.1): `current` moved by hand on the droplet's file system, then
 the UI restarted on the moved link, then put back; each time `invoke status` (table and
 --json), `invoke verify` and the dashboard's board say which of the registry, `current` and
-/api/version disagree. A host that cannot be reached is "unknown" per slot, not a traceback
-and not a hang."""
+/api/version disagree. A release live but never verified (a deploy killed after its switch,
+#15.3) is "unverified" in all of them alike, until a rollback. A host that cannot be reached
+is "unknown" per slot, not a traceback and not a hang."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -121,6 +123,22 @@ def page_health_text(box, chromium) -> str:
             context.close()
 
 
+CLEAN = {"state": "ok", "pairs": [], "unverified": None, "label": "no", "message": None}
+
+
+def current_release(box) -> str:
+    return (slot_dir(box) / "current").readlink().name
+
+
+def assert_clean(box) -> None:
+    """Nothing to say about the slot anywhere: status --json, the table, verify, the board."""
+    assert status_row(box)["drift"] == CLEAN
+    assert status_table_line(box).rstrip().endswith(" no")
+    verify = run_invoke("verify", "--slot", str(SLOT), env=box.env(), timeout=30)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert board_drift(box) == CLEAN
+
+
 @pytest.fixture(scope="module")
 def releases(sandbox, provisioned) -> tuple[str, str]:
     """Two releases on the slot: feat-x's, then main's (live, verified and recorded)."""
@@ -139,7 +157,7 @@ def test_moved_current_then_restart_then_back(sandbox, releases, browser):  # no
     main, feat = commit_of(box, "main"), commit_of(box, "feat-x")
 
     row = status_row(box)
-    assert row["drift"] == {"state": "ok", "pairs": [], "message": None}
+    assert row["drift"] == CLEAN
     assert (row["live"]["release"], row["live"]["commit"]) == (main_release, main)
     assert row["served_commit"] == main
     assert run_invoke("verify", "--slot", str(SLOT), env=box.env()).returncode == 0
@@ -183,18 +201,15 @@ def test_moved_current_then_restart_then_back(sandbox, releases, browser):  # no
         point_current_at(box, main_release)
         restart_ui(box)
         wait_serving(box, main)
-    row = status_row(box)
-    assert row["drift"]["state"] == "ok"
-    assert status_table_line(box).rstrip().endswith(" no")
-    assert run_invoke("verify", "--slot", str(SLOT), env=box.env()).returncode == 0
-    assert board_drift(box)["state"] == "ok"
-    assert "drift" not in page_health_text(box, browser)
+    assert_clean(box)
+    text = page_health_text(box, browser)
+    assert "drift" not in text and "unverified" not in text
 
 
-def test_verify_says_so_when_the_live_release_was_never_verified(sandbox, releases):
-    # What a deploy that lost its host after the switch leaves: `current` on a release whose
-    # verify never passed (no .ok, no line in deploys.log), serving the recorded commit, so
-    # nothing drifts. Only its .release-env matters to the droplet's side of the check.
+def test_a_live_release_never_verified_is_said_everywhere(sandbox, releases):
+    # `current` on a release whose verify never passed (no .ok, no line in deploys.log),
+    # serving the recorded commit, so nothing drifts. Only its .release-env matters to the
+    # droplet's side of the check.
     box, (_, main_release) = sandbox, releases
     unproven = f"{main_release}-unverified"
     copy = slot_dir(box) / "releases" / unproven
@@ -202,16 +217,75 @@ def test_verify_says_so_when_the_live_release_was_never_verified(sandbox, releas
     shutil.copy2(slot_dir(box) / "releases" / main_release / ".release-env", copy)
     point_current_at(box, unproven)
     try:
-        result = run_invoke("verify", "--slot", str(SLOT), env=box.env(), timeout=30)
-        assert result.returncode == 1, result.stdout + result.stderr
-        assert f"{unproven} serves but was never verified" in result.stdout
-        assert f"invoke rollback --slot {SLOT}" in result.stdout
-        assert "drift" not in result.stdout  # the same commit everywhere
+        assert_unverified_only(box, unproven)
     finally:
         point_current_at(box, main_release)
         shutil.rmtree(copy)
-    again = run_invoke("verify", "--slot", str(SLOT), env=box.env(), timeout=30)
-    assert again.returncode == 0, again.stdout + again.stderr
+    assert_clean(box)
+
+
+def assert_unverified_only(box, release: str, chromium=None) -> None:
+    """The same verdict, "unverified" and no pair, in status --json, the table, verify (exit
+    1, with the command that restores a verified release) and the dashboard's data."""
+    row = status_row(box)
+    assert row["drift"]["state"] == "unverified"
+    assert (row["drift"]["pairs"], row["drift"]["unverified"]) == ([], release)
+    assert row["live"] == {**row["live"], "release": release, "verified": False}
+    assert status_table_line(box).rstrip().endswith(" unverified")
+    result = run_invoke("verify", "--slot", str(SLOT), env=box.env(), timeout=30)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"unverified: current points to {release}, never verified" in result.stdout
+    assert f"`invoke rollback --slot {SLOT}` goes back to the last verified one" in result.stdout
+    assert "drift:" not in result.stdout  # the same commit everywhere
+    assert "Traceback" not in result.stderr
+    assert board_drift(box) == row["drift"]
+    if chromium is not None:
+        text = page_health_text(box, chromium)
+        assert "unverified" in text and "drift" not in text
+
+
+def test_a_deploy_killed_after_its_switch_leaves_unverified_until_a_rollback(
+    sandbox,
+    releases,
+    browser,  # noqa: F811
+):
+    # kill -9 at the crash point just after the switch: a redeploy of the recorded commit,
+    # so the registry, `current` and /api/version agree and only the .ok is missing.
+    box, (_, main_release) = sandbox, releases
+    killed = deploy(box, "main", SLOT, env={"STAGING_OPS_CRASH_AT": "deploy:after-switch"})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    left = current_release(box)
+    assert left != main_release and not (slot_dir(box) / "releases" / left / ".ok").exists()
+    wait_serving(box, commit_of(box, "main"))
+    assert_unverified_only(box, left, browser)
+
+    roll_back(box, main_release)
+    text = page_health_text(box, browser)
+    assert "drift" not in text and "unverified" not in text
+
+    # Killed at the same point deploying another commit: drift and unverified, side by side.
+    killed = deploy(box, "feat-x", SLOT, env={"STAGING_OPS_CRASH_AT": "deploy:after-switch"})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    left = current_release(box)
+    assert left.endswith(commit_of(box, "feat-x")[:7])
+    row = status_row(box)
+    assert (row["drift"]["state"], row["drift"]["unverified"]) == ("drift", left)
+    assert ["registry", "current"] in row["drift"]["pairs"]
+    assert row["drift"]["label"].endswith(", unverified")
+    assert status_table_line(box).rstrip().endswith(row["drift"]["label"])
+    result = run_invoke("verify", "--slot", str(SLOT), env=box.env(), timeout=30)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"drift: current points to {left}" in result.stdout
+    assert f"unverified: current points to {left}, never verified" in result.stdout
+    assert board_drift(box) == row["drift"]
+    roll_back(box, main_release)
+
+
+def roll_back(box, release: str) -> None:
+    back = run_invoke("rollback", "--slot", str(SLOT), "--task", f"JA-{SLOT}", env=box.env())
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert current_release(box) == release
+    assert_clean(box)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from typing import Any
 from staging_ops.claims.model import ClaimResult, SlotEvent, format_duration, utc_text
 from staging_ops.claims.reap import ReapItem
 from staging_ops.claims.service import ReleaseOutcome
-from staging_ops.drift import label as drift_label
 from staging_ops.output import table
 
 STATUS_COLUMNS = (
@@ -97,7 +96,7 @@ def _tls_text(check: dict[str, Any] | None, now: datetime) -> str | None:
 
 
 def _drift_text(drift: dict[str, Any] | None) -> str | None:
-    return drift_label(drift["state"], drift["pairs"]) if drift else None
+    return str(drift["label"]) if drift else None
 
 
 def _change_text(event: SlotEvent) -> str:

@@ -80,7 +80,8 @@ def status(c, json=False, health=True):
 
     The drift column compares the registry's commit, the release `current` points to on the
     droplet (one remote command per host) and what /api/version serves: "no", the pairs
-    that differ ("registry≠current"), or "unknown" when the host cannot be reached."""
+    that differ ("registry≠current"), "unverified" when the live release was never verified
+    (also after the pairs), or "unknown" when the host cannot be reached."""
     from staging_ops.claims import service as claims
     from staging_ops.claims import view as claims_view
     from staging_ops.registry.from_env import registry_session

@@ -88,7 +88,8 @@ def rollback(c, slot="", to="", task="", owner="", force=False):
 def verify(c, slot="", json=False):
     """Check that the registry, the droplet's `current` release and /api/version agree.
 
-    Exits 1 naming the two that differ (drift), or when the droplet cannot be read."""
+    Exits 1 naming the two that differ (drift), when the live release was never verified, or
+    when the droplet cannot be read."""
     from staging_ops import deploy as deploy_mod
     from staging_ops.registry.from_env import registry_session
 

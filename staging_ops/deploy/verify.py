@@ -151,12 +151,9 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, An
         problems.append("/api/version answers without a commit")
     if drift.state != "ok":
         problems.append(str(drift.message))
-    if live.get("release") and not live.get("verified"):
-        # A deploy that lost its host (or was killed) after the switch left it live unproven.
-        problems.append(
-            f"{live['release']} serves but was never verified: `invoke rollback --slot "
-            f"{slot.id}` goes back to the last verified release"
-        )
+    if drift.unverified:
+        # The verdict cannot name the slot's command; the operator needs it.
+        problems.append(f"`invoke rollback --slot {slot.id}` goes back to the last verified one")
     if certificate["problem"]:
         problems.append(certificate["problem"])
     return {

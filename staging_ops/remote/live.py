@@ -1,7 +1,7 @@
-"""The droplet's side of drift: what every slot's `current` link points to and that release's
-commit, read by remote script status-live.sh in ONE command per host, hosts in parallel, each
-bounded (status must not hang on a dead host: a host not reached is a reason per slot, never
-an exception).
+"""The droplet's side of drift: what every slot's `current` link points to, that release's
+commit and whether it was verified, read by remote script status-live.sh in ONE command per
+host, hosts in parallel, each bounded (status must not hang on a dead host: a host not
+reached is a reason per slot, never an exception).
 
 A shell script rather than the facts probe: status runs it on every call, and starting
 python3 on the droplet costs more than the whole script."""

@@ -1,6 +1,6 @@
-"""drift.decide as a table: the registry's commit, the release `current` points to, the commit
-/api/version serves (and whether the slot is free) in; the verdict and the pairs that differ
-out."""
+"""drift.decide as a table: the registry's commit, the release `current` points to (and whether
+it was verified), the commit /api/version serves (and whether the slot is free) in; the verdict,
+the pairs that differ and the unverified live release out."""
 
 from __future__ import annotations
 
@@ -12,46 +12,59 @@ from staging_ops.remote.live import parse_live
 
 A, B = "a" * 40, "b" * 40
 R_A, R_B = (
-    LiveRelease("20261201T120000000Z-aaaaaaa", A),
-    LiveRelease("20261201T130000000Z-bbbbbbb", B),
+    LiveRelease("20261201T120000000Z-aaaaaaa", A, verified=True),
+    LiveRelease("20261201T130000000Z-bbbbbbb", B, verified=True),
+)
+# What a deploy killed (or cut off) after its switch leaves live: never verified.
+U_A, U_B = (
+    LiveRelease("20261201T150000000Z-aaaaaaa", A),
+    LiveRelease("20261201T160000000Z-bbbbbbb", B),
 )
 NO_LINK = LiveRelease()
 DANGLING = LiveRelease("20261201T140000000Z-ccccccc", None)
 UNREAD = None  # the droplet was not reached
 RC, RS, CS = ("registry", "current"), ("registry", "served"), ("current", "served")
 
-# (registry commit, current, served, released, state, pairs)
+# (registry commit, current, served, released, state, pairs, unverified)
 CASES = [
-    ("all three agree", A, R_A, A, False, "ok", ()),
-    ("current moved, UI not restarted", A, R_B, A, False, "drift", (RC, CS)),
-    ("current moved, UI restarted on it", A, R_B, B, False, "drift", (RC, RS)),
-    ("the UI serves something else", A, R_A, B, False, "drift", (RS, CS)),
-    ("UI down: nothing served to compare", A, R_A, None, False, "ok", ()),
-    ("UI down, current moved", A, R_B, None, False, "drift", (RC,)),
-    ("droplet not reached, the rest agrees", A, UNREAD, A, False, "unknown", ()),
-    ("droplet not reached, served differs", A, UNREAD, B, False, "drift", (RS,)),
-    ("droplet and UI unknown", A, UNREAD, None, False, "unknown", ()),
-    ("claimed, current removed", A, NO_LINK, None, False, "drift", (RC,)),
-    ("claimed, current removed, old process serves", A, NO_LINK, A, False, "drift", (RC, CS)),
-    ("released --stop: no link, last commit recorded", A, NO_LINK, None, True, "ok", ()),
-    ("released, still serving what it recorded", A, R_A, A, True, "ok", ()),
-    ("released, current moved", A, R_B, A, True, "drift", (RC, CS)),
-    ("never deployed", None, NO_LINK, None, False, "ok", ()),
-    ("a release nobody recorded", None, R_A, A, True, "drift", (RC, RS)),
-    ("current dangles (no commit readable)", A, DANGLING, None, False, "drift", (RC,)),
+    ("all three agree", A, R_A, A, False, "ok", (), None),
+    ("current moved, UI not restarted", A, R_B, A, False, "drift", (RC, CS), None),
+    ("current moved, UI restarted on it", A, R_B, B, False, "drift", (RC, RS), None),
+    ("the UI serves something else", A, R_A, B, False, "drift", (RS, CS), None),
+    ("UI down: nothing served to compare", A, R_A, None, False, "ok", (), None),
+    ("UI down, current moved", A, R_B, None, False, "drift", (RC,), None),
+    ("droplet not reached, the rest agrees", A, UNREAD, A, False, "unknown", (), None),
+    ("droplet not reached, served differs", A, UNREAD, B, False, "drift", (RS,), None),
+    ("droplet and UI unknown", A, UNREAD, None, False, "unknown", (), None),
+    ("claimed, current removed", A, NO_LINK, None, False, "drift", (RC,), None),
+    ("claimed, current removed, old process serves", A, NO_LINK, A, False, "drift", (RC, CS), None),
+    ("released --stop: no link, last commit recorded", A, NO_LINK, None, True, "ok", (), None),
+    ("released, still serving what it recorded", A, R_A, A, True, "ok", (), None),
+    ("released, current moved", A, R_B, A, True, "drift", (RC, CS), None),
+    ("never deployed", None, NO_LINK, None, False, "ok", (), None),
+    ("a release nobody recorded", None, R_A, A, True, "drift", (RC, RS), None),
+    ("current dangles (no commit, no .ok)", A, DANGLING, None, False, "drift", (RC,), DANGLING),
+    ("same commit redeployed, killed after the switch", A, U_A, A, False, "unverified", (), U_A),
+    ("unverified live, UI down", A, U_A, None, False, "unverified", (), U_A),
+    ("unverified live on a free slot", A, U_A, A, True, "unverified", (), U_A),
+    ("killed after the switch, old process serves", A, U_B, A, False, "drift", (RC, CS), U_B),
+    ("killed after the switch, new one serves", A, U_B, B, False, "drift", (RC, RS), U_B),
+    ("unverified and nothing recorded", None, U_A, A, False, "drift", (RC, RS), U_A),
 ]
 
 
 @pytest.mark.parametrize(
-    ("registry", "current", "served", "released", "state", "pairs"),
+    ("registry", "current", "served", "released", "state", "pairs", "unverified"),
     [case[1:] for case in CASES],
     ids=[case[0] for case in CASES],
 )
-def test_decide(registry, current, served, released, state, pairs):
+def test_decide(registry, current, served, released, state, pairs, unverified):
     verdict = decide(registry, current, served, released=released)
     assert (verdict.state, verdict.pairs) == (state, pairs)
+    assert verdict.unverified == (unverified.release if unverified else None)
     assert verdict.drifted == (state == "drift")
     assert (verdict.message is None) == (state == "ok")
+    assert (verdict.label() == "no") == (state == "ok")
 
 
 def test_the_message_names_each_pair_with_release_and_commits():
@@ -78,6 +91,17 @@ def test_unknown_says_why():
     )
 
 
+def test_unverified_is_said_alone_or_after_the_drift():
+    assert decide(A, U_A, A).message == (
+        f"unverified: current points to {U_A.release}, never verified"
+    )
+    assert decide(A, U_B, B).message == (
+        f"drift: current points to {U_B.release} ({B[:12]}) but the registry records {A[:12]}; "
+        f"/api/version serves {B[:12]} but the registry records {A[:12]}; "
+        f"unverified: current points to {U_B.release}, never verified"
+    )
+
+
 @pytest.mark.parametrize(
     ("checks", "status", "state", "label"),
     [
@@ -93,11 +117,43 @@ def test_unknown_says_why():
         ({"live": NO_LINK.as_json(), "served": None}, "free", "ok", "no"),
         ({"live": NO_LINK.as_json(), "served": None}, "claimed", "drift", "registry≠current"),
         ({"live": NO_LINK.as_json()}, "unregistered", "ok", "no"),
+        ({"live": U_A.as_json(), "served": A}, "claimed", "unverified", "unverified"),
+        (
+            {"live": U_B.as_json(), "served": B},
+            "claimed",
+            "drift",
+            "registry≠current, registry≠served, unverified",
+        ),
+        # status --json's `live` without the flag (an older shape): not proven, so unverified
+        (
+            {"live": {"release": R_A.release, "commit": A}, "served": A},
+            "claimed",
+            "unverified",
+            "unverified",
+        ),
     ],
 )
 def test_from_checks(checks, status, state, label):
     verdict = from_checks(A, status, checks)
     assert (verdict.state, verdict.label()) == (state, label)
+    assert verdict.as_json()["label"] == label
+
+
+def test_the_json_verdict_carries_everything_the_views_show():
+    assert decide(A, R_A, A).as_json() == {
+        "state": "ok",
+        "pairs": [],
+        "unverified": None,
+        "label": "no",
+        "message": None,
+    }
+    assert decide(A, U_B, A).as_json() == {
+        "state": "drift",
+        "pairs": [["registry", "current"], ["current", "served"]],
+        "unverified": U_B.release,
+        "label": "registry≠current, current≠served, unverified",
+        "message": decide(A, U_B, A).message,
+    }
 
 
 def test_live_release_json_round_trip():

@@ -404,17 +404,17 @@
     );
   }
 
-  /** Registry, the droplet's `current` and /api/version disagree (or the droplet was not read):
-      a flag whose title is the whole sentence. Nothing while they agree. */
+  /** Registry, the droplet's `current` and /api/version disagree, the live release was never
+      verified (or the droplet was not read): a flag with the verdict's own label (status's
+      drift cell), whose title is the whole sentence. Nothing while all is well. */
   function drift(slot) {
     const verdict = slot.drift;
     if (!verdict || verdict.state === "ok") return null;
-    const pairs = verdict.pairs.map(([a, b]) => `${a}≠${b}`).join(", ");
-    const drifted = verdict.state === "drift";
+    const unknown = verdict.state === "unknown";
     return el(
       "span",
-      { className: `badge ${drifted ? "drift" : "unknown"}`, title: verdict.message },
-      drifted ? `drift ${pairs}` : "drift ?",
+      { className: `badge ${unknown ? "unknown" : "drift"}`, title: verdict.message },
+      unknown ? "drift ?" : verdict.pairs.length ? `drift ${verdict.label}` : verdict.label,
       el("span", { className: "visually-hidden", text: `: ${verdict.message}` }),
     );
   }
