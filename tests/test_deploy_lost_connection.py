@@ -55,12 +55,8 @@ def push_slow_branch(box) -> str:
     return push_app_variant(box, "slow-start", needle, '    __import__("time").sleep(3)\n')
 
 
-def deploy_cut_after(
-    box, step: str, branch: str = "main", env: dict | None = None, freeze: bool = False
-):
-    """Deploy `branch`, cutting its connection as soon as `step`'s line is printed (the next step
-    is running); `freeze` also stops sshd from answering new connections until the end."""
-    process = subprocess.Popen(
+def start_deploy(box, branch: str, env: dict | None) -> subprocess.Popen:
+    return subprocess.Popen(
         [INVOKE, "deploy", "--slot", str(SLOT), "--branch", branch, "--task", TASK],
         cwd=ROOT,
         env={**os.environ, **box.env(), **(env or {}), "PYTHONUNBUFFERED": "1"},
@@ -68,6 +64,14 @@ def deploy_cut_after(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def deploy_cut_after(
+    box, step: str, branch: str = "main", env: dict | None = None, freeze: bool = False
+):
+    """Deploy `branch`, cutting its connection as soon as `step`'s line is printed (the next step
+    is running); `freeze` also stops sshd from answering new connections until the end."""
+    process = start_deploy(box, branch, env)
     lines = []
     try:
         assert process.stdout is not None
@@ -156,14 +160,7 @@ def deploy_cut_during_record(box, branch: str, env: dict | None = None, freeze: 
     deploy's own retry can finish the record."""
     log = box.hosts[0].root / f"srv/staging/staging-{SLOT}/deploys.log"
     before = log.read_bytes() if log.exists() else b""
-    process = subprocess.Popen(
-        [INVOKE, "deploy", "--slot", str(SLOT), "--branch", branch, "--task", TASK],
-        cwd=ROOT,
-        env={**os.environ, **box.env(), **(env or {}), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_deploy(box, branch, env)
     assert process.stdout is not None
     lines = []
     for line in process.stdout:  # earlier steps read the log too (is a release verified?)
