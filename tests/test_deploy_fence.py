@@ -1,22 +1,76 @@
-"""Deploy, rollback and release of one slot at the same time, on the real sandbox: whatever
-the interleaving, the registry ends up describing what the droplet serves (claim.py's fence);
-and a deploy of a branch that does not exist changes nothing."""
+"""Deploy, rollback and release of one slot at the same time, on the real sandbox and on both
+registry backends (PostgreSQL directly, and the Staging API server on it): whatever the
+interleaving, the end state is one the registry describes truthfully (claim.py's fence) —
+released, with nothing of the deploy serving or what serves recorded, or deployed with the
+claim kept — checked at every moment on the registry, the droplet's `current` and what
+/api/version serves through nginx. And a deploy of a branch that does not exist changes
+nothing.
+
+A plain release lands at an exact moment: right after the deploy prints a step's line (the
+next step runs), in-process through the backend (claims.service.release, what `invoke
+release` runs), so every phase of a deploy is reached on any machine's speed."""
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from staging_ops.claims import service as claims
+from staging_ops.claims.model import SlotState
+from staging_ops.inventory import load_inventory
+from staging_ops.registry import PostgresRegistry
+from staging_ops.registry.api_client import ApiRegistry
 from tests.conftest import INVOKE, ROOT, run_invoke
 from tests.test_deploy import commit_of, deploy, served, wait_served
+from tests.webhook_server import api_server
 
 SLOT = 9  # no other test of the shared sandbox claims, deploys to or releases it
 TASK = f"JA-{SLOT}"
+REGISTRY_VARS = ("STAGING_REGISTRY_DSN", "STAGING_API_URL", "STAGING_API_TOKEN")
+# The deploy's steps as printed (recipes.py), each a moment to release at; "start" is before
+# the deploy's process has read anything.
+DEPLOY_MOMENTS = (
+    "start",
+    "claim",
+    "connect",
+    "lock",
+    "fetch",
+    "hold claim",
+    "export + venv",
+    "migrate",
+    "candidate start",
+    "candidate verify",
+    "check live",
+    "switch",
+    "hand-over",
+    "main verify",
+    "candidate stop + scheduler restart",
+    "record",
+)
+# Moments whose outcome is certain (the next step takes long enough for the release to land
+# inside it): refused at the claim check's successor, at the fence, after the switch, after.
+CERTAIN = {
+    "start": "deployed",
+    "candidate start": "refused at the fence",
+    "hand-over": "recorded what serves",
+    "record": "released after",
+}
+
+
+@dataclass
+class Backend:
+    name: str
+    env: dict[str, str]  # an operator's environment for this backend
+    registry: Any  # the same backend in process: reads, and a release at an exact moment
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +80,29 @@ def box(sandbox, provisioned):
     return sandbox
 
 
-def row(box) -> dict:
-    status = run_invoke("status", "--json", "--no-health", env=box.env())
-    assert status.returncode == 0, status.stderr
-    return next(r for r in json.loads(status.stdout) if r["slot"] == SLOT)
+@pytest.fixture(scope="module", params=["postgres", "api"])
+def backend(request, box) -> Iterator[Backend]:
+    base = {k: v for k, v in os.environ.items() if k not in REGISTRY_VARS}
+    if request.param == "postgres":
+        registry = PostgresRegistry(box.registry_dsn)
+        yield Backend("postgres", {**base, **box.env()}, registry)
+        registry.close()
+        return
+    with api_server(box.registry_dsn, box.inventory_path, workers=1) as server:
+        env = {k: v for k, v in box.env().items() if k not in REGISTRY_VARS}
+        env |= {"STAGING_API_URL": server.url, "STAGING_API_TOKEN": server.token}
+        registry = ApiRegistry(server.url, server.token)
+        yield Backend("api", {**base, **env}, registry)
+        registry.close()
 
 
-def history(box) -> list[dict]:
-    shown = run_invoke("history", "--slot", str(SLOT), "--json", "--limit", "200", env=box.env())
-    assert shown.returncode == 0, shown.stderr
-    return json.loads(shown.stdout)
+def row(backend: Backend) -> SlotState:
+    return backend.registry.get(SLOT)
+
+
+def actions(backend: Backend) -> list[tuple[str, str]]:
+    """The slot's events, newest first: (action, detail)."""
+    return [(e.action, e.detail or "") for e in backend.registry.history(SLOT, limit=20)]
 
 
 def current_commit(box) -> str | None:
@@ -51,166 +118,206 @@ def current_commit(box) -> str | None:
     )
 
 
-def start_deploy(box, branch: str) -> subprocess.Popen:
+def start(backend: Backend, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [INVOKE, "deploy", "--slot", str(SLOT), "--branch", branch, "--task", TASK],
+        [INVOKE, *args, "--slot", str(SLOT), "--task", TASK],
         cwd=ROOT,
-        env={**os.environ, **box.env()},
+        env={**backend.env, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def assert_truthful(box, code: int, out: str, commit: str, stopped: bool = False) -> dict:
-    """The end state the registry must describe: what `current` points to is what serves and
-    what the registry records (or, stopped, nothing serves); a deploy that succeeded holds its
-    claim unless a release was recorded after its deploy."""
+def wait_for_step(process: subprocess.Popen, moment: str) -> list[str]:
+    """The lines printed up to `moment`'s (the next step is running then)."""
+    lines: list[str] = []
+    if moment == "start":
+        return lines
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if re.match(rf"\s*\w+ +{re.escape(moment)}  ", line):
+            break
+    return lines
+
+
+def release_now(box, backend: Backend) -> None:
+    """What `invoke release --slot 9 --task JA-9` does, at this moment."""
+    inventory = load_inventory(box.inventory_path)
+    outcome = claims.release(backend.registry, inventory, SLOT, by="qa@example.com", task=TASK)
+    assert outcome.result.released, outcome
+
+
+def reclaim(backend: Backend) -> None:
+    if not row(backend).claimed:
+        backend.registry.claim(SLOT, TASK, "qa@example.com", timedelta(days=7))
+
+
+def other_branch(box) -> str:
+    """main or feat-x, whichever `current` is not: a deploy of it changes what serves."""
+    return "feat-x" if current_commit(box) == commit_of(box, "main") else "main"
+
+
+def assert_truthful(
+    box, backend: Backend, code: int, out: str, commit: str, before: str | None
+) -> str:
+    """The end state must be one the registry describes truthfully; which one it is.
+
+    `commit` is the run's, `before` what served before it. Whatever the end, the registry's
+    commit is the one `current` points to and nginx serves (or, nothing current, the slot is
+    free and nothing serves). Deployed: the claim kept, or released after the run recorded
+    itself. Refused (exit 3): the slot is free, and either nothing was switched (`before`
+    serves) or the run's release serves and the registry recorded it as what serves."""
     assert code in (0, 3), out
     assert "Traceback" not in out, out
-    state = row(box)
-    live = current_commit(box)
+    state, live = row(backend), current_commit(box)
     if live is None:
-        assert state["status"] == "free" and served(box, SLOT) is None, (state, out)
-        return state
-    assert not stopped or code == 0, out
-    assert wait_served(box, SLOT) == live, out
-    assert state["commit"] == live, (state, live, out)
-    events = history(box)  # newest first
+        assert not state.claimed and served(box, SLOT) is None, (state, out)
+        return "stopped"
+    assert wait_served(box, SLOT) == live, out  # through nginx
+    assert state.commit == live, (state, live, out)
+    events = actions(backend)
     if code == 0:
         assert live == commit, out
-        mine = next(i for i, e in enumerate(events) if e["action"] == "deploy")
-        assert "serving" not in (events[mine]["detail"] or ""), events[mine]
-        if state["status"] != "claimed" or state["task"] != TASK:
-            # Released after the deploy recorded itself: the release is newer than the record.
-            assert any(e["action"] == "release" for e in events[:mine]), (events[:3], out)
-    else:
-        assert state["status"] == "free", (state, out)
-    return state
+        mine = next(i for i, (action, _) in enumerate(events) if action == "deploy")
+        assert "serving" not in events[mine][1], events[mine]
+        if state.claimed:
+            assert state.task == TASK, (state, out)
+            return "deployed"
+        assert any(a == "release" for a, _ in events[:mine]), (events[:3], out)
+        return "released after"
+    assert not state.claimed, (state, out)
+    if "nothing was switched" in out:
+        assert live == before, out
+        return "refused at the fence"
+    assert live == commit and "serves, verified, but" in out, out
+    recorded = next(detail for action, detail in events if action == "deploy")
+    assert "(serving, claim untouched)" in recorded, events[:3]
+    return "recorded what serves"
 
 
-def reclaim(box) -> None:
-    again = run_invoke("claim", "--slot", str(SLOT), "--task", TASK, env=box.env())
-    assert again.returncode == 0, again.stdout + again.stderr
-
-
-def test_a_branch_that_does_not_exist_changes_nothing(box):
-    before, events = row(box), history(box)
-    result = deploy(box, "no-such-branch", SLOT)
+def test_a_branch_that_does_not_exist_changes_nothing(box, backend):
+    reclaim(backend)
+    before, events = row(backend), actions(backend)
+    result = run_invoke(
+        "deploy", "--slot", str(SLOT), "--branch", "no-such-branch", "--task", TASK, env=backend.env
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "branch not found: 'no-such-branch'" in result.stderr
     assert "nothing was switched" in result.stderr
-    assert row(box) == before and history(box) == events  # not even the claim renewed
+    assert row(backend) == before and actions(backend) == events  # not even the claim renewed
     # A free slot stays free.
-    assert run_invoke("release", "--slot", str(SLOT), "--task", TASK, env=box.env()).returncode == 0
-    before, events = row(box), history(box)
-    result = deploy(box, "no-such-branch", SLOT)
+    release_now(box, backend)
+    before, events = row(backend), actions(backend)
+    result = run_invoke(
+        "deploy", "--slot", str(SLOT), "--branch", "no-such-branch", "--task", TASK, env=backend.env
+    )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert row(box) == before and history(box) == events and before["status"] == "free"
-    reclaim(box)
+    assert row(backend) == before and actions(backend) == events and not before.claimed
+    reclaim(backend)
 
 
-def test_release_at_any_moment_of_a_deploy_leaves_the_registry_truthful(box):
-    """A plain `release` (registry only, no lock) started 0, 0.3, 0.6 … s after a deploy: the
-    deploy stops before its switch, or records what serves; never a silent disagreement."""
-    outcomes = set()
-    branches = ("feat-x", "main")
-    for n, offset in enumerate(x / 10 for x in range(0, 46, 6)):
-        branch = branches[n % 2]
-        process = start_deploy(box, branch)
-        time.sleep(offset)
-        released = run_invoke("release", "--slot", str(SLOT), "--task", TASK, env=box.env())
-        out, err = process.communicate(timeout=120)
-        assert released.returncode == 0, released.stdout + released.stderr
-        state = assert_truthful(box, process.returncode, out + err, commit_of(box, branch))
-        if process.returncode == 3:
-            assert "claim was released during this run" in err, err
-        outcomes.add((process.returncode, state["status"]))
-        reclaim(box)
-    # Every end is one of the truthful three (the claim kept, the deploy refused, or released
-    # after it finished); which phases the offsets reach depends on the machine's speed, but
-    # they always reach more than one.
-    assert outcomes <= {(0, "claimed"), (3, "free"), (0, "free")}, outcomes
-    assert len(outcomes) >= 2, outcomes
+@pytest.mark.parametrize("moment", DEPLOY_MOMENTS)
+def test_a_release_at_any_step_of_a_deploy_leaves_the_registry_truthful(box, backend, moment):
+    reclaim(backend)
+    branch, before = other_branch(box), current_commit(box)
+    process = start(backend, "deploy", "--branch", branch)
+    lines = wait_for_step(process, moment)
+    release_now(box, backend)
+    out, err = process.communicate(timeout=120)
+    said = "".join(lines) + out + err
+    end = assert_truthful(box, backend, process.returncode, said, commit_of(box, branch), before)
+    assert end != "stopped", said
+    assert end == CERTAIN.get(moment, end), said
 
 
-def test_release_stop_and_a_deploy_at_any_offset_end_in_one_truthful_state(box):
-    """`release --stop` and a deploy, each started first, the other 0, 0.2 … s later: both take
-    the slot's lock before they write, so the end is released-and-stopped or deployed."""
-    for offset in (0, 0.2, 0.5, 1.0):
-        # release --stop first: the deploy meets its lock (exit 3, nothing written) or comes
-        # after it and claims the free slot.
-        stopper = subprocess.Popen(
-            [INVOKE, "release", "--slot", str(SLOT), "--task", TASK, "--stop"],
-            cwd=ROOT,
-            env={**os.environ, **box.env()},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+# `release --stop` first (0 s: the deploy meets its lock, exit 3, nothing written; later: it
+# comes after the stop and claims the free slot), then the deploy first (the stop waits for
+# its lock, or is refused changing nothing, then stops what the deploy recorded).
+@pytest.mark.parametrize(
+    "first",
+    [
+        "stop+0",
+        "stop+0.3",
+        "stop+1.0",
+        "deploy:lock",
+        "deploy:migrate",
+        "deploy:switch",
+        "deploy:main verify",
+        "deploy:record",
+    ],
+)
+def test_release_stop_and_a_deploy_end_in_one_truthful_state(box, backend, first):
+    """Both take the slot's lock before they write: released and stopped, or deployed."""
+    reclaim(backend)
+    branch, before = other_branch(box), current_commit(box)
+    if first.startswith("stop"):
+        stopper = start(backend, "release", "--stop")
+        time.sleep(float(first.split("+")[1]))
+        process = start(backend, "deploy", "--branch", branch)
+        lines = []
+    else:
+        process = start(backend, "deploy", "--branch", branch)
+        lines = wait_for_step(process, first.split(":")[1])
+        stopper = start(backend, "release", "--stop")
+    out, err = process.communicate(timeout=120)
+    stop_out, stop_err = stopper.communicate(timeout=120)
+    said = "".join(lines) + out + err
+    assert stopper.returncode in (0, 3), stop_out + stop_err
+    end = assert_truthful(box, backend, process.returncode, said, commit_of(box, branch), before)
+    if process.returncode == 3:
+        assert "a deploy is already running" in err, said
+    if stopper.returncode == 0:
+        # Stopped: nothing serves, unless the deploy came after the stop and claimed the slot.
+        assert end in ("stopped", "deployed"), (end, said)
+        if end == "stopped":
+            assert process.returncode == 3 or actions(backend)[0][0] == "release", said
+
+
+@pytest.fixture(scope="module")
+def two_releases(box, backend) -> dict[str, str]:
+    """A verified release of each branch, to roll back to each in turn: release → commit."""
+    reclaim(backend)
+    made = {}
+    for branch in ("feat-x", "main"):
+        result = run_invoke(
+            "deploy", "--slot", str(SLOT), "--branch", branch, "--task", TASK, env=backend.env
         )
-        time.sleep(offset)
-        result = deploy(box, "feat-x", SLOT)
-        out, err = stopper.communicate(timeout=60)
-        assert stopper.returncode in (0, 3), out + err
-        state = assert_truthful(
-            box, result.returncode, result.stdout + result.stderr, commit_of(box, "feat-x")
-        )
-        if result.returncode == 3:
-            assert "a deploy is already running" in result.stderr, result.stderr
-            assert state["status"] == "free" and current_commit(box) is None
-        elif state["status"] == "free":
-            # The deploy took the lock first and the stop waited for it: stopped after it.
-            assert stopper.returncode == 0 and current_commit(box) is None, out + err
-            actions = [e["action"] for e in history(box)]
-            assert actions.index("release") < actions.index("deploy"), actions[:5]
-        else:
-            assert state["task"] == TASK, out + err  # the stop first, then the deploy
-        if state["status"] == "free":
-            reclaim(box)
-    for offset in (0, 0.5, 1.5, 3.0):
-        # The deploy first: the stop waits for its lock (or is refused, exit 3, changing
-        # nothing), then stops what the deploy recorded.
-        process = start_deploy(box, "main")
-        time.sleep(offset)
-        stopped = run_invoke(
-            "release", "--slot", str(SLOT), "--task", TASK, "--stop", env=box.env()
-        )
-        out, err = process.communicate(timeout=120)
-        assert stopped.returncode in (0, 3), stopped.stdout + stopped.stderr
-        state = assert_truthful(box, process.returncode, out + err, commit_of(box, "main"))
-        if stopped.returncode == 0:
-            assert state["status"] == "free" and current_commit(box) is None
-        if state["status"] == "free":
-            reclaim(box)
+        assert result.returncode == 0, result.stdout + result.stderr
+        link = box.hosts[0].root / f"srv/staging/staging-{SLOT}/current"
+        made[Path(os.readlink(link)).name] = commit_of(box, branch)
+    return made
 
 
-def test_release_during_a_rollback_leaves_the_registry_truthful(box):
-    for offset in (0, 1.0, 2.0):
-        assert deploy(box, "feat-x", SLOT).returncode == 0
-        assert deploy(box, "main", SLOT).returncode == 0
-        process = subprocess.Popen(
-            [INVOKE, "rollback", "--slot", str(SLOT), "--task", TASK],
-            cwd=ROOT,
-            env={**os.environ, **box.env()},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(offset)
-        released = run_invoke("release", "--slot", str(SLOT), "--task", TASK, env=box.env())
-        out, err = process.communicate(timeout=120)
-        assert released.returncode == 0, released.stdout + released.stderr
-        assert_truthful(box, process.returncode, out + err, commit_of(box, "feat-x"))
-        reclaim(box)
+@pytest.mark.parametrize("moment", ["start", "candidate start", "hand-over", "record"])
+def test_a_release_at_any_step_of_a_rollback_leaves_the_registry_truthful(
+    box, backend, two_releases, moment
+):
+    reclaim(backend)
+    before = current_commit(box)
+    target = next(r for r, c in two_releases.items() if c != before)
+    process = start(backend, "rollback", "--to", target)
+    lines = wait_for_step(process, moment)
+    release_now(box, backend)
+    out, err = process.communicate(timeout=120)
+    said = "".join(lines) + out + err
+    if moment == "start":  # rollback never claims: a free slot is refused, nothing changed
+        assert process.returncode == 3 and "is free: claim it first" in err, said
+        assert current_commit(box) == before and row(backend).commit == before
+        return
+    end = assert_truthful(box, backend, process.returncode, said, two_releases[target], before)
+    assert end == CERTAIN[moment], said
 
 
-def test_a_forced_rollback_of_a_free_slot_records_what_serves(box, tmp_path: Path):
-    assert deploy(box, "feat-x", SLOT).returncode == 0
-    assert deploy(box, "main", SLOT).returncode == 0
-    assert run_invoke("release", "--slot", str(SLOT), "--task", TASK, env=box.env()).returncode == 0
-    forced = run_invoke("rollback", "--slot", str(SLOT), "--force", env=box.env())
+def test_a_forced_rollback_of_a_free_slot_records_what_serves(box, backend, two_releases):
+    reclaim(backend)
+    before = current_commit(box)
+    target = next(r for r, c in two_releases.items() if c != before)
+    release_now(box, backend)
+    forced = run_invoke("rollback", "--slot", str(SLOT), "--to", target, "--force", env=backend.env)
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    state, live = row(box), current_commit(box)
-    assert live == commit_of(box, "feat-x") and wait_served(box, SLOT) == live
-    assert state["status"] == "free" and state["commit"] == live
-    reclaim(box)
+    state, live = row(backend), current_commit(box)
+    assert live == two_releases[target] and wait_served(box, SLOT) == live
+    assert not state.claimed and state.commit == live
+    reclaim(backend)

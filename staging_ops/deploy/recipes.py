@@ -140,6 +140,8 @@ def _history(deployer: Deployer, log: output.StepLog, run: Run) -> Iterator[None
     try:
         yield
     except StagingError as failure:
+        if isinstance(failure, record.Unrecorded):
+            raise  # verified and in the registry: not a failed deploy
         if not any(s["step"] in FIRST_CHANGES and s["outcome"] != "failed" for s in log.steps):
             raise
         warning = record_failure(deployer, log, run)

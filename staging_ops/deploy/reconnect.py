@@ -76,6 +76,19 @@ def lost_line(
     )
 
 
+def unrecorded_line(
+    slot_id: int, identifier: str, host: str, release: str, why: str, task: str | None
+) -> str:
+    """The line for a run that lost the host during `record`: its release serves and passed
+    verify, but the droplet does not say so (no `.ok`, no deploys.log line)."""
+    claim = f"--task {task}" if task else "--force"
+    return (
+        f"{identifier}: connection to {host} lost during record, {why}: `current` points to "
+        f"{release}, verified but not recorded on the droplet (verify will call it unverified); "
+        f"record it: invoke rollback --slot {slot_id} --to {release} {claim}"
+    )
+
+
 def connection_lost(deployer: Deployer) -> bool:
     """Whether the run's SSH connection is gone: a step whose channel died with it may fail
     as an ordinary command failure (no exit status, no output), not as Unreachable."""

@@ -5,7 +5,9 @@
 #   "<release> <bad 0|1> <verified 0|1> <commit> <branch>".
 # record: appends LINE to DEPLOYS_LOG, marks RELEASE verified (.ok) and keeps the newest KEEP
 #   releases, never RELEASE, PREVIOUS or the one rollback would pick (the newest verified one
-#   older than RELEASE, not marked bad).
+#   older than RELEASE, not marked bad). Idempotent: a run that lost its connection during
+#   record runs it again with the same LINE (its time included), which is then not appended
+#   twice.
 # Release names start with their UTC time, so a sort by name is a sort by age.
 
 # Is release "$1" verified-good? Its `.ok`, or, for releases made before `.ok` existed, a line
@@ -28,7 +30,7 @@ list() {
 
 record() {
   releases=$1 deploys_log=$2 line=$3 release=$4 previous=$5 keep=$6
-  echo "$line" >> "$deploys_log"
+  grep -qxF -- "$line" "$deploys_log" 2>/dev/null || echo "$line" >> "$deploys_log"
   cd "$releases" || exit 0
   touch "$release/.ok"
   target=""; past=""

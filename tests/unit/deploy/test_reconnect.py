@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from staging_ops.deploy.reconnect import lost_line, unverified_note
+from staging_ops.deploy.reconnect import lost_line, unrecorded_line, unverified_note
 
 
 def rel(name: str, ok: bool = True, bad: bool = False) -> dict:
@@ -47,3 +47,13 @@ def test_lost_line(restore, task, tail):
         "`current` points to r2, not verified; "
     )
     assert line.endswith(tail)
+
+
+@pytest.mark.parametrize(("task", "claim"), [("JA-2", "--task JA-2"), (None, "--force")])
+def test_unrecorded_line(task, claim):
+    line = unrecorded_line(2, "staging-2", "h1", "r2", "not regained after 3 tries", task)
+    assert line == (
+        "staging-2: connection to h1 lost during record, not regained after 3 tries: "
+        "`current` points to r2, verified but not recorded on the droplet (verify will call "
+        f"it unverified); record it: invoke rollback --slot 2 --to r2 {claim}"
+    )

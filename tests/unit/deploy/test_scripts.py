@@ -122,6 +122,23 @@ def test_record_marks_ok_logs_and_keeps_the_newest(tmp_path):
     assert (tmp_path / "deploys.log").read_text().splitlines()[-1].endswith(" c-r8 r8")
 
 
+def test_record_run_again_after_a_lost_connection_changes_nothing_more(tmp_path):
+    releases = tmp_path / "releases"
+    for n in range(1, 9):
+        make_release(releases, f"r{n}", ok=True)
+    first = record(tmp_path, "r8", "r7")
+    log = (tmp_path / "deploys.log").read_text()
+    assert record(tmp_path, "r8", "r7") == first
+    assert (tmp_path / "deploys.log").read_text() == log and log.count(" r8\n") == 1
+    # Another run's line for the same release (a rollback to it later) is still appended.
+    line = "2026-01-02T00:00:00+00:00 me main c-r8 r8"
+    result = sh(
+        "deploy-releases.sh", "record", releases, tmp_path / "deploys.log", line, "r8", "", 5
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "deploys.log").read_text().count(" r8\n") == 2
+
+
 # r1..r7 (oldest first) marked ok, bad, "log" (verified by a deploys.log line only) or "."
 # (never verified); then the release recorded, the previous one, and what the prune keeps.
 @pytest.mark.parametrize(
