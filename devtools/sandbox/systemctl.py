@@ -118,7 +118,7 @@ def main() -> int:
     # none, so each paid a 50 ms sleep to learn it.
     systemctl3.Systemctl.wait_system = lambda self, target=None: None  # type: ignore[method-assign]
     # After forking a service the stand-in waits this long to see whether it died at once.
-    systemctl3.MinimumYield = 0.05
+    systemctl3.MinimumYield = 0.02
     systemctl3.time = _FinePolling()  # type: ignore[assignment]
     # Its lock wait counts attempts of one (now 20 ms) sleep each: keep the same total.
     systemctl3.MaxLockWait = 50 * systemctl3.DefaultMaximumTimeout

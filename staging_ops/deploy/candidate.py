@@ -60,23 +60,15 @@ def stop(deployer: Deployer) -> None:
     _script(deployer, "stop", "")
 
 
-def stop_command(deployer: Deployer) -> str:
-    """The remote command `stop` runs, for a step that runs it alongside its own."""
-    return _command(deployer, "stop", "")
-
-
-def _command(deployer: Deployer, verb: str, release: str) -> str:
-    return remote.script_command(
+def _script(deployer: Deployer, verb: str, release: str) -> None:
+    command = remote.script_command(
         "deploy-candidate.sh",
         verb,
         deployer.paths.root,
         release,
         *candidate_units(deployer.app, deployer.slot),
     )
-
-
-def _script(deployer: Deployer, verb: str, release: str) -> None:
-    code, out, err = deployer.run(_command(deployer, verb, release), check=False, guarded=True)
+    code, out, err = deployer.run(command, check=False, guarded=True)
     if code != 0:
         raise StagingError(tail(out or err))
 

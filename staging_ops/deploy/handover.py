@@ -4,7 +4,7 @@ sends every request that finds them down to the candidate, which already serves 
 (verified by `candidate verify`); the main instances are then verified on the UI port and
 through nginx; the scheduler (no port, no candidate: two would run the same DAGs twice)
 restarts last, once the web services are verified, and must stay up. The candidate, no longer
-needed, stops in the same round trip."""
+needed, stops while the scheduler settles."""
 
 from __future__ import annotations
 
@@ -45,13 +45,14 @@ def verify_main(deployer: Deployer, commit: str) -> None:
 
 
 def restart_scheduler(deployer: Deployer) -> None:
-    """Stop the candidate and restart the scheduler at once (one command, both finished when
-    it returns), then see the scheduler still up, not restarted, SCHEDULER_SETTLE seconds
-    later: one that dies on start is then failed or waiting to auto-restart (RestartSec), and
-    its NRestarts tells a quick death and restart apart from a scheduler that stayed."""
+    """Restart the scheduler, stop the candidate while the scheduler settles, then see the
+    scheduler still up, not restarted, SCHEDULER_SETTLE seconds after its restart: one that
+    dies on start is then failed or dead waiting for its automatic restart (RestartSec)."""
     units = other_units(deployer)
-    restart(deployer, units=units, alongside=candidate.stop_command(deployer))
-    time.sleep(SCHEDULER_SETTLE)
+    restart(deployer, units=units)
+    settled = time.monotonic() + SCHEDULER_SETTLE
+    candidate.stop(deployer)
+    time.sleep(max(0.0, settled - time.monotonic()))
     check_units_alive(deployer, units)
 
 

@@ -19,15 +19,9 @@ if TYPE_CHECKING:
 RESTARTS_MARK = "restarts-before:"
 
 
-def restart(
-    deployer: Deployer,
-    stop_only: bool = False,
-    units: list[str] | None = None,
-    alongside: str = "",
-) -> None:
+def restart(deployer: Deployer, stop_only: bool = False, units: list[str] | None = None) -> None:
     """Restart (or stop) `units` (default: all of the slot's), all at once, under setsid: a
-    deploy killed now still leaves them restarted. `alongside`, another remote command, runs
-    at the same time in the same round trip (its output dropped; our exit code counts)."""
+    deploy killed now still leaves them restarted."""
     units = deployer.units if units is None else units
     # systemd's NRestarts counts automatic restarts and is not reset by our restart (a restart
     # of a unit waiting to auto-restart keeps the count): the script prints it first, so that
@@ -40,9 +34,6 @@ def restart(
         "stop" if stop_only else "restart",
         *units,
     )
-    if alongside:
-        # Both are whole quoted commands (remote.script_command): no value enters the text.
-        command = f"{alongside} >/dev/null 2>&1 & {command}; rc=$?; wait; exit $rc"
     code, out, err = deployer.run(command, check=False, guarded=True)
     first, _, out = out.partition("\n")
     deployer.restarts_before.update(restarts_before(units, first))
