@@ -80,12 +80,19 @@ http {{
 """)
     bin_dir = hdir / "bin"
     bin_dir.mkdir()
-    for name, extra in (("systemctl", ""), ("journalctl", "--journalctl ")):
+    # The stand-in has no `show --value` (it exits 1 on the option): its systemctl refuses it
+    # without starting Python, as the stand-in would, in a millisecond instead of 50.
+    no_value = 'for a; do [ "$a" != --value ] || exit 1; done\n'
+    for name, extra, prelude in (
+        ("systemctl", "", no_value),
+        ("journalctl", "--journalctl ", ""),
+    ):
         wrapper = bin_dir / name
         wrapper.write_text(
             # By path: the dev tooling is not installed, and the session's cwd is its HOME.
             # -S: no site (systemctl.py finds its one package itself), a third of each call.
-            f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -S {shlex.quote(str(SYSTEMCTL))} "
+            f"#!/bin/sh\n{prelude}"
+            f"exec {shlex.quote(sys.executable)} -S {shlex.quote(str(SYSTEMCTL))} "
             f'{extra}--root={shlex.quote(str(root))} "$@"\n'
         )
         wrapper.chmod(0o755)
