@@ -170,6 +170,37 @@ def test_a_release_verified_before_ok_marks_existed_is_still_a_rollback_target(b
 # --- Ctrl-C and SIGTERM roll back -----------------------------------------------------------------
 
 
+def test_a_release_the_droplet_cannot_mark_verified_fails_record_and_says_so(box):
+    """The deploy log cannot be written (here: a directory in its place): the release serves,
+    verified, but without its mark it would silently read as never verified. record fails,
+    naming why; the registry still says what serves; status and verify flag it unverified."""
+    assert deploy(box, "feat-x", SLOT).returncode == 0
+    log = slot_dir(box) / "deploys.log"
+    kept = log.with_name("deploys.log.kept")
+    log.rename(kept)
+    log.mkdir()
+    try:
+        failed = deploy(box, "main", SLOT)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        line = failed.stderr.strip().splitlines()[0]
+        assert "serves, verified, but could not be marked so on the droplet" in line, line
+        assert f"cannot append to {log}" in line, line
+        assert "Traceback" not in failed.stderr
+        new = current(box)
+        assert not (slot_dir(box) / "releases" / new / ".ok").exists()
+        assert served(box, SLOT) == commit_of(box, "main")
+        row = slot_row(box)
+        assert row["commit"] == commit_of(box, "main")
+        verified = run_invoke("verify", "--slot", str(SLOT), env=box.env())
+        assert verified.returncode == 1 and f"{new}, never verified" in verified.stdout
+    finally:
+        log.rmdir()
+        kept.rename(log)
+    again = deploy(box, "main", SLOT)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert run_invoke("verify", "--slot", str(SLOT), env=box.env()).returncode == 0
+
+
 def push_scheduler_dies(box) -> str:
     """Push `scheduler-dies`: the first line of the scheduler's body ends the process; the
     web services are fine, so it fails only past the switch. Returns the branch."""

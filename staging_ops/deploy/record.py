@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
 KEEP_RELEASES = 5
+# deploy-releases.sh record's exit when the log line or `.ok` could not be written.
+UNMARKED = 3
+
+
+class Unmarked(StagingError):
+    """Verified and serving, but the droplet refused the mark (`.ok`, the deploy log's line)
+    on a live connection: the release will read as never verified."""
 
 
 class Unrecorded(StagingError):
@@ -42,7 +49,8 @@ def finish(
     """Mark `release` verified-good (`.ok`), append to the slot's deploy log and keep the
     newest releases: never the current, the previous, or the one rollback would pick (the
     newest verified-good one older than `release`). One command: verify already passed.
-    The script's exit code (a prune that could not remove something is not a failure)."""
+    The script's exit code (a prune that could not remove something is not a failure; a
+    mark that could not be written, on a live connection, raises)."""
     stamp = stamp or datetime.now(UTC).isoformat(timespec="seconds")
     command = remote.script_command(
         "deploy-releases.sh",
@@ -55,7 +63,14 @@ def finish(
         KEEP_RELEASES,
     )
     # Guarded: a deploy whose lock was taken over must not mark or prune releases.
-    return deployer.run(command, check=False, guarded=True)[0]
+    code, _, err = deployer.run(command, check=False, guarded=True)
+    if code == UNMARKED and not connection_lost(deployer):
+        raise Unmarked(
+            f"{deployer.slot.identifier}: {release} serves, verified, but could not be marked "
+            f"so on the droplet ({err.strip().splitlines()[-1] if err.strip() else 'exit 3'}): "
+            "it will read as never verified"
+        )
+    return code
 
 
 def mark(deployer: Deployer, run: Run) -> str | None:
@@ -85,7 +100,11 @@ def _done(deployer: Deployer, attempt: Callable[[], int]) -> bool:
 
 def _step(deployer: Deployer, run: Run) -> str:
     result = run.result
-    lost = mark(deployer, run)
+    unmarked = None
+    try:
+        lost = mark(deployer, run)
+    except Unmarked as exc:  # the registry is still told what serves, then the step fails
+        lost, unmarked = None, exc
     tell = partial(
         run.registry.record_deploy,
         deployer.slot.id,
@@ -105,6 +124,8 @@ def _step(deployer: Deployer, run: Run) -> str:
     if lost:
         what = f"{result.branch}@{result.commit[:12]}"
         raise Unrecorded(f"{_unrecorded(deployer, run, lost)}; the registry records {what}")
+    if unmarked:
+        raise unmarked
     return (
         "registry (what serves) + deploy log" if not run.claim.record else "registry + deploy log"
     )

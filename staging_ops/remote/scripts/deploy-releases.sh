@@ -5,7 +5,7 @@
 #   "<release> <bad 0|1> <verified 0|1> <commit> <branch>".
 # record: appends LINE to DEPLOYS_LOG, marks RELEASE verified (.ok) and keeps the newest KEEP
 #   releases, never RELEASE, PREVIOUS or the one rollback would pick (the newest verified one
-#   older than RELEASE, not marked bad). Idempotent: a run that lost its connection during
+#   older than RELEASE, not marked bad). Exit 3 if the line or the mark could not be written. Idempotent: a run that lost its connection during
 #   record runs it again with the same LINE (its time included), which is then not appended
 #   twice.
 # Release names start with their UTC time, so a sort by name is a sort by age.
@@ -28,11 +28,19 @@ list() {
   done
 }
 
+# The release could not be marked verified: exit 3 (a prune that could not remove something
+# is no failure; this is: without the mark, the release reads as never verified).
+unmarked() {
+  echo "$0: $1" >&2
+  exit 3
+}
+
 record() {
   releases=$1 deploys_log=$2 line=$3 release=$4 previous=$5 keep=$6
-  grep -qxF -- "$line" "$deploys_log" 2>/dev/null || echo "$line" >> "$deploys_log"
-  cd "$releases" || exit 0
-  touch "$release/.ok"
+  grep -qxF -- "$line" "$deploys_log" 2>/dev/null ||
+    { echo "$line" >> "$deploys_log"; } 2>/dev/null || unmarked "cannot append to $deploys_log"
+  cd "$releases" 2>/dev/null || unmarked "no directory $releases"
+  touch "$release/.ok" 2>/dev/null || unmarked "cannot write $releases/$release/.ok"
   target=""; past=""
   # shellcheck disable=SC2012  # our release names: no blanks, no leading dash
   for r in $(ls -1 | sort -r); do

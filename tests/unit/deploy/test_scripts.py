@@ -170,6 +170,33 @@ def test_the_prune_never_removes_the_release_the_previous_or_the_rollback_target
     assert record(tmp_path, release, previous) == kept.split()
 
 
+@pytest.mark.parametrize(
+    ("broken", "says"),
+    [
+        ("log", "cannot append to"),
+        ("releases", "no directory"),
+        ("release", "cannot write"),
+    ],
+)
+def test_a_mark_that_cannot_be_written_exits_3_and_says_what(tmp_path, broken, says):
+    """Pruning is best effort; the log line and `.ok` are not: without them the release reads
+    as never verified."""
+    releases = tmp_path / "releases"
+    make_release(releases, "20260101T000000Z-aaaaaaa")
+    log = tmp_path / "deploys.log"
+    release = "20260101T000000Z-aaaaaaa"
+    if broken == "log":
+        log = tmp_path / "no-such-dir" / "deploys.log"
+    elif broken == "releases":
+        releases = tmp_path / "gone"
+    else:
+        release = "20260101T000000Z-missing"
+    result = sh("deploy-releases.sh", "record", releases, log, "line", release, "", 5)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith(f"deploy-releases.sh: {says} "), result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_an_unknown_action_is_refused(tmp_path):
     result = sh("deploy-releases.sh", "prune", tmp_path)
     assert result.returncode == 2 and "unknown action prune" in result.stderr
