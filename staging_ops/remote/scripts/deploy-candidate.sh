@@ -18,7 +18,7 @@ each() {
     for pid in $pids; do wait "$pid" || rc=1; done
     return $rc
 }
-if [ -L "$root/candidate" ]; then
+if [ -L "$root/candidate" ] || [ -e "$root/candidate" ]; then
     each stop "$@" 2>/dev/null
     systemctl reset-failed "$@" 2>/dev/null
 fi
