@@ -4,6 +4,7 @@ descriptors each one may hold."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -213,7 +214,7 @@ count=3
 if grep -q '^reset-failed' "$CALLS"; then count=0; fi
 case "$1" in
   show) for u; do case "$u" in *.service) echo "$count";; esac; done ;;
-  restart|stop) [ "$2" != bad.service ] || { echo "$2 failed" >&2; exit 1; } ;;
+  restart|stop|start) [ "$2" != bad.service ] || { echo "$2 failed" >&2; exit 1; } ;;
 esac
 """
 
@@ -263,6 +264,58 @@ def test_restart_fails_if_one_unit_fails_and_says_which(tmp_path, systemctl):
     assert result.returncode == 1
     assert "bad.service failed" in result.stdout
     assert "stop a.service" in calls.read_text()
+
+
+# --- deploy-candidate.sh with a stand-in systemctl ------------------------------------------
+
+
+def candidate_script(tmp_path: Path, env: dict, verb: str, release: str = ""):
+    return sh("deploy-candidate.sh", verb, tmp_path, release, "c1.service", "c2.service", env=env)
+
+
+@pytest.mark.parametrize("left", ["nothing", "link", "file"])
+def test_candidate_start_stops_only_what_a_killed_run_can_have_left(tmp_path, systemctl, left):
+    """The link is made before the units start and removed after they stopped: without it no
+    candidate unit runs or is failed, so a clean start spends no stop and no reset."""
+    env, calls = systemctl
+    (tmp_path / "releases" / "r2").mkdir(parents=True)
+    if left == "link":
+        (tmp_path / "candidate").symlink_to("releases/r1")
+    elif left == "file":
+        (tmp_path / "candidate").write_text("")
+    result = candidate_script(tmp_path, env, "start", "r2")
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(tmp_path / "candidate") == "releases/r2"
+    lines = calls.read_text().splitlines()
+    started = sorted(lines[-2:])
+    assert started == ["start c1.service", "start c2.service"]
+    before = lines[:-2]
+    if left == "nothing":
+        assert before == []
+    else:
+        assert sorted(before[:2]) == ["stop c1.service", "stop c2.service"]
+        assert before[2:] == ["reset-failed c1.service c2.service"]
+
+
+def test_candidate_stop_stops_resets_and_removes_the_link(tmp_path, systemctl):
+    env, calls = systemctl
+    (tmp_path / "candidate").symlink_to("releases/r1")
+    assert candidate_script(tmp_path, env, "stop").returncode == 0
+    assert not (tmp_path / "candidate").is_symlink()
+    lines = calls.read_text().splitlines()
+    assert sorted(lines[:2]) == ["stop c1.service", "stop c2.service"]
+    assert lines[2:] == ["reset-failed c1.service c2.service"]
+    calls.unlink()
+    assert candidate_script(tmp_path, env, "stop").returncode == 0  # nothing left: no calls
+    assert not calls.exists()
+
+
+def test_a_candidate_unit_that_cannot_start_fails_the_start(tmp_path, systemctl):
+    env, _ = systemctl
+    (tmp_path / "releases" / "r2").mkdir(parents=True)
+    units = ("c1.service", "bad.service")
+    result = sh("deploy-candidate.sh", "start", tmp_path, "r2", *units, env=env)
+    assert result.returncode == 1
 
 
 @pytest.mark.parametrize(
