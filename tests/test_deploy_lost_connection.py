@@ -55,6 +55,14 @@ def push_slow_branch(box) -> str:
     return push_app_variant(box, "slow-start", needle, '    __import__("time").sleep(3)\n')
 
 
+def push_slow_stop_branch(box) -> str:
+    """A branch whose servers take 2 s to stop: a hand-over away from it (the main instance's
+    restart) lasts that long, so a cut when the switch's line is printed lands in it."""
+    return push_app_variant(
+        box, "slow-stop", "        callback()\n", '        __import__("time").sleep(2)\n'
+    )
+
+
 def start_deploy(box, branch: str, env: dict | None) -> subprocess.Popen:
     return subprocess.Popen(
         [INVOKE, "deploy", "--slot", str(SLOT), "--branch", branch, "--task", TASK],
@@ -97,8 +105,9 @@ def release_of(box, commit: str) -> Path:
     ("after", "lost_in"), [("switch", "hand-over"), ("hand-over", "main verify")]
 )
 def test_a_connection_cut_after_the_switch_is_regained_and_rolled_back(box, after, lost_in):
-    assert deploy(box, "feat-x", SLOT).returncode == 0
-    good = commit_of(box, "feat-x")
+    # What serves stops slowly, so the hand-over (its restart) outlasts the cut's latency.
+    good = push_slow_stop_branch(box)
+    assert deploy(box, "slow-stop", SLOT).returncode == 0
     commit = push_slow_branch(box)
     code, out, err = deploy_cut_after(box, after, "slow-start")
     assert code == 1, out + err
