@@ -5,9 +5,9 @@
 #   "<release> <bad 0|1> <verified 0|1> <commit> <branch>".
 # record: appends LINE to DEPLOYS_LOG, marks RELEASE verified (.ok) and keeps the newest KEEP
 #   releases, never RELEASE, PREVIOUS or the one rollback would pick (the newest verified one
-#   older than RELEASE, not marked bad). Exit 3 if the line or the mark could not be written. Idempotent: a run that lost its connection during
-#   record runs it again with the same LINE (its time included), which is then not appended
-#   twice.
+#   older than RELEASE, not marked bad). Exit 3 if the line or the mark could not be written.
+#   Idempotent: a run that lost its connection during record runs it again with the same LINE
+#   (its time included), which is then not appended twice.
 # Release names start with their UTC time, so a sort by name is a sort by age.
 
 # Is release "$1" verified-good? Its `.ok`, or, for releases made before `.ok` existed, a line
