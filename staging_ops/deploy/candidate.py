@@ -20,6 +20,7 @@ from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.deploy.verify import check_units_alive, ssh_get
 from staging_ops.errors import StagingError
 from staging_ops.health import CHECKS
+from staging_ops.remote.scripts import script_text
 from staging_ops.render import candidate_units
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def stop(deployer: Deployer) -> None:
 def _script(deployer: Deployer, verb: str, release: str) -> None:
     command = remote.script_command(
         "deploy-candidate.sh",
+        script_text("deploy-restart-units.sh"),
         verb,
         deployer.paths.root,
         release,

@@ -126,9 +126,7 @@ def _step(deployer: Deployer, run: Run) -> str:
         raise Unrecorded(f"{_unrecorded(deployer, run, lost)}; the registry records {what}")
     if unmarked:
         raise unmarked
-    return (
-        "registry (what serves) + deploy log" if not run.claim.record else "registry + deploy log"
-    )
+    return "registry + deploy log" if run.claim.record else "registry (what serves) + deploy log"
 
 
 def _tell_holder(deployer: Deployer, run: Run, tell: Callable[..., Any]) -> None:

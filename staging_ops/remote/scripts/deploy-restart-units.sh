@@ -1,6 +1,7 @@
 # deploy-restart-units.sh VERB UNIT...
 #
-# `systemctl VERB` (restart or stop) for every UNIT at once; exit 1 if any of them failed.
+# `systemctl VERB` (restart, stop or start) for every UNIT at once; exit 1 if any of them
+# failed. Run by deploy-restart.sh and deploy-candidate.sh.
 verb=$1
 shift
 rc=0

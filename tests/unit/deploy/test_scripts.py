@@ -270,7 +270,11 @@ def test_restart_fails_if_one_unit_fails_and_says_which(tmp_path, systemctl):
 
 
 def candidate_script(tmp_path: Path, env: dict, verb: str, release: str = ""):
-    return sh("deploy-candidate.sh", verb, tmp_path, release, "c1.service", "c2.service", env=env)
+    return candidate_run(env, verb, tmp_path, release, "c1.service", "c2.service")
+
+
+def candidate_run(env: dict, *args: object) -> subprocess.CompletedProcess[str]:
+    return sh("deploy-candidate.sh", script_text("deploy-restart-units.sh"), *args, env=env)
 
 
 @pytest.mark.parametrize("left", ["nothing", "link", "file"])
@@ -314,7 +318,7 @@ def test_a_candidate_unit_that_cannot_start_fails_the_start(tmp_path, systemctl)
     env, _ = systemctl
     (tmp_path / "releases" / "r2").mkdir(parents=True)
     units = ("c1.service", "bad.service")
-    result = sh("deploy-candidate.sh", "start", tmp_path, "r2", *units, env=env)
+    result = candidate_run(env, "start", tmp_path, "r2", *units)
     assert result.returncode == 1
 
 
