@@ -414,3 +414,29 @@ def test_down_stops_postgres_fast_with_a_client_connected():
     finally:
         sandbox_mod.down(directory)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_the_stand_ins_stop_finds_a_services_whole_process_tree():
+    """What `systemctl stop` kills (KillMode=control-group): the main process, its children
+    and theirs, read from /proc in one pass (devtools/sandbox/systemctl.py) — and nothing
+    else."""
+    from devtools.sandbox.systemctl import _descendants
+
+    tree = subprocess.Popen(
+        ["sh", "-c", "sleep 30 & sh -c 'sleep 30 & wait' & wait"], start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            found = _descendants(None, tree.pid)
+            if len(found) == 4:  # sh, sleep, the inner sh, its sleep
+                break
+            time.sleep(0.02)
+        assert found[0] == tree.pid and len(found) == 4, found
+        for pid in found[1:]:
+            assert Path(f"/proc/{pid}/stat").exists()
+            assert os.getpgid(pid) == tree.pid  # all of the tree's own session: none foreign
+        assert os.getpid() not in found and _descendants(None, None) == []
+    finally:
+        os.killpg(tree.pid, signal.SIGKILL)
+        tree.wait()
