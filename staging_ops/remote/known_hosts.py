@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
-from paramiko.hostkeys import HostKeyEntry
+from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
 
 from staging_ops.remote.errors import Unreachable
 
@@ -142,7 +142,7 @@ def known_keys(path: Path, name: str) -> list[KnownKey]:
             continue
         try:
             entry = HostKeyEntry.from_line(line, number)
-        except (paramiko.SSHException, ValueError, binascii.Error):
+        except (paramiko.SSHException, InvalidHostKey, ValueError, binascii.Error):
             entry = None
         if entry is not None and entry.key is not None:
             found.append(KnownKey(entry.key, path, number, marker == "@revoked"))
