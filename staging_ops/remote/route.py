@@ -22,6 +22,7 @@ Pure apart from reading the ssh config file: no connection is opened here."""
 from __future__ import annotations
 
 import getpass
+import glob
 import os
 import re
 import threading
@@ -101,12 +102,37 @@ def load_ssh_config() -> tuple[paramiko.SSHConfig, Path]:
         found = _parsed.get(stamp)
     if found is None:
         try:
-            found = paramiko.SSHConfig.from_path(str(path))
+            found = paramiko.SSHConfig.from_text(_with_includes(path, 0))
         except (OSError, UnicodeDecodeError, paramiko.ssh_exception.ConfigParseError) as exc:
             raise BadInput(f"{path}: cannot read the ssh config: {exc}") from None
         with _parsed_lock:
             _parsed[stamp] = found
     return found, path
+
+
+_INCLUDE = re.compile(r"^\s*include\s+(.+?)\s*$", re.IGNORECASE)
+
+
+def _with_includes(path: Path, depth: int) -> str:
+    """The file's text with each `Include` replaced by the files it names (globs; relative to
+    ~/.ssh, as ssh reads them): paramiko would keep it as an unknown option and silently miss
+    what the included files set. Not cached separately: a change of an included file alone
+    is seen by the next process."""
+    if depth > 16:
+        raise BadInput(f"{path}: Include nested more than 16 deep")
+    lines = []
+    for line in path.read_text().splitlines():
+        match = _INCLUDE.match(line)
+        if not match:
+            lines.append(line)
+            continue
+        for pattern in match.group(1).split():
+            pattern = os.path.expanduser(pattern)
+            if not os.path.isabs(pattern):
+                pattern = os.path.join(os.path.expanduser("~/.ssh"), pattern)
+            for included in sorted(glob.glob(pattern)):
+                lines.append(_with_includes(Path(included), depth + 1))
+    return "\n".join(lines) + "\n"
 
 
 def route(

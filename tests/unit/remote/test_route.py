@@ -153,3 +153,14 @@ def test_the_named_ssh_config_must_exist_the_default_need_not(monkeypatch, tmp_p
     named.write_text("Host a\n  HostName 192.0.2.9\n")
     monkeypatch.setenv(SSH_CONFIG_ENV, str(named))
     assert load_ssh_config()[0].lookup("a")["hostname"] == "192.0.2.9"
+
+
+def test_include_is_followed(monkeypatch, tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "staging").write_text("Host droplet\n  HostName 192.0.2.44\n")
+    main = tmp_path / "config"
+    main.write_text(f"Include {tmp_path}/conf.d/*\nHost other\n  User x\n")
+    monkeypatch.setenv(SSH_CONFIG_ENV, str(main))
+    config, _ = load_ssh_config()
+    assert config.lookup("droplet")["hostname"] == "192.0.2.44"
+    assert config.lookup("other")["user"] == "x"
