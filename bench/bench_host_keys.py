@@ -11,37 +11,74 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.results import INVOKE, update_section
+from bench.results import INVOKE, ROOT, update_section
 from devtools import envfile, sandbox
 
-RUNS = 15
+RUNS = 21
 
 
-def _noop(box: sandbox.Sandbox, root: Path | None) -> float:
+def _noop(box: sandbox.Sandbox, root: Path | None, first: bool = False) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one whole no-op provision-all."""
     env = {**os.environ, **box.env()}
     if root is not None:
         env["PYTHONPATH"] = str(root)
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(
         [INVOKE, "provision-all", "--json"],
-        cwd=root or Path(__file__).resolve().parent.parent,
+        cwd=root or ROOT,
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
     elapsed = time.perf_counter() - start
-    if result.returncode != 0 or '"changed": 0' not in result.stdout:
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0 or not (first or '"changed": 0' in result.stdout):
         raise SystemExit(f"provision-all ({root or 'this checkout'}): {result.stderr[-400:]}")
-    return elapsed
+    return elapsed, (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
+
+
+CONNECTS = """
+import statistics, sys, time
+from staging_ops.inventory import load_inventory
+from staging_ops.remote import connect
+host = load_inventory(sys.argv[1]).hosts["h1"]
+times = []
+for _ in range(40):
+    start = time.perf_counter()
+    session = connect(host)
+    times.append(time.perf_counter() - start)
+    session.close()
+print(statistics.median(times[5:]))
+"""
+
+
+def _connect(box: sandbox.Sandbox, root: Path | None) -> float:
+    """Median seconds of `connect()` (TCP, key exchange, host key check, login), warm, in one
+    process of the given checkout."""
+    env = {**os.environ, **box.env()}
+    if root is not None:
+        env["PYTHONPATH"] = str(root)
+    out = subprocess.run(
+        [sys.executable, "-c", CONNECTS, str(box.inventory_path)],
+        cwd=root or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(out)
 
 
 def _per_connection(box: sandbox.Sandbox, directory: Path) -> tuple[float, float, float]:
@@ -155,12 +192,16 @@ def main() -> None:
     directory.chmod(0o755)
     box = sandbox.up(directory, ports=sandbox.Ports(base=24600, slot_offset=2100))
     try:
-        _noop(box, None)  # provisions
-        before, after = [], []
+        _noop(box, None, first=True)  # provisions
+        before, after, connects_before, connects_after = [], [], [], []
         for _ in range(RUNS):
             if args.base:
                 before.append(_noop(box, args.base))
             after.append(_noop(box, None))
+        for _ in range(3):
+            if args.base:
+                connects_before.append(_connect(box, args.base))
+            connects_after.append(_connect(box, None))
         per_route, first, cached = _per_connection(box, directory)
         jump = _through_a_jump(box, directory)
     finally:
@@ -170,30 +211,43 @@ def main() -> None:
     def runs(values: list[float]) -> str:
         return ", ".join(f"{v:.2f}" for v in values)
 
+    def row(label: str, pairs: list[tuple[float, float]]) -> str:
+        walls, cpus = [p[0] for p in pairs], [p[1] for p in pairs]
+        return (
+            f"| {label} | {statistics.median(walls):.3f} s | {statistics.median(cpus):.3f} s "
+            f"| {runs(walls)} |"
+        )
+
     rows = []
     if before:
-        rows.append(
-            f"| no-op provision-all, before (no check, no ssh config) | "
-            f"{statistics.median(before):.3f} s | {runs(before)} |"
-        )
-    rows.append(
-        f"| no-op provision-all, host key checked, ssh config read | "
-        f"{statistics.median(after):.3f} s | {runs(after)} |"
-    )
+        rows.append(row("before (no check, no ssh config)", before))
+    rows.append(row("host key checked, ssh config read", after))
     delta = ""
     if before:
-        ms = 1000 * (statistics.median(after) - statistics.median(before))
-        delta = (
-            f"Difference of the medians: {ms:+.0f} ms (target <= 20 ms); runs alternate "
-            "before/after on one sandbox (10 slots, 1 host).\n\n"
+        wall = 1000 * (
+            statistics.median(p[0] for p in after) - statistics.median(p[0] for p in before)
         )
-    body = f"""Whole `invoke provision-all --json` processes, {RUNS} of each.
+        cpu = 1000 * (
+            statistics.median(p[1] for p in after) - statistics.median(p[1] for p in before)
+        )
+        connect = 1000 * (statistics.median(connects_after) - statistics.median(connects_before))
+        delta = (
+            f"Difference of the medians: wall {wall:+.0f} ms, CPU {cpu:+.0f} ms (target <= 20 "
+            "ms); runs alternate before/after on one sandbox (10 slots, 1 host). `connect()` "
+            f"alone, warm, in process (median of 35, 3 processes each): before "
+            f"{1000 * statistics.median(connects_before):.1f} ms, after "
+            f"{1000 * statistics.median(connects_after):.1f} ms ({connect:+.1f} ms).\n\n"
+        )
+    load = os.getloadavg()[0]
+    body = f"""Whole `invoke provision-all --json` processes (no-op), {RUNS} of each; load average
+{load:.1f} on {os.cpu_count()} cores at the end (other test runs share the machine: the wall
+times scatter, the CPU times less).
 
-| measure | median | runs (s) |
-|---|---|---|
+| no-op provision-all | median wall | median CPU | runs, wall (s) |
+|---|---|---|---|
 {chr(10).join(rows)}
 
-{delta}In process, what `connect()` adds per host before its socket opens: the ssh config lookup, the route and the known_hosts lookup {per_route:.0f} µs; a 2000-line hashed known_hosts: first read {first:.1f} ms, then {cached:.2f} ms per lookup (cached per process while the file is unchanged).
+{delta}In process, what `connect()` adds per host before its socket opens: the ssh config lookup, the route and the known_hosts lookup {per_route:.0f} µs; a 2000-line hashed known_hosts: first read and lookup {first:.1f} ms, then {cached:.3f} ms (cached per process and file version).
 
 Per command (`true`, median of 40) on one connection:
 

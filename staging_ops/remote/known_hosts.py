@@ -92,25 +92,26 @@ def _names_match(name: str, field: str) -> bool:
     return matched
 
 
-_cache: dict[tuple[Path, int, int], list[tuple[int, str, str]]] = {}
+Stamp = tuple[Path, int, int]  # a file's path, mtime and size: one version of it
+_cache: dict[Stamp, list[tuple[int, str, str]]] = {}
 _cache_lock = threading.Lock()
 
 
-def _lines(path: Path) -> list[tuple[int, str, str]]:
-    """(line number, marker, rest of the line) of every entry of the file; [] when there is no
-    such file. Cached per process while the file's size and time stay the same (provision-all
-    connects to every host from threads of one process)."""
+def _lines(path: Path) -> tuple[Stamp | None, list[tuple[int, str, str]]]:
+    """The file's version and the (line number, marker, rest of the line) of its entries;
+    (None, []) when there is no such file. Cached per process while the file's size and time
+    stay the same (provision-all connects to every host from threads of one process)."""
     try:
         stat = path.stat()
     except FileNotFoundError:
-        return []
+        return None, []
     except OSError as exc:
         raise Unreachable(f"{path}: cannot read known hosts: {exc.strerror}") from None
     stamp = (path, stat.st_mtime_ns, stat.st_size)
     with _cache_lock:
         found = _cache.get(stamp)
     if found is not None:
-        return found
+        return stamp, found
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
@@ -127,14 +128,32 @@ def _lines(path: Path) -> list[tuple[int, str, str]]:
         entries.append((number, marker, line))
     with _cache_lock:
         _cache[stamp] = entries
-    return entries
+    return stamp, entries
+
+
+_found: dict[tuple[Stamp, str], list[KnownKey]] = {}
 
 
 def known_keys(path: Path, name: str) -> list[KnownKey]:
     """The keys `path` files under `name` (revoked ones marked); @cert-authority lines are
-    skipped (we trust no host certificates), as are lines paramiko cannot decode."""
+    skipped (we trust no host certificates), as are lines paramiko cannot decode. Kept per
+    version of the file and name: a hashed line costs an HMAC per name looked up."""
+    stamp, entries = _lines(path)
+    if stamp is None:
+        return []
+    key = (stamp, name)
+    with _cache_lock:
+        found = _found.get(key)
+    if found is None:
+        found = _matching(path, entries, name)
+        with _cache_lock:
+            _found[key] = found
+    return found
+
+
+def _matching(path: Path, entries: list[tuple[int, str, str]], name: str) -> list[KnownKey]:
     found = []
-    for number, marker, line in _lines(path):
+    for number, marker, line in entries:
         if marker not in ("", "@revoked"):
             continue
         field = line.split(None, 1)[0]
