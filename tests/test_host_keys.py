@@ -203,3 +203,24 @@ def test_a_protected_or_unknown_host_is_refused_before_connecting(sandbox):
     missing = run_invoke("hosts.trust", "--host", "nope", "--yes", env=sandbox.env())
     assert missing.returncode == 2
     assert "no such host" in _error_lines(missing)[0]
+
+
+def test_two_known_keys_of_one_type_either_is_accepted(sandbox, tmp_path):
+    """A key being rotated: the droplet's real key and a newer one both filed under its name
+    (paramiko alone would keep only the last of a type and refuse the real one)."""
+    newer = new_host_key(tmp_path, "newer_host_key").with_suffix(".pub")
+    name = f"[127.0.0.1]:{sandbox.hosts[0].ssh_port}"
+    known = tmp_path / "known_hosts"
+    lines = [
+        _known_hosts(tmp_path / x, name, k).read_text()
+        for x, k in (
+            ("a", _sandbox_key(sandbox)),
+            ("b", newer),
+        )
+    ]
+    known.write_text("".join(lines))
+    session = remote.connect(load_inventory(_inventory(sandbox, tmp_path, known)).hosts["h1"])
+    try:
+        assert session.run("echo in")[1] == "in\n"
+    finally:
+        session.close()
