@@ -1,4 +1,6 @@
-"""SSH to a droplet with Fabric: one Connection per host, commands counted, Nagle off.
+"""SSH to a droplet with Fabric: one Connection per host, commands counted, Nagle off; hop by
+hop along its route (route.py: the ssh config's jump hosts), each hop's host key checked
+before logging in (known_hosts.py).
 
 Every function that touches a host takes its Connection as an argument (no global state), so
 tests hand it a sandbox connection.
