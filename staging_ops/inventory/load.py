@@ -101,7 +101,21 @@ class _Loader:
         return self.check(checks.CHECKS[field_kinds(cls)[key]], raw, key, where, default)
 
     def app(self, raw: dict[str, Any]) -> App:
-        return App(**self.fields(App, raw, "[app]"))
+        values = self.fields(App, raw, "[app]")
+        return App(**values, env=self.env_table(raw.get("env", {})))
+
+    def env_table(self, raw: Any) -> tuple[tuple[str, str], ...]:
+        """[app.env]: NAME = "value" pairs, in file order."""
+        if not isinstance(raw, dict):
+            raise self.fail("[app]", "env", 'must be a table of NAME = "value"')
+        pairs = []
+        for name in raw:
+            if not checks.ENV_NAME.match(name):
+                raise self.fail("[app.env]", name, "not an environment variable name")
+            if name in checks.RESERVED_ENV:
+                raise self.fail("[app.env]", name, "is set by staging-ops itself")
+            pairs.append((name, self.check(checks.env_value, raw, name, "[app.env]")))
+        return tuple(pairs)
 
     def host(self, name: str, raw: dict[str, Any]) -> Host:
         w = f"host '{name}'"

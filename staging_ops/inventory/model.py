@@ -23,7 +23,7 @@ class Kind(Enum):
     TEXT = "a non-empty string on one line"
     IDENTIFIER = "lowercase letters, digits and '-'"
     PG_IDENTIFIER = "a PostgreSQL identifier"
-    UNIT_COMMAND = "a command line that is safe in a systemd unit"
+    UNIT_COMMAND = "a shell command line on one line"
     ADDRESS = "a host name or IP address to connect to"
     USER = "a Unix user name"
     SCHEME = "http or https"
@@ -106,11 +106,18 @@ class App:
     requirements: RelativeFiles = ("requirements.txt",)
     python: UnitCommand = "python3"
     verify_timeout: Seconds = 60.0
+    # How long a worker (a process type without a port: the scheduler …) must stay up after its
+    # restart to pass (app.json's `uptime` for a type overrides it). The sample app's dies
+    # within 0.1 s; a real Airflow scheduler needs seconds to fail.
+    worker_uptime: Seconds = 0.5
     linear_url: Text = "https://linear.app/issue"
     # "owner/name" on GitHub: a webhook's repository.full_name must be this (None: GitHub
     # webhooks release nothing). auto_release_stop: a webhook's release also stops services.
     github_repository: GithubRepository | None = None
     auto_release_stop: Flag = False
+    # [app.env]: more of every slot's environment (NAME = "value"), read by the processes and
+    # the release phase after the slot's own; load.py checks it itself (env_table).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

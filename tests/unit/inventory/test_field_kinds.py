@@ -12,7 +12,7 @@ from staging_ops.inventory.model import App, Host, Kind, Port, RemotePath, Slot,
 
 # Fields without a Kind: read by load.py itself (with the reason there), or not from the file.
 EXPLICIT = {
-    App: set(),
+    App: {"env"},
     Host: {"name", "postgres_host", "listen_address", "sftp_server"},
     Slot: {"host"},
 }
