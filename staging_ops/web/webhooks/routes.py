@@ -7,7 +7,8 @@ Each request goes through the same gate before anything of its body is used:
 3. a body over 1 MiB: 413, judged by Content-Length before reading, and by reading at most
    one byte more than the limit when the length is not given;
 4. a wrong signature: 401 (and for Linear a stale `webhookTimestamp`);
-5. a body that is not a JSON object: 400.
+5. a body not sent as application/json: 415 (web/media.py);
+6. a body that is not a JSON object: 400.
 Then github.py / linear.py decide; a release is applied once per delivery (registry/
 deliveries.py) through claims/auto_release.py. What frees nothing is answered 202 with the
 reason; a ping, a release and a delivery seen before, 200. Secrets are never logged, and
@@ -32,6 +33,7 @@ from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory
 from staging_ops.registry import deliveries
 from staging_ops.web.app_inventory import inventory_or_none
+from staging_ops.web.media import json_type_problem
 from staging_ops.web.webhooks import github, linear
 from staging_ops.web.webhooks.decision import IGNORE, PING, Decision, body_digest
 
@@ -79,6 +81,11 @@ def _verified_body(
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
+    """The verified body as a JSON object: 415 unless it was sent as application/json (a
+    GitHub webhook set to form data, say: its settings say how), 400 unless it is one."""
+    problem = json_type_problem()
+    if problem:
+        raise _Refused(415, problem)
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
