@@ -313,3 +313,22 @@ def test_provision_all_with_an_unknown_inventory_key_exits_2_touching_nothing(
             listener.setblocking(False)
             with pytest.raises(BlockingIOError):  # nobody connected: nothing was touched
                 listener.accept()
+
+
+def test_the_api_server_refuses_to_start_on_an_inventory_with_an_unknown_key(tmp_path):
+    """Its workers would otherwise log the error and serve without the inventory (GitHub
+    webhooks freeing nothing): `invoke api.serve` exits 2 with the one line, listening on
+    nothing, before it even needs its registry or secret."""
+    path = _mutate(tmp_path, "auto_release_stop = false", "auto_release_stp = true")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    result = run_invoke(
+        "api.serve", "--port", str(port), env={"STAGING_INVENTORY": str(path)}, timeout=60
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: [app]: unknown key 'auto_release_stp' (did you mean 'auto_release_stop'?)"
+    ], result.stderr
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing listens
