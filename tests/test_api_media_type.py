@@ -8,6 +8,7 @@ over HTTP; the webhooks signed as their senders sign."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from datetime import timedelta
 import psycopg2
 import pytest
 import requests
+from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg2 import sql
@@ -91,6 +93,7 @@ class Served:
     url: str
     dsn: str
     routes: dict[str, Route]
+    app: Flask
 
     def send(self, route: Route, content_type: str | None, body: bytes | None = None):
         headers = dict(route.headers)
@@ -137,7 +140,7 @@ def served(postgres_admin_dsn: str, sandbox) -> Iterator[Served]:
                 registry.claim(7, "JA-77", "bob@example.com", timedelta(hours=1))
                 registry.close()
                 token = mint_token(SECRET, "admin@example.com", 3600)
-                yield Served(api.url, dsn, {r.name: r for r in _routes(token)})
+                yield Served(api.url, dsn, {r.name: r for r in _routes(token)}, api.app)
     finally:
         admin_execute(
             postgres_admin_dsn,
@@ -249,3 +252,15 @@ def test_the_openapi_document_names_415_wherever_a_body_is_taken(served: Served)
         for method, operation in operations.items():
             takes_body = "requestBody" in operation
             assert ("415" in operation["responses"]) == takes_body, (method, path)
+
+
+def test_every_route_that_can_take_a_body_is_among_those_tested(served: Served) -> None:
+    """A new POST/PUT/PATCH/DELETE route must join ROUTES (and so these tests)."""
+    tested = {(r.method, re.sub(r"/\d+/", "/<slot_id>/", r.path)) for r in served.routes.values()}
+    writes = {
+        (method, rule.rule)
+        for rule in served.app.url_map.iter_rules()
+        for method in rule.methods or ()
+        if method in ("POST", "PUT", "PATCH", "DELETE")
+    }
+    assert writes == tested
