@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from datetime import timedelta
@@ -187,4 +188,40 @@ def test_a_delivery_for_an_unreachable_droplet_is_not_done_until_redelivered(
         assert "applied before" in replayed.json()["message"]
     finally:
         registry.close()
+        run_invoke("release", "--slot", str(SLOT), "--force", "--stop", env=sandbox.env())
+
+
+def test_a_delivery_whose_stop_fails_is_not_done_until_redelivered(
+    sandbox, provisioned, tmp_path
+) -> None:
+    """Stopping fails on the droplet (the slot's `current` is a directory someone made by
+    hand, which the stop cannot unlink): the completed task's delivery is answered 503 with
+    what failed, the claim kept and nothing recorded; once that is repaired, the same delivery
+    releases and stops the slot."""
+    task = "JA-886"
+    inventory = inventory_variant(
+        sandbox, tmp_path, (REPOSITORY, REPOSITORY + "auto_release_stop = true\n")
+    )
+    current = sandbox.hosts[0].root / f"srv/staging/staging-{SLOT}/current"
+    registry = PostgresRegistry(sandbox.registry_dsn)
+    payload, delivery = linear_done(task), "2d5a3c1e-0000-4000-8000-000000000886"
+    body = json.dumps(payload).encode()
+    try:
+        run_invoke("release", "--slot", str(SLOT), "--force", "--stop", env=sandbox.env())
+        current.mkdir()
+        (current / "hand-made").write_text("x\n")
+        registry.claim(SLOT, task, "qa@example.com", timedelta(hours=1))
+        with api_server(sandbox.registry_dsn, inventory, workers=1) as server:
+            failed = post_linear(server, payload, delivery=delivery, body=body, timeout=30)
+            assert failed.status_code == 503, failed.text
+            assert "stopping its services failed" in failed.json()["message"], failed.text
+            assert registry.get(SLOT).task == task
+            shutil.rmtree(current)
+            repaired = post_linear(server, payload, delivery=delivery, body=body, timeout=30)
+        assert repaired.status_code == 200 and repaired.json()["applied"] is True, repaired.text
+        assert not registry.get(SLOT).claimed and not current.exists()
+    finally:
+        registry.close()
+        if current.is_dir() and not current.is_symlink():
+            shutil.rmtree(current)
         run_invoke("release", "--slot", str(SLOT), "--force", "--stop", env=sandbox.env())
