@@ -101,7 +101,8 @@ class _Loader:
 
     def known_keys(self, cls: type, raw: dict[str, Any], where: str) -> None:
         """Every key of `raw` must be one of `cls`'s (else BadInput naming the nearest one);
-        a key whose value is a table of another dataclass has its keys checked in turn."""
+        a key whose value is a table (or an array of tables) of another dataclass has its
+        keys checked in turn."""
         known = file_keys(cls)
         for key, value in raw.items():
             if key not in known:
@@ -109,9 +110,15 @@ class _Loader:
                 hint = f" (did you mean '{near[0]}'?)" if near else ""
                 raise BadInput(f"{self.path}: {where}: unknown key '{key}'{hint}")
             sub = table_class(known[key])
-            if sub is not None and isinstance(value, dict):
-                inner = where[1:-1] + "." if where.startswith("[") else ""
-                self.known_keys(sub, value, f"[{inner}{key}]")
+            if sub is None:
+                continue
+            name = (where.strip("[]") + "." if where.startswith("[") else "") + key
+            if isinstance(value, dict):
+                self.known_keys(sub, value, f"[{name}]")
+            elif isinstance(value, list):  # an array of tables: [[app.NAME]]
+                for index, entry in enumerate(value, start=1):
+                    if isinstance(entry, dict):
+                        self.known_keys(sub, entry, f"[[{name}]] #{index}")
 
     def _table(self, raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
         value = raw.get(key)

@@ -118,17 +118,27 @@ class _WithSubTables:
     name: Annotated[str, Kind.TEXT]
     limits: Annotated[_Limits, LOADED] = _Limits()
     env: Annotated[dict[str, str], LOADED] = dataclasses.field(default_factory=dict)
+    workers: Annotated[tuple[_Limits, ...], LOADED] = ()
 
 
 def test_a_sub_table_of_a_model_class_has_its_keys_checked_and_a_mapping_does_not(tmp_path):
-    """A key whose value is a table of another dataclass ([app.limits]) has that class's keys;
-    a free-form mapping ([app.env]: names to strings) has the names the file chooses."""
+    """A key whose value is a table of another dataclass ([app.limits], or an array of them:
+    [[app.workers]]) has that class's keys; a free-form mapping ([app.env]: names to strings)
+    has the names the file chooses."""
     loader = _Loader(tmp_path / "inv.toml", {})
-    raw = {"name": "x", "limits": {"cpu": 2.0}, "env": {"ANY_NAME": "v"}}
+    raw = {
+        "name": "x",
+        "limits": {"cpu": 2.0},
+        "env": {"ANY_NAME": "v"},
+        "workers": [{"cpu": 1.0}, {"cpu": 2.0}],
+    }
     loader.known_keys(_WithSubTables, raw, "[app]")
     with pytest.raises(BadInput) as err:
         loader.known_keys(_WithSubTables, {**raw, "limits": {"cpus": 2.0}}, "[app]")
     assert str(err.value).endswith("[app.limits]: unknown key 'cpus' (did you mean 'cpu'?)")
+    with pytest.raises(BadInput) as err:
+        loader.known_keys(_WithSubTables, {**raw, "workers": [{"cpu": 1}, {"cpu_": 1}]}, "[app]")
+    assert str(err.value).endswith("[[app.workers]] #2: unknown key 'cpu_' (did you mean 'cpu'?)")
 
 
 def test_the_shipped_inventory_has_only_known_keys():
