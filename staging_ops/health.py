@@ -24,6 +24,7 @@ from staging_ops.inventory import Host, Inventory, Slot
 from staging_ops.tls import CertificateFacts, certificate_problem
 
 CHECKS = {"ui": "/api/version", "airflow": "/airflow/health"}
+AIRFLOW3_HEALTH = "/airflow/api/v2/monitor/health"
 
 
 class _SlotNameAdapter(HTTPAdapter):
@@ -138,7 +139,11 @@ def public_version(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str, An
 
 def _probe(host: Host, slot: Slot, path: str, timeout: float) -> str:
     try:
-        return "up" if slot_get(host, slot, path, timeout).status_code == 200 else "down"
+        status = slot_get(host, slot, path, timeout).status_code
+        if status == 404 and path == CHECKS["airflow"]:
+            # Airflow 3 moved its health endpoint (and answers the 2.x path 404).
+            status = slot_get(host, slot, AIRFLOW3_HEALTH, timeout).status_code
+        return "up" if status == 200 else "down"
     except requests.RequestException:
         return "down"
 

@@ -12,8 +12,10 @@ release` runs), so every phase of a deploy is reached on any machine's speed."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
+from devtools.sample_repo import push_branch
 from staging_ops.claims import service as claims
 from staging_ops.claims.model import SlotState
 from staging_ops.inventory import load_inventory
@@ -31,7 +35,8 @@ from staging_ops.registry import PostgresRegistry
 from staging_ops.registry.api_client import ApiRegistry
 from tests.conftest import INVOKE, ROOT, run_invoke
 from tests.test_deploy import commit_of, deploy, served, wait_served
-from tests.webhook_server import api_server
+from tests.webhook_fixtures import github_headers, merged_pr
+from tests.webhook_server import GITHUB_SECRET, api_server
 
 SLOT = 9  # no other test of the shared sandbox claims, deploys to or releases it
 TASK = f"JA-{SLOT}"
@@ -320,4 +325,52 @@ def test_a_forced_rollback_of_a_free_slot_records_what_serves(box, backend, two_
     state, live = row(backend), current_commit(box)
     assert live == two_releases[target] and wait_served(box, SLOT) == live
     assert not state.claimed and state.commit == live
+    reclaim(backend)
+
+
+def test_a_deploy_never_claims_again_a_slot_freed_by_the_merge_of_its_branch(box, backend):
+    """The slot's task has deployed its branch; a new commit of it is being deployed (paused
+    with SIGSTOP during `fetch`, between the claim check and `hold claim`) when GitHub's
+    merged-PR webhook (the real route on the real server) frees the slot. The deploy must not
+    claim the freed slot again for the merged branch: exit 3, one line saying so, nothing
+    switched, the slot left free."""
+    branch = f"ja-{SLOT}-merge-{backend.name}"
+    reclaim(backend)
+    push_branch(box.repo_path, branch, {"NOTE.txt": "first\n"})
+    first = run_invoke(
+        "deploy", "--slot", str(SLOT), "--branch", branch, "--task", TASK, env=backend.env
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = current_commit(box)
+    push_branch(box.repo_path, branch, {"NOTE.txt": "second\n"})
+    process = start(backend, "deploy", "--branch", branch)
+    try:
+        wait_for_step(process, "lock")  # `fetch` runs now; `hold claim` comes after it
+        os.kill(process.pid, signal.SIGSTOP)
+        with api_server(box.registry_dsn, box.inventory_path, workers=1) as server:
+            body = json.dumps(merged_pr(branch, number=990)).encode()
+            headers = github_headers(GITHUB_SECRET, body, "pull_request")
+            merged = requests.post(
+                server.url + "/api/staging/webhooks/github", data=body, headers=headers, timeout=30
+            )
+        assert merged.status_code == 200 and merged.json()["applied"] is True, merged.text
+        assert not row(backend).claimed
+        os.kill(process.pid, signal.SIGCONT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+            process.kill()
+            process.communicate(timeout=30)
+    assert process.returncode == 3, out + err
+    errors = [line for line in err.splitlines() if line.strip()]
+    assert len(errors) == 1, err
+    assert f"branch {branch} was merged and the slot released" in errors[0], err
+    assert "nothing was switched" in errors[0] and "Traceback" not in err
+    # Not claimed again, nothing of the new commit serves, no claim after the merge's release.
+    assert not row(backend).claimed, row(backend)
+    assert current_commit(box) == before and wait_served(box, SLOT) == before
+    events = backend.registry.history(SLOT, limit=10)
+    merge = next(i for i, e in enumerate(events) if e.action == "release" and e.via == "github")
+    assert not [e for e in events[:merge] if e.action == "claim"], events[:merge]
     reclaim(backend)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,61 @@ def test_bad_listen_address_names_host_and_field(tmp_path, value):
     with pytest.raises(BadInput) as err:
         load_inventory(path)
     assert f"{path}: host 'staging': field 'listen_address'" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "table", "key", "near"),
+    [
+        ("verify_timeout = 60", "verify_timout = 90", "[app]", "verify_timout", "verify_timeout"),
+        ('user = "root"', 'usr = "root"', "[hosts.staging]", "usr", "user"),
+        ("protected = true", "protected = true\nprotectd = true", "[hosts.production]",
+         "protectd", "protected"),
+        ("role = \"qa\"", "rol = \"qa\"", "[[slots]] #1 (id 1)", "rol", "role"),
+    ],
+)  # fmt: skip
+def test_provision_all_with_an_unknown_inventory_key_exits_2_touching_nothing(
+    tmp_path, old, new, table, key, near
+):
+    """The inventory's host and registry are listeners here: `invoke provision-all` must
+    refuse the file (one line, exit 2) without so much as connecting to either."""
+    with (
+        socket.create_server(("127.0.0.1", 0)) as ssh,
+        socket.create_server(("127.0.0.1", 0)) as database,
+    ):
+        text = DEFAULT_INVENTORY.read_text().replace(old, new, 1)
+        text = text.replace('address = "staging.justapply.net"', 'address = "127.0.0.1"')
+        text = text.replace("port = 22\n", f"port = {ssh.getsockname()[1]}\n")
+        path = tmp_path / "staging.toml"
+        path.write_text(text)
+        dsn = f"postgresql://ops@127.0.0.1:{database.getsockname()[1]}/registry"
+        result = run_invoke(
+            "provision-all", env={"STAGING_INVENTORY": str(path), "STAGING_REGISTRY_DSN": dsn}
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"error: {path}: {table}: unknown key '{key}' (did you mean '{near}'?)"
+        ], result.stderr
+        assert result.stdout == ""
+        for listener in (ssh, database):
+            listener.setblocking(False)
+            with pytest.raises(BlockingIOError):  # nobody connected: nothing was touched
+                listener.accept()
+
+
+def test_the_api_server_refuses_to_start_on_an_inventory_with_an_unknown_key(tmp_path):
+    """Its workers would otherwise log the error and serve without the inventory (GitHub
+    webhooks freeing nothing): `invoke api.serve` exits 2 with the one line, listening on
+    nothing, before it even needs its registry or secret."""
+    path = _mutate(tmp_path, "auto_release_stop = false", "auto_release_stp = true")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    result = run_invoke(
+        "api.serve", "--port", str(port), env={"STAGING_INVENTORY": str(path)}, timeout=60
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: [app]: unknown key 'auto_release_stp' (did you mean 'auto_release_stop'?)"
+    ], result.stderr
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing listens

@@ -114,7 +114,7 @@ def test_every_unit_passes_systemd_analyze_verify(tmp_path):
     (tmp_path / "srv" / slot.identifier / "shared" / "env").write_text("A=1\n")
     (tmp_path / "srv" / slot.identifier / "shared" / "candidate.env").write_text("A=2\n")
     units = render.render_units(inventory.app, host)
-    assert len(units) == 5
+    assert len(units) == 6  # three slot templates, two candidates, the worker template
     (tmp_path / "units").mkdir()
     for unit in units:
         Path(unit.path).write_text(unit.content)
@@ -122,14 +122,19 @@ def test_every_unit_passes_systemd_analyze_verify(tmp_path):
         directory = "candidate" if candidate else "current"
         assert "User=root" in unit.content
         assert ("Restart=no" if candidate else "Restart=on-failure") in unit.content
-        assert f"WorkingDirectory={host.base_dir}/%i/{directory}" in unit.content
-        assert f"EnvironmentFile={host.base_dir}/%i/shared/env" in unit.content
-        # The candidate's ports come last, over the slot's own.
-        assert (f"{host.base_dir}/%i/shared/candidate.env" in unit.content) is candidate
+        # The command and the environment are the release's: bin/run-process reads both.
+        runner = f"ExecStart=/bin/sh {host.base_dir}/bin/run-process {host.base_dir} %i"
+        assert runner in unit.content and unit.content.count("ExecStart=") == 1
+        assert f" {directory}\n" in unit.content.split(runner, 1)[1]
+        assert "EnvironmentFile" not in unit.content
         assert ("WantedBy=" in unit.content) is not candidate
     for name in [
         *render.slot_units(inventory.app, slot),
         *render.candidate_units(inventory.app, slot),
+        # The worker template's instances are `<slot>:<type>` (as systemd's own
+        # systemd-backlight@backlight:acpi_video0); systemd-analyze's file argument cannot
+        # carry the colon, the template's content is the same for any instance.
+        render.process_unit(inventory.app, slot, "dag-processor").replace(":", "-"),
     ]:
         result = subprocess.run(
             ["systemd-analyze", "verify", str(tmp_path / "units" / name)],
@@ -141,32 +146,23 @@ def test_every_unit_passes_systemd_analyze_verify(tmp_path):
         assert result.stderr.strip() == "" and result.stdout.strip() == ""
 
 
-def test_verify_reports_a_missing_command(tmp_path):
-    inventory = load_inventory(DEFAULT_INVENTORY)
-    host = dataclasses.replace(
-        inventory.target_hosts()[0],
-        base_dir=str(tmp_path / "srv"),
-        systemd_dir=str(tmp_path),
-        service_user="root",
-    )
-    unit = render.render_units(inventory.app, host)[0]
-    Path(unit.path).write_text(unit.content)
-    instance = tmp_path / unit.path.rsplit("/", 1)[1].replace("@.", "@staging-4.")
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(instance)], capture_output=True, text=True, check=False
-    )
-    assert "is not executable" in result.stderr
-
-
 def test_units_run_as_non_root_service_user_with_inventory_commands():
     inventory = load_inventory(DEFAULT_INVENTORY)
-    units = render.render_units(inventory.app, inventory.target_hosts()[0])
-    ui = next(u for u in units if "-ui@" in u.path)
+    host = inventory.target_hosts()[0]
+    files = render.render_host(inventory, host, [inventory.slots[4]])
+    ui = files["/etc/systemd/system/job-search-ui@.service"]
     assert "User=staging\n" in ui.content
     assert (
-        "ExecStart=/srv/staging/%i/current/.venv/bin/gunicorn --bind 127.0.0.1:${UI_PORT}"
-        in ui.content
+        "ExecStart=/bin/sh /srv/staging/bin/run-process /srv/staging %i:web current" in ui.content
     )
+    worker = files["/etc/systemd/system/job-search-worker@.service"]
+    assert (
+        "ExecStart=/bin/sh /srv/staging/bin/run-process /srv/staging %i current" in worker.content
+    )
+    # A release without a Procfile runs the inventory's commands, from the host's table.
+    table = files["/srv/staging/bin/app.processes"].content
+    assert "web\t${RELEASE_DIR}/.venv/bin/gunicorn --bind 127.0.0.1:${UI_PORT} --workers 2" in table
+    assert files["/srv/staging/bin/run-process"].mode == 0o755
 
 
 def test_env_file_is_secret_and_redacted_without_password():

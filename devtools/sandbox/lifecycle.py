@@ -109,6 +109,11 @@ def _stop_target(name: str, pid: int, sandbox: Sandbox) -> stopping.Target:
             lambda: _ours([pid, *stopping.process_group(pid)], sandbox),
             timeout=WORKERS_KILL_TIMEOUT + stopping.STOP_TIMEOUT,
         )
+    if ":" in name:
+        # A slot unit: its whole tree (the runner's shell, the app and its workers), each
+        # still checked to be ours: gunicorn rewrites its command line and environment, but
+        # its working directory is its release's, inside the sandbox (processes.alive).
+        return stopping.Target(name, lambda: _ours([pid, *stopping.descendants(pid)], sandbox))
     return stopping.Target(name, lambda: _ours([pid], sandbox))
 
 

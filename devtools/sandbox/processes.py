@@ -3,6 +3,7 @@ sandbox's only while the process names the sandbox (PIDs are reused)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -72,7 +73,10 @@ def alive(pid: int, sandbox: Sandbox) -> bool:
       sandbox's inventory;
     - a unit the systemctl stand-in started: its environment's PATH has a sandbox host's bin
       directory (the sandbox sshd sets it for the session; the stand-in and its services
-      inherit it). An operator's shell that sourced DIR/env matches neither."""
+      inherit it); or
+    - its working directory is inside the sandbox (a slot's process that rewrote its command
+      line and environment: gunicorn). An operator's shell that sourced DIR/env matches none,
+      unless it works inside the sandbox directory."""
     proc = Path(f"/proc/{pid}")
     try:
         stat = (proc / "stat").read_text()
@@ -84,6 +88,11 @@ def alive(pid: int, sandbox: Sandbox) -> bool:
     # (NULs separate the arguments; nginx and sshd rewrite their titles into one spaced string.)
     if names_path_inside(sandbox.dir).search(cmdline):
         return True
+    # A process that rewrote its title and environment (gunicorn's setproctitle) still works
+    # in its release's directory, inside the sandbox.
+    with contextlib.suppress(OSError):
+        if names_path_inside(sandbox.dir).search(" " + os.readlink(proc / "cwd") + "/"):
+            return True
     try:
         raw = (proc / "environ").read_bytes().decode(errors="replace")
     except OSError:

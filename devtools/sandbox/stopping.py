@@ -93,6 +93,24 @@ def process_group(pgid: int) -> list[int]:
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    """Every running process below `pid` (children, theirs, …), from one read of /proc: a
+    unit's process tree (bin/run-process's shell, the app, gunicorn's or Airflow's workers)."""
+    children: dict[str, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        child = int(stat.parent.name)
+        fields = _stat_fields(child)
+        if fields is not None:
+            children.setdefault(fields[1], []).append(child)
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        below = children.get(str(todo.pop()), [])
+        found += below
+        todo += below
+    return [p for p in found if running(p)]
+
+
 def _stat_fields(pid: int, task: int | None = None) -> list[str] | None:
     """/proc/PID/stat (or a thread's, /proc/PID/task/TASK/stat) after the command name:
     state, ppid, pgrp, ... (None: no such process)."""

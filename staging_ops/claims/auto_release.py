@@ -5,7 +5,10 @@ that was completed or canceled (Linear), recorded as `via github` / `via linear`
 registry, each release conditional on the claim still being the one judged (same task; for a
 branch, still the same deployed commit), so a claim taken or deployed again meanwhile is
 skipped. With the inventory's `auto_release_stop`, the slot's services are stopped too, under
-its deploy lock, as `invoke release --stop` does.
+its deploy lock, as `invoke release --stop` does: stopped first, then the claim freed, so
+that what could not be done now (a deploy holds the lock, the droplet is unreachable, the stop
+failed) leaves the claim as it was and is reported as `retry` (NotDone): the webhook then
+answers so that the delivery is sent again, and records nothing.
 """
 
 from __future__ import annotations
@@ -33,15 +36,26 @@ class Trigger:
     actor: str | None = None
 
 
+class NotDone(StagingError):
+    """What the trigger asks of a slot cannot be done now (its deploy lock is held, its
+    droplet unreachable, stopping its services failed); the claim is left as it was, so the
+    same trigger, sent again later, does it."""
+
+
 @dataclass
 class AutoReleaseOutcome:
-    """Per slot the trigger named: what became of it."""
+    """Per slot the trigger named: what became of it (`retry`: not done, to be sent again)."""
 
     slots: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def released(self) -> list[int]:
         return [s["slot"] for s in self.slots if s["released"]]
+
+    @property
+    def not_done(self) -> list[int]:
+        """The slots whose release could not be done now: the delivery is not done."""
+        return [s["slot"] for s in self.slots if s.get("retry")]
 
     def summary(self) -> str:
         if not self.slots:
@@ -88,7 +102,9 @@ def auto_release(
             entry["released"], entry["outcome"] = _release(
                 acting, inventory, state, who, trigger.reason, state.commit if by_branch else None
             )
-        except Conflict as exc:
+        except NotDone as exc:
+            entry["released"], entry["outcome"], entry["retry"] = False, f"not done: {exc}", True
+        except Conflict as exc:  # the claim changed meanwhile: not the one the trigger named
             entry["released"], entry["outcome"] = False, f"skipped: {exc}"
         outcome.slots.append(entry)
     return outcome
@@ -120,10 +136,24 @@ def _release(
     # Imported here: only a release that stops services needs Fabric.
     from staging_ops.deploy.stop import slot_locked, stop_slot
 
-    with slot_locked(inventory, slot, who, action="release") as held:
-        if not free():
-            return False, "already free"
-        try:
-            return True, f"released, {stop_slot(inventory, slot, who, held)}"
-        except StagingError as exc:
-            return True, f"released, but stopping its services failed: {exc}"
+    try:
+        with slot_locked(inventory, slot, who, action="release") as held:
+            now = registry.get(state.slot_id)
+            if not (
+                now.claimed and now.task == state.task and now.commit == (commit or now.commit)
+            ):
+                # Released, or claimed or deployed anew, since it was judged: not ours to stop.
+                return False, "skipped: the claim changed" if now.claimed else "already free"
+            try:
+                stopped = stop_slot(inventory, slot, who, held)
+            except StagingError as exc:
+                raise NotDone(f"stopping its services failed: {exc}") from None
+            try:
+                freed = free()
+            except Conflict as exc:  # claimed anew in the moment since `now`
+                return False, f"skipped: {exc} ({stopped})"
+            return (True, f"released, {stopped}") if freed else (False, f"already free ({stopped})")
+    except NotDone:
+        raise
+    except StagingError as exc:  # a deploy holds the lock (Conflict), the droplet is not reached
+        raise NotDone(str(exc)) from None

@@ -117,7 +117,9 @@ def verify(c, slot="", json=False):
 @task(
     help={
         "slot": "slot number",
-        "service": "ui, airflow-webserver or airflow-scheduler (default ui)",
+        "service": "a process type of the slot (web, airflow, scheduler, a Procfile's own), "
+        "web-candidate or airflow-candidate, or ui, airflow-webserver, airflow-scheduler "
+        "(default ui)",
         "n": "how many lines (default 100)",
         "follow": "keep printing new lines",
     }

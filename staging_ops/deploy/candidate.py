@@ -11,15 +11,17 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import paramiko
 
 from staging_ops import remote
 from staging_ops.deploy.steps import Run, Step, tail
-from staging_ops.deploy.verify import check_units_alive, ssh_get
+from staging_ops.deploy.verify import UnitFailed, check_units_alive, ssh_get
 from staging_ops.errors import StagingError
-from staging_ops.health import CHECKS
+from staging_ops.processes import WEB, HealthCheck
+from staging_ops.processes.judge import OK, builtin_check, fallback_path, judge_answer
 from staging_ops.remote.scripts import script_text
 from staging_ops.render import candidate_units
 
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
 # One request's limit: the sample app answers in milliseconds; a release that accepts the
 # connection but says nothing for this long is one that hangs, and fails at once.
 REQUEST_TIMEOUT = 5.0
-OK, NOT_YET = "ok", "not yet"
+NOT_YET = "not yet"
+# (status, body) of one GET, on whatever path the check asks.
+Getter = Callable[[str, float], tuple[int, bytes]]
 
 
 def judge_version(status: int, body: bytes, commit: str) -> str:
@@ -46,13 +50,9 @@ def judge_version(status: int, body: bytes, commit: str) -> str:
     return OK
 
 
-def judge_health(status: int) -> str:
-    return OK if status == 200 else f"{CHECKS['airflow']} answers HTTP {status}"
-
-
 def start(deployer: Deployer, release: str) -> None:
     """Stop any candidate (a killed deploy's included), point `candidate` at `release`, start
-    the candidate units; behind the lock's fence."""
+    the candidate units of the release's port types; behind the lock's fence."""
     _script(deployer, "start", release)
 
 
@@ -68,39 +68,75 @@ def _script(deployer: Deployer, verb: str, release: str) -> None:
         verb,
         deployer.paths.root,
         release,
-        *candidate_units(deployer.app, deployer.slot),
+        len(deployer.candidate_units),
+        # Every candidate unit is stopped first (a killed deploy's, whatever it declared); the
+        # declared ones come first and are started.
+        *dict.fromkeys([*deployer.candidate_units, *candidate_units(deployer.app, deployer.slot)]),
     )
     code, out, err = deployer.run(command, check=False, guarded=True)
     if code != 0:
         raise StagingError(tail(out or err))
 
 
+def checks_of(deployer: Deployer, ptype: str) -> tuple[HealthCheck, ...]:
+    """The port type's startup checks: app.json's, else the built-in one. The UI's commit is
+    judged on /api/version whatever app.json says (it is how status and verify see drift)."""
+    declared = deployer.spec.startup_checks(ptype)
+    builtin = builtin_check(ptype)
+    if ptype == WEB:
+        return (builtin, *declared) if builtin else declared
+    return declared or ((builtin,) if builtin else ())
+
+
 def verify(deployer: Deployer, commit: str, timeout: float | None = None) -> None:
-    """The candidate's UI answers /api/version with `commit`, its Airflow webserver answers
-    its health check, and both units are up. A unit that died, an answer that is wrong and
-    a request that hangs fail at once; a port nobody listens on yet is asked again until the
-    inventory's verify_timeout."""
+    """Each of the candidate's port types answers its checks (the UI /api/version with
+    `commit`), and its units are up. A unit that died, an answer that is wrong and a request
+    that hangs fail at once; a port nobody listens on yet is asked again until the
+    inventory's verify_timeout (an app.json check: until its attempts are spent)."""
     timeout = deployer.app.verify_timeout if timeout is None else timeout
     deadline = time.monotonic() + timeout
-    units = candidate_units(deployer.app, deployer.slot)
-    ui_port, airflow_port = deployer.slot.candidate_ports(deployer.host)
-    checks = [
-        (units[0], ui_port, CHECKS["ui"], lambda s, b: judge_version(s, b, commit)),
-        (units[1], airflow_port, CHECKS["airflow"], lambda s, b: judge_health(s)),
-    ]
-    for unit, port, path, judge in checks:
-        _until_answered(deployer, unit, port, path, judge, deadline, timeout)
+    ports = dict(zip(("web", "airflow"), deployer.slot.candidate_ports(deployer.host), strict=True))
+    units = deployer.candidate_units
+    for ptype, unit in zip(deployer.spec.port_types, units, strict=True):
+        port = ports[ptype]
+
+        def get(path: str, request_timeout: float, port: int = port) -> tuple[int, bytes]:
+            return ssh_get(deployer, port, path, timeout=request_timeout)
+
+        for check in checks_of(deployer, ptype):
+            try:
+                run_check(deployer, unit, get, check, commit, deadline, timeout, "on the candidate")
+            except UnitFailed:
+                raise
+            except StagingError as failure:
+                raise UnitFailed(str(failure), unit) from None
     check_units_alive(deployer, units)
 
 
-def _until_answered(deployer, unit, port, path, judge, deadline: float, timeout: float) -> None:
+def run_check(
+    deployer: Deployer,
+    unit: str,
+    get: Getter,
+    check: HealthCheck,
+    commit: str,
+    deadline: float,
+    timeout: float,
+    where: str,
+) -> str:
+    """One check of `unit`'s process through `get`; the path that passed. A built-in check is
+    final on any answer and asks a port that does not answer yet again until `deadline`; an
+    app.json check follows Dokku: `initialDelay`, then up to `attempts` requests `wait` apart,
+    each within `timeout`."""
+    if check.name != "built-in":
+        return _attempts(deployer, unit, get, check, where)
+    path = check.path or "/"
     next_unit_check = time.monotonic() + 0.3
     while time.monotonic() < deadline:
         try:
-            status, body = ssh_get(deployer, port, path, timeout=REQUEST_TIMEOUT)
+            status, body = get(path, REQUEST_TIMEOUT)
         except TimeoutError:
             raise StagingError(
-                f"{path} on the candidate: no answer within {REQUEST_TIMEOUT:.0f}s (it hangs)"
+                f"{path} {where}: no answer within {REQUEST_TIMEOUT:.0f}s (it hangs)"
             ) from None
         except (OSError, paramiko.SSHException, http.client.HTTPException):
             # Not listening yet, or cut short while it starts (or already dead: the unit
@@ -110,22 +146,62 @@ def _until_answered(deployer, unit, port, path, judge, deadline: float, timeout:
                 next_unit_check = time.monotonic() + 0.5
             time.sleep(0.05)
             continue
-        verdict = judge(status, body)
+        other = fallback_path(check, status)
+        if other:
+            path = other
+            continue
+        if path == "/api/version":
+            verdict = judge_version(status, body, commit)
+        else:
+            verdict = judge_answer(
+                HealthCheck(path=path, components=check.components, name=check.name), status, body
+            )
         if verdict != OK:
-            raise StagingError(f"candidate {verdict}")
-        return
-    raise StagingError(f"{path} on the candidate: no answer within {timeout:.0f}s")
+            raise StagingError(f"{where.removeprefix('on the ')} {verdict}")
+        return path
+    raise StagingError(f"{path} {where}: no answer within {timeout:.0f}s")
+
+
+def _attempts(deployer: Deployer, unit: str, get: Getter, check: HealthCheck, where: str) -> str:
+    path = check.path or "/"
+    time.sleep(check.initial_delay)
+    problem = "no answer"
+    for attempt in range(1, check.attempts + 1):
+        try:
+            status, body = get(path, check.timeout)
+            problem = judge_answer(check, status, body)
+        except TimeoutError:
+            problem = f"no answer within {check.timeout:g}s"
+        except (OSError, paramiko.SSHException, http.client.HTTPException) as exc:
+            problem = f"no answer ({type(exc).__name__})"
+        if problem == OK:
+            return path
+        check_units_alive(deployer, [unit])
+        if attempt < check.attempts:
+            time.sleep(check.wait)
+    label = f" {check.name!r}" if check.name else ""
+    raise StagingError(
+        f"{path} {where}: app.json check{label} failed {check.attempts} attempts: {problem}"
+    )
 
 
 def _start_step(deployer: Deployer, run: Run) -> str:
     start(deployer, run.result.release)
     ports = deployer.slot.candidate_ports(deployer.host)
-    return f"{run.result.release} on :{ports[0]} and :{ports[1]}"
+    shown = [
+        f":{p}"
+        for t, p in zip(("web", "airflow"), ports, strict=True)
+        if t in deployer.spec.port_types
+    ]
+    return f"{run.result.release} on {' and '.join(shown)}"
 
 
 def _verify_step(deployer: Deployer, run: Run) -> str:
     verify(deployer, run.result.commit)
-    return f"/api/version = {run.result.commit[:12]}, {CHECKS['airflow']} ok (candidate ports)"
+    checks = [f"/api/version = {run.result.commit[:12]}"]
+    for ptype in deployer.spec.port_types:
+        checks += [c.describe() for c in checks_of(deployer, ptype) if c.path != "/api/version"]
+    return f"{', '.join(checks)} ok (candidate ports)"
 
 
 START_STEP = Step("candidate start", _start_step)

@@ -3,20 +3,29 @@ deploy-fetch.sh, under the mirror's flock), and the branch's commit read from it
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import TYPE_CHECKING
 
 from staging_ops import remote
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.errors import StagingError
+from staging_ops.processes import SpecError, spec_from_files
+from staging_ops.processes.spec import APP_JSON, PROCFILE
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
 NOT_FOUND = 44  # deploy-fetch.sh's exit code for a branch the repository does not have
+# The app's own declaration files, read from the commit at the repository root.
+SPEC_FILES = (PROCFILE, APP_JSON)
+# A Procfile or app.json larger than this is not one (the script sends at most 1 MiB).
+MAX_SPEC_BYTES = 256 * 1024
 
 
-def fetch(deployer: Deployer, branch: str) -> str:
-    """Update the droplet's shared mirror; the branch's commit, or StagingError if unknown."""
+def fetch(deployer: Deployer, branch: str) -> tuple[str, dict[str, str | None]]:
+    """Update the droplet's shared mirror; the branch's commit and its Procfile and app.json
+    texts (None: absent), or StagingError if the branch is unknown."""
     paths = deployer.paths
     code, out, err = deployer.run(
         remote.script_command(
@@ -27,6 +36,7 @@ def fetch(deployer: Deployer, branch: str) -> str:
             deployer.app.repo_url,
             f"refs/heads/{branch}^{{commit}}",
             NOT_FOUND,
+            *SPEC_FILES,
         ),
         check=False,
     )
@@ -34,11 +44,39 @@ def fetch(deployer: Deployer, branch: str) -> str:
         raise StagingError(f"branch not found: {branch!r} in {deployer.app.repo_url}")
     if code != 0:
         raise StagingError(tail(err or out))
-    return out.strip().splitlines()[-1]
+    return parse_fetch(out)
+
+
+def parse_fetch(out: str) -> tuple[str, dict[str, str | None]]:
+    """deploy-fetch.sh's output -> (commit, {file name: its text or None})."""
+    lines = out.strip().splitlines()
+    commit, files = lines[0].strip(), {}
+    rest = iter(lines[1:])
+    for line in rest:
+        kind, _, name_size = line.partition(" ")
+        name, _, size = name_size.partition(" ")
+        if kind == "none":
+            files[name] = None
+        elif kind == "file":
+            files[name] = _decoded(name, int(size), next(rest, ""))
+    return commit, files
+
+
+def _decoded(name: str, size: int, encoded: str) -> str:
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(f"{name}: {size} bytes, more than a {name} can be ({MAX_SPEC_BYTES})")
+    try:
+        return base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise SpecError(f"{name}: not UTF-8 text") from None
 
 
 def _step(deployer: Deployer, run: Run) -> str:
-    run.result.commit = fetch(deployer, run.result.branch)
+    run.result.commit, files = fetch(deployer, run.result.branch)
+    spec = spec_from_files(files.get(PROCFILE), files.get(APP_JSON), deployer.app)
+    deployer.use_spec(spec)
+    if spec.source == PROCFILE:
+        return f"{run.result.commit[:12]} (Procfile: {', '.join(spec.types)})"
     return run.result.commit[:12]
 
 

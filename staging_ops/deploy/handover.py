@@ -11,28 +11,28 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from staging_ops import remote
 from staging_ops.deploy import candidate
 from staging_ops.deploy.restart import crash_while_running, restart
-from staging_ops.deploy.steps import Run, Step
-from staging_ops.deploy.verify import check_units_alive, verify
-from staging_ops.render import CANDIDATE_SERVICES, SERVICES
+from staging_ops.deploy.steps import Run, Step, tail
+from staging_ops.deploy.verify import check_units_alive, ssh_get, verify
+from staging_ops.errors import StagingError
+from staging_ops.health import slot_get
+from staging_ops.processes import AIRFLOW
+from staging_ops.render import TYPE_SERVICES, slot_units, worker_unit_prefix
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
-# A scheduler that cannot start dies within this of its restart (the sample app's in ~0.1 s,
-# five times over on a loaded machine).
-SCHEDULER_SETTLE = 0.5
-
 
 def web_units(deployer: Deployer) -> list[str]:
     """The main units that have a candidate (UI first)."""
-    return [u for s, u in zip(SERVICES, deployer.units, strict=True) if s in CANDIDATE_SERVICES]
+    return deployer.web_units
 
 
 def other_units(deployer: Deployer) -> list[str]:
-    """The main units without a candidate: the scheduler."""
-    return [u for u in deployer.units if u not in web_units(deployer)]
+    """The main units without a candidate: the workers (the scheduler …)."""
+    return deployer.worker_units
 
 
 def hand_over(deployer: Deployer) -> None:
@@ -41,19 +41,79 @@ def hand_over(deployer: Deployer) -> None:
 
 
 def verify_main(deployer: Deployer, commit: str) -> None:
+    """The UI on its port and through nginx (verify.py), then every other port type (Airflow)
+    by its check on its main port and through nginx, before the candidate stops: nginx falls
+    back to the candidate only while the main instance refuses, so a main instance still
+    starting when the candidate went away would answer 502."""
     verify(deployer, commit, units=web_units(deployer))
+    if AIRFLOW not in deployer.spec.port_types:
+        return
+    timeout = deployer.app.verify_timeout
+    deadline = time.monotonic() + timeout
+    unit = slot_units(deployer.app, deployer.slot, (AIRFLOW,))[0]
+    port = deployer.slot.airflow_port
+    host, slot = deployer.host, deployer.slot
+
+    def direct(path: str, request_timeout: float) -> tuple[int, bytes]:
+        return ssh_get(deployer, port, path, timeout=request_timeout)
+
+    def nginx(path: str, request_timeout: float) -> tuple[int, bytes]:
+        response = slot_get(host, slot, path, timeout=request_timeout)
+        return response.status_code, response.content
+
+    for check in candidate.checks_of(deployer, AIRFLOW):
+        candidate.run_check(deployer, unit, direct, check, commit, deadline, timeout, "on its port")
+        candidate.run_check(deployer, unit, nginx, check, commit, deadline, timeout, "via nginx")
 
 
 def restart_scheduler(deployer: Deployer) -> None:
-    """Restart the scheduler, stop the candidate while the scheduler settles, then see the
-    scheduler still up, not restarted, SCHEDULER_SETTLE seconds after its restart: one that
-    dies on start is then failed or dead waiting for its automatic restart (RestartSec)."""
+    """The slot's processes made those the release declares (align_processes), then its
+    workers (the scheduler …) restarted; the candidate stops while they settle, and each must
+    still be up, not restarted, its settle time after the restart (the inventory's
+    worker_uptime, or app.json's `uptime` for the type): one that dies on start is then failed
+    or dead waiting for its automatic restart (RestartSec)."""
+    align_processes(deployer)
     units = other_units(deployer)
-    restart(deployer, units=units)
-    settled = time.monotonic() + SCHEDULER_SETTLE
+    if units:
+        restart(deployer, units=units)
+    settled = time.monotonic() + worker_settle(deployer)
     candidate.stop(deployer)
     time.sleep(max(0.0, settled - time.monotonic()))
-    check_units_alive(deployer, units)
+    if units:
+        check_units_alive(deployer, units)
+
+
+def worker_settle(deployer: Deployer) -> float:
+    """How long the workers must stay up after their restart: the longest `uptime` app.json
+    gives a worker type, else the inventory's worker_uptime."""
+    uptimes = [
+        c.uptime
+        for ptype in deployer.spec.workers
+        for c in deployer.spec.startup_checks(ptype)
+        if c.uptime is not None
+    ]
+    return max(uptimes, default=deployer.app.worker_uptime)
+
+
+def align_processes(deployer: Deployer) -> None:
+    """The slot runs exactly the processes its release declares: worker units of types it no
+    longer declares are stopped and disabled, new ones enabled at boot (remote script
+    deploy-processes.sh), and the slot's own units of undeclared types are stopped."""
+    spec = deployer.spec
+    own = slot_units(deployer.app, deployer.slot, tuple(TYPE_SERVICES))
+    declared = set(deployer.units)
+    keep = [u for u in deployer.worker_units if u not in own]
+    command = remote.script_command(
+        "deploy-processes.sh",
+        deployer.host.systemd_dir,
+        worker_unit_prefix(deployer.app, deployer.slot),
+        len(keep),
+        *keep,
+        *(u for u in own if u not in declared),
+    )
+    code, out, err = deployer.run(command, check=False, guarded=True)
+    if code != 0:
+        raise StagingError(f"processes of {spec.source}: {tail(err or out)}")
 
 
 def _hand_over_step(deployer: Deployer, run: Run) -> str:

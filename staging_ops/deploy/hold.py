@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def _step(deployer: Deployer, run: Run) -> str:
-    return hold(run.registry, deployer.slot, run.claim)
+    return hold(run.registry, deployer.slot, run.claim, run.result.branch)
 
 
 STEP = Step("hold claim", _step)

@@ -9,26 +9,68 @@ from staging_ops import parsing, remote
 from staging_ops.deploy.steps import tail
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Inventory, Slot
-from staging_ops.render import slot_units
+from staging_ops.processes import PORT_TYPES, spec_from_json
+from staging_ops.processes.model import TYPE_NAME
+from staging_ops.render import SERVICES, candidate_unit, process_unit
+from staging_ops.slot_layout import SlotPaths
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
-SERVICE_NAMES = ("ui", "airflow-webserver", "airflow-scheduler")
+SERVICE_NAMES = tuple(SERVICES)
+CANDIDATE = "-candidate"
+
+
+def service_unit(inventory: Inventory, slot: Slot, service: str) -> str:
+    """The unit `invoke logs --service` names: a process type (web, airflow, scheduler, or a
+    Procfile's own worker type), a port type's candidate (`web-candidate`), or one of the unit
+    names of before process types (ui, airflow-webserver, airflow-scheduler)."""
+    app = inventory.app
+    if service in SERVICES:
+        return process_unit(app, slot, SERVICES[service][1])
+    for legacy, (_, ptype) in SERVICES.items():
+        if service == legacy + CANDIDATE and ptype in PORT_TYPES:
+            return candidate_unit(app, slot, ptype)
+    base = service.removesuffix(CANDIDATE)
+    if service.endswith(CANDIDATE) and base in PORT_TYPES:
+        return candidate_unit(app, slot, base)
+    if TYPE_NAME.match(service) and not service.endswith(CANDIDATE):
+        return process_unit(app, slot, service)
+    raise BadInput(f"invalid service {service!r}: choose {CHOICES}")
+
+
+CHOICES = "web, airflow, scheduler, a Procfile's process type, web-candidate, airflow-candidate"
+
+
+def _declared(session: remote.RemoteHost, inventory: Inventory, slot: Slot, service: str) -> None:
+    """A worker type of the app's own must be one the live release declares (BadInput, exit 2,
+    naming those it does): there is no unit to read otherwise."""
+    paths = SlotPaths(inventory.host_of(slot), slot)
+    command = remote.script_command("deploy-releases.sh", "spec", paths.root, "current")
+    _, out, _ = session.run(command, check=False)
+    spec = spec_from_json(out.strip() or None, inventory.app)
+    if service not in spec.types:
+        raise BadInput(
+            f"{slot.identifier}: its live release declares no process {service!r} "
+            f"(it runs {', '.join(spec.types) or 'nothing'}); choose {CHOICES}"
+        )
 
 
 def logs(
     inventory: Inventory, slot: Slot, service: str, lines: int, follow: bool, out: Any
 ) -> None:
     """Stream the unit's log from the droplet to `out`."""
-    if service not in SERVICE_NAMES:
-        raise BadInput(f"invalid service {service!r}: choose {', '.join(SERVICE_NAMES)}")
+    unit = service_unit(inventory, slot, service)
     if not 1 <= lines <= parsing.MAX_LOG_LINES:
         raise BadInput(f"-n must be between 1 and {parsing.MAX_LOG_LINES}, not {lines}")
-    unit = slot_units(inventory.app, slot)[SERVICE_NAMES.index(service)]
     host = inventory.host_of(slot)
     session = remote.connect(host)
     try:
+        if service not in SERVICES and service.removesuffix(CANDIDATE) not in (
+            *PORT_TYPES,
+            *SERVICES,
+        ):
+            _declared(session, inventory, slot, service)
         command = remote.script_command(
             "slot-journal.sh", unit, lines, *(["follow"] if follow else [])
         )
@@ -51,7 +93,8 @@ def logs(
 
 
 def last_lines(deployer: Deployer, lines: int = 20, unit: str | None = None) -> str:
-    """`unit`'s (default: the slot's UI unit's) last `lines` log lines."""
-    command = remote.script_command("slot-journal.sh", unit or deployer.units[0], lines) + " 2>&1"
+    """`unit`'s (default: the slot's UI unit's) last `lines` log lines of its latest start."""
+    unit = unit or deployer.units[0]
+    command = remote.script_command("slot-journal.sh", unit, lines, "this-start") + " 2>&1"
     _, out, err = deployer.run(command, check=False)
     return (out or err).rstrip()

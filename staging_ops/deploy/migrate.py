@@ -9,34 +9,40 @@ from staging_ops import remote
 from staging_ops.deploy.release import mark_bad
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.errors import StagingError
-from staging_ops.inventory import App
+from staging_ops.inventory import Host, Slot
+from staging_ops.render import RUNNER_DIR
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
 
-def migrate_command(app: App, service_user: str, release_dir: str) -> str:
-    """The remote command: the inventory's migrate_command (a command template, `{release}`
-    and `{current}` standing for the release's directory) in a clean environment."""
-    command = app.migrate_command.replace("{release}", release_dir).replace(
-        "{current}", release_dir
+def migrate_command(host: Host, slot: Slot, release: str) -> str:
+    """The remote command: the release's `release` process (its Procfile's, else the
+    inventory's migrate_command) run once by the slot's runner, as the service user."""
+    return remote.script_command(
+        "deploy-migrate.sh",
+        f"{host.base_dir}/{RUNNER_DIR}/run-process",
+        host.base_dir,
+        slot.identifier,
+        f"releases/{release}",
+        host.service_user,
     )
-    return remote.script_command("deploy-migrate.sh", release_dir, service_user, command)
 
 
 def migrate(deployer: Deployer, release: str) -> None:
     """Migrate `release`; a failure marks it bad and raises with the command's last lines."""
-    command = migrate_command(
-        deployer.app, deployer.host.service_user, f"{deployer.paths.releases}/{release}"
-    )
+    command = migrate_command(deployer.host, deployer.slot, release)
     code, out, err = deployer.run(command, check=False)
     if code != 0:
         mark_bad(deployer, release)
         raise StagingError(tail(err or out))
 
 
-def _step(deployer: Deployer, run: Run) -> None:
+def _step(deployer: Deployer, run: Run) -> str | None:
     migrate(deployer, run.result.release)
+    if deployer.spec.release_command is None:
+        return "the Procfile declares no release phase"
+    return None
 
 
 STEP = Step("migrate", _step, crash_point="deploy:after-migrate")

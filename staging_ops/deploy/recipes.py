@@ -54,7 +54,7 @@ from staging_ops.deploy.steps import DeployResult, Run, run_steps
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.remote import Unreachable
-from staging_ops.render import candidate_units, public_url
+from staging_ops.render import public_url
 
 # Nothing serves from the new release yet: a failure here needs no rollback.
 PREPARE = (fetch.STEP, hold.STEP, release.STEP, migrate.STEP)
@@ -174,7 +174,7 @@ def _abandon_candidate(deployer: Deployer, run: Run, failure: StagingError | Sto
     candidate UI's last log lines are kept for the message (what to add to it)."""
     unit_log = ""
     if not isinstance(failure, Stop):
-        unit = candidate_units(deployer.app, deployer.slot)[0]
+        unit = getattr(failure, "unit", None) or deployer.candidate_units[0]
         unit_log = f"; {run.result.release} marked bad\n--- last lines of {unit} ---\n"
         unit_log += last_lines(deployer, unit=unit)
         if run.to is None:  # `rollback --to` picks a release, it does not judge it

@@ -4,6 +4,7 @@ env and a venv (built, or reused from the droplet's cache), renamed into place w
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,8 @@ def export(deployer: Deployer, commit: str, branch: str) -> tuple[str, str, str 
         deployer.app.python,
         deployer.host.service_user,
         paths.current,
+        json.dumps(deployer.spec.as_json(), sort_keys=True),
+        deployer.spec.process_table() if deployer.spec.source != "inventory" else "",
         *deployer.app.requirements,
     )
     code, out, err = deployer.run(command, check=False)

@@ -23,6 +23,8 @@ def restart(deployer: Deployer, stop_only: bool = False, units: list[str] | None
     """Restart (or stop) `units` (default: all of the slot's), all at once, under setsid: a
     deploy killed now still leaves them restarted."""
     units = deployer.units if units is None else units
+    if not units:
+        return  # the script with no unit would reset and show every unit on the droplet
     # systemd's NRestarts counts automatic restarts and is not reset by our restart (a restart
     # of a unit waiting to auto-restart keeps the count): the script prints it first, so that
     # verify counts only the restarts that come after ours.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from staging_ops import output, remote
 from staging_ops.deploy import candidate
-from staging_ops.deploy.handover import hand_over, restart_scheduler, verify_main
+from staging_ops.deploy.handover import align_processes, hand_over, restart_scheduler, verify_main
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.release import mark_bad
 from staging_ops.deploy.restart import restart
@@ -20,6 +20,7 @@ from staging_ops.deploy.switch import current_release, switch
 from staging_ops.deploy.verify import verify
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Slot
+from staging_ops.processes import ProcessSpec, spec_from_json
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
@@ -85,9 +86,18 @@ def rollback_target(
     return target
 
 
+def use_release_spec(deployer: Deployer, release: str) -> None:
+    """The deployer's units become those of `release`'s processes (its .process-spec.json;
+    the inventory's for a release made before there was one)."""
+    command = remote.script_command("deploy-releases.sh", "spec", deployer.paths.releases, release)
+    _, out, _ = deployer.run(command, check=False)
+    deployer.use_spec(spec_from_json(out.strip() or None, deployer.app))
+
+
 def _choose(deployer: Deployer, run: Run) -> str:
     current = current_release(deployer)
     target = rollback_target(releases(deployer), current, run.to, deployer.slot)
+    use_release_spec(deployer, target["release"])
     run.previous = current
     run.result.branch, run.result.commit = target["branch"], target["commit"]
     run.result.release = target["release"]
@@ -113,8 +123,9 @@ def roll_back(
     lost = step is not None
     interrupted = isinstance(failure, Stop) or lost
     step = step or failed_step(log)
+    unit = getattr(failure, "unit", None) or deployer.units[0]
     with signals_ignored():
-        unit_log = "" if interrupted else last_lines(deployer)
+        unit_log = "" if interrupted else last_lines(deployer, unit=unit)
         if not interrupted:
             mark_bad(deployer, failed)
         target = _restore_good_release(deployer, log, failed, previous)
@@ -130,7 +141,7 @@ def roll_back(
         )
     raise StagingError(
         f"{where}: {step} failed: {failure}; {back}; {failed} marked bad\n--- last lines of "
-        f"{deployer.units[0]} ---\n{unit_log}"
+        f"{unit} ---\n{unit_log}"
     )
 
 
@@ -145,8 +156,11 @@ def _restore_good_release(
             candidate.stop(deployer)
             switch(deployer, None)
             restart(deployer, stop_only=True)
+            deployer.use_spec(ProcessSpec({}))
+            align_processes(deployer)  # no process declared: every one of the slot stops
             rec["detail"] = "no verified-good release: slot stopped"
             return None
+        use_release_spec(deployer, target["release"])
         # The full commit from the release's .release-env (the name has only 7 digits).
         rec["detail"] = serve_verified(deployer, target["release"], target["commit"] or "unknown")
         return target["release"]
@@ -164,6 +178,7 @@ def serve_verified(deployer: Deployer, release: str, commit: str) -> str:
     except StagingError as failure:
         candidate.stop(deployer)
         switch(deployer, release)
+        align_processes(deployer)
         restart(deployer)
         verify(deployer, commit)
         return f"{release} serves again (restarted in place: its candidate failed: {failure})"

@@ -14,7 +14,8 @@ from staging_ops import output, remote
 from staging_ops.deploy import lock as slot_lock
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory, Slot
-from staging_ops.render import slot_units
+from staging_ops.processes import ProcessSpec, default_spec
+from staging_ops.render import candidate_units, slot_units
 from staging_ops.slot_layout import SlotPaths
 
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -41,7 +42,8 @@ class Interrupted(StagingError):
 class Deployer:
     """One deploy (or rollback) of one slot on one SSH connection, under the slot's lock: what
     every step needs (the slot, its paths and units, the connection) and what one step learns
-    for a later one (each unit's NRestarts before our restart, for verify)."""
+    for a later one (each unit's NRestarts before our restart, for verify; the process spec
+    of the release it is making live, whose units are the ones it starts and judges)."""
 
     def __init__(self, inventory: Inventory, slot: Slot, log: output.StepLog, operator: str):
         self.inventory = inventory
@@ -49,12 +51,35 @@ class Deployer:
         self.host = inventory.host_of(slot)
         self.paths = SlotPaths(self.host, slot)
         self.app = inventory.app
-        self.units = slot_units(self.app, slot)
+        self.spec: ProcessSpec = default_spec(self.app)
         self.log = log
         self.operator = operator
         self.remote: remote.RemoteHost | None = None
         self.lock: slot_lock.SlotLock | None = None
         self.restarts_before: dict[str, int] = {}
+
+    def use_spec(self, spec: ProcessSpec) -> None:
+        """From now on, the units are those of `spec`'s processes."""
+        self.spec = spec
+
+    @property
+    def units(self) -> list[str]:
+        """The main units of the spec's processes: web first, then airflow, then workers."""
+        ordered = (*self.spec.port_types, *self.spec.workers)
+        return slot_units(self.app, self.slot, ordered)
+
+    @property
+    def web_units(self) -> list[str]:
+        """The main units of the spec's port types (web, airflow): those with a candidate."""
+        return slot_units(self.app, self.slot, self.spec.port_types)
+
+    @property
+    def worker_units(self) -> list[str]:
+        return slot_units(self.app, self.slot, self.spec.workers)
+
+    @property
+    def candidate_units(self) -> list[str]:
+        return candidate_units(self.app, self.slot, self.spec.port_types)
 
     def open(self) -> None:
         """The `connect` and `lock` steps."""

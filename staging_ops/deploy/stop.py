@@ -9,7 +9,7 @@ from staging_ops import remote
 from staging_ops.claims.owner import owner_or_default
 from staging_ops.deploy import lock as slot_lock
 from staging_ops.inventory import Inventory, Slot
-from staging_ops.render import slot_units
+from staging_ops.render import slot_units, worker_unit_prefix
 from staging_ops.slot_layout import SlotPaths
 
 # How long a stop waits for a deploy that holds the slot's lock (its last steps, say) before
@@ -62,5 +62,11 @@ def stop_slot(
     host = inventory.host_of(slot)
     units = slot_units(inventory.app, slot)
     current = SlotPaths(host, slot).current
+    # Worker units of process types a release declared (no template of their own): stopped
+    # and disabled, since nothing declares them any more.
+    workers = remote.script_command(
+        "deploy-processes.sh", host.systemd_dir, worker_unit_prefix(inventory.app, slot), 0
+    )
+    lock.run(session, workers)
     lock.run(session, remote.script_command("slot-current.sh", "stop", current, *units))
     return f"stopped {', '.join(units)}"

@@ -33,7 +33,7 @@ def current_release(deployer: Deployer) -> str | None:
 
 def _step(deployer: Deployer, run: Run) -> str:
     # Plain `release` takes no lock: the claim is read again here, under ours (claim.py).
-    fence(run.registry, deployer.slot, run.claim)
+    fence(run.registry, deployer.slot, run.claim, run.result.branch)
     switch(deployer, run.result.release)
     return f"{run.previous or 'nothing'} -> {run.result.release}"
 

@@ -63,12 +63,21 @@ def verify(
     raise StagingError(f"{where}: {last} within {timeout:.0f}s")
 
 
+class UnitFailed(StagingError):
+    """A check of one unit's process failed: `unit` is the one whose log says why."""
+
+    def __init__(self, message: str, unit: str = ""):
+        super().__init__(message)
+        self.unit = unit
+
+
 def check_units_alive(deployer: Deployer, units: list[str]) -> None:
     """Each of `units` is up and has not restarted since our restart; one command."""
     _, out, _ = deployer.run(remote.script_command("deploy-verify-units.sh", *units), check=False)
     problem = unit_problem(units, out, deployer.restarts_before)
     if problem:
-        raise StagingError(problem)
+        failed = next((u for u in units if problem.startswith(u)), units[0])
+        raise UnitFailed(problem, failed)
 
 
 def unit_problem(units: list[str], out: str, restarts_before: dict[str, int]) -> str | None:

@@ -26,7 +26,9 @@ class Invalid(ValueError):
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _PG_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_UNIT_SAFE = re.compile(r"^[A-Za-z0-9_.:/@%${}=,+\- \"'*]+$")
+# Commands run as `sh -c` by bin/run-process (never pasted into a unit): one line, no tab (the
+# process table's separator), no other control character.
+_COMMAND = re.compile(r"^[^\x00-\x1f\x7f]+$")
 _PATH = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9.:-]+$")
@@ -164,7 +166,7 @@ CHECKS: dict[Kind, Callable[[object], object]] = {
     Kind.TEXT: text,
     Kind.IDENTIFIER: lambda v: text(v, _IDENTIFIER),
     Kind.PG_IDENTIFIER: lambda v: text(v, _PG_IDENT),
-    Kind.UNIT_COMMAND: lambda v: text(v, _UNIT_SAFE),
+    Kind.UNIT_COMMAND: lambda v: text(v, _COMMAND),
     Kind.ADDRESS: lambda v: text(v, _ADDRESS),
     Kind.USER: lambda v: text(v, _USER),
     Kind.SCHEME: lambda v: text(v, _SCHEME),
@@ -194,3 +196,34 @@ CHECKS: dict[Kind, Callable[[object], object]] = {
         lambda x: ".." not in x,
     ),
 }
+
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# What bin/run-process and the units set themselves: an [app.env] entry may not replace it.
+RESERVED_ENV = frozenset(
+    {
+        "PORT", "UI_PORT", "AIRFLOW_PORT", "RELEASE_DIR", "TMPDIR", "HOME", "PATH", "SLOT",
+        "SLOT_IDENTIFIER", "SLOT_SUBDOMAIN", "DEPLOYED_COMMIT", "DEPLOYED_BRANCH",
+        "DEPLOYED_AT", "STAGING_CANDIDATE", "DATABASE_URL", "DATABASE_NAME",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    }
+)  # fmt: skip
+ENV_TEMPLATES = frozenset({"slot", "slot_id", "shared", "current", "release"})
+_TEMPLATE = re.compile(r"\{([^{}]*)\}")
+
+
+def env_value(value: object) -> str:
+    """An [app.env] value: written double-quoted into a file sh reads, so none of the
+    characters sh treats specially there; `{name}` only for the templates render fills."""
+    if not isinstance(value, str):
+        raise Invalid("must be a string")
+    bad = next((c for c in value if c in '"$`\\' or ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise Invalid(f"must not contain {bad!r}")
+    for name in _TEMPLATE.findall(value):
+        if name not in ENV_TEMPLATES:
+            known = ", ".join("{" + t + "}" for t in sorted(ENV_TEMPLATES))
+            raise Invalid(f"unknown template {{{name}}} (known: {known})")
+    if _TEMPLATE.sub("", value).count("{") or _TEMPLATE.sub("", value).count("}"):
+        raise Invalid("has an unmatched brace")
+    return value

@@ -7,6 +7,7 @@ before anything is touched.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import ipaddress
 import os
@@ -17,7 +18,15 @@ from typing import Any
 
 from staging_ops.errors import BadInput
 from staging_ops.inventory import checks
-from staging_ops.inventory.model import App, Host, Inventory, Slot, field_kinds
+from staging_ops.inventory.model import (
+    App,
+    Host,
+    Inventory,
+    Slot,
+    field_kinds,
+    file_keys,
+    table_class,
+)
 
 # The operator's inventory, relative to the project (tasks.py resolves it against its own
 # directory); the inventory is configuration, not package data.
@@ -63,6 +72,7 @@ class _Loader:
         return BadInput(f"{self.path}: {where}: field '{field_name}': {problem}")
 
     def inventory(self) -> Inventory:
+        self.check_keys()
         app = self.app(self._table(self.raw, "app", "[app]"))
         hosts_raw = self._table(self.raw, "hosts", "[hosts]")
         hosts = {
@@ -79,6 +89,44 @@ class _Loader:
         self.check_unique(slots)
         self.check_ports(slots, hosts)
         return Inventory(self.path, app, hosts, {s.id: s for s in sorted(slots, key=_by_id)})
+
+    def check_keys(self) -> None:
+        """Refuse any key the model does not know (model.file_keys), in every table, before
+        anything else is judged: a misspelt key would otherwise be ignored and its default
+        used (`verify_timout = 90` a 60 s timeout). Parts of the wrong type are left to the
+        checks that follow, which say so."""
+        self.known_keys(Inventory, self.raw, "top level")
+        hosts = self.raw.get("hosts")
+        for name, table in hosts.items() if isinstance(hosts, dict) else ():
+            if isinstance(table, dict):
+                self.known_keys(Host, table, f"[hosts.{name}]")
+        slots = self.raw.get("slots")
+        for index, entry in enumerate(slots if isinstance(slots, list) else (), start=1):
+            if isinstance(entry, dict):
+                sid = entry.get("id")
+                shown = f" (id {sid})" if isinstance(sid, int) and not isinstance(sid, bool) else ""
+                self.known_keys(Slot, entry, f"[[slots]] #{index}{shown}")
+
+    def known_keys(self, cls: type, raw: dict[str, Any], where: str) -> None:
+        """Every key of `raw` must be one of `cls`'s (else BadInput naming the nearest one);
+        a key whose value is a table (or an array of tables) of another dataclass has its
+        keys checked in turn."""
+        known = file_keys(cls)
+        for key, value in raw.items():
+            if key not in known:
+                near = difflib.get_close_matches(key, list(known), n=1)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                raise BadInput(f"{self.path}: {where}: unknown key '{key}'{hint}")
+            sub = table_class(known[key])
+            if sub is None:
+                continue
+            name = (where.strip("[]") + "." if where.startswith("[") else "") + key
+            if isinstance(value, dict):
+                self.known_keys(sub, value, f"[{name}]")
+            elif isinstance(value, list):  # an array of tables: [[app.NAME]]
+                for index, entry in enumerate(value, start=1):
+                    if isinstance(entry, dict):
+                        self.known_keys(sub, entry, f"[[{name}]] #{index}")
 
     def _table(self, raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
         value = raw.get(key)
@@ -109,7 +157,21 @@ class _Loader:
         return self.check(checks.CHECKS[field_kinds(cls)[key]], raw, key, where, default)
 
     def app(self, raw: dict[str, Any]) -> App:
-        return App(**self.fields(App, raw, "[app]"))
+        values = self.fields(App, raw, "[app]")
+        return App(**values, env=self.env_table(raw.get("env", {})))
+
+    def env_table(self, raw: Any) -> tuple[tuple[str, str], ...]:
+        """[app.env]: NAME = "value" pairs, in file order."""
+        if not isinstance(raw, dict):
+            raise self.fail("[app]", "env", 'must be a table of NAME = "value"')
+        pairs = []
+        for name in raw:
+            if not checks.ENV_NAME.match(name):
+                raise self.fail("[app.env]", name, "not an environment variable name")
+            if name in checks.RESERVED_ENV:
+                raise self.fail("[app.env]", name, "is set by staging-ops itself")
+            pairs.append((name, self.check(checks.env_value, raw, name, "[app.env]")))
+        return tuple(pairs)
 
     def host(self, name: str, raw: dict[str, Any]) -> Host:
         w = f"host '{name}'"

@@ -1,12 +1,17 @@
 """The inventory's model: the app, the droplets (hosts) and the slots on them. Frozen
 dataclasses whose field types say how load.py validates each field read from the TOML: a
 field's Kind (in its Annotated type) picks the check in checks.py, so a new field needs only
-its line here. Fields without a Kind are read explicitly by load.py, or not from the file."""
+its line here. A field load.py reads itself (its own check) carries LOADED instead; a field
+with neither is not read from the file. Those two markers are what the file may hold: any
+other key in a table is refused (file_keys), so a new field is a known key as soon as it has
+its line here."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -23,7 +28,7 @@ class Kind(Enum):
     TEXT = "a non-empty string on one line"
     IDENTIFIER = "lowercase letters, digits and '-'"
     PG_IDENTIFIER = "a PostgreSQL identifier"
-    UNIT_COMMAND = "a command line that is safe in a systemd unit"
+    UNIT_COMMAND = "a shell command line on one line"
     ADDRESS = "a host name or IP address to connect to"
     USER = "a Unix user name"
     SCHEME = "http or https"
@@ -72,6 +77,17 @@ RelativeFiles = Annotated[tuple[str, ...], Kind.RELATIVE_FILES]
 HostKey = Annotated[str, Kind.HOST_KEY]
 
 
+class _Loaded:
+    """The marker of a field that load.py reads from the file itself, with its own check."""
+
+    def __repr__(self) -> str:
+        return "LOADED"
+
+
+# `name: Annotated[T, LOADED]`: a key of its table in the file, read by load.py's own code.
+LOADED = _Loaded()
+
+
 @functools.cache
 def field_kinds(cls: type) -> dict[str, Kind]:
     """The Kind of each field of `cls` that has one (`X | None` included), in the order the
@@ -83,6 +99,40 @@ def field_kinds(cls: type) -> dict[str, Kind]:
         if kind is not None:
             kinds[f.name] = kind
     return kinds
+
+
+@functools.cache
+def file_keys(cls: type) -> dict[str, object]:
+    """The keys `cls`'s table may hold in the inventory file, each with its field's type
+    hint: the fields with a Kind (checked by checks.py) and those marked LOADED (read by
+    load.py itself). load.py refuses every other key."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {
+        f.name: hints[f.name]
+        for f in fields(cls)
+        if _kind_in(hints[f.name]) is not None or _marked_loaded(hints[f.name])
+    }
+
+
+def _marked_loaded(hint: object) -> bool:
+    if typing.get_origin(hint) is Annotated:
+        return any(m is LOADED for m in hint.__metadata__)
+    return any(_marked_loaded(arg) for arg in typing.get_args(hint))
+
+
+def table_class(hint: object) -> type | None:
+    """The dataclass a key's value is a table of (`Annotated[Sub, ...]`, `Sub | None`,
+    `tuple[Sub, ...]`), whose keys are then checked in turn; None for any other value (a
+    plain value, or a free-form table such as a mapping of names to strings)."""
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return hint
+    if typing.get_origin(hint) in (dict, Mapping):
+        return None  # a mapping's keys are names the file chooses
+    for arg in typing.get_args(hint):
+        found = table_class(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _kind_in(hint: object) -> Kind | None:
@@ -108,11 +158,18 @@ class App:
     requirements: RelativeFiles = ("requirements.txt",)
     python: UnitCommand = "python3"
     verify_timeout: Seconds = 60.0
+    # How long a worker (a process type without a port: the scheduler …) must stay up after its
+    # restart to pass (app.json's `uptime` for a type overrides it). The sample app's dies
+    # within 0.1 s; a real Airflow scheduler needs seconds to fail.
+    worker_uptime: Seconds = 0.5
     linear_url: Text = "https://linear.app/issue"
     # "owner/name" on GitHub: a webhook's repository.full_name must be this (None: GitHub
     # webhooks release nothing). auto_release_stop: a webhook's release also stops services.
     github_repository: GithubRepository | None = None
     auto_release_stop: Flag = False
+    # [app.env]: more of every slot's environment (NAME = "value"), read by the processes and
+    # the release phase after the slot's own; load.py checks it itself (env_table).
+    env: Annotated[tuple[tuple[str, str], ...], LOADED] = ()
 
 
 @dataclass(frozen=True)
@@ -161,19 +218,19 @@ class Host:
     https_port: Port = 443
     packages: Packages = ()
     # load.py checks it itself: a host name or IP address (it goes into DATABASE_URL).
-    postgres_host: str = "127.0.0.1"
+    postgres_host: Annotated[str, LOADED] = "127.0.0.1"
     postgres_port: Port = 5432
     postgres_admin_user: UserName = "postgres"
-    # Used through sudo when `user` is not root (root's SFTP rights for a sudoer). Not read
-    # from the inventory file.
-    sftp_server: str = "/usr/lib/openssh/sftp-server"
+    # Used through sudo when `user` is not root (root's SFTP rights for a sudoer); the
+    # README documents it as a setting, so it is one (it used to be ignored).
+    sftp_server: RemotePath = "/usr/lib/openssh/sftp-server"
     nginx_test_command: Text = "nginx -t"
     nginx_reload_command: Text = "systemctl reload nginx"
     public_scheme: Scheme = "https"
     public_port: Port | None = None
     # The address nginx listens on (`listen ADDR:PORT`); empty: all addresses, as a droplet
     # serving the internet needs. The sandbox sets 127.0.0.1. load.py checks it itself.
-    listen_address: str = ""
+    listen_address: Annotated[str, LOADED] = ""
     # Each slot's candidate instances (the new release, started and verified before it gets
     # traffic; nginx's backup during the hand-over) listen on the slot's UI and Airflow ports
     # plus this: 5004 -> 6004, 8084 -> 9084. load.py refuses any port two of them would share.
@@ -209,7 +266,7 @@ class Slot:
     database: PgIdentifier
     role: Role
     # load.py checks it itself: a host of the inventory, not a protected one.
-    host: str
+    host: Annotated[str, LOADED]
 
     def directory(self, host: Host) -> str:
         return f"{host.base_dir}/{self.identifier}"
@@ -222,10 +279,14 @@ class Slot:
 
 @dataclass(frozen=True)
 class Inventory:
+    """The whole file: its top level holds [app], [hosts.NAME] tables and [[slots]]."""
+
+    # Where it was read from (not a key of the file).
     path: Path
-    app: App
-    hosts: dict[str, Host]
-    slots: dict[int, Slot] = field(default_factory=dict)
+    app: Annotated[App, LOADED]
+    # [hosts.NAME]: the keys of [hosts] are the hosts' names; each table is a Host's.
+    hosts: Annotated[dict[str, Host], LOADED]
+    slots: Annotated[dict[int, Slot], LOADED] = field(default_factory=dict)
 
     def slot(self, value: object) -> Slot:
         """The slot named by an operator's `--slot` value, or BadInput listing the valid ones."""

@@ -11,6 +11,7 @@ from staging_ops.inventory import App, Host, Inventory, Slot
 from staging_ops.provision import databases
 from staging_ops.remote.facts import HostFacts
 from staging_ops.render import (
+    RUNNER_DIR,
     SERVICES,
     RenderedFile,
     placeholder_tls_paths,
@@ -58,6 +59,7 @@ def desired_state(
         host.sites_available: (0o755, "root"),
         host.sites_enabled: (0o755, "root"),
         f"{host.systemd_dir}/multi-user.target.wants": (0o755, "root"),
+        f"{host.base_dir}/{RUNNER_DIR}": (0o755, "root"),
     }
     if host.acme:
         dirs[f"{host.nginx_dir}/tls"] = (0o755, "root")
@@ -66,6 +68,9 @@ def desired_state(
         dirs[base] = (0o755, svc)
         dirs[f"{base}/releases"] = (0o755, svc)
         dirs[f"{base}/shared"] = (0o750, svc)
+        # The slot's Airflow home, HOME and the processes' temp dirs: its own, never /tmp.
+        for name in ("airflow", "home", "tmp"):
+            dirs[f"{base}/shared/{name}"] = (0o750, svc)
     files = render_host(inventory, host, slots, passwords)
     links = {
         f"{host.sites_enabled}/{name}": f"{host.sites_available}/{name}"

@@ -4,11 +4,14 @@ from the answer. The answer's type, `HostFacts`, lives beside the probe (remote/
 from __future__ import annotations
 
 from staging_ops.inventory import Host, Inventory, Slot
+from staging_ops.processes import ProcessSpec, spec_from_json
 from staging_ops.provision import databases
 from staging_ops.provision.desired import Desired, desired_state, tls_links, tls_paths
 from staging_ops.provision.handlers import Handlers
 from staging_ops.remote.facts import FactsRequest, HostFacts
-from staging_ops.render import slot_units
+from staging_ops.render import TYPE_SERVICES, slot_units, worker_unit_prefix
+
+SPEC_FILE = ".process-spec.json"
 
 
 def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> FactsRequest:
@@ -26,7 +29,12 @@ def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> FactsR
             *tls_paths(host),
             *tls_links(host),
         ),
-        read=(*probe.files, probe.marker, databases.admin_secret_path(host)),
+        read=(
+            *probe.files,
+            probe.marker,
+            databases.admin_secret_path(host),
+            *(f"{link}/{SPEC_FILE}" for link in currents),
+        ),
         packages=tuple(host.packages),
         services=tuple(host.services_at_boot),
         user=host.service_user,
@@ -35,7 +43,13 @@ def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> FactsR
         # Unit states only matter (and are only asked, in one systemctl call) for deployed
         # slots.
         units_if_deployed=tuple(
-            (probe.current_link(s), tuple(slot_units(inventory.app, s))) for s in slots
+            (
+                probe.current_link(s),
+                tuple(slot_units(inventory.app, s)),
+                worker_unit_prefix(inventory.app, s),
+                tuple(TYPE_SERVICES),
+            )
+            for s in slots
         ),
     )
 
@@ -53,3 +67,14 @@ def pending_handlers(want: Desired, facts: HostFacts) -> Handlers:
 def marker_left(want: Desired, facts: HostFacts) -> bool:
     """Whether an earlier run's marker is on the host (to clear even with nothing to do)."""
     return facts.text(want.marker) is not None
+
+
+def live_spec(want: Desired, facts: HostFacts, slot: Slot) -> ProcessSpec:
+    """What the slot's live release declares (its `.process-spec.json`; the inventory's
+    commands for a release from before there was one)."""
+    return spec_from_json(facts.text(f"{want.current_link(slot)}/{SPEC_FILE}"), want.app)
+
+
+def declared_units(want: Desired, facts: HostFacts, slot: Slot) -> list[str]:
+    """The main units of the processes the slot's live release declares."""
+    return slot_units(want.app, slot, live_spec(want, facts, slot).types)

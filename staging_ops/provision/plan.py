@@ -19,11 +19,17 @@ from datetime import UTC, datetime
 from staging_ops.inventory import Host
 from staging_ops.provision.certificates import CertificatePlan, plan_certificate
 from staging_ops.provision.desired import Desired, tls_links, tls_paths
-from staging_ops.provision.facts import deployed_slots, marker_left, pending_handlers
+from staging_ops.provision.facts import (
+    declared_units,
+    deployed_slots,
+    live_spec,
+    marker_left,
+    pending_handlers,
+)
 from staging_ops.provision.handlers import FileOps, Handlers, Restore
 from staging_ops.remote.facts import HostFacts, PathState
 from staging_ops.remote.files import Link, Write
-from staging_ops.render import SERVICES, slot_units, unit_template
+from staging_ops.render import RUNNER_DIR, TYPE_SERVICES, WORKER_SERVICE, unit_template
 
 PREPARE_SCRIPT = "provision-prepare.sh"
 SERVICES_SCRIPT = "provision-services.sh"
@@ -245,15 +251,23 @@ def _file_work(want: Desired, facts: HostFacts, diff: bool):
     return writes, links, removes, by_kind
 
 
-def _restarts(want: Desired, by_kind: dict[str, list[Change]], deployed) -> list[str]:
-    """Units of deployed slots whose unit file or env file changed."""
+def _restarts(want: Desired, by_kind: dict[str, list[Change]], deployed, facts) -> list[str]:
+    """Units of deployed slots, of the processes their live release declares, whose unit file
+    or env file changed, or whose commands did (the inventory's process table, for a release
+    that runs the inventory's commands)."""
     unit_changed = {c.target.rsplit("/", 1)[-1] for c in by_kind.get("unit", [])}
     env_changed = {c.target for c in by_kind.get("env", [])}
+    table = f"{want.host.base_dir}/{RUNNER_DIR}/app.processes"
+    table_changed = any(c.target == table for c in by_kind.get("unit", []))
     restart: list[str] = []
     for slot in deployed:
-        env_changed_here = want.env_path(slot) in env_changed
-        for service, unit in zip(SERVICES, slot_units(want.app, slot), strict=True):
-            if env_changed_here or unit_template(want.app, service) in unit_changed:
+        shared = f"{slot.directory(want.host)}/shared/"
+        env_changed_here = any(path.startswith(shared) for path in env_changed)
+        spec = live_spec(want, facts, slot)
+        commands_changed = table_changed and spec.source == "inventory"
+        for ptype, unit in zip(spec.types, declared_units(want, facts, slot), strict=True):
+            template = unit_template(want.app, TYPE_SERVICES.get(ptype, WORKER_SERVICE))
+            if env_changed_here or commands_changed or template in unit_changed:
                 restart.append(unit)
     return restart
 
@@ -293,7 +307,7 @@ def converge_plan(
     deployed = deployed_slots(want, facts)
     pending = pending_handlers(want, facts)
     writes, links, removes, by_kind = _file_work(want, facts, diff)
-    restart = _restarts(want, by_kind, deployed)
+    restart = _restarts(want, by_kind, deployed, facts)
     handlers = Handlers(
         nginx=bool(by_kind["nginx"]) or placeholder_needed(facts, want.host) or pending.nginx,
         daemon_reload=bool(by_kind["unit"]) or pending.daemon_reload,
@@ -311,7 +325,7 @@ def converge_plan(
     start = [
         unit
         for slot in deployed
-        for unit in slot_units(want.app, slot)
+        for unit in declared_units(want, facts, slot)
         if facts.units.get(unit) != "active" and unit not in handlers.restart
     ]
     boot = boot_service_changes(facts, want.host.services_at_boot)

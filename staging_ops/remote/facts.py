@@ -34,7 +34,9 @@ class FactsRequest:
     packages: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
     user: str | None = None
-    units_if_deployed: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # (current link, its units, the worker units' prefix, the types with units of their own):
+    # the probe adds a worker unit for each other type the live release's spec declares.
+    units_if_deployed: tuple[tuple[str, tuple[str, ...], str, tuple[str, ...]], ...] = ()
     certificates: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
@@ -44,7 +46,10 @@ class FactsRequest:
             "packages": list(self.packages),
             "services": list(self.services),
             "user": self.user,
-            "units_if_deployed": [[link, list(units)] for link, units in self.units_if_deployed],
+            "units_if_deployed": [
+                [link, list(units), prefix, list(own)]
+                for link, units, prefix, own in self.units_if_deployed
+            ],
             "certificates": list(self.certificates),
         }
 

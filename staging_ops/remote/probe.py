@@ -2,7 +2,8 @@
 remote command. Reads a JSON request from its first argument, prints one JSON document.
 
 Request: {"stat": [paths], "read": [paths], "packages": [names], "user": name,
-          "units_if_deployed": [[current link, [unit instances]], ...],
+          "units_if_deployed": [[current link, [unit instances], worker unit prefix,
+                                  [types with units of their own]], ...],
           "services": [units that must be enabled at boot and active],
           "certificates": [PEM certificate paths to read names and expiry from]}
 """
@@ -74,6 +75,29 @@ def unit_states(units):
     return dict(zip(units, states, strict=True))
 
 
+def deployed_units(entries):
+    """The units of the slots that have a `current` release: the listed ones, and a worker
+    unit for each other process type the release's spec declares."""
+    units = []
+    for current, listed, worker_prefix, own in entries:
+        if not os.path.lexists(current):
+            continue
+        units += listed
+        if worker_prefix:
+            units += [worker_prefix + t + ".service" for t in declared_types(current, own)]
+    return units
+
+
+def declared_types(current, own):
+    """The process types (release phase aside) the spec in `current` declares, but `own`."""
+    text = read(os.path.join(current, ".process-spec.json"))
+    try:
+        types = list(json.loads(text)["processes"])
+    except (TypeError, ValueError, KeyError):
+        return []
+    return [t for t in types if t not in own and t != "release"]
+
+
 def service_states(units):
     """{unit: {"enabled": is-enabled's word, "active": is-active's word}}; a unit that does not
     exist (its package not installed yet) reads "not-found"."""
@@ -138,14 +162,7 @@ def main():
         "content": {path: read(path) for path in request.get("read", [])},
         "packages": packages(request.get("packages", [])),
         "user": user(request["user"]) if request.get("user") else None,
-        "units": unit_states(
-            [
-                unit
-                for current, units in request.get("units_if_deployed", [])
-                if os.path.lexists(current)
-                for unit in units
-            ]
-        ),
+        "units": unit_states(deployed_units(request.get("units_if_deployed", []))),
         "services": service_states(request.get("services", [])),
         "certificates": certificates(request.get("certificates", [])),
         "euid": os.geteuid(),

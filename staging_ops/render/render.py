@@ -8,20 +8,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from staging_ops.inventory import App, Host, Inventory, Slot
+from staging_ops.processes import default_spec
 
 REDACTED = "********"
-# service key -> (description, inventory app attribute holding its command)
+# The unit templates of the process types that have one of their own: service key ->
+# (description, process type). Every other type the release declares is an instance of the
+# worker template, `<app>-worker@<slot>:<type>`.
 SERVICES = {
-    "ui": ("Campaign UI", "ui_command"),
-    "airflow-webserver": ("Airflow webserver", "airflow_webserver_command"),
-    "airflow-scheduler": ("Airflow scheduler", "airflow_scheduler_command"),
+    "ui": ("Campaign UI", "web"),
+    "airflow-webserver": ("Airflow web UI", "airflow"),
+    "airflow-scheduler": ("Airflow scheduler", "scheduler"),
 }
-# The services with a port, which get a candidate instance each (the scheduler has none).
+TYPE_SERVICES = {ptype: service for service, (_, ptype) in SERVICES.items()}
+# The services with a port, which get a candidate instance each (no worker has one).
 CANDIDATE_SERVICES = ("ui", "airflow-webserver")
+WORKER_SERVICE = "worker"
+# Where provision-all installs the runner every unit calls and the inventory's process table.
+RUNNER_DIR = "bin"
+# Read as a file (package data beside the other remote scripts, shellcheck-ed with them), not
+# through staging_ops.remote: rendering connects to nothing and imports no SSH library.
+RUNNER_SCRIPT = Path(__file__).resolve().parent.parent / "remote" / "scripts" / "run-process.sh"
 
 
 @dataclass(frozen=True)
@@ -71,8 +82,24 @@ def unit_instance(app: App, service: str, slot: Slot) -> str:
     return f"{app.name}-{service}@{slot.identifier}.service"
 
 
-def slot_units(app: App, slot: Slot) -> list[str]:
-    return [unit_instance(app, service, slot) for service in SERVICES]
+def process_unit(app: App, slot: Slot, ptype: str) -> str:
+    """The main unit of the slot's process type `ptype`: `job-search-ui@staging-4.service` for
+    web, `job-search-worker@staging-4:dag-processor.service` for a type without a template."""
+    service = TYPE_SERVICES.get(ptype)
+    if service:
+        return unit_instance(app, service, slot)
+    return f"{worker_unit_prefix(app, slot)}{ptype}.service"
+
+
+def worker_unit_prefix(app: App, slot: Slot) -> str:
+    """`job-search-worker@staging-4:`: a worker type's unit is this, the type and `.service`."""
+    return f"{app.name}-{WORKER_SERVICE}@{slot.identifier}:"
+
+
+def slot_units(app: App, slot: Slot, types: tuple[str, ...] | None = None) -> list[str]:
+    """The main units of `types` (default: the three that have a template of their own)."""
+    chosen = types if types is not None else tuple(TYPE_SERVICES)
+    return [process_unit(app, slot, t) for t in chosen]
 
 
 def candidate_unit_template(app: App, service: str) -> str:
@@ -80,12 +107,15 @@ def candidate_unit_template(app: App, service: str) -> str:
     return f"{app.name}-{service}-candidate@.service"
 
 
-def candidate_units(app: App, slot: Slot) -> list[str]:
-    """The slot's candidate instances, UI first."""
-    return [
-        candidate_unit_template(app, service).replace("@.", f"@{slot.identifier}.")
-        for service in CANDIDATE_SERVICES
-    ]
+def candidate_unit(app: App, slot: Slot, ptype: str) -> str:
+    """The candidate unit of the port type `ptype` (web or airflow)."""
+    template = candidate_unit_template(app, TYPE_SERVICES[ptype])
+    return template.replace("@.", f"@{slot.identifier}.")
+
+
+def candidate_units(app: App, slot: Slot, types: tuple[str, ...] = ("web", "airflow")) -> list[str]:
+    """The slot's candidate instances of `types`, UI first."""
+    return [candidate_unit(app, slot, t) for t in types]
 
 
 def vhost_name(slot: Slot) -> str:
@@ -146,28 +176,74 @@ def render_default_server(host: Host) -> RenderedFile:
 
 
 def render_units(app: App, host: Host) -> list[RenderedFile]:
-    """The slots' template units, then their candidates' (which run `<slot>/candidate`, the
-    release a deploy is verifying, instead of `current`)."""
+    """The slots' template units (instance: the slot), their candidates' (which run
+    `<slot>/candidate`, the release a deploy is verifying, instead of `current`), and the
+    worker template (instance: `<slot>:<type>`). Each runs bin/run-process, which reads the
+    command from the release: the units do not change when an app's processes do."""
     files = []
     kinds = [(service, False) for service in SERVICES]
     kinds += [(service, True) for service in CANDIDATE_SERVICES]
     for service, candidate in kinds:
-        description, attribute = SERVICES[service]
-        directory = "candidate" if candidate else "current"
-        command = getattr(app, attribute).replace("{current}", f"{host.base_dir}/%i/{directory}")
+        description, ptype = SERVICES[service]
         template = (candidate_unit_template if candidate else unit_template)(app, service)
-        content = _template("systemd/slot-service.j2").render(
-            app=app,
-            host=host,
-            description=description + (" candidate" if candidate else ""),
-            unit=template.removesuffix("@.service"),
-            base_dir=host.base_dir,
-            command=command,
-            candidate=candidate,
-            directory=directory,
+        files.append(
+            _unit(
+                app,
+                host,
+                template,
+                description + (" candidate" if candidate else ""),
+                instance=f"%i:{ptype}",
+                instance_doc="the slot identifier",
+                candidate=candidate,
+            )
         )
-        files.append(RenderedFile(f"{host.systemd_dir}/{template}", content, kind="unit"))
-    return files
+    worker = _unit(
+        app,
+        host,
+        unit_template(app, WORKER_SERVICE),
+        "Worker process",
+        instance="%i",
+        instance_doc="<slot>:<process type>",
+        candidate=False,
+    )
+    return [*files, worker]
+
+
+def _unit(
+    app: App,
+    host: Host,
+    template: str,
+    description: str,
+    instance: str,
+    instance_doc: str,
+    candidate: bool,
+) -> RenderedFile:
+    content = _template("systemd/slot-service.j2").render(
+        app=app,
+        host=host,
+        description=description,
+        instance=instance,
+        instance_doc=instance_doc,
+        base_dir=host.base_dir,
+        candidate=candidate,
+        # The worker template's instance names no directory: run-process checks the release.
+        condition=instance != "%i",
+        directory="candidate" if candidate else "current",
+    )
+    return RenderedFile(f"{host.systemd_dir}/{template}", content, kind="unit")
+
+
+def render_runner(inventory: Inventory, host: Host) -> list[RenderedFile]:
+    """bin/run-process (every unit's ExecStart and the release phase) and bin/app.processes,
+    the inventory's commands for a release without a Procfile of its own."""
+    directory = f"{host.base_dir}/{RUNNER_DIR}"
+    runner = RUNNER_SCRIPT.read_text()
+    table = default_spec(inventory.app).process_table()
+    header = "# The inventory's [app] commands, for releases without a Procfile (staging-ops).\n"
+    return [
+        RenderedFile(f"{directory}/run-process", runner, mode=0o755, owner="root", kind="unit"),
+        RenderedFile(f"{directory}/app.processes", header + table, owner="root", kind="unit"),
+    ]
 
 
 def render_slot_env(host: Host, slot: Slot, password: str | None) -> RenderedFile:
@@ -175,6 +251,7 @@ def render_slot_env(host: Host, slot: Slot, password: str | None) -> RenderedFil
         slot=slot,
         public_url=public_url(host, slot),
         database_url=database_url(host, slot, password),
+        shared=f"{slot.directory(host)}/shared",
     )
     return RenderedFile(
         f"{slot.directory(host)}/shared/env",
@@ -201,6 +278,30 @@ def render_candidate_env(host: Host, slot: Slot) -> RenderedFile:
     )
 
 
+def render_app_env(app: App, host: Host, slot: Slot) -> RenderedFile:
+    """The inventory's [app.env] for one slot, its templates filled: `{slot}`, `{slot_id}`,
+    `{shared}`, `{current}` as they are, `{release}` as ${RELEASE_DIR} (the release the process
+    runs from: `current`, `candidate`, or the one being migrated)."""
+    root = slot.directory(host)
+    values = {
+        "slot": slot.identifier,
+        "slot_id": str(slot.id),
+        "shared": f"{root}/shared",
+        "current": f"{root}/current",
+        "release": "${RELEASE_DIR}",
+    }
+    env = [(name, value.format_map(values)) for name, value in app.env]
+    content = _template("systemd/app.env.j2").render(slot=slot, env=env)
+    return RenderedFile(
+        f"{root}/shared/app.env",
+        content,
+        mode=0o640,
+        owner=host.service_user,
+        kind="env",
+        slot=slot.id,
+    )
+
+
 def render_release_env(commit: str, branch: str, deployed_at: str) -> str:
     return _template("systemd/release.env.j2").render(
         commit=commit, branch=branch, deployed_at=deployed_at
@@ -219,9 +320,14 @@ def render_host(
     """
     chosen = slots if slots is not None else inventory.slots_on(host)
     passwords = passwords or {}
-    files = [render_default_server(host), *render_units(inventory.app, host)]
+    files = [
+        render_default_server(host),
+        *render_units(inventory.app, host),
+        *render_runner(inventory, host),
+    ]
     for slot in chosen:
         files.append(render_vhost(inventory, host, slot))
         files.append(render_slot_env(host, slot, passwords.get(slot.id)))
         files.append(render_candidate_env(host, slot))
+        files.append(render_app_env(inventory.app, host, slot))
     return {f.path: f for f in files}

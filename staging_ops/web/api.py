@@ -3,7 +3,8 @@
 Mount it in any Flask app (the Campaign UI does) with
 `app.register_blueprint(api_blueprint(registry, secret))`. Every answer is JSON; every error is
 `{"error": "..."}` with 400 (malformed), 401 (no/invalid/expired token), 403 (not admin),
-404 (unknown slot), 409 (conflict) or 503 (registry unavailable) — never a stack trace.
+404 (unknown slot), 409 (conflict), 413 (body too large), 415 (a body that is not
+application/json, media.py) or 503 (registry unavailable) — never a stack trace.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from staging_ops.claims.model import (
 )
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.web import auth
+from staging_ops.web.media import json_type_problem
 from staging_ops.web.openapi import openapi_document
 
 PREFIX = "/api/staging"
@@ -75,9 +77,15 @@ def _raw_body() -> bytes:
 
 
 def _body(allowed: set[str], optional: bool = False) -> dict[str, Any]:
+    """The JSON object body, its fields among `allowed` (none sent: {} where `optional`).
+    Judged before anything is written: 413, 415 (media.py), then 400."""
     body = _raw_body()
     if optional and not body:
         return {}
+    if body:
+        problem = json_type_problem()
+        if problem:
+            abort(415, problem)
     try:
         data = parsing.json_body(body, "it")
     except BadInput as exc:

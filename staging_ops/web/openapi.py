@@ -34,6 +34,10 @@ def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _TOO_LARGE = _error(f"The body is over {parsing.MAX_JSON_BODY} bytes.")
+_NOT_JSON = _error(
+    "A body sent without `Content-Type: application/json` (parameters such as charset are"
+    " fine): nothing is written."
+)
 _UNKNOWN_PARAMETER = _error("A query parameter this operation does not take.")
 _AUTH_ERRORS = {
     "401": _error("Missing, malformed, badly signed or expired token (or no `exp` claim)."),
@@ -151,6 +155,7 @@ def openapi_document() -> dict[str, Any]:
                             "the slot is free."
                         ),
                         "413": _TOO_LARGE,
+                        "415": _NOT_JSON,
                         **_AUTH_ERRORS,
                     },
                 },
@@ -209,6 +214,7 @@ def openapi_document() -> dict[str, Any]:
                             " one given (even with force), or changed meanwhile."
                         ),
                         "413": _TOO_LARGE,
+                        "415": _NOT_JSON,
                         **_AUTH_ERRORS,
                     },
                 }
@@ -241,6 +247,7 @@ def openapi_document() -> dict[str, Any]:
                         "400": _error("Malformed JSON (or nested too deep) or fields."),
                         "404": _error("Unknown slot (or not a slot id)."),
                         "413": _TOO_LARGE,
+                        "415": _NOT_JSON,
                         **_AUTH_ERRORS,
                     },
                 }

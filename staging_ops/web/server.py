@@ -133,10 +133,13 @@ def serve_staging(options: ServeOptions) -> None:
 
     The app is built once here first, so a missing secret or DSN, or an unreachable registry,
     ends the command with one clear error before any worker starts; that probe's connections
-    are closed again before the workers fork.
+    are closed again before the workers fork. A bad inventory (an unknown key, say) ends it
+    first, with exit 2 (app_inventory.check_inventory).
     """
     from staging_ops.web import create_app
+    from staging_ops.web.app_inventory import check_inventory
 
+    check_inventory()
     probe = create_app(pool_size=1)
     probe.extensions["staging_registry"].close()
     ensure_port_free(options.host, options.port)

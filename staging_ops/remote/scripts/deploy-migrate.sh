@@ -1,9 +1,13 @@
-# deploy-migrate.sh RELEASE_DIR SERVICE_USER COMMAND
+# deploy-migrate.sh RUNNER BASE_DIR SLOT WHERE SERVICE_USER
 #
-# Runs COMMAND (the inventory's migrate_command, a shell command line with the release's paths
-# filled in) in RELEASE_DIR as SERVICE_USER, in a clean environment that holds only the
-# release's .env and .release-env. COMMAND reaches the inner shell as its $1, not as text.
-cd "$1" || exit 1
-# shellcheck disable=SC2016  # $1 is the inner shell's: COMMAND, expanded there
-exec runuser -u "$2" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp \
-  sh -c 'set -a; . ./.env; . ./.release-env; set +a; eval "exec $1"' deploy-migrate "$3"
+# The release phase: the `release` process of the release at BASE_DIR/SLOT/WHERE (its
+# Procfile's, or the inventory's migrate_command), run once by RUNNER (bin/run-process, which
+# provision-all installs) as SERVICE_USER, in a clean environment: the slot's own, as every
+# process of the slot gets it (its AIRFLOW_HOME, HOME and temp dir, never /tmp's).
+runner=$1 base=$2 slot=$3 where=$4 user=$5
+if [ ! -f "$runner" ]; then
+    echo "$runner is missing: run \`invoke provision-all\` first" >&2
+    exit 1
+fi
+exec runuser -u "$user" -- env -i PATH=/usr/local/bin:/usr/bin:/bin \
+  sh "$runner" "$base" "$slot:release" "$where"

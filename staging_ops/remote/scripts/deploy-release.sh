@@ -1,17 +1,20 @@
 # deploy-release.sh MIRROR COMMIT PARTIAL RELEASE VENVS RELEASE_ENV PYTHON SERVICE_USER CURRENT
-#                   [REQUIREMENTS...]
+#                   SPEC PROCESSES [REQUIREMENTS...]
 #
-# Exports COMMIT from MIRROR into PARTIAL with the slot's env (.env -> shared/env) and
-# RELEASE_ENV (.release-env), links it to a venv in VENVS keyed by the sha of the REQUIREMENTS
-# files (names relative to the release) and PYTHON's version (built under a flock on fd 7, or
+# Exports COMMIT from MIRROR into PARTIAL with the slot's env (.env -> shared/env),
+# RELEASE_ENV (.release-env), SPEC (.process-spec.json: what the release runs and how it is
+# checked) and PROCESSES (.processes, the runner's table of a Procfile's commands; none when
+# empty: the release runs the inventory's), links it to a venv in VENVS keyed by the sha of
+# everything pip reads (the REQUIREMENTS files, names relative to the release, and every file
+# they name with -r/-c, recursively) and PYTHON's version (built under a flock on fd 7, or
 # reused), gives it to SERVICE_USER and renames it to RELEASE when whole. Prints
 # "built|reused <key>", then "live <CURRENT's target>" (saves the deploy a round trip).
 #
 # File descriptors (staging_ops/deploy/fds.py): 7 the venv being built.
 set -e
 mirror=$1 commit=$2 partial=$3 release=$4 venvs=$5 release_env=$6 python=$7 service_user=$8
-current=$9
-shift 9
+current=$9 spec=${10} processes=${11}
+shift 11
 # PYTHON is the inventory's interpreter command (it may carry words of its own), run as the
 # shell would run it written out.
 py() { eval "$python"' "$@"'; }
@@ -20,11 +23,32 @@ mkdir -p "$partial" "$venvs"
 git --git-dir "$mirror" archive "$commit" | tar -x -C "$partial"
 ln -s ../../shared/env "$partial/.env"
 printf '%s' "$release_env" > "$partial/.release-env"
+printf '%s\n' "$spec" > "$partial/.process-spec.json"
+[ -z "$processes" ] || printf '%s' "$processes" > "$partial/.processes"
 reqs=""
 for r in "$@"; do [ -f "$partial/$r" ] && reqs="$reqs $partial/$r"; done
-# $reqs is split on purpose: the inventory's file names and our paths have no blanks.
+# Every file pip reads: -r/-c (and their long forms) name more, relative to the naming file.
+read_too() {
+  sed -n 's/^[[:space:]]*\(-[rc]\|--requirement\|--constraint\)[[:space:]=]*\([^[:space:]#]*\).*/\2/p' "$1" |
+    while read -r name; do
+      case "$name" in /*) echo "$name" ;; *) echo "$(dirname "$1")/$name" ;; esac
+    done
+}
+pending=$reqs keyed=""
+while [ -n "$pending" ]; do
+  next=""
+  # shellcheck disable=SC2086  # file names without blanks, split on purpose
+  for f in $pending; do
+    case " $keyed " in *" $f "*) continue ;; esac
+    [ -f "$f" ] || continue
+    keyed="$keyed $f"
+    next="$next $(read_too "$f" | tr '\n' ' ')"
+  done
+  pending=$next
+done
+# $keyed is split on purpose: the inventory's file names and our paths have no blanks.
 # shellcheck disable=SC2086
-key=$( (cat $reqs 2>/dev/null; py -V 2>&1) | sha256sum | cut -c1-16)
+key=$( (for f in $keyed; do printf '%s\n' "${f#"$partial"/}"; cat "$f"; done; py -V 2>&1) | sha256sum | cut -c1-16)
 venv=$venvs/$key
 exec 7>"$venv.lock"
 flock 7

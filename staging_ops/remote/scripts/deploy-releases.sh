@@ -1,4 +1,5 @@
 # deploy-releases.sh list RELEASES
+# deploy-releases.sh spec RELEASES RELEASE
 # deploy-releases.sh record RELEASES DEPLOYS_LOG LINE RELEASE PREVIOUS KEEP
 #
 # list: every release in RELEASES, newest first, one line each:
@@ -8,6 +9,7 @@
 #   older than RELEASE, not marked bad). Exit 3 if the line or the mark could not be written.
 #   Idempotent: a run that lost its connection during record runs it again with the same LINE
 #   (its time included), which is then not appended twice.
+# spec: RELEASE's .process-spec.json (nothing for a release made before there was one).
 # Release names start with their UTC time, so a sort by name is a sort by age.
 
 # Is release "$1" verified-good? Its `.ok`, or, for releases made before `.ok` existed, a line
@@ -26,6 +28,10 @@ list() {
     bad=0; [ -e "$r/.bad" ] && bad=1; ok=0; verified "$r" && ok=1
     echo "$r $bad $ok $c $b"
   done
+}
+
+spec() {
+  cat "$1/$2/.process-spec.json" 2>/dev/null || true
 }
 
 # The release could not be marked verified: exit 3 (a prune that could not remove something
@@ -56,5 +62,6 @@ record() {
 case "$1" in
   list) shift; list "$@" ;;
   record) shift; record "$@" ;;
+  spec) shift; spec "$@" ;;
   *) echo "$0: unknown action ${1:-(none)}" >&2; exit 2 ;;
 esac

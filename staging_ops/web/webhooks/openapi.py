@@ -62,7 +62,12 @@ def _webhook(summary: str, description: str, headers: list[tuple[str, str]]) -> 
                 "401": _answer("Missing or wrong signature (Linear: or a stale timestamp)."),
                 "404": _answer("No secret configured for this webhook on this server."),
                 "413": _answer("The body is over 1 MiB."),
-                "503": _answer("The registry is unavailable: not applied (the sender retries)."),
+                "415": _answer("The signed body was not sent as application/json."),
+                "503": _answer(
+                    "Not applied and not recorded (the sender retries; `Retry-After`): the "
+                    "registry is unavailable, or with `auto_release_stop` the slot's deploy "
+                    "lock is held, its droplet unreachable or stopping it failed."
+                ),
             },
         }
     }

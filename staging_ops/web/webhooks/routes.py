@@ -7,12 +7,15 @@ Each request goes through the same gate before anything of its body is used:
 3. a body over 1 MiB: 413, judged by Content-Length before reading, and by reading at most
    one byte more than the limit when the length is not given;
 4. a wrong signature: 401 (and for Linear a stale `webhookTimestamp`);
-5. a body that is not a JSON object: 400.
+5. a body not sent as application/json: 415 (web/media.py);
+6. a body that is not a JSON object: 400.
 Then github.py / linear.py decide; a release is applied once per delivery (registry/
 deliveries.py) through claims/auto_release.py. What frees nothing is answered 202 with the
-reason; a ping, a release and a delivery seen before, 200. Secrets are never logged, and
-nothing a sender sends is answered with a 5xx (a failing registry is answered 503, so the
-sender retries).
+reason; a ping, a release and a delivery seen before, 200. A delivery whose release could not
+be done now (with auto_release_stop: the slot's deploy lock is held, its droplet unreachable,
+stopping failed) is answered 503 with Retry-After and not recorded, so that its redelivery is
+applied rather than answered "applied before". Secrets are never logged, and nothing a sender
+sends is answered with a 5xx (a failing registry is answered 503, so the sender retries).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from staging_ops.claims.auto_release import Trigger, auto_release
+from staging_ops.claims.auto_release import AutoReleaseOutcome, Trigger, auto_release
 from staging_ops.claims.model import SlotRegistry
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory
 from staging_ops.registry import deliveries
 from staging_ops.web.app_inventory import inventory_or_none
+from staging_ops.web.media import json_type_problem
 from staging_ops.web.webhooks import github, linear
 from staging_ops.web.webhooks.decision import IGNORE, PING, Decision, body_digest
 
@@ -39,12 +43,24 @@ PREFIX = "/api/staging/webhooks"
 MAX_BODY = 1024 * 1024
 GITHUB_SECRET_ENV = "STAGING_GITHUB_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
 LINEAR_SECRET_ENV = "STAGING_LINEAR_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
+# Seconds a sender is asked to wait before sending a delivery that was not done again: about
+# what a deploy's remaining steps take.
+RETRY_AFTER = 60
 log = logging.getLogger(__name__)
 
 
 def answer(status: int, applied: bool, message: str, **extra: Any) -> tuple[Response, int]:
     """Every webhook answer: `applied` says whether anything was done, `message` what."""
     return jsonify({"applied": applied, "message": message, **extra}), status
+
+
+class _NotDone(Exception):
+    """A delivery whose release could not be done now (auto_release's NotDone): raised inside
+    `deliveries.applying` so that its keys are not kept."""
+
+    def __init__(self, outcome: AutoReleaseOutcome) -> None:
+        super().__init__(outcome.summary())
+        self.outcome = outcome
 
 
 class _Refused(Exception):
@@ -79,6 +95,11 @@ def _verified_body(
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
+    """The verified body as a JSON object: 415 unless it was sent as application/json (a
+    GitHub webhook set to form data, say: its settings say how), 400 unless it is one."""
+    problem = json_type_problem()
+    if problem:
+        raise _Refused(415, problem)
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
@@ -107,11 +128,16 @@ def webhooks_blueprint(
         if decision.action == IGNORE:
             return answer(202, False, f"nothing done: {decision.message}")
         trigger = Trigger(source, decision.reason, decision.branch, decision.task, decision.actor)
-        with deliveries.applying(dsn, source, keys) as delivery:
-            if not delivery.fresh:
-                return answer(200, False, "nothing done: this delivery was applied before")
-            outcome = auto_release(registry, inventory, trigger)
-            delivery.outcome = outcome.summary()
+        try:
+            with deliveries.applying(dsn, source, keys) as delivery:
+                if not delivery.fresh:
+                    return answer(200, False, "nothing done: this delivery was applied before")
+                outcome = auto_release(registry, inventory, trigger)
+                if outcome.not_done:
+                    raise _NotDone(outcome)  # leaves the block: its keys roll back
+                delivery.outcome = outcome.summary()
+        except _NotDone as unfinished:
+            return _not_done(source, decision, unfinished.outcome)
         if not outcome.released:
             return answer(
                 202,
@@ -121,6 +147,22 @@ def webhooks_blueprint(
             )
         log.info("%s webhook: %s: %s", source, decision.message, outcome.summary())
         return answer(200, True, f"{decision.message}: {outcome.summary()}", slots=outcome.slots)
+
+    def _not_done(
+        source: str, decision: Decision, outcome: AutoReleaseOutcome
+    ) -> tuple[Response, int]:
+        """503 with Retry-After, the delivery not recorded: its redelivery (GitHub: Recent
+        Deliveries → Redeliver; Linear retries by itself) does what this one could not."""
+        log.warning("%s webhook not done, to be redelivered: %s", source, outcome.summary())
+        response, status = answer(
+            503,
+            bool(outcome.released),
+            f"not done: {decision.message}, but {outcome.summary()}; not recorded as applied:"
+            " redeliver it once that is over",
+            slots=outcome.slots,
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response, status
 
     def gate(secret: str | None, header: str, handle: Callable[[], tuple[Response, int]]) -> Any:
         if not request.headers.get(header):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from staging_ops.claims.model import failed_deploy_detail
-from staging_ops.deploy.candidate import OK, judge_health, judge_version
+from staging_ops.deploy.candidate import OK, judge_version
+from staging_ops.processes.judge import builtin_check, judge_answer
 
 COMMIT = "a" * 40
 
@@ -32,10 +33,22 @@ def test_judge_version(status, body, verdict):
 
 
 @pytest.mark.parametrize(
-    ("status", "verdict"), [(200, OK), (503, "/airflow/health answers HTTP 503")]
+    ("status", "body", "verdict"),
+    [
+        (200, b"ok", OK),  # not JSON: a 200 from a health path that says nothing more
+        (503, b"", "/airflow/health answers HTTP 503"),
+        (200, b'{"metadatabase": {"status": "healthy"}, "scheduler": {"status": null}}', OK),
+        (
+            200,
+            b'{"metadatabase": {"status": "unhealthy"}}',
+            "/airflow/health: metadatabase is unhealthy",
+        ),
+    ],
 )
-def test_judge_health(status, verdict):
-    assert judge_health(status) == verdict
+def test_judge_airflow_health(status, body, verdict):
+    check = builtin_check("airflow")
+    assert check is not None
+    assert judge_answer(check, status, body) == verdict
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from staging_ops.claims.model import SlotState
-from staging_ops.deploy.claim import ClaimCheck, deploy_claim, lost, rollback_claim
+from staging_ops.deploy.claim import ClaimCheck, branch_gone, deploy_claim, lost, rollback_claim
 from staging_ops.errors import BadInput, Conflict
 from staging_ops.inventory import Slot
+from staging_ops.web.webhooks import github
 
 SLOT = Slot(
     4, "staging-4", "staging-4.justapply.net", 5004, 8084, "job_search_staging_4", "qa", "h"
@@ -32,14 +33,14 @@ def row(task: str | None = None, owner: str | None = None) -> SlotState:
             row("JA-1", "alice"),
             "JA-1",
             False,
-            ClaimCheck("held by JA-1", "JA-1", True, ("JA-1", "alice")),
+            ClaimCheck("held by JA-1", "JA-1", True, ("JA-1", "alice"), renew=True),
         ),
         # No task known: the operator's own claim.
         (
             row("JA-1", ME),
             None,
             False,
-            ClaimCheck("held by JA-1", "JA-1", True, ("JA-1", ME)),
+            ClaimCheck("held by JA-1", "JA-1", True, ("JA-1", ME), renew=True),
         ),
         # Another task's slot under --force: deployed, the claim stays theirs, not renewed.
         (
@@ -132,3 +133,52 @@ def test_rollback_claim_refuses(state, task, message):
 )
 def test_a_claim_is_lost_when_released_or_taken_by_another_task(state, check, gone):
     assert lost(state, check) is gone
+
+
+def _github_reason(event: str, payload: dict) -> str:
+    decision = github.decide(event, payload, "o/r")
+    assert decision.action == "release", decision
+    return decision.reason
+
+
+_REPO = {"full_name": "o/r", "html_url": "https://github.com/o/r"}
+
+
+@pytest.mark.parametrize(
+    ("reason", "branch", "gone"),
+    [
+        # What the GitHub webhook records (its own words, made by github.decide).
+        (
+            _github_reason(
+                "pull_request",
+                {
+                    "action": "closed",
+                    "repository": _REPO,
+                    "pull_request": {
+                        "number": 7,
+                        "merged": True,
+                        "head": {"ref": "ja-1-x", "repo": {"full_name": "o/r"}},
+                        "html_url": "https://github.com/o/r/pull/7",
+                    },
+                },
+            ),
+            "ja-1-x",
+            "merged",
+        ),
+        (
+            _github_reason("delete", {"ref_type": "branch", "ref": "ja-1-x", "repository": _REPO}),
+            "ja-1-x",
+            "deleted",
+        ),
+        # What the reap records.
+        ("branch ja-1-x is merged into main", "ja-1-x", "merged"),
+        ("branch ja-1-x was deleted", "ja-1-x", "deleted"),
+        # Another branch, or another reason: not this branch's merge.
+        ("PR #7 merged (ja-1-xy) https://github.com/o/r/pull/7", "ja-1-x", None),
+        ("branch ja-1-x.2 is merged into main", "ja-1-x", None),
+        ("JA-1 moved to Done https://linear.app/x", "ja-1-x", None),
+        ("", "ja-1-x", None),
+    ],
+)
+def test_a_release_reason_names_the_branch_merged_or_deleted(reason, branch, gone):
+    assert branch_gone(reason, branch) == gone

@@ -269,8 +269,8 @@ def test_restart_fails_if_one_unit_fails_and_says_which(tmp_path, systemctl):
 # --- deploy-candidate.sh with a stand-in systemctl ------------------------------------------
 
 
-def candidate_script(tmp_path: Path, env: dict, verb: str, release: str = ""):
-    return candidate_run(env, verb, tmp_path, release, "c1.service", "c2.service")
+def candidate_script(tmp_path: Path, env: dict, verb: str, release: str = "", count: int = 2):
+    return candidate_run(env, verb, tmp_path, release, count, "c1.service", "c2.service")
 
 
 def candidate_run(env: dict, *args: object) -> subprocess.CompletedProcess[str]:
@@ -318,8 +318,21 @@ def test_a_candidate_unit_that_cannot_start_fails_the_start(tmp_path, systemctl)
     env, _ = systemctl
     (tmp_path / "releases" / "r2").mkdir(parents=True)
     units = ("c1.service", "bad.service")
-    result = candidate_run(env, "start", tmp_path, "r2", *units)
+    result = candidate_run(env, "start", tmp_path, "r2", 2, *units)
     assert result.returncode == 1
+
+
+def test_only_the_release_s_port_types_start_but_every_candidate_stops(tmp_path, systemctl):
+    """A release without an `airflow` process: its candidate is stopped (a killed deploy of
+    another release may have left it), never started."""
+    env, calls = systemctl
+    (tmp_path / "releases" / "r2").mkdir(parents=True)
+    (tmp_path / "candidate").symlink_to("releases/r1")
+    result = candidate_script(tmp_path, env, "start", "r2", count=1)
+    assert result.returncode == 0, result.stderr
+    lines = calls.read_text().splitlines()
+    assert sorted(lines[:2]) == ["stop c1.service", "stop c2.service"]
+    assert lines[2:] == ["reset-failed c1.service c2.service", "start c1.service"]
 
 
 @pytest.mark.parametrize(

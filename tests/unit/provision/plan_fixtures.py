@@ -90,7 +90,7 @@ def host_facts(want: Desired, spec: dict[str, Any]) -> HostFacts:
     content.update(spec.get("content", {}))
     units = {
         unit: "active"
-        for link, names in request.units_if_deployed
+        for link, names, _workers, _own in request.units_if_deployed
         if link in deployed
         for unit in names
     }

@@ -55,8 +55,16 @@ def test_the_request_runs_through_the_real_probe(tmp_path):
         stat=(str(tmp_path / "f"), str(tmp_path / "l"), str(tmp_path / "none")),
         read=(str(tmp_path / "f"),),
         user="root",
-        units_if_deployed=((str(tmp_path / "none"), ("x.service",)),),
+        units_if_deployed=(
+            (str(tmp_path / "none"), ("x.service",), "w@s:", ("web",)),
+            (str(tmp_path / "current"), ("web.service",), "w@s:", ("web",)),
+        ),
     )
+    # A deployed slot whose live release declares a worker of its own: its unit is asked too.
+    (tmp_path / "r1").mkdir()
+    spec = {"processes": {"web": "a", "release": "m", "dag-processor": "b"}, "healthchecks": {}}
+    (tmp_path / "r1" / ".process-spec.json").write_text(json.dumps(spec))
+    (tmp_path / "current").symlink_to(tmp_path / "r1")
     out = subprocess.run(
         [sys.executable, "-c", remote_facts._FACTS_SCRIPT, json.dumps(request.as_json())],
         capture_output=True,
@@ -68,4 +76,5 @@ def test_the_request_runs_through_the_real_probe(tmp_path):
     assert facts.state(str(tmp_path / "l")).target == str(tmp_path / "f")
     assert facts.state(str(tmp_path / "none")).missing
     assert facts.text(str(tmp_path / "f")) == "hi\r\n"  # byte-exact, CRLF kept
-    assert facts.user == UserIds(0, 0) and facts.units == {}
+    assert facts.user == UserIds(0, 0)
+    assert set(facts.units) == {"web.service", "w@s:dag-processor.service"}

@@ -1,0 +1,69 @@
+"""Judging a health check's answer (pure): the status, Dokku's `content`, and our
+`x-components` over a JSON health answer such as Airflow's (`{"metadatabase": {"status":
+"healthy"}, "scheduler": {"status": "unhealthy", …}}`)."""
+
+from __future__ import annotations
+
+import json
+
+from staging_ops.processes.model import AIRFLOW, WEB, HealthCheck
+
+OK = "ok"
+# Airflow 3 moved its health endpoint; its webserver answers the 2.x path 404.
+AIRFLOW2_HEALTH = "/airflow/health"
+AIRFLOW3_HEALTH = "/airflow/api/v2/monitor/health"
+VERSION_PATH = "/api/version"
+
+
+def builtin_check(ptype: str) -> HealthCheck | None:
+    """The check a port type gets when app.json gives it none: the UI's /api/version (its
+    commit is judged by the deploy), Airflow's health answer with a healthy metadatabase (the
+    scheduler is judged as a worker, after its restart)."""
+    if ptype == WEB:
+        return HealthCheck(path=VERSION_PATH, name="built-in")
+    if ptype == AIRFLOW:
+        return HealthCheck(path=AIRFLOW2_HEALTH, name="built-in", components=("metadatabase",))
+    return None
+
+
+def fallback_path(check: HealthCheck, status: int) -> str | None:
+    """The built-in Airflow check's second path: Airflow 3 answers the 2.x one 404."""
+    if check.name == "built-in" and check.path == AIRFLOW2_HEALTH and status == 404:
+        return AIRFLOW3_HEALTH
+    return None
+
+
+def judge_answer(check: HealthCheck, status: int, body: bytes) -> str:
+    """OK, or what is wrong with the answer, in a few words."""
+    if not 200 <= status < 300:
+        return f"{check.path} answers HTTP {status}"
+    if check.content is not None and check.content.encode() not in body:
+        return f"{check.path} answers without {check.content!r}"
+    if check.components:
+        return judge_components(check, body)
+    return OK
+
+
+def judge_components(check: HealthCheck, body: bytes) -> str:
+    """Each named component's `status` is `healthy` (`*`: every component that has one). A
+    built-in check judges only the components the answer has (Airflow 3 has no `scheduler`
+    entry before it ever ran one, Airflow 2 no `dag_processor`)."""
+    builtin = check.name == "built-in"
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        # The built-in check asks an app that is not Airflow's for nothing but its 200.
+        return OK if builtin else f"{check.path} does not answer JSON"
+    if not isinstance(data, dict):
+        return OK if builtin else f"{check.path} does not answer a JSON object"
+    names = check.components
+    if names == ("*",):
+        names = tuple(k for k, v in data.items() if isinstance(v, dict) and "status" in v)
+    for name in names:
+        part = data.get(name)
+        if part is None and builtin:
+            continue
+        status = part.get("status") if isinstance(part, dict) else None
+        if status != "healthy":
+            return f"{check.path}: {name} is {status or 'missing'}"
+    return OK

@@ -1,0 +1,67 @@
+# run-process.sh BASE_DIR SLOT:TYPE WHERE
+#
+# Runs one process of a slot, as every unit of the slot and the deploy's release phase do:
+# TYPE's command from the process table of the release at BASE_DIR/SLOT/WHERE (`current`,
+# `candidate` or `releases/NAME`): its own `.processes` (a Procfile's), else the host's
+# BASE_DIR/bin/app.processes (the inventory's commands). Installed by provision-all as
+# BASE_DIR/bin/run-process; run as the service user.
+#
+# The environment, in this order: the slot's shared/env, the release's .release-env, the
+# candidate ports (WHERE = candidate), then shared/app.env (the inventory's [app.env], which
+# may name ${RELEASE_DIR}); PORT is the type's port (web: UI_PORT, airflow: AIRFLOW_PORT),
+# TMPDIR a directory of this instance's own, HOME the slot's, PATH the release's venv first.
+# A type the release does not declare exits 0 at once, saying so: its unit stays inactive.
+base=$1 instance=$2 where=$3
+slot=${instance%%:*}
+type=${instance#*:}
+case "$slot" in '' | *[!a-z0-9-]*) echo "run-process: bad slot in '$instance'" >&2; exit 2 ;; esac
+case "$type" in '' | *[!a-z0-9_-]*) echo "run-process: bad type in '$instance'" >&2; exit 2 ;; esac
+case "$where" in current | candidate | releases/[0-9]*) ;; *) echo "run-process: bad release '$where'" >&2; exit 2 ;; esac
+dir=$base/$slot
+release=$dir/$where
+if [ ! -d "$release/" ]; then
+    echo "run-process: $slot has no $where release: $type not started"
+    exit 0
+fi
+cd "$release/" || exit 1
+table=.processes
+[ -f "$table" ] || table=$base/bin/app.processes
+command=$(awk -F '\t' -v t="$type" '$1 == t { sub(/^[^\t]*\t/, ""); print; exit }' "$table")
+if [ -z "$command" ]; then
+    echo "run-process: $(basename "$(pwd -P)") declares no process '$type': not started"
+    exit 0
+fi
+RELEASE_DIR=$release
+set -a
+# shellcheck source=/dev/null
+. "$dir/shared/env"
+# shellcheck source=/dev/null
+[ -f ./.release-env ] && . ./.release-env
+# shellcheck source=/dev/null
+[ "$where" = candidate ] && . "$dir/shared/candidate.env"
+# shellcheck source=/dev/null
+[ -f "$dir/shared/app.env" ] && . "$dir/shared/app.env"
+set +a
+case "$type" in
+    web) PORT=$UI_PORT ;;
+    airflow) PORT=$AIRFLOW_PORT ;;
+    *) unset PORT ;;
+esac
+TMPDIR=$dir/shared/tmp/$(printf '%s' "$where" | tr / -)-$type
+mkdir -p "$TMPDIR" || exit 1
+HOME=$dir/shared/home
+PATH=$release/.venv/bin:${PATH:-/usr/local/bin:/usr/bin:/bin}
+export RELEASE_DIR TMPDIR HOME PATH
+[ -n "${PORT:-}" ] && export PORT
+# The mark a failed deploy's log starts from (slot-journal.sh this-start): this run's lines only.
+echo "run-process: starting $type of $(basename "$(pwd -P)")${PORT:+ on port $PORT}"
+# A simple command replaces the shell (the unit's main process is the app's, as bash -c would
+# make it); a compound one, or one that starts with a variable assignment, runs under it.
+first=${command%% *}
+case "$command" in
+    *[';&|<>()`']*) exec /bin/sh -c "$command" ;;
+esac
+case "$first" in
+    *=*) exec /bin/sh -c "$command" ;;
+esac
+exec /bin/sh -c "exec $command"

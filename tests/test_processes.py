@@ -1,0 +1,190 @@
+"""The app's own process set (Procfile + app.json) on the real sandbox, with the fast sample
+app: a branch brings its processes and checks, the slot runs exactly what its live release
+declares (a type that disappears stops, a new one starts and is enabled at boot), a malformed
+declaration is refused before anything starts, and logs name every declared process."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from devtools.sample_repo import push_branch, resolve
+from staging_ops import remote
+from staging_ops.inventory import load_inventory
+from tests.conftest import run_invoke
+
+SLOT = 1  # no other test of the shared sandbox deploys to it
+TASK = "JA-101"
+PROCFILE = """\
+# The sample app's modes as process types, plus a worker of its own.
+web: python app.py ui
+airflow: python app.py airflow-webserver
+release: python app.py migrate
+scheduler: python app.py airflow-scheduler
+heartbeat: python app.py airflow-scheduler
+"""
+APP_JSON = {
+    "name": "sample",
+    "healthchecks": {
+        "web": [{"type": "startup", "path": "/health", "attempts": 20, "wait": 0.2}],
+        "heartbeat": [{"type": "startup", "uptime": 1}],
+    },
+}
+
+
+def deploy(box, branch: str):
+    return run_invoke(
+        "deploy", "--slot", str(SLOT), "--branch", branch, "--task", TASK, env=box.env()
+    )
+
+
+def units(box) -> dict[str, str]:
+    """The slot's units and their states, as systemctl on the sandbox host says."""
+    inventory = load_inventory(box.inventory_path)
+    slot = inventory.slots[SLOT]
+    names = [
+        f"job-search-{name}@{slot.identifier}.service"
+        for name in ("ui", "airflow-webserver", "airflow-scheduler", "worker")
+    ]
+    names[-1] = f"job-search-worker@{slot.identifier}:heartbeat.service"
+    session = remote.connect(inventory.hosts[slot.host])
+    try:
+        _, out, _ = session.run("systemctl is-active " + " ".join(names), check=False)
+    finally:
+        session.close()
+    return dict(zip(("web", "airflow", "scheduler", "heartbeat"), out.split(), strict=True))
+
+
+def wants(box) -> list[str]:
+    wanted = box.hosts[0].root / "etc/systemd/system/multi-user.target.wants"
+    return sorted(p.name for p in wanted.glob("job-search-worker@staging-1:*"))
+
+
+def releases(box) -> list[str]:
+    base = box.hosts[0].root / "srv/staging/staging-1/releases"
+    return sorted(p.name for p in base.iterdir()) if base.exists() else []
+
+
+@pytest.fixture(scope="module")
+def box(sandbox, provisioned):
+    push_branch(
+        sandbox.repo_path, "procs", {"Procfile": PROCFILE, "app.json": json.dumps(APP_JSON)}
+    )
+    no_airflow = (
+        "web: python app.py ui\nrelease: python app.py migrate\n"
+        "heartbeat: python app.py airflow-scheduler\n"
+    )
+    push_branch(sandbox.repo_path, "procs-lean", {"Procfile": no_airflow})
+    return sandbox
+
+
+def test_a_branch_brings_its_processes_and_the_slot_follows_its_live_release(box):
+    first = deploy(box, "procs")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "(Procfile: web, airflow, scheduler, heartbeat)" in first.stdout
+    assert units(box) == {
+        "web": "active", "airflow": "active", "scheduler": "active", "heartbeat": "active"
+    }  # fmt: skip
+    assert wants(box) == ["job-search-worker@staging-1:heartbeat.service"]
+    live = box.hosts[0].root / "srv/staging/staging-1/current"
+    spec = json.loads((live / ".process-spec.json").read_text())
+    assert spec["source"] == "Procfile" and "heartbeat" in spec["processes"]
+    assert (live / ".processes").read_text().startswith("web\tpython app.py ui\n")
+
+    # A release without Airflow and the scheduler: those stop, the worker stays.
+    lean = deploy(box, "procs-lean")
+    assert lean.returncode == 0, lean.stdout + lean.stderr
+    assert units(box) == {
+        "web": "active", "airflow": "inactive", "scheduler": "inactive", "heartbeat": "active"
+    }  # fmt: skip
+    verify = run_invoke("verify", "--slot", str(SLOT), env=box.env())
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+    # Back to a repository without a Procfile: the inventory's three, the worker gone for good.
+    main = deploy(box, "main")
+    assert main.returncode == 0, main.stdout + main.stderr
+    assert units(box) == {
+        "web": "active", "airflow": "active", "scheduler": "active", "heartbeat": "inactive"
+    }  # fmt: skip
+    assert wants(box) == []
+
+    # A rollback brings back the processes of the release it goes back to.
+    back = run_invoke("rollback", "--slot", str(SLOT), "--task", TASK, env=box.env())
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert units(box)["heartbeat"] == "active" and units(box)["airflow"] == "inactive"
+
+
+def test_logs_name_every_declared_process_and_refuse_others(box):
+    assert deploy(box, "procs").returncode == 0
+    for service in ("heartbeat", "web", "scheduler", "ui", "airflow-scheduler"):
+        shown = run_invoke(
+            "logs", "--slot", str(SLOT), "--service", service, "-n", "5", env=box.env()
+        )
+        assert shown.returncode == 0, (service, shown.stderr)
+        assert "run-process: starting" in shown.stdout, service
+    undeclared = run_invoke("logs", "--slot", str(SLOT), "--service", "nope", env=box.env())
+    assert undeclared.returncode == 2
+    assert "declares no process 'nope'" in undeclared.stderr
+    bad = run_invoke("logs", "--slot", str(SLOT), "--service", "a;b", env=box.env())
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ({"Procfile": "web: python app.py ui\noops\n"}, "Procfile line 2: not `type: command`"),
+        ({"Procfile": "web: a\nweb: b\n"}, "Procfile line 2: process type 'web' again"),
+        ({"Procfile": "worker: python app.py ui\n"}, "Procfile: no `web` process"),
+        (
+            {
+                "Procfile": PROCFILE,
+                "app.json": '{"healthchecks": {"web": [{"path": "/x", "atempts": 1}]}}',
+            },
+            "app.json: healthchecks.web[0]: unknown key 'atempts' (did you mean 'attempts'?)",
+        ),
+        ({"app.json": '{"healthchecks": {\n"web": ]}'}, "app.json line 2: malformed JSON"),
+        (
+            {"Procfile": PROCFILE, "app.json": '{"healthchecks": {"db": []}}'},
+            "no such process type",
+        ),
+    ],
+)
+def test_a_malformed_declaration_is_refused_before_anything_starts(box, files, problem):
+    assert deploy(box, "procs").returncode == 0
+    serving = (box.hosts[0].root / "srv/staging/staging-1/current").resolve().name
+    before = releases(box)
+    push_branch(box.repo_path, "procs-bad", files)
+    refused = deploy(box, "procs-bad")
+    assert refused.returncode == 1
+    assert problem in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "nothing was switched" in refused.stderr
+    assert releases(box) == before  # nothing exported, nothing started
+    assert (box.hosts[0].root / "srv/staging/staging-1/current").resolve().name == serving
+
+
+def test_an_app_json_check_that_fails_refuses_the_release_naming_the_check(box):
+    assert deploy(box, "procs").returncode == 0
+    good = resolve(box.repo_path, "procs")
+    failing = dict(APP_JSON)
+    failing["healthchecks"] = {
+        "web": [{"path": "/health", "attempts": 2, "wait": 0.1, "content": "never there"}]
+    }
+    push_branch(
+        box.repo_path, "procs-check", {"Procfile": PROCFILE, "app.json": json.dumps(failing)}
+    )
+    started = time.monotonic()
+    refused = deploy(box, "procs-check")
+    assert refused.returncode == 1
+    assert (
+        "app.json check failed 2 attempts: /health answers without 'never there'" in refused.stderr
+    )
+    assert "candidate verify failed" in refused.stderr and "nothing was switched" in refused.stderr
+    assert "--- last lines of job-search-ui-candidate@staging-1.service ---" in refused.stderr
+    assert time.monotonic() - started < 30
+    status = run_invoke("status", "--json", env=box.env())
+    row = next(r for r in json.loads(status.stdout) if r["slot"] == SLOT)
+    assert row["commit"] == good
