@@ -279,7 +279,7 @@ def test_bad_listen_address_names_host_and_field(tmp_path, value):
 @pytest.mark.parametrize(
     ("old", "new", "table", "key", "near"),
     [
-        ("verify_timeout = 60", "verify_timout = 90", "[app]", "verify_timout", "verify_timeout"),
+        ("verify_timeout = 120", "verify_timout = 90", "[app]", "verify_timout", "verify_timeout"),
         ('user = "root"', 'usr = "root"', "[hosts.staging]", "usr", "user"),
         ("protected = true", "protected = true\nprotectd = true", "[hosts.production]",
          "protectd", "protected"),
