@@ -48,7 +48,8 @@ def _nginx_tree(inventory: Inventory, root: Path, cert: Path, key: Path) -> list
             continue
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(rendered.content)
-        (enabled / Path(path).name).symlink_to(path)
+        if path.startswith(host.sites_available):
+            (enabled / Path(path).name).symlink_to(path)
     tmp = root / "tmp"
     tmp.mkdir()
     conf = root / "nginx.conf"
@@ -221,7 +222,8 @@ def test_real_nginx_routes_by_host_header(tmp_path, certificate):
     slots[5] = dataclasses.replace(
         slots[5], ui_port=_free_with_candidate(offset), airflow_port=_free_with_candidate(offset)
     )
-    host = dataclasses.replace(host, http_port=http_port, https_port=https_port)
+    # Routing alone: the shipped inventory's basic auth is tests/test_slot_access.py's.
+    host = dataclasses.replace(host, http_port=http_port, https_port=https_port, access="public")
     inventory = dataclasses.replace(inventory, slots=slots, hosts={host.name: host})
     nginx = _nginx_tree(inventory, tmp_path, *certificate)
     servers = [
@@ -315,6 +317,7 @@ def test_real_nginx_falls_through_to_the_candidate_while_the_main_instance_is_do
         http_port=free_port(),
         https_port=free_port(),
         candidate_port_offset=offset,
+        access="public",  # the hand-over alone; basic auth: tests/test_slot_access.py
     )
     inventory = dataclasses.replace(inventory, slots={4: slots[4]}, hosts={host.name: host})
     nginx = _nginx_tree(inventory, tmp_path, *certificate)
