@@ -241,7 +241,7 @@ def _file_work(want: Desired, facts: HostFacts, diff: bool):
         if diff and action != "mode/owner":
             text = _unified(
                 path, redact(rendered, facts.text(path) or ""), redact(rendered, rendered.content)
-            )
+            ) or (f"{path}: a secret changed (not shown)\n" if rendered.secret else "")
         step = FILE_STEPS.get(rendered.kind, rendered.kind)
         by_kind.setdefault(rendered.kind, []).append(Change(step, path, action, text))
         writes.append(Write(path, rendered.content, rendered.mode, uid, gid))
