@@ -245,6 +245,12 @@ def test_real_nginx_routes_by_host_header(tmp_path, certificate):
         pinned = dataclasses.replace(host, address="127.0.0.1", tls_ca=str(certificate[0]))
         ui = slot_get(pinned, slots[4], "/api/version")
         assert ui.text == f"{slots[4].ui_port} /api/version"
+        # A public slot is no more for search engines than a password one: noindex on every
+        # answer (the app's, nginx's own 502) and a robots.txt that disallows all.
+        robots = slot_get(pinned, slots[4], "/robots.txt")
+        assert robots.text == "User-agent: *\nDisallow: /\n"
+        for answer in (ui, robots, slot_get(pinned, slots[5], "/")):
+            assert answer.headers["X-Robots-Tag"] == "noindex, nofollow"
         airflow = slot_get(pinned, slots[4], "/airflow/health")
         assert airflow.text == f"{slots[4].airflow_port} /airflow/health"
         checks = check_slots(inventory_for(pinned, slots), [slots[4], slots[5]])
@@ -262,6 +268,7 @@ def test_real_nginx_routes_by_host_header(tmp_path, certificate):
             f"http://127.0.0.1:{http_port}/x?y=1", headers=headers, allow_redirects=False, timeout=5
         )
         assert plain.status_code == 301
+        assert plain.headers["X-Robots-Tag"] == "noindex, nofollow"
         assert plain.headers["Location"] == f"https://staging-4.justapply.net:{https_port}/x?y=1"
         acme = requests.get(
             f"http://127.0.0.1:{http_port}/.well-known/acme-challenge/t",
@@ -415,3 +422,25 @@ def test_listen_address_goes_into_every_listen(tmp_path, certificate, address, s
     nginx = _nginx_tree(inventory, tmp_path, *certificate)
     result = subprocess.run([*nginx, "-t"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_only_a_password_host_asks_for_a_login_and_keeps_it_from_the_app():
+    """The shipped inventory's droplet asks for a login on every slot URL; a public host's
+    vhosts have no login and no basic-auth file."""
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    host = inventory.target_hosts()[0]
+    assert host.access == "password"
+    public_host = dataclasses.replace(host, access="public")
+    slot = inventory.slots[4]
+    locked = render.render_vhost(inventory, host, slot).content
+    public = render.render_vhost(inventory, public_host, slot).content
+    assert "auth_basic_user_file /etc/nginx/staging-slots.htpasswd;" in locked
+    assert 'proxy_set_header Authorization "";' in locked  # the app never sees the password
+    assert "auth_basic_user_file" not in public and "Authorization" not in public
+    for text in (locked, public):
+        assert text.count('add_header X-Robots-Tag "noindex, nofollow" always;') == 2
+        assert text.count("location = /robots.txt") == 2
+    htpasswd = render.render_host(inventory, host)["/etc/nginx/staging-slots.htpasswd"]
+    assert (htpasswd.mode, htpasswd.owner, htpasswd.group) == (0o640, None, "www-data")
+    assert htpasswd.secret and htpasswd.kind == "nginx"
+    assert "/etc/nginx/staging-slots.htpasswd" not in render.render_host(inventory, public_host)
