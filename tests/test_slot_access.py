@@ -283,3 +283,31 @@ def test_an_unknown_access_value_is_one_line(box, tmp_path) -> None:
     result = run_invoke("provision-all", env={**box.env(), "STAGING_INVENTORY": str(bad)})
     assert result.returncode == 2
     assert _one_line(result).endswith("field 'access': 'vpn' is not one of public, password")
+
+
+def test_a_missing_nginx_group_is_refused_untouched(box, tmp_path) -> None:
+    bad = tmp_path / "inventory.toml"
+    bad.write_text(
+        box.inventory.read_text().replace('nginx_group = "nogroup"', 'nginx_group = "no-such-grp"')
+    )
+    before, content = box.managed(), box.htpasswd.read_bytes()
+    result = run_invoke(
+        "provision-all", "--slots", "1", env={**box.env(), "STAGING_INVENTORY": str(bad)}
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "nginx_group 'no-such-grp'" in result.stdout and "nothing was changed" in result.stdout
+    assert box.managed() == before and box.htpasswd.read_bytes() == content
+
+
+def test_a_host_made_public_again_opens_its_slots_and_drops_the_file(box) -> None:
+    result = run_invoke("provision-all", "--json", env=box.sandbox.env())
+    assert result.returncode == 0, result.stderr
+    changes = {(c["target"], c["action"]) for c in json.loads(result.stdout)["hosts"][0]["changes"]}
+    assert (str(box.htpasswd), "remove") in changes
+    assert not box.htpasswd.exists()
+    deadline = time.monotonic() + 10  # the reload's old workers may still answer a moment
+    while box.get("/api/version").status_code == 401 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    answer = box.get("/api/version")
+    assert answer.status_code == 200 and answer.headers["X-Robots-Tag"] == NOINDEX
+    assert box.get("/robots.txt").text == ROBOTS

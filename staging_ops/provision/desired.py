@@ -91,8 +91,16 @@ def desired_state(
         dirs=dirs,
         files=files,
         links=links,
-        # Debian's stock site also claims default_server on port 80.
-        removes=[f"{host.sites_enabled}/default"],
+        # Debian's stock site also claims default_server on port 80; a host made public
+        # again keeps no basic-auth file (hashes nobody needs any more).
+        removes=[
+            f"{host.sites_enabled}/default",
+            *(
+                []
+                if slot_access.htpasswd_path(host) in files
+                else [slot_access.htpasswd_path(host)]
+            ),
+        ],
         marker=f"{host.base_dir}/{MARKER}",
         certificate_names=[s.subdomain for s in inventory.slots_on(host)],
     )

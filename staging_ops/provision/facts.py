@@ -27,7 +27,14 @@ def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> FactsR
             *tls_paths(host),
             *tls_links(host),
         ),
-        read=(*probe.files, probe.marker, databases.admin_secret_path(host)),
+        # The basic-auth file also on a public host: a run that removes it puts it back if
+        # `nginx -t` refuses the run's vhosts.
+        read=(
+            *probe.files,
+            probe.marker,
+            databases.admin_secret_path(host),
+            *([] if host.access == slot_access.PASSWORD else [slot_access.htpasswd_path(host)]),
+        ),
         packages=tuple(host.packages),
         services=tuple(host.services_at_boot),
         user=host.service_user,
