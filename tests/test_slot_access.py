@@ -86,9 +86,10 @@ class Box:
             time.sleep(0.05)
         return result
 
-    def nginx_logs(self) -> str:
-        logs = self.host.root / "var/log/nginx"
-        return "".join(p.read_text(errors="replace") for p in logs.iterdir())
+    def logs(self) -> str:
+        """Every log of the host: nginx's, sshd's, the units' journal."""
+        files = [Path(self.host.dir) / "sshd.log", *(self.host.root / "var/log").rglob("*")]
+        return "".join(p.read_text(errors="replace") for p in files if p.is_file())
 
 
 @pytest.fixture(scope="module")
@@ -255,8 +256,8 @@ def test_a_new_password_is_an_nginx_reload_and_drops_no_request(box, monkeypatch
 
 
 def test_no_password_or_hash_is_ever_shown(box) -> None:
-    """render, --check --diff, a real run's --diff and JSON, nginx's logs: users show, never a
-    password or a hash."""
+    """render, --check --diff, a real run's --diff and JSON, the host's logs (nginx, sshd,
+    the units'): users show, never a password or a hash."""
     hashes = list(slot_access.htpasswd_entries(box.htpasswd.read_text()).values())
     secrets = [OPS, TESTER, NEW_TESTER, *hashes, *(h.rsplit("$", 1)[1] for h in hashes)]
     rotated = f"ops:{OPS},tester:another-pw-1"
@@ -271,7 +272,7 @@ def test_no_password_or_hash_is_ever_shown(box) -> None:
     assert "ops:********\ntester:********" in rendered
     assert "auth_basic_user_file" in rendered and "X-Robots-Tag" in rendered
     assert "staging-slots.htpasswd" in outputs[1].stdout  # the change is named...
-    shown = "".join(o.stdout + o.stderr for o in outputs) + box.nginx_logs()
+    shown = "".join(o.stdout + o.stderr for o in outputs) + box.logs()
     now = list(slot_access.htpasswd_entries(box.htpasswd.read_text()).values())
     for secret in [*secrets, "another-pw-1", *now]:
         assert secret not in shown  # ...its content never is
