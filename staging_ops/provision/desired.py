@@ -79,6 +79,11 @@ def desired_state(
         for name in ["00-default.conf", *(vhost_name(s) for s in slots)]
     }
     wants = f"{host.systemd_dir}/multi-user.target.wants"
+    # Debian's stock site also claims default_server on port 80; a host made public again
+    # keeps no basic-auth file (hashes nobody needs any more).
+    removes = [f"{host.sites_enabled}/default"]
+    if slot_access.htpasswd_path(host) not in files:
+        removes.append(slot_access.htpasswd_path(host))
     for slot in slots:
         for service in SERVICES:
             template = unit_template(inventory.app, service)
@@ -91,16 +96,7 @@ def desired_state(
         dirs=dirs,
         files=files,
         links=links,
-        # Debian's stock site also claims default_server on port 80; a host made public
-        # again keeps no basic-auth file (hashes nobody needs any more).
-        removes=[
-            f"{host.sites_enabled}/default",
-            *(
-                []
-                if slot_access.htpasswd_path(host) in files
-                else [slot_access.htpasswd_path(host)]
-            ),
-        ],
+        removes=removes,
         marker=f"{host.base_dir}/{MARKER}",
         certificate_names=[s.subdomain for s in inventory.slots_on(host)],
     )
