@@ -440,6 +440,7 @@ def test_only_a_password_host_asks_for_a_login_and_keeps_it_from_the_app():
     for text in (locked, public):
         assert text.count('add_header X-Robots-Tag "noindex, nofollow" always;') == 2
         assert text.count("location = /robots.txt") == 2
+        assert text.count("}\n\nserver {\n") == 2  # each server block on its own
     htpasswd = render.render_host(inventory, host)["/etc/nginx/staging-slots.htpasswd"]
     assert (htpasswd.mode, htpasswd.owner, htpasswd.group) == (0o640, None, "www-data")
     assert htpasswd.secret and htpasswd.kind == "nginx"
