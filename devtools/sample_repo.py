@@ -170,9 +170,9 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _copy_source(source: Path, tree: Path) -> None:
-    """Copy the app into ``tree`` without caches, every file mode 0644 (deterministic)."""
-    shutil.copytree(source, tree, ignore=shutil.ignore_patterns(*_IGNORED_NAMES))
+def _copy_source(source: Path, tree: Path, ignored: tuple[str, ...] = ()) -> None:
+    """Copy the app into ``tree`` without caches (nor ``ignored`` names), every file 0644."""
+    shutil.copytree(source, tree, ignore=shutil.ignore_patterns(*_IGNORED_NAMES, *ignored))
     for path in tree.rglob("*"):
         if path.is_file():
             path.chmod(0o644)
@@ -209,15 +209,37 @@ def build_sample_repo(bare_repo: Path, source: Path | None = None) -> dict[str, 
     source = DEFAULT_SOURCE if source is None else source
     if not (source / "app.py").is_file():
         raise SampleRepoError(f"{source} is not the sample app (no app.py)")
+    branches = {branch: (MAIN_BRANCH, edit) for branch, edit in BRANCH_EDITS.items()}
+    return build_repo(bare_repo, source, branches, main_message="sample app")
+
+
+def build_repo(
+    bare_repo: Path,
+    source: Path,
+    branches: Mapping[str, tuple[str, Callable[[Path], str]]],
+    main_message: str,
+    ignored: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """A bare repository at ``bare_repo``: ``main`` is ``source``, plus one commit per branch.
+
+    + bare_repo: where to create it; anything already there is removed first.
+    + source: the directory committed as ``main`` (caches and ``ignored`` names left out).
+    + branches: {branch: (base branch, edit)}, in creation order (a base is created before
+      the branches on it); each edit changes the work tree checked out at its base and
+      returns the commit message.
+    + main_message: the commit message of ``main``.
+
+    Returns {branch: sha} of every branch.
+    """
     bare_repo = bare_repo.absolute()
     _remove(bare_repo)
     with tempfile.TemporaryDirectory(prefix="sample-repo-") as tmp:
         tree = Path(tmp) / "work"
-        _copy_source(source, tree)
+        _copy_source(source, tree, ignored)
         git(tree, "init", "--quiet")
-        _commit_all(tree, "sample app")
-        for branch, edit in BRANCH_EDITS.items():
-            git(tree, "checkout", "--quiet", "-b", branch, MAIN_BRANCH)
+        _commit_all(tree, main_message)
+        for branch, (base, edit) in branches.items():
+            git(tree, "checkout", "--quiet", "-b", branch, base)
             _commit_all(tree, edit(tree))
         bare_repo.parent.mkdir(parents=True, exist_ok=True)
         git(bare_repo.parent, "init", "--quiet", "--bare", str(bare_repo))

@@ -20,6 +20,7 @@ import urllib3
 from cryptography import x509
 from requests.adapters import HTTPAdapter
 
+from staging_ops import slot_access
 from staging_ops.inventory import Host, Inventory, Slot
 from staging_ops.tls import CertificateFacts, certificate_problem
 
@@ -59,7 +60,12 @@ def slot_get(
     session: requests.Session | None = None,
 ) -> requests.Response:
     """GET `path` on the slot's public HTTPS endpoint (on `session`, kept open, else on a
-    new one)."""
+    new one), logged in as the first user of STAGING_SLOT_CREDENTIALS when the host has
+    `access = "password"`."""
+    credential = slot_access.probe_credential(host)
+    # As bytes: UTF-8, as browsers send it and as the hash was made (requests would try
+    # Latin-1 for a str).
+    auth = tuple(part.encode() for part in credential) if credential else None
     with nullcontext(session) if session else slot_session(slot) as session:
         port = host.public_port or host.https_port
         with warnings.catch_warnings():
@@ -71,6 +77,7 @@ def slot_get(
                 verify=(host.tls_ca or True) if host.tls_verify else False,
                 timeout=timeout,
                 allow_redirects=False,
+                auth=auth,
             )
 
 

@@ -48,7 +48,8 @@ def _nginx_tree(inventory: Inventory, root: Path, cert: Path, key: Path) -> list
             continue
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(rendered.content)
-        (enabled / Path(path).name).symlink_to(path)
+        if path.startswith(host.sites_available):
+            (enabled / Path(path).name).symlink_to(path)
     tmp = root / "tmp"
     tmp.mkdir()
     conf = root / "nginx.conf"
@@ -217,7 +218,8 @@ def test_real_nginx_routes_by_host_header(tmp_path, certificate):
     slots[5] = dataclasses.replace(
         slots[5], ui_port=_free_with_candidate(offset), airflow_port=_free_with_candidate(offset)
     )
-    host = dataclasses.replace(host, http_port=http_port, https_port=https_port)
+    # Routing alone: the shipped inventory's basic auth is tests/test_slot_access.py's.
+    host = dataclasses.replace(host, http_port=http_port, https_port=https_port, access="public")
     inventory = dataclasses.replace(inventory, slots=slots, hosts={host.name: host})
     nginx = _nginx_tree(inventory, tmp_path, *certificate)
     servers = [
@@ -239,6 +241,12 @@ def test_real_nginx_routes_by_host_header(tmp_path, certificate):
         pinned = dataclasses.replace(host, address="127.0.0.1", tls_ca=str(certificate[0]))
         ui = slot_get(pinned, slots[4], "/api/version")
         assert ui.text == f"{slots[4].ui_port} /api/version"
+        # A public slot is no more for search engines than a password one: noindex on every
+        # answer (the app's, nginx's own 502) and a robots.txt that disallows all.
+        robots = slot_get(pinned, slots[4], "/robots.txt")
+        assert robots.text == "User-agent: *\nDisallow: /\n"
+        for answer in (ui, robots, slot_get(pinned, slots[5], "/")):
+            assert answer.headers["X-Robots-Tag"] == "noindex, nofollow"
         airflow = slot_get(pinned, slots[4], "/airflow/health")
         assert airflow.text == f"{slots[4].airflow_port} /airflow/health"
         checks = check_slots(inventory_for(pinned, slots), [slots[4], slots[5]])
@@ -256,6 +264,7 @@ def test_real_nginx_routes_by_host_header(tmp_path, certificate):
             f"http://127.0.0.1:{http_port}/x?y=1", headers=headers, allow_redirects=False, timeout=5
         )
         assert plain.status_code == 301
+        assert plain.headers["X-Robots-Tag"] == "noindex, nofollow"
         assert plain.headers["Location"] == f"https://staging-4.justapply.net:{https_port}/x?y=1"
         acme = requests.get(
             f"http://127.0.0.1:{http_port}/.well-known/acme-challenge/t",
@@ -311,6 +320,7 @@ def test_real_nginx_falls_through_to_the_candidate_while_the_main_instance_is_do
         http_port=free_port(),
         https_port=free_port(),
         candidate_port_offset=offset,
+        access="public",  # the hand-over alone; basic auth: tests/test_slot_access.py
     )
     inventory = dataclasses.replace(inventory, slots={4: slots[4]}, hosts={host.name: host})
     nginx = _nginx_tree(inventory, tmp_path, *certificate)
@@ -408,3 +418,26 @@ def test_listen_address_goes_into_every_listen(tmp_path, certificate, address, s
     nginx = _nginx_tree(inventory, tmp_path, *certificate)
     result = subprocess.run([*nginx, "-t"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_only_a_password_host_asks_for_a_login_and_keeps_it_from_the_app():
+    """The shipped inventory's droplet asks for a login on every slot URL; a public host's
+    vhosts have no login and no basic-auth file."""
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    host = inventory.target_hosts()[0]
+    assert host.access == "password"
+    public_host = dataclasses.replace(host, access="public")
+    slot = inventory.slots[4]
+    locked = render.render_vhost(inventory, host, slot).content
+    public = render.render_vhost(inventory, public_host, slot).content
+    assert "auth_basic_user_file /etc/nginx/staging-slots.htpasswd;" in locked
+    assert 'proxy_set_header Authorization "";' in locked  # the app never sees the password
+    assert "auth_basic_user_file" not in public and "Authorization" not in public
+    for text in (locked, public):
+        assert text.count('add_header X-Robots-Tag "noindex, nofollow" always;') == 2
+        assert text.count("location = /robots.txt") == 2
+        assert text.count("}\n\nserver {\n") == 2  # each server block on its own
+    htpasswd = render.render_host(inventory, host)["/etc/nginx/staging-slots.htpasswd"]
+    assert (htpasswd.mode, htpasswd.owner, htpasswd.group) == (0o640, None, "www-data")
+    assert htpasswd.secret and htpasswd.kind == "nginx"
+    assert "/etc/nginx/staging-slots.htpasswd" not in render.render_host(inventory, public_host)

@@ -41,6 +41,8 @@ http_port = {h.http_port}
 https_port = {h.https_port}
 public_port = {h.https_port}
 listen_address = "127.0.0.1"
+# The sandbox's nginx starts as root with no `user`: its workers run as nobody:nogroup.
+nginx_group = "nogroup"
 packages = ["nginx", "git", "python3-venv"]
 boot_services = []
 postgres_port = {sandbox.pg_port}

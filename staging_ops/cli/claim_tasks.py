@@ -6,7 +6,7 @@ from __future__ import annotations
 from invoke import task
 
 from staging_ops import output
-from staging_ops.cli.common import load, operator_errors, stderr_line
+from staging_ops.cli.common import load, operator_errors, require_slot_credentials, stderr_line
 from staging_ops.errors import StagingError
 
 
@@ -87,6 +87,8 @@ def status(c, json=False, health=True):
     from staging_ops.registry.from_env import registry_session
 
     inventory = load(c)
+    if health:
+        require_slot_credentials(inventory.target_hosts(), " (or --no-health)")
     with registry_session() as registry:
         rows = claims.status_rows(registry, inventory, with_health=health)
     print(output.to_json(rows) if json else claims_view.status_table(rows))

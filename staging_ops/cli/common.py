@@ -11,7 +11,7 @@ from typing import Any
 from invoke import Exit
 
 from staging_ops import inventory as inv
-from staging_ops.errors import StagingError
+from staging_ops.errors import BadInput, StagingError
 
 
 def operator_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -54,3 +54,14 @@ def operator(owner: str) -> str:
 def stderr_line(line: str) -> None:
     """Progress and notices go to stderr, so stdout stays the result (and --json one document)."""
     print(line, file=sys.stderr, flush=True)
+
+
+def require_slot_credentials(hosts: list[inv.Host], hint: str = "") -> None:
+    """Before a command checks slots through nginx: STAGING_SLOT_CREDENTIALS well formed, and
+    set when one of `hosts` has `access = "password"` (else every check would be a 401).
+    BadInput (exit 2) otherwise, nothing touched yet; never a password in the message."""
+    from staging_ops import slot_access
+
+    problem = slot_access.missing_credentials(hosts)
+    if problem:
+        raise BadInput(problem + hint)

@@ -7,7 +7,7 @@ import sys
 from invoke import Exit, task
 
 from staging_ops import output
-from staging_ops.cli.common import load, operator, operator_errors
+from staging_ops.cli.common import load, operator, operator_errors, require_slot_credentials
 from staging_ops.errors import BadInput
 
 
@@ -32,6 +32,8 @@ def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
     if not branch:
         raise BadInput("--branch is required")
     deploy_mod.validate_branch(branch)
+    # The deploy verifies the slot through nginx: without its credentials, after the switch.
+    require_slot_credentials([inventory.host_of(chosen)])
     who = operator(owner)
     log = output.StepLog(quiet=json)
     with registry_session() as registry:
@@ -70,6 +72,7 @@ def rollback(c, slot="", to="", task="", owner="", force=False):
 
     inventory = load(c)
     chosen = inventory.slot(slot)
+    require_slot_credentials([inventory.host_of(chosen)])
     with registry_session() as registry:
         result = deploy_mod.rollback(
             inventory,
@@ -95,6 +98,7 @@ def verify(c, slot="", json=False):
 
     inventory = load(c)
     chosen = inventory.slot(slot)
+    require_slot_credentials([inventory.host_of(chosen)])
     with registry_session() as registry:
         result = deploy_mod.verify_slot(inventory, chosen, registry)
     if json:

@@ -22,15 +22,20 @@ from staging_ops.errors import StagingError
 @operator_errors
 def render_(c, slot=None, out=None):
     """Render nginx vhosts, systemd units and env files (secrets redacted)."""
-    from staging_ops import render
+    from staging_ops import render, slot_access
 
     inventory = load(c)
     slots = [inventory.slot(slot)] if slot is not None else list(inventory.slots.values())
+    # The basic-auth file as output may show it: the users, never a password or a hash.
+    credentials = slot_access.credentials_from_env()
+    htpasswd = (
+        "".join(f"{c.user}:{slot_access.HIDDEN}\n" for c in credentials) if credentials else None
+    )
     for host in inventory.target_hosts():
         chosen = [s for s in slots if s.host == host.name]
         if not chosen:
             continue
-        files = render.render_host(inventory, host, chosen)
+        files = render.render_host(inventory, host, chosen, htpasswd=htpasswd)
         for path, rendered in files.items():
             if out:
                 target = Path(out) / path.lstrip("/")
@@ -75,10 +80,12 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
     """Converge every staging host: packages, dirs, nginx, units, env files, databases."""
     import os
 
-    from staging_ops import provision
+    from staging_ops import provision, slot_access
 
     inventory = load(c)
     chosen = inventory.select_slots(slots)
+    # Malformed: exit 2 here, before any host is asked.
+    credentials = slot_access.credentials_from_env()
 
     def show(report: provision.HostReport, log: output.StepLog) -> None:
         if json:
@@ -98,6 +105,7 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
         on_host_done=show,
         # Progress of long steps goes to stderr, so --json's stdout stays one document.
         progress=lambda line: print(f"  … {line}", file=sys.stderr, flush=True),
+        credentials=credentials,
     )
     if json:
         print(output.to_json(result.as_dict()))
@@ -126,4 +134,4 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
                 f"uploads={report.uploads} {report.seconds:.2f}s"
             )
     if result.failed:
-        raise Exit(code=1)
+        raise Exit(code=result.exit_code)

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from staging_ops.inventory.model import ROLES, Kind
+from staging_ops.inventory.model import ACCESS_MODES, ROLES, Kind
 
 
 class Invalid(ValueError):
@@ -89,6 +89,13 @@ def role(value: object) -> str:
     name = text(value)
     if name not in ROLES:
         raise Invalid(f"{name!r} is not one of {', '.join(ROLES)}")
+    return name
+
+
+def access(value: object) -> str:
+    name = text(value)
+    if name not in ACCESS_MODES:
+        raise Invalid(f"{name!r} is not one of {', '.join(ACCESS_MODES)}")
     return name
 
 
@@ -176,6 +183,8 @@ CHECKS: dict[Kind, Callable[[object], object]] = {
     Kind.PATH: remote_path,
     Kind.DNS_NAME: dns_name,
     Kind.ROLE: role,
+    Kind.ACCESS: access,
+    Kind.GROUP: lambda v: text(v, _USER),
     Kind.PORT: integer,
     Kind.SLOT_PORT: lambda v: integer(v, low=1024),
     Kind.SLOT_ID: lambda v: integer(v, low=1, high=9999),

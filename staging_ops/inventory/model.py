@@ -20,6 +20,9 @@ from typing import Annotated
 from staging_ops import parsing
 
 ROLES = ("qa", "staging")
+# Who may open a host's slot URLs: anyone, or the users of STAGING_SLOT_CREDENTIALS (nginx
+# basic auth; staging_ops/slot_access.py).
+ACCESS_MODES = ("public", "password")
 
 
 class Kind(Enum):
@@ -38,6 +41,8 @@ class Kind(Enum):
     PATH = "an absolute path on the droplet"
     DNS_NAME = "a DNS name of two labels or more"
     ROLE = "one of ROLES"
+    ACCESS = "one of ACCESS_MODES"
+    GROUP = "a Unix group name"
     PORT = "a TCP port"
     SLOT_PORT = "a TCP port from 1024"
     SLOT_ID = "a slot number from 1 to 9999"
@@ -64,6 +69,8 @@ GithubRepository = Annotated[str, Kind.GITHUB_REPOSITORY]
 RemotePath = Annotated[str, Kind.PATH]
 DnsName = Annotated[str, Kind.DNS_NAME]
 Role = Annotated[str, Kind.ROLE]
+Access = Annotated[str, Kind.ACCESS]
+GroupName = Annotated[str, Kind.GROUP]
 Port = Annotated[int, Kind.PORT]
 SlotPort = Annotated[int, Kind.SLOT_PORT]
 SlotId = Annotated[int, Kind.SLOT_ID]
@@ -228,6 +235,13 @@ class Host:
     nginx_reload_command: Text = "systemctl reload nginx"
     public_scheme: Scheme = "https"
     public_port: Port | None = None
+    # "password": every slot URL of the host asks for HTTP basic auth, the users from
+    # STAGING_SLOT_CREDENTIALS (hashed on the droplet, never in the inventory); "public":
+    # anyone may open them. Either way search engines are told not to index them.
+    access: Access = "public"
+    # The group nginx's workers run as, which reads the basic-auth file (root:GROUP, 0640):
+    # Debian's nginx runs them as www-data.
+    nginx_group: GroupName = "www-data"
     # The address nginx listens on (`listen ADDR:PORT`); empty: all addresses, as a droplet
     # serving the internet needs. The sandbox sets 127.0.0.1. load.py checks it itself.
     listen_address: Annotated[str, LOADED] = ""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from staging_ops import slot_access
+from staging_ops.errors import BadInput
 from staging_ops.inventory import App, Host, Inventory, Slot
 from staging_ops.provision import databases
 from staging_ops.remote.facts import HostFacts
@@ -49,9 +51,14 @@ class Desired:
 
 
 def desired_state(
-    inventory: Inventory, host: Host, slots: list[Slot], passwords: dict[int, str]
+    inventory: Inventory,
+    host: Host,
+    slots: list[Slot],
+    passwords: dict[int, str],
+    htpasswd: str | None = None,
 ) -> Desired:
-    """The host's desired state for `slots`, their env files holding `passwords`."""
+    """The host's desired state for `slots`, their env files holding `passwords`, and an
+    `access = "password"` host's basic-auth file holding `htpasswd` (access_file's)."""
     svc = host.service_user
     dirs: dict[str, tuple[int, str]] = {
         host.base_dir: (0o755, "root"),
@@ -71,12 +78,17 @@ def desired_state(
         # The slot's Airflow home, HOME and the processes' temp dirs: its own, never /tmp.
         for name in ("airflow", "home", "tmp"):
             dirs[f"{base}/shared/{name}"] = (0o750, svc)
-    files = render_host(inventory, host, slots, passwords)
+    files = render_host(inventory, host, slots, passwords, htpasswd)
     links = {
         f"{host.sites_enabled}/{name}": f"{host.sites_available}/{name}"
         for name in ["00-default.conf", *(vhost_name(s) for s in slots)]
     }
     wants = f"{host.systemd_dir}/multi-user.target.wants"
+    # Debian's stock site also claims default_server on port 80; a host made public again
+    # keeps no basic-auth file (hashes nobody needs any more).
+    removes = [f"{host.sites_enabled}/default"]
+    if slot_access.htpasswd_path(host) not in files:
+        removes.append(slot_access.htpasswd_path(host))
     for slot in slots:
         for service in SERVICES:
             template = unit_template(inventory.app, service)
@@ -89,8 +101,7 @@ def desired_state(
         dirs=dirs,
         files=files,
         links=links,
-        # Debian's stock site also claims default_server on port 80.
-        removes=[f"{host.sites_enabled}/default"],
+        removes=removes,
         marker=f"{host.base_dir}/{MARKER}",
         certificate_names=[s.subdomain for s in inventory.slots_on(host)],
     )
@@ -126,3 +137,28 @@ def slot_passwords(
             passwords[slot.id] = secrets.token_urlsafe(24)
             fresh.add(slot.id)
     return passwords, fresh
+
+
+def access_file(
+    facts: HostFacts, host: Host, credentials: tuple[slot_access.Credential, ...] | None
+) -> str | None:
+    """The basic-auth file an `access = "password"` host should have (None: a public host).
+
+    From `credentials` (STAGING_SLOT_CREDENTIALS), keeping each hash of the droplet's file that
+    still matches its password (slot_access.htpasswd_text): the same credentials, the same
+    file. Without credentials, the droplet's file stays as it is (an operator without the
+    secret can still converge the rest); a host with none yet is refused (BadInput), since
+    nginx would then lock everyone out, or fail `nginx -t`, with no user to let in."""
+    if host.access != slot_access.PASSWORD:
+        return None
+    path = slot_access.htpasswd_path(host)
+    current = facts.text(path)
+    if credentials is not None:
+        return slot_access.htpasswd_text(credentials, current)
+    if current is not None and slot_access.htpasswd_entries(current):
+        return current
+    raise BadInput(
+        f'{host.name}: access = "password" but {slot_access.ENV} is not set and the droplet '
+        f"has no users in {path} yet: set it (user:password[,user:password...]); nothing "
+        "was changed"
+    )

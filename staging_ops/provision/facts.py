@@ -3,6 +3,7 @@ from the answer. The answer's type, `HostFacts`, lives beside the probe (remote/
 
 from __future__ import annotations
 
+from staging_ops import slot_access
 from staging_ops.inventory import Host, Inventory, Slot
 from staging_ops.processes import ProcessSpec, spec_from_json
 from staging_ops.provision import databases
@@ -29,10 +30,13 @@ def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> FactsR
             *tls_paths(host),
             *tls_links(host),
         ),
+        # The basic-auth file also on a public host: a run that removes it puts it back if
+        # `nginx -t` refuses the run's vhosts.
         read=(
             *probe.files,
             probe.marker,
             databases.admin_secret_path(host),
+            *([] if host.access == slot_access.PASSWORD else [slot_access.htpasswd_path(host)]),
             *(f"{link}/{SPEC_FILE}" for link in currents),
         ),
         packages=tuple(host.packages),
@@ -40,6 +44,8 @@ def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> FactsR
         user=host.service_user,
         # An ACME host's certificate: its names and expiry decide whether to ask the server.
         certificates=(host.tls_certificate,) if host.acme else (),
+        # The basic-auth file's group (an access = "password" host's), by its gid.
+        groups=(host.nginx_group,) if host.access == slot_access.PASSWORD else (),
         # Unit states only matter (and are only asked, in one systemctl call) for deployed
         # slots.
         units_if_deployed=tuple(

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from staging_ops import slot_access
 from staging_ops.inventory import Host
 from staging_ops.provision.certificates import CertificatePlan, plan_certificate
 from staging_ops.provision.desired import Desired, tls_links, tls_paths
@@ -29,7 +30,13 @@ from staging_ops.provision.facts import (
 from staging_ops.provision.handlers import FileOps, Handlers, Restore
 from staging_ops.remote.facts import HostFacts, PathState
 from staging_ops.remote.files import Link, Write
-from staging_ops.render import RUNNER_DIR, TYPE_SERVICES, WORKER_SERVICE, unit_template
+from staging_ops.render import (
+    RUNNER_DIR,
+    TYPE_SERVICES,
+    WORKER_SERVICE,
+    RenderedFile,
+    unit_template,
+)
 
 PREPARE_SCRIPT = "provision-prepare.sh"
 SERVICES_SCRIPT = "provision-services.sh"
@@ -175,9 +182,17 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _unified(path: str, old: str, new: str, secret: bool) -> str:
-    if secret:
-        old, new = hide_url_passwords(old), hide_url_passwords(new)
+def redact(rendered: RenderedFile, text: str) -> str:
+    """A secret file's text as output may show it: env files without their database
+    passwords, the basic-auth file without its hashes."""
+    if not rendered.secret:
+        return text
+    if rendered.path.rpartition("/")[2] == slot_access.HTPASSWD_NAME:
+        return slot_access.hide_hashes(text)
+    return hide_url_passwords(text)
+
+
+def _unified(path: str, old: str, new: str) -> str:
     return "".join(
         difflib.unified_diff(
             old.splitlines(keepends=True),
@@ -226,6 +241,8 @@ def _file_work(want: Desired, facts: HostFacts, diff: bool):
     for path, rendered in want.files.items():
         state = facts.state(path)
         uid, gid = facts.owner_ids(rendered.owner or "root")
+        if rendered.group:
+            gid = facts.group_id(rendered.group)
         if state.type == "file" and state.sha256 == _sha256(rendered.content):
             if state.mode == rendered.mode and (state.uid, state.gid) == (uid, gid):
                 continue
@@ -234,7 +251,9 @@ def _file_work(want: Desired, facts: HostFacts, diff: bool):
             action = "create" if state.missing else "update"
         text = ""
         if diff and action != "mode/owner":
-            text = _unified(path, facts.text(path) or "", rendered.content, rendered.secret)
+            text = _unified(
+                path, redact(rendered, facts.text(path) or ""), redact(rendered, rendered.content)
+            ) or (f"{path}: a secret changed (not shown)\n" if rendered.secret else "")
         step = FILE_STEPS.get(rendered.kind, rendered.kind)
         by_kind.setdefault(rendered.kind, []).append(Change(step, path, action, text))
         writes.append(Write(path, rendered.content, rendered.mode, uid, gid))

@@ -21,6 +21,8 @@ class HostReport:
     uploads: int = 0
     seconds: float = 0.0
     waiting: list[str] = field(default_factory=list)
+    # The failure's exit code (errors.py): 2 when the host was refused as bad input, untouched.
+    exit_code: int = 0
 
     @property
     def changed(self) -> int:
@@ -56,6 +58,14 @@ class ProvisionReport:
     @property
     def failed(self) -> bool:
         return any(h.error for h in self.hosts) or bool(self.registry.get("error"))
+
+    @property
+    def exit_code(self) -> int:
+        """0 done; 2 when every failure was bad input (those hosts untouched); else 1."""
+        if not self.failed:
+            return 0
+        codes = {h.exit_code for h in self.hosts if h.error}
+        return 2 if codes == {2} and not self.registry.get("error") else 1
 
     def as_dict(self) -> dict[str, Any]:
         return {

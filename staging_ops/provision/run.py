@@ -18,12 +18,12 @@ from typing import Any, NoReturn
 
 import psycopg2
 
-from staging_ops import crash_points, output, remote
-from staging_ops.errors import StagingError
+from staging_ops import crash_points, output, remote, slot_access
+from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Host, Inventory, Slot
 from staging_ops.provision import apply, databases, handlers
 from staging_ops.provision.certificates import certbot_arguments
-from staging_ops.provision.desired import Desired, desired_state, slot_passwords
+from staging_ops.provision.desired import Desired, access_file, desired_state, slot_passwords
 from staging_ops.provision.facts import deployed_slots, facts_request, pending_handlers
 from staging_ops.provision.plan import (
     ACME_STEP,
@@ -57,12 +57,14 @@ class HostRun:
         check: bool,
         diff: bool,
         progress: Callable[[str], None] | None = None,
+        credentials: tuple[slot_access.Credential, ...] | None = None,
     ):
         self.inventory = inventory
         self.host = host
         self.slots = slots
         self.check = check
         self.diff = diff
+        self.credentials = credentials
         self.report = HostReport(host.name)
         self.log = output.StepLog(quiet=True)
         self.progress = progress or (lambda line: None)
@@ -83,6 +85,7 @@ class HostRun:
                 self.remote.close()
         except StagingError as exc:
             self.report.error = str(exc)
+            self.report.exit_code = exc.exit_code
         self.report.seconds = time.monotonic() - start
         self.report.steps = self.log.steps
         return self.report
@@ -91,6 +94,16 @@ class HostRun:
         request = facts_request(self.inventory, self.host, self.slots)
         with self.step("facts"):
             facts = remote.gather_facts(self.remote, request)
+        # Decided before anything is installed or written: no credentials and no file to
+        # keep is bad input, refused with the host untouched.
+        htpasswd = access_file(facts, self.host, self.credentials)
+        group = self.host.nginx_group
+        if htpasswd is not None and facts.group_id(group) < 0:
+            raise BadInput(
+                f"{self.host.name}: nginx_group {group!r} (which reads the basic-auth file) "
+                "does not exist on the host: name the group nginx's workers run as; nothing "
+                "was changed"
+            )
         missing = facts.missing_packages
         with self.step("packages") as rec:
             self._record(rec, "packages", package_changes(facts))
@@ -109,7 +122,7 @@ class HostRun:
         admin_password = databases.admin_password(
             facts.text(databases.admin_secret_path(self.host))
         )
-        want = desired_state(self.inventory, self.host, self.slots, passwords)
+        want = desired_state(self.inventory, self.host, self.slots, passwords, htpasswd)
         deployed = deployed_slots(want, facts)
         self.report.waiting = [s.identifier for s in self.slots if s not in deployed]
         # The databases need only the passwords (and the server, installed by now): converge
@@ -310,16 +323,26 @@ def provision_all(
     registry_dsn: str | None = None,
     on_host_done=None,
     progress: Callable[[str], None] | None = None,
+    credentials: tuple[slot_access.Credential, ...] | None = None,
 ) -> ProvisionReport:
     """Converge every non-protected host that carries one of `slots` (default: all), in
     parallel; then apply the registry migrations when a registry DSN is configured.
-    `progress` gets a line now and then during long steps (package installs)."""
+    `progress` gets a line now and then during long steps (package installs); `credentials`
+    (STAGING_SLOT_CREDENTIALS) are who may open the slots of an `access = "password"` host."""
     chosen = slots if slots is not None else list(inventory.slots.values())
     # A slot named twice would plan (and apply) each of its database changes twice.
     chosen = list(dict.fromkeys(chosen))
     hosts = [h for h in inventory.target_hosts() if any(s.host == h.name for s in chosen)]
     runs = [
-        HostRun(inventory, h, [s for s in chosen if s.host == h.name], check, diff, progress)
+        HostRun(
+            inventory,
+            h,
+            [s for s in chosen if s.host == h.name],
+            check,
+            diff,
+            progress,
+            credentials,
+        )
         for h in hosts
     ]
     reports: list[HostReport] = []

@@ -26,8 +26,8 @@ _FACTS_SCRIPT = (Path(__file__).resolve().parent / "probe.py").read_text()
 @dataclass(frozen=True)
 class FactsRequest:
     """What the probe is asked: paths to lstat, paths to read, packages, the service user,
-    boot services, unit states of deployed slots only ((current link, units) pairs), and PEM
-    certificates to read names and expiry from."""
+    boot services, unit states of deployed slots only ((current link, units) pairs), PEM
+    certificates to read names and expiry from, and groups whose gid a file's group needs."""
 
     stat: tuple[str, ...] = ()
     read: tuple[str, ...] = ()
@@ -38,6 +38,7 @@ class FactsRequest:
     # the probe adds a worker unit for each other type the live release's spec declares.
     units_if_deployed: tuple[tuple[str, tuple[str, ...], str, tuple[str, ...]], ...] = ()
     certificates: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +52,7 @@ class FactsRequest:
                 for link, units, prefix, own in self.units_if_deployed
             ],
             "certificates": list(self.certificates),
+            "groups": list(self.groups),
         }
 
 
@@ -110,6 +112,8 @@ class HostFacts:
     services: Mapping[str, ServiceState] = field(default_factory=dict)
     certificates: Mapping[str, CertificateFacts] = field(default_factory=dict)
     euid: int | None = None
+    # {group name: gid, or None where the host has no such group}
+    groups: Mapping[str, int | None] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HostFacts:
@@ -129,6 +133,7 @@ class HostFacts:
                 for path, raw in data.get("certificates", {}).items()
             },
             euid=data.get("euid"),
+            groups=dict(data.get("groups", {})),
         )
 
     def state(self, path: str) -> PathState:
@@ -158,6 +163,14 @@ class HostFacts:
         if self.user is None:
             return -1, -1
         return self.user.uid, self.user.gid
+
+    def group_id(self, group: str) -> int:
+        """The gid `group` has on the host: root is 0; a group the host lacks (or that was not
+        asked) is -1, which matches nothing."""
+        if group == "root":
+            return 0
+        gid = self.groups.get(group)
+        return -1 if gid is None else gid
 
     def with_user(self, user: UserIds) -> HostFacts:
         """These facts once the prepare step has made (or found) the service user."""

@@ -5,10 +5,12 @@ Request: {"stat": [paths], "read": [paths], "packages": [names], "user": name,
           "units_if_deployed": [[current link, [unit instances], worker unit prefix,
                                   [types with units of their own]], ...],
           "services": [units that must be enabled at boot and active],
-          "certificates": [PEM certificate paths to read names and expiry from]}
+          "certificates": [PEM certificate paths to read names and expiry from],
+          "groups": [group names whose gid a file's group needs]}
 """
 
 import contextlib
+import grp
 import hashlib
 import json
 import os
@@ -61,6 +63,17 @@ def user(name):
     except KeyError:
         return None
     return {"uid": entry.pw_uid, "gid": entry.pw_gid}
+
+
+def group_ids(names):
+    """{name: gid, or None when the group does not exist}."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = grp.getgrnam(name).gr_gid
+        except KeyError:
+            found[name] = None
+    return found
 
 
 def unit_states(units):
@@ -165,6 +178,7 @@ def main():
         "units": unit_states(deployed_units(request.get("units_if_deployed", []))),
         "services": service_states(request.get("services", [])),
         "certificates": certificates(request.get("certificates", [])),
+        "groups": group_ids(request.get("groups", [])),
         "euid": os.geteuid(),
     }
     json.dump(facts, sys.stdout)

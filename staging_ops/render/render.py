@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from staging_ops import slot_access
 from staging_ops.inventory import App, Host, Inventory, Slot
 from staging_ops.processes import default_spec
 
@@ -43,6 +44,8 @@ class RenderedFile:
     content: str
     mode: int = 0o644
     owner: str | None = None
+    # The file's group when not the owner's (the basic-auth file: nginx's group).
+    group: str | None = None
     kind: str = "file"
     secret: bool = False
     slot: int | None = None
@@ -164,6 +167,7 @@ def render_vhost(inventory: Inventory, host: Host, slot: Slot) -> RenderedFile:
         acme_root=f"{host.base_dir}/acme",
         https_suffix=https_suffix,
         tls=served_tls_paths(host),
+        htpasswd=slot_access.htpasswd_path(host) if host.access == slot_access.PASSWORD else "",
     )
     return RenderedFile(
         f"{host.sites_available}/{vhost_name(slot)}", content, kind="nginx", slot=slot.id
@@ -173,6 +177,23 @@ def render_vhost(inventory: Inventory, host: Host, slot: Slot) -> RenderedFile:
 def render_default_server(host: Host) -> RenderedFile:
     content = _template("nginx/default.conf.j2").render(host=host)
     return RenderedFile(f"{host.sites_available}/00-default.conf", content, kind="nginx")
+
+
+def render_htpasswd(host: Host, text: str | None) -> RenderedFile:
+    """The basic-auth file of an `access = "password"` host: `text` as provision-all computed
+    it from STAGING_SLOT_CREDENTIALS and the droplet's file (slot_access.htpasswd_text), or
+    None: a stand-in line (rendering never reads the environment). Readable by root and
+    nginx's group only; nginx reads it, so it is an nginx file (restored with them)."""
+    if text is None:
+        text = f"# the users of {slot_access.ENV}, hashed by provision-all\n"
+    return RenderedFile(
+        slot_access.htpasswd_path(host),
+        text,
+        mode=0o640,
+        group=host.nginx_group,
+        kind="nginx",
+        secret=True,
+    )
 
 
 def render_units(app: App, host: Host) -> list[RenderedFile]:
@@ -313,10 +334,12 @@ def render_host(
     host: Host,
     slots: list[Slot] | None = None,
     passwords: dict[int, str] | None = None,
+    htpasswd: str | None = None,
 ) -> dict[str, RenderedFile]:
     """Every file `host` should carry for `slots` (default: all of its slots).
 
-    Passwords missing from `passwords` are redacted, which is what `invoke render` shows.
+    Passwords missing from `passwords` are redacted, which is what `invoke render` shows;
+    so are the basic-auth file's hashes without `htpasswd` (an `access = "password"` host's).
     """
     chosen = slots if slots is not None else inventory.slots_on(host)
     passwords = passwords or {}
@@ -325,6 +348,8 @@ def render_host(
         *render_units(inventory.app, host),
         *render_runner(inventory, host),
     ]
+    if host.access == slot_access.PASSWORD:
+        files.append(render_htpasswd(host, htpasswd))
     for slot in chosen:
         files.append(render_vhost(inventory, host, slot))
         files.append(render_slot_env(host, slot, passwords.get(slot.id)))

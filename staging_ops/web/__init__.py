@@ -12,6 +12,7 @@ import os
 
 from flask import Flask
 
+from staging_ops import slot_access
 from staging_ops.claims.model import SlotRegistry
 from staging_ops.inventory import Inventory
 from staging_ops.registry.changes import SHARED_STAMP_ENV
@@ -40,6 +41,8 @@ def create_app(
     dashboard's health checks and links, STAGING_INVENTORY (unless `inventory` is; the
     dashboard works without one)."""
     secret = jwt_secret or auth.secret_from_env()
+    # The dashboard's health checks log in with it: a malformed value fails here, at start.
+    slot_access.credentials_from_env()
     if registry is None:
         from staging_ops.registry import PostgresRegistry
         from staging_ops.registry.from_env import require_dsn

@@ -9,7 +9,8 @@
 # The environment, in this order: the slot's shared/env, the release's .release-env, the
 # candidate ports (WHERE = candidate), then shared/app.env (the inventory's [app.env], which
 # may name ${RELEASE_DIR}); PORT is the type's port (web: UI_PORT, airflow: AIRFLOW_PORT),
-# TMPDIR a directory of this instance's own, HOME the slot's, PATH the release's venv first.
+# TMPDIR (and XDG_RUNTIME_DIR) a directory of this instance's own, HOME the slot's, PATH the
+# release's venv first.
 # A type the release does not declare exits 0 at once, saying so: its unit stays inactive.
 base=$1 instance=$2 where=$3
 slot=${instance%%:*}
@@ -50,8 +51,10 @@ esac
 TMPDIR=$dir/shared/tmp/$(printf '%s' "$where" | tr / -)-$type
 mkdir -p "$TMPDIR" || exit 1
 HOME=$dir/shared/home
+# gunicorn's control socket goes here (else ~/.gunicorn, one for every gunicorn of the slot).
+XDG_RUNTIME_DIR=$TMPDIR
 PATH=$release/.venv/bin:${PATH:-/usr/local/bin:/usr/bin:/bin}
-export RELEASE_DIR TMPDIR HOME PATH
+export RELEASE_DIR TMPDIR HOME XDG_RUNTIME_DIR PATH
 [ -n "${PORT:-}" ] && export PORT
 # The mark a failed deploy's log starts from (slot-journal.sh this-start): this run's lines only.
 echo "run-process: starting $type of $(basename "$(pwd -P)")${PORT:+ on port $PORT}"

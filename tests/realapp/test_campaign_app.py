@@ -1,0 +1,238 @@
+"""The real application end to end on a sandbox of its own: the Campaign UI under gunicorn and
+Apache Airflow, deployed with the shipped inventory's [app] commands and [app.env] unchanged.
+Airflow 2 (no Procfile) in one slot while Airflow 3 (its Procfile and app.json) runs in
+another; redeploy, rollback, each failure branch refused with one clear line while the previous
+release keeps serving; verify and status truthful; nothing of a slot listens beyond loopback.
+
+Slow (real venvs, real Airflow start-ups): one module, one sandbox, in order."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from devtools.campaign_repo import BROKEN_RELEASE_ERROR, build_campaign_repo
+
+from devtools import sandbox as sandbox_mod
+from devtools.sample_repo import resolve
+from staging_ops.health import public_version, slot_get
+from staging_ops.inventory import load_inventory
+from tests.conftest import DEFAULT_INVENTORY, run_invoke, sandbox_ports
+
+AIRFLOW2_SLOT, AIRFLOW3_SLOT = 3, 7
+# Real venvs and Airflow start-ups: minutes, not the suite's default 300 s per test.
+pytestmark = pytest.mark.timeout(1500)
+# Real Airflow needs seconds to start, and a venv build minutes on a cold pip cache.
+DEPLOY_TIMEOUT = 900
+
+
+def shipped_app(repo: Path) -> str:
+    """The shipped inventory's [app] and [app.env] tables as they are, but for the repository
+    (the sandbox's), the interpreter (the service user cannot use root's pyenv) and a shorter
+    verify budget (broken-web spends all of it)."""
+    text = DEFAULT_INVENTORY.read_text()
+    start = text.index("[app]\n")
+    end = text.index("[hosts.")
+    block = text[start:end]
+    block = re.sub(r'(?m)^repo_url = ".*"$', f'repo_url = "{repo}"', block)
+    block = re.sub(r'(?m)^python = ".*"$', 'python = "/usr/bin/python3"', block)
+    block = re.sub(r"(?m)^verify_timeout = .*$", "verify_timeout = 60", block)
+    shipped = tomllib.loads(text)["app"]
+    ours = tomllib.loads(block)["app"]
+    for key in ("ui_command", "airflow_webserver_command", "airflow_scheduler_command"):
+        assert ours[key] == shipped[key]  # the commands unchanged
+    assert ours["migrate_command"] == shipped["migrate_command"]
+    assert ours["env"] == shipped["env"]
+    return block
+
+
+@dataclass(frozen=True)
+class RealApp:
+    """The real app's sandbox: the campaign repository and the inventory that deploys it."""
+
+    sandbox: sandbox_mod.Sandbox
+    repo_path: Path
+    realapp_inventory: Path
+
+    def env(self) -> dict[str, str]:
+        return {**self.sandbox.env(), "STAGING_INVENTORY": str(self.realapp_inventory)}
+
+    @property
+    def hosts(self):
+        return self.sandbox.hosts
+
+
+@pytest.fixture(scope="module")
+def box():
+    directory = Path(tempfile.mkdtemp(prefix="staging-ops-realapp-"))
+    directory.chmod(0o755)
+    sandbox = sandbox_mod.up(directory, hosts=1, ports=sandbox_ports(700))
+    try:
+        repo = directory / "git" / "campaign-app.git"
+        build_campaign_repo(repo)
+        text = sandbox.inventory_path.read_text()
+        start, end = text.index("[app]\n"), text.index("[hosts.")
+        inventory = directory / "realapp.toml"
+        inventory.write_text(text[:start] + shipped_app(repo) + text[end:])
+        real = RealApp(sandbox, repo, inventory)
+        provisioned = invoke(real, "provision-all")
+        assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
+        yield real
+    finally:
+        sandbox_mod.down(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def invoke(box: RealApp, *args: str):
+    return run_invoke(*args, env=box.env(), timeout=DEPLOY_TIMEOUT)
+
+
+def deploy(box, slot: int, branch: str):
+    return invoke(box, "deploy", "--slot", str(slot), "--branch", branch, "--task", f"JA-{slot}")
+
+
+def served(box, slot: int) -> str | None:
+    inventory = load_inventory(box.realapp_inventory)
+    answer = public_version(inventory.hosts["h1"], inventory.slots[slot])
+    return answer["commit"] if answer else None
+
+
+def airflow_health(box, slot: int) -> dict:
+    """Airflow's health JSON through nginx, at Airflow 2's path or Airflow 3's."""
+    inventory = load_inventory(box.realapp_inventory)
+    host, s = inventory.hosts["h1"], inventory.slots[slot]
+    response = slot_get(host, s, "/airflow/health")
+    if response.status_code == 404:
+        response = slot_get(host, s, "/airflow/api/v2/monitor/health")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def ok_deploy(box, slot: int, branch: str) -> str:
+    result = deploy(box, slot, branch)
+    assert result.returncode == 0, result.stdout + result.stderr
+    commit = resolve(box.repo_path, branch)
+    assert served(box, slot) == commit
+    return result.stdout
+
+
+def refused(box, slot: int, branch: str, *expected: str) -> str:
+    """A failure branch: exit 1, one line (then the failing unit's log lines), the previous
+    release still serving, verify still 0."""
+    before = served(box, slot)
+    result = deploy(box, slot, branch)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith(f"error: staging-{slot}: "), result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr
+    assert served(box, slot) == before
+    checked = invoke(box, "verify", "--slot", str(slot))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    return result.stderr
+
+
+def test_airflow_2_with_the_shipped_inventory_beside_airflow_3_with_its_procfile(box):
+    first = ok_deploy(box, AIRFLOW2_SLOT, "main")
+    assert "venv built" in first
+    health = airflow_health(box, AIRFLOW2_SLOT)
+    assert health["metadatabase"]["status"] == "healthy"
+    assert health["scheduler"]["status"] == "healthy" or _eventually_healthy(box, AIRFLOW2_SLOT)
+
+    three = ok_deploy(box, AIRFLOW3_SLOT, "airflow3")
+    assert "(Procfile: web, airflow, scheduler, dag-processor)" in three
+    assert _eventually_healthy(box, AIRFLOW3_SLOT, ("scheduler", "dag_processor"))
+    # Slot 3 stayed on Airflow 2 meanwhile.
+    assert served(box, AIRFLOW2_SLOT) == resolve(box.repo_path, "main")
+    for slot in (AIRFLOW2_SLOT, AIRFLOW3_SLOT):
+        checked = invoke(box, "verify", "--slot", str(slot))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        row = _status_row(box, slot)
+        assert row["ui"] == "up" and row["airflow"] == "up", row
+
+
+def test_each_slot_keeps_airflow_to_itself_and_to_loopback(box):
+    root = box.hosts[0].root / "srv/staging"
+    for slot in (AIRFLOW2_SLOT, AIRFLOW3_SLOT):
+        shared = root / f"staging-{slot}" / "shared"
+        # One airflow.cfg per slot, written by the release phase into the slot's AIRFLOW_HOME.
+        assert (shared / "airflow" / "airflow.cfg").is_file()
+    assert not Path("/tmp/airflow").exists() or not any(Path("/tmp/airflow").iterdir())  # noqa: S108
+    listening = subprocess.run(
+        ["ss", "-ltnpH"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    ours = _pids_of_slot_units(box)
+    for line in listening:
+        pids = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        if pids & ours:
+            local = line.split()[3]
+            assert local.startswith("127.0.0.1:"), line
+
+
+def test_redeploy_and_rollback(box):
+    ok_deploy(box, AIRFLOW2_SLOT, "feat-x")
+    back = invoke(box, "rollback", "--slot", str(AIRFLOW2_SLOT), "--task", f"JA-{AIRFLOW2_SLOT}")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert served(box, AIRFLOW2_SLOT) == resolve(box.repo_path, "main")
+    assert airflow_health(box, AIRFLOW2_SLOT)["metadatabase"]["status"] == "healthy"
+
+
+@pytest.mark.parametrize(
+    ("slot", "branch", "expected"),
+    [
+        (AIRFLOW2_SLOT, "bad-procfile", ("fetch failed: Procfile line 6: not `type: command`",)),
+        (AIRFLOW2_SLOT, "broken-release", ("migrate failed", BROKEN_RELEASE_ERROR)),
+        (AIRFLOW2_SLOT, "broken-airflow", ("candidate verify failed", "airflow-webserver")),
+        (AIRFLOW2_SLOT, "broken-web", ("candidate verify failed", "/api/version")),
+        (
+            AIRFLOW2_SLOT,
+            "broken-scheduler",
+            ("candidate stop + scheduler restart failed", "airflow-scheduler@staging-3"),
+        ),
+        (
+            AIRFLOW3_SLOT,
+            "crashloop-dag-processor",
+            ("candidate stop + scheduler restart failed", "worker@staging-7:dag-processor"),
+        ),
+    ],
+)
+def test_a_failure_branch_is_refused_and_the_previous_release_keeps_serving(
+    box, slot, branch, expected
+):
+    refused(box, slot, branch, *expected)
+
+
+def _status_row(box, slot: int) -> dict:
+    result = invoke(box, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return next(r for r in json.loads(result.stdout) if r["slot"] == slot)
+
+
+def _eventually_healthy(box, slot: int, components=("scheduler",), timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = airflow_health(box, slot)
+        if all((health.get(c) or {}).get("status") == "healthy" for c in components):
+            return True
+        time.sleep(1)
+    return False
+
+
+def _pids_of_slot_units(box) -> set[int]:
+    """Every process of the sandbox's slot units: their main PIDs and all below them."""
+    from devtools.sandbox.processes import unit_pids
+    from devtools.sandbox.stopping import descendants
+
+    found: set[int] = set()
+    for pid in unit_pids(box.hosts[0]).values():
+        found |= {pid, *descendants(pid)}
+    return found
