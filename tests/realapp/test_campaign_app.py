@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from devtools.campaign_repo import BROKEN_RELEASE_ERROR, build_campaign_repo
 
 from devtools import sandbox as sandbox_mod
+from devtools.campaign_repo import BROKEN_RELEASE_ERROR, build_campaign_repo
 from devtools.sample_repo import resolve
 from staging_ops.health import public_version, slot_get
 from staging_ops.inventory import load_inventory
