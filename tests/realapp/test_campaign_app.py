@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tempfile
 import time
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from devtools.campaign_repo import BROKEN_RELEASE_ERROR, build_campaign_repo
 
-from devtools import sandbox as sandbox_mod
+from devtools import realapp
+from devtools.campaign_repo import BROKEN_RELEASE_ERROR
 from devtools.sample_repo import resolve
 from staging_ops.health import public_version, slot_get
 from staging_ops.inventory import load_inventory
-from tests.conftest import DEFAULT_INVENTORY, run_invoke, sandbox_ports
+from tests.conftest import run_invoke, sandbox_ports
 
 AIRFLOW2_SLOT, AIRFLOW3_SLOT = 3, 7
 # Real venvs and Airflow start-ups: minutes, not the suite's default 300 s per test.
@@ -34,64 +31,20 @@ pytestmark = pytest.mark.timeout(1500)
 DEPLOY_TIMEOUT = 900
 
 
-def shipped_app(repo: Path) -> str:
-    """The shipped inventory's [app] and [app.env] tables as they are, but for the repository
-    (the sandbox's), the interpreter (the service user cannot use root's pyenv) and a shorter
-    verify budget (broken-web spends all of it)."""
-    text = DEFAULT_INVENTORY.read_text()
-    start = text.index("[app]\n")
-    end = text.index("[hosts.")
-    block = text[start:end]
-    block = re.sub(r'(?m)^repo_url = ".*"$', f'repo_url = "{repo}"', block)
-    block = re.sub(r'(?m)^python = ".*"$', 'python = "/usr/bin/python3"', block)
-    block = re.sub(r"(?m)^verify_timeout = .*$", "verify_timeout = 60", block)
-    shipped = tomllib.loads(text)["app"]
-    ours = tomllib.loads(block)["app"]
-    for key in ("ui_command", "airflow_webserver_command", "airflow_scheduler_command"):
-        assert ours[key] == shipped[key]  # the commands unchanged
-    assert ours["migrate_command"] == shipped["migrate_command"]
-    assert ours["env"] == shipped["env"]
-    return block
-
-
-@dataclass(frozen=True)
-class RealApp:
-    """The real app's sandbox: the campaign repository and the inventory that deploys it."""
-
-    sandbox: sandbox_mod.Sandbox
-    repo_path: Path
-    realapp_inventory: Path
-
-    def env(self) -> dict[str, str]:
-        return {**self.sandbox.env(), "STAGING_INVENTORY": str(self.realapp_inventory)}
-
-    @property
-    def hosts(self):
-        return self.sandbox.hosts
-
-
 @pytest.fixture(scope="module")
 def box():
     directory = Path(tempfile.mkdtemp(prefix="staging-ops-realapp-"))
     directory.chmod(0o755)
-    sandbox = sandbox_mod.up(directory, hosts=1, ports=sandbox_ports(700))
     try:
-        repo = directory / "git" / "campaign-app.git"
-        build_campaign_repo(repo)
-        text = sandbox.inventory_path.read_text()
-        start, end = text.index("[app]\n"), text.index("[hosts.")
-        inventory = directory / "realapp.toml"
-        inventory.write_text(text[:start] + shipped_app(repo) + text[end:])
-        real = RealApp(sandbox, repo, inventory)
+        real = realapp.up(directory, sandbox_ports(700))
         provisioned = invoke(real, "provision-all")
         assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
         yield real
     finally:
-        sandbox_mod.down(directory)
-        shutil.rmtree(directory, ignore_errors=True)
+        realapp.down(directory)
 
 
-def invoke(box: RealApp, *args: str):
+def invoke(box: realapp.RealApp, *args: str):
     return run_invoke(*args, env=box.env(), timeout=DEPLOY_TIMEOUT)
 
 
@@ -100,14 +53,14 @@ def deploy(box, slot: int, branch: str):
 
 
 def served(box, slot: int) -> str | None:
-    inventory = load_inventory(box.realapp_inventory)
+    inventory = load_inventory(box.inventory_path)
     answer = public_version(inventory.hosts["h1"], inventory.slots[slot])
     return answer["commit"] if answer else None
 
 
 def airflow_health(box, slot: int) -> dict:
     """Airflow's health JSON through nginx, at Airflow 2's path or Airflow 3's."""
-    inventory = load_inventory(box.realapp_inventory)
+    inventory = load_inventory(box.inventory_path)
     host, s = inventory.hosts["h1"], inventory.slots[slot]
     response = slot_get(host, s, "/airflow/health")
     if response.status_code == 404:
