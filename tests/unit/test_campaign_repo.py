@@ -31,6 +31,7 @@ APP_FILES = {
     "campaign_ui/wsgi.py",
     "dags/campaign_report.py",
     "plugins/README.md",
+    "README.md",
     "requirements.txt",
     "constraints.txt",
 }
