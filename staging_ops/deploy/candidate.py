@@ -165,11 +165,13 @@ def run_check(
 def _attempts(deployer: Deployer, unit: str, get: Getter, check: HealthCheck, where: str) -> str:
     path = check.path or "/"
     time.sleep(check.initial_delay)
+    # What the last answer said, if any came: more telling than a request cut short after it.
+    answered: str | None = None
     problem = "no answer"
     for attempt in range(1, check.attempts + 1):
         try:
             status, body = get(path, check.timeout)
-            problem = judge_answer(check, status, body)
+            problem = answered = judge_answer(check, status, body)
         except TimeoutError:
             problem = f"no answer within {check.timeout:g}s"
         except (OSError, paramiko.SSHException, http.client.HTTPException) as exc:
@@ -181,7 +183,8 @@ def _attempts(deployer: Deployer, unit: str, get: Getter, check: HealthCheck, wh
             time.sleep(check.wait)
     label = f" {check.name!r}" if check.name else ""
     raise StagingError(
-        f"{path} {where}: app.json check{label} failed {check.attempts} attempts: {problem}"
+        f"{path} {where}: app.json check{label} failed {check.attempts} attempts: "
+        f"{answered or problem}"
     )
 
 

@@ -20,7 +20,7 @@ import pytest
 from devtools import realapp
 from devtools.campaign_repo import BROKEN_RELEASE_ERROR
 from devtools.sample_repo import resolve
-from staging_ops.health import public_version, slot_get
+from staging_ops.health import public_version, slot_get, slot_session
 from staging_ops.inventory import load_inventory
 from tests.conftest import run_invoke, sandbox_ports
 
@@ -111,6 +111,65 @@ def test_airflow_2_with_the_shipped_inventory_beside_airflow_3_with_its_procfile
         assert checked.returncode == 0, checked.stdout + checked.stderr
         row = _status_row(box, slot)
         assert row["ui"] == "up" and row["airflow"] == "up", row
+
+
+def _login(box, slot: int) -> dict:
+    shown = invoke(box, "airflow-login", "--slot", str(slot), "--json")
+    assert shown.returncode == 0, shown.stderr
+    login = json.loads(shown.stdout)
+    assert login["url"].endswith(f"staging-{slot}.justapply.net:{box.hosts[0].https_port}/airflow/")
+    assert login["user"] == "admin" and len(login["password"]) >= 20
+    return login
+
+
+def test_an_operator_signs_in_to_each_slots_airflow_with_its_own_admin(box):
+    inventory = load_inventory(box.inventory_path)
+    host = inventory.hosts["h1"]
+    # Airflow 2 (FAB): the login form, through nginx, with the slot's admin.
+    two = _login(box, AIRFLOW2_SLOT)
+    session = slot_session(inventory.slots[AIRFLOW2_SLOT])
+    base = f"https://{host.address}:{host.https_port}/airflow"
+    headers = {"Host": inventory.slots[AIRFLOW2_SLOT].subdomain}
+    form = session.get(f"{base}/login/", headers=headers, verify=str(host.tls_ca), timeout=30)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)
+    assert form.status_code == 200 and token, form.text[:300]
+    signed = session.post(
+        f"{base}/login/",
+        data={"csrf_token": token.group(1), "username": "admin", "password": two["password"]},
+        headers=headers,
+        verify=str(host.tls_ca),
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert signed.status_code == 302 and "/login" not in signed.headers["Location"], signed.text[
+        :300
+    ]
+    wrong = session.post(
+        f"{base}/login/",
+        data={"csrf_token": token.group(1), "username": "admin", "password": "not-it"},
+        headers=headers,
+        verify=str(host.tls_ca),
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert wrong.status_code != 302 or "/login" in wrong.headers.get("Location", "")
+    # Airflow 3 (simple auth manager): a token for the slot's admin, none for a wrong password.
+    three = _login(box, AIRFLOW3_SLOT)
+    assert three["password"] != two["password"]
+    slot = inventory.slots[AIRFLOW3_SLOT]
+    for password, expected in ((three["password"], 201), ("not-it", 401)):
+        answer = slot_session(slot).post(
+            f"https://{host.address}:{host.https_port}/airflow/auth/token",
+            json={"username": "admin", "password": password},
+            headers={"Host": slot.subdomain},
+            verify=str(host.tls_ca),
+            timeout=30,
+        )
+        assert answer.status_code == expected, answer.text[:300]
+    passwords = box.hosts[0].root / (
+        f"srv/staging/staging-{AIRFLOW3_SLOT}/shared/airflow/simple_auth_manager_passwords.json"
+    )
+    assert passwords.stat().st_mode & 0o777 == 0o600
 
 
 def test_each_slot_keeps_airflow_to_itself_and_to_loopback(box):
