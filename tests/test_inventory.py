@@ -295,6 +295,7 @@ def test_provision_all_with_an_unknown_inventory_key_exits_2_touching_nothing(
         socket.create_server(("127.0.0.1", 0)) as ssh,
         socket.create_server(("127.0.0.1", 0)) as database,
     ):
+        assert old in DEFAULT_INVENTORY.read_text()  # else the test would test nothing
         text = DEFAULT_INVENTORY.read_text().replace(old, new, 1)
         text = text.replace('address = "staging.justapply.net"', 'address = "127.0.0.1"')
         text = text.replace("port = 22\n", f"port = {ssh.getsockname()[1]}\n")

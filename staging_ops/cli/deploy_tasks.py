@@ -138,3 +138,17 @@ def logs(c, slot="", service="ui", n="100", follow=False):
     chosen = inventory.slot(slot)
     lines = parsing.integer(n, "-n", low=1, high=parsing.MAX_LOG_LINES)
     deploy_mod.logs(inventory, chosen, service, lines, follow, sys.stdout)
+
+
+@task(help={"slot": "slot number", "json": "print JSON"})
+@operator_errors
+def airflow_login(c, slot="", json=False):
+    """Show how to sign in to a slot's Airflow: its URL, the slot's admin and password."""
+    from staging_ops.deploy.login import airflow_login as read_login
+
+    inventory = load(c)
+    login = read_login(inventory, inventory.slot(slot))
+    if json:
+        print(output.to_json(login.as_json()))
+    else:
+        print(f"{login.url}\nuser:     {login.user}\npassword: {login.password}")
