@@ -65,7 +65,13 @@ def parse_live(out: str, count: int) -> list[LiveRelease]:
 
 def _read_host(host: Host, slots: list[Slot], timeout: float) -> dict[int, LiveRelease]:
     links = [SlotPaths(host, slot).current for slot in slots]
-    session = connect(replace(host, connect_timeout=min(host.connect_timeout, timeout)))
+    # Status's bound wins over any ConnectTimeout the ssh config would fill in.
+    bounded = replace(
+        host,
+        connect_timeout=min(host.connect_timeout, timeout),
+        set_in_inventory=host.set_in_inventory | {"connect_timeout"},
+    )
+    session = connect(bounded)
     try:
         _, out, _ = session.run(script_command("status-live.sh", *links), timeout=timeout)
     finally:
