@@ -160,11 +160,12 @@ def judge_processes(
     ui_up: bool | None = None,
     airflow: HealthAnswer | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """{type: {"state", "unit", "problem"}} for every long-running type `spec` declares, in
-    its order. `units` maps each type to its unit, `states` each unit to what systemd said;
-    `ui_up` and `airflow` are the probes through nginx (None: not probed)."""
+    """{type: {"state", "unit", "problem"}} for every long-running type `spec` declares, web
+    and airflow first, then the workers (as the deploy starts them). `units` maps each type
+    to its unit, `states` each unit to what systemd said; `ui_up` and `airflow` are the
+    probes through nginx (None: not probed)."""
     judged: dict[str, dict[str, Any]] = {}
-    for ptype in spec.types:
+    for ptype in (*spec.port_types, *spec.workers):
         unit = units[ptype]
         state, problem = judge_unit(states.get(unit))
         if state == UP:
