@@ -89,8 +89,7 @@ def rollback(c, slot="", to="", task="", owner="", force=False):
 @task(help={"slot": "slot number to verify", "json": "print the result as JSON"})
 @operator_errors
 def verify(c, slot="", json=False):
-    """Check that the registry, the droplet's `current` release and /api/version agree, and
-    that every process of the slot is up and healthy.
+    """Check that registry, `current` and /api/version agree and every process is healthy.
 
     Exits 1 naming the two that differ (drift), when the live release was never verified, or
     when the droplet cannot be read; and with one line for each process the live release
