@@ -127,31 +127,29 @@ def test_an_operator_signs_in_to_each_slots_airflow_with_its_own_admin(box):
     host = inventory.hosts["h1"]
     # Airflow 2 (FAB): the login form, through nginx, with the slot's admin.
     two = _login(box, AIRFLOW2_SLOT)
-    session = slot_session(inventory.slots[AIRFLOW2_SLOT])
     base = f"https://{host.address}:{host.https_port}/airflow"
-    headers = {"Host": inventory.slots[AIRFLOW2_SLOT].subdomain}
-    form = session.get(f"{base}/login/", headers=headers, verify=str(host.tls_ca), timeout=30)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)
-    assert form.status_code == 200 and token, form.text[:300]
-    signed = session.post(
-        f"{base}/login/",
-        data={"csrf_token": token.group(1), "username": "admin", "password": two["password"]},
-        headers=headers,
-        verify=str(host.tls_ca),
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert signed.status_code == 302 and "/login" not in signed.headers["Location"], signed.text[
-        :300
-    ]
-    wrong = session.post(
-        f"{base}/login/",
-        data={"csrf_token": token.group(1), "username": "admin", "password": "not-it"},
-        headers=headers,
-        verify=str(host.tls_ca),
-        allow_redirects=False,
-        timeout=30,
-    )
+    name = inventory.slots[AIRFLOW2_SLOT].subdomain
+    # A browser's form post: its referrer is the login page (Flask-WTF checks it over https).
+    headers = {"Host": name, "Referer": f"https://{name}/airflow/login/"}
+
+    def sign_in(password: str):
+        session = slot_session(inventory.slots[AIRFLOW2_SLOT])
+        form = session.get(f"{base}/login/", headers=headers, verify=str(host.tls_ca), timeout=30)
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)
+        assert form.status_code == 200 and token, form.text[:300]
+        return session.post(
+            f"{base}/login/",
+            data={"csrf_token": token.group(1), "username": "admin", "password": password},
+            headers=headers,
+            verify=str(host.tls_ca),
+            allow_redirects=False,
+            timeout=30,
+        )
+
+    signed = sign_in(two["password"])
+    assert signed.status_code == 302, signed.text[:300]
+    assert "/login" not in signed.headers["Location"]
+    wrong = sign_in("not-it")
     assert wrong.status_code != 302 or "/login" in wrong.headers.get("Location", "")
     # Airflow 3 (simple auth manager): a token for the slot's admin, none for a wrong password.
     three = _login(box, AIRFLOW3_SLOT)
