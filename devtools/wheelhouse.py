@@ -126,6 +126,25 @@ def _build(requirements: Path, venv: Path, wheels: Path, log: Path, python: str)
         wheel.chmod(0o644)
 
 
+def combine(houses: list[Path], target: Path) -> int:
+    """One directory with the wheels of every house in `houses` (hard links where the
+    filesystem allows, else copies), for one find-links that serves several requirement sets
+    (an Airflow 2 and an Airflow 3 branch). A wheel of one name is the same release in each.
+    Returns how many wheels `target` holds."""
+    target.mkdir(parents=True, exist_ok=True)
+    target.chmod(0o755)
+    for house in houses:
+        for wheel in house.glob("*.whl"):
+            link = target / wheel.name
+            if link.exists():
+                continue
+            try:
+                os.link(wheel, link)
+            except OSError:  # another filesystem
+                shutil.copy2(wheel, link)
+    return sum(1 for _ in target.glob("*.whl"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("requirements", type=Path)
