@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -41,10 +42,13 @@ def real() -> Iterator[droplet_mod.Droplet]:
     require_droplet_support()
     # Built once per machine (cached under /var/cache/staging-ops/wheelhouse), both Airflows:
     # find-links is one directory for every branch the droplet deploys.
-    houses = [
-        ensure_wheelhouse(DEFAULT_SOURCE / "requirements.txt")[0],
-        ensure_wheelhouse(DEFAULT_SOURCE / "variants" / AIRFLOW3_BRANCH / "requirements.txt")[0],
+    # Side by side when cold (each is mostly waiting on downloads).
+    requirements = [
+        DEFAULT_SOURCE / "requirements.txt",
+        DEFAULT_SOURCE / "variants" / AIRFLOW3_BRANCH / "requirements.txt",
     ]
+    with ThreadPoolExecutor(2) as pool:
+        houses = [house for house, _ in pool.map(ensure_wheelhouse, requirements)]
     outside = Path(tempfile.mkdtemp(prefix="staging-ops-realapp-wheels-"))
     outside.chmod(0o755)
     directory = droplet_dir("staging-ops-realapp-droplet-")
@@ -148,7 +152,10 @@ def deploy(droplet: droplet_mod.Droplet, slot: int, branch: str) -> str:
         droplet, "deploy", "--slot", str(slot), "--branch", branch, "--task", f"JA-{slot}"
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    print(f"deploy {branch} to slot {slot}: {time.monotonic() - started:.1f} s")
+    venv = next(
+        (line.strip() for line in result.stdout.splitlines() if "export + venv" in line), ""
+    )
+    print(f"deploy {branch} to slot {slot}: {time.monotonic() - started:.1f} s ({venv})")
     assert served_commit(droplet, slot) == commit_of(droplet, branch)
     return result.stdout
 
