@@ -16,6 +16,7 @@ from staging_ops.cli import (
     claim_tasks,
     deploy_tasks,
     host_tasks,
+    hosts_tasks,
     registry_tasks,
     webhook_tasks,
 )
@@ -25,6 +26,7 @@ for module in (host_tasks, deploy_tasks, claim_tasks):
     # Invoke's own module scan (what `invoke` does with a tasks.py), at the root namespace.
     for each in Collection.from_module(module).tasks.values():
         ns.add_task(each)
+ns.add_collection(Collection.from_module(hosts_tasks, name="hosts"))
 ns.add_collection(Collection.from_module(registry_tasks, name="registry"))
 ns.add_collection(Collection.from_module(api_tasks, name="api"))
 ns.add_collection(Collection.from_module(webhook_tasks, name="webhooks"))

@@ -32,7 +32,8 @@ def droplet_up(c, dir=".droplet", name="d1", acme="", json=False):
         box = droplet.up(dir, name=name, log=log, acme=acme)
         step["detail"] = f"{box.name} at {box.address}"
     reach = [
-        f"{box.name}: ssh -i {box.key_path} root@{box.address}",
+        f"{box.name}: ssh -i {box.key_path} -o UserKnownHostsFile={box.known_hosts_path} "
+        f"root@{box.address}",
         f"postgres 127.0.0.1:{box.pg_port}, repo {box.repo_path} (inside: {box.repo_url})",
         f"apt proxy {box.proxy_url}",
     ]

@@ -47,6 +47,12 @@ class DevDir:
         return self.path / "keys" / "id_ed25519"
 
     @property
+    def known_hosts_path(self) -> Path:
+        """The host keys of the dir's hosts, recorded when they start (their inventory names
+        this file, so connections check the keys as on a real droplet)."""
+        return self.path / "keys" / "known_hosts"
+
+    @property
     def admin_dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres"
 
@@ -64,6 +70,15 @@ class DevDir:
 
     def save(self) -> None:
         (self.path / STATE_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+
+def write_known_hosts(path: Path, entries: list[tuple[str, str]]) -> None:
+    """A known_hosts file of (name, public key line `type base64 [comment]`) entries: the
+    keys the dev tooling generated itself or read from the droplet's disk, never learnt over
+    the network."""
+    lines = [f"{name} {' '.join(key.split()[:2])}\n" for name, key in entries]
+    path.write_text("".join(lines))
+    path.chmod(0o644)
 
 
 def read_state(directory: str | Path) -> dict[str, Any] | None:

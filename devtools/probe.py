@@ -27,6 +27,8 @@ class Probe:
 
     host: Host
     slot: Slot
+    # Another path (Airflow's health): its answer is "ok" for a 200, "failed: ..." otherwise.
+    path: str = "/api/version"
     answers: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -58,9 +60,11 @@ class Probe:
 
     def _ask(self, session: requests.Session) -> str:
         try:
-            response = slot_get(self.host, self.slot, "/api/version", 10, session=session)
+            response = slot_get(self.host, self.slot, self.path, 10, session=session)
             if response.status_code != 200:
                 return f"failed: HTTP {response.status_code}"
+            if self.path != "/api/version":
+                return "ok"
             return str(response.json().get("commit"))
         except (OSError, ValueError) as exc:  # requests' errors are OSErrors
             return f"failed: {type(exc).__name__}"

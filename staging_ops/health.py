@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 
 from staging_ops import slot_access
 from staging_ops.inventory import Host, Inventory, Slot
+from staging_ops.processes.status import HealthAnswer
 from staging_ops.tls import CertificateFacts, certificate_problem
 
 CHECKS = {"ui": "/api/version", "airflow": "/airflow/health"}
@@ -144,15 +145,20 @@ def public_version(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str, An
     return _version_answer(host, slot, timeout)[1]
 
 
-def _probe(host: Host, slot: Slot, path: str, timeout: float) -> str:
+def airflow_health(host: Host, slot: Slot, timeout: float = 3.0) -> HealthAnswer:
+    """Airflow's health answer through nginx, its JSON kept: a 200 says only that the
+    webserver answers (Airflow 2 and 3 both answer 200 while the scheduler is unhealthy);
+    which component is healthy is in the body."""
+    path = CHECKS["airflow"]
     try:
-        status = slot_get(host, slot, path, timeout).status_code
-        if status == 404 and path == CHECKS["airflow"]:
+        response = slot_get(host, slot, path, timeout)
+        if response.status_code == 404:
             # Airflow 3 moved its health endpoint (and answers the 2.x path 404).
-            status = slot_get(host, slot, AIRFLOW3_HEALTH, timeout).status_code
-        return "up" if status == 200 else "down"
+            path = AIRFLOW3_HEALTH
+            response = slot_get(host, slot, path, timeout)
+        return HealthAnswer.from_body(path, response.status_code, response.content)
     except requests.RequestException:
-        return "down"
+        return HealthAnswer(path, ok=False)
 
 
 def _probe_ui(host: Host, slot: Slot, timeout: float) -> tuple[str, str | None]:
@@ -168,21 +174,22 @@ def check_slots(
     inventory: Inventory, slots: list[Slot], timeout: float = 3.0
 ) -> dict[int, dict[str, Any]]:
     """{slot id: {"ui": "up"|"down", "served": commit or None, "airflow": "up"|"down",
-    "certificate": {...}}}, all probes in parallel (the certificate as certificate_check
-    says; "served" is the commit the UI's /api/version answered with)."""
+    "airflow_answer": HealthAnswer, "certificate": {...}}}, all probes in parallel (the
+    certificate as certificate_check says; "served" is the commit the UI's /api/version
+    answered with; "airflow_answer" the health JSON, judged per process by the caller)."""
     jobs = [(slot, name, path) for slot in slots for name, path in CHECKS.items()]
     jobs += [(slot, "certificate", "") for slot in slots]
     if not jobs:
         return {}
 
     def run(job: tuple[Slot, str, str]) -> Any:
-        slot, name, path = job
+        slot, name, _ = job
         host = inventory.host_of(slot)
         if name == "certificate":
             return certificate_check(host, slot, timeout)
         if name == "ui":
             return _probe_ui(host, slot, timeout)
-        return _probe(host, slot, path, timeout)
+        return airflow_health(host, slot, timeout)
 
     with ThreadPoolExecutor(max_workers=min(32, len(jobs))) as pool:
         health: dict[int, dict[str, Any]] = {}
@@ -190,5 +197,8 @@ def check_slots(
             checks = health.setdefault(slot.id, {})
             if name == "ui":
                 state, checks["served"] = state
+            elif name == "airflow":
+                checks["airflow_answer"] = state
+                state = "up" if state.ok else "down"
             checks[name] = state
     return health

@@ -53,6 +53,11 @@ class StepLog:
             self.steps.append(record)
             self.emit(step_line(name, record["outcome"], record["seconds"], record["detail"]))
 
+    def progress(self, line: str) -> None:
+        """A line while a slow step waits (an Airflow start-up): printed, not kept as a step."""
+        if not self.quiet:
+            print(f"  {'…':<8} {line}", file=self.stream, flush=True)
+
     def emit(self, line: str) -> None:
         self.lines.append(line)
         if not self.quiet:

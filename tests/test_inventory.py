@@ -279,7 +279,7 @@ def test_bad_listen_address_names_host_and_field(tmp_path, value):
 @pytest.mark.parametrize(
     ("old", "new", "table", "key", "near"),
     [
-        ("verify_timeout = 60", "verify_timout = 90", "[app]", "verify_timout", "verify_timeout"),
+        ("verify_timeout = 120", "verify_timout = 90", "[app]", "verify_timout", "verify_timeout"),
         ('user = "root"', 'usr = "root"', "[hosts.staging]", "usr", "user"),
         ("protected = true", "protected = true\nprotectd = true", "[hosts.production]",
          "protectd", "protected"),
@@ -295,6 +295,7 @@ def test_provision_all_with_an_unknown_inventory_key_exits_2_touching_nothing(
         socket.create_server(("127.0.0.1", 0)) as ssh,
         socket.create_server(("127.0.0.1", 0)) as database,
     ):
+        assert old in DEFAULT_INVENTORY.read_text()  # else the test would test nothing
         text = DEFAULT_INVENTORY.read_text().replace(old, new, 1)
         text = text.replace('address = "staging.justapply.net"', 'address = "127.0.0.1"')
         text = text.replace("port = 22\n", f"port = {ssh.getsockname()[1]}\n")

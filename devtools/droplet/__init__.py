@@ -231,7 +231,8 @@ def _build(droplet: Droplet, log: StepLog, repo: Path | None = None) -> None:
             step["outcome"] = "warn"
     with log.step("ssh") as step:
         machine.wait_ssh(droplet.address, 30)
-        step["detail"] = f"root@{droplet.address}:22"
+        _record_host_keys(droplet)
+        step["detail"] = f"root@{droplet.address}:22, host keys in {droplet.known_hosts_path}"
     if droplet.acme:
         with log.step("ACME server (pebble)") as step:
             acme_mod.prepare(droplet.path, layout.root)
@@ -240,6 +241,18 @@ def _build(droplet: Droplet, log: StepLog, repo: Path | None = None) -> None:
     with log.step("inventory and env"):
         write_inventory(droplet)
         env_mod.write_env(droplet)
+
+
+def _record_host_keys(droplet: Droplet) -> None:
+    """The host keys the droplet generated at its first boot, read from its disk (not learnt
+    over the network), into the known_hosts file its inventory names: connections then check
+    them as they check a real droplet's."""
+    keys = sorted((droplet.layout.root / "etc/ssh").glob("ssh_host_*_key.pub"))
+    if not keys:
+        raise StagingError("droplet: sshd answers but no /etc/ssh/ssh_host_*_key.pub exists")
+    envfile.write_known_hosts(
+        droplet.known_hosts_path, [(droplet.address, key.read_text()) for key in keys]
+    )
 
 
 def down(directory: str | Path = ".droplet") -> list[str]:

@@ -141,6 +141,7 @@ address = "{droplet.address}"
 port = 22
 user = "{user}"
 key_file = "{droplet.key_path}"
+known_hosts = "{droplet.known_hosts_path}"
 connect_timeout = 10
 base_dir = "/srv/staging"
 nginx_dir = "/etc/nginx"

@@ -14,6 +14,11 @@ CANDIDATE_PORT_OFFSET = 500
 
 
 def write_inventory(sandbox: Sandbox) -> None:
+    host_key = (sandbox.path / "keys" / "ssh_host_ed25519_key.pub").read_text()
+    envfile.write_known_hosts(
+        sandbox.known_hosts_path,
+        [(f"[127.0.0.1]:{h.ssh_port}", host_key) for h in sandbox.hosts],
+    )
     host_blocks = []
     for h in sandbox.hosts:
         root = h.root
@@ -23,6 +28,7 @@ address = "127.0.0.1"
 port = {h.ssh_port}
 user = "root"
 key_file = "{sandbox.key_path}"
+known_hosts = "{sandbox.known_hosts_path}"
 connect_timeout = 10
 base_dir = "{root}/srv/staging"
 nginx_dir = "{root}/etc/nginx"

@@ -195,11 +195,12 @@ def _release_claim(
 def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, Any]]:
     """UI and Airflow health per slot (checked through nginx, in parallel) with the commit the
     UI serves, and meanwhile (one probe per host) the release `current` points to ("live",
-    or {"error": why} for a host not reached); a check that cannot run at all is missing,
-    which status shows as "?"."""
+    or {"error": why} for a host not reached) and its units; from both, each process the
+    release declares, judged ("processes", None when not read); a check that cannot run at
+    all is missing, which status shows as "?"."""
     # requests and Fabric: only when health is asked for
     from staging_ops.health import check_slots
-    from staging_ops.remote.live import read_live
+    from staging_ops.remote.live import read_live, slot_processes
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         live_future = pool.submit(read_live, inventory, slots)
@@ -209,7 +210,15 @@ def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, 
             health = {}
         live = live_future.result()
     for slot in slots:
-        health.setdefault(slot.id, {})["live"] = live.as_json(slot.id)
+        checks = health.setdefault(slot.id, {})
+        checks["live"] = live.as_json(slot.id)
+        checks["processes"] = slot_processes(
+            inventory.app,
+            slot,
+            live,
+            ui_up=checks["ui"] == "up" if "ui" in checks else None,
+            airflow=checks.get("airflow_answer"),
+        )
     return health
 
 
@@ -254,6 +263,8 @@ def status_rows(
             "expired": bool(state and state.expired(now)),
             "ui": checks.get("ui", UNKNOWN_HEALTH) if with_health else None,
             "airflow": checks.get("airflow", UNKNOWN_HEALTH) if with_health else None,
+            # Each process the live release declares: {type: {"state", "unit", "problem"}}.
+            "processes": checks.get("processes") if with_health else None,
             # The certificate nginx serves for the slot: expiry, issuer, what is wrong with it.
             "certificate": checks.get("certificate") if with_health else None,
             # Registry, `current` on the droplet and /api/version: which of them disagree.

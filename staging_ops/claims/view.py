@@ -12,6 +12,7 @@ from staging_ops.claims.model import ClaimResult, SlotEvent, format_duration, ut
 from staging_ops.claims.reap import ReapItem
 from staging_ops.claims.service import ReleaseOutcome
 from staging_ops.output import table
+from staging_ops.processes.status import compact
 
 STATUS_COLUMNS = (
     "slot",
@@ -25,6 +26,7 @@ STATUS_COLUMNS = (
     "expires",
     "ui",
     "airflow",
+    "processes",
     "tls",
     "drift",
 )
@@ -76,12 +78,14 @@ def status_table(rows: list[dict[str, Any]], now: datetime | None = None) -> str
                 "expires": f"EXPIRED {expires}" if row.get("expired") else expires,
                 "tls": _tls_text(row.get("certificate"), now),
                 "drift": _drift_text(row.get("drift")),
+                "processes": compact(row.get("processes")),
             }
         )
     columns = [
         c
         for c in STATUS_COLUMNS
-        if c not in ("ui", "airflow", "tls", "drift") or any(r.get(c) is not None for r in shown)
+        if c not in ("ui", "airflow", "processes", "tls", "drift")
+        or any(r.get(c) is not None for r in shown)
     ]
     return table(shown, columns)
 

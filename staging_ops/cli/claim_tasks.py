@@ -70,13 +70,18 @@ def release(c, slot="", task="", owner="", force=False, stop=False, reset_db=Fal
 @task(
     help={
         "json": "print a JSON list of slot objects instead of the table",
-        "health": "check each slot's UI, Airflow and drift (default on; --no-health: the "
-        "registry alone)",
+        "health": "check each slot's UI, Airflow, processes and drift (default on; "
+        "--no-health: the registry alone)",
     }
 )
 @operator_errors
 def status(c, json=False, health=True):
-    """Show every slot: claim, deployed branch/commit, expiry, live health and drift.
+    """Show every slot: claim, deployed branch/commit, expiry, live health, processes, drift.
+
+    The processes column names each process the live release declares (`web✓ airflow✓
+    scheduler✗`; `--json`: `processes`, {type: {"state", "unit", "problem"}}): down (its unit
+    is not active), restarting, unhealthy (active, but its health answer or its component in
+    Airflow's health JSON is not healthy) or up; read by the same one command per host.
 
     The drift column compares the registry's commit, the release `current` points to on the
     droplet (one remote command per host) and what /api/version serves: "no", the pairs

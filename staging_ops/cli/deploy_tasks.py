@@ -89,10 +89,11 @@ def rollback(c, slot="", to="", task="", owner="", force=False):
 @task(help={"slot": "slot number to verify", "json": "print the result as JSON"})
 @operator_errors
 def verify(c, slot="", json=False):
-    """Check that the registry, the droplet's `current` release and /api/version agree.
+    """Check that registry, `current` and /api/version agree and every process is healthy.
 
     Exits 1 naming the two that differ (drift), when the live release was never verified, or
-    when the droplet cannot be read."""
+    when the droplet cannot be read; and with one line for each process the live release
+    declares that is not up and healthy (`scheduler (UNIT) is down (systemd: failed)`)."""
     from staging_ops import deploy as deploy_mod
     from staging_ops.registry.from_env import registry_session
 
@@ -108,12 +109,17 @@ def verify(c, slot="", json=False):
         expires = (result.get("certificate") or {}).get("expires")
         tls = f"; certificate valid until {expires}" if expires else ""
         live = result["live"].get("release") or "no release"
+        up = ", ".join(result["processes"] or {})
+        processes = f"; {up} up and healthy" if up else ""
         print(
             f"ok: {result['url']} serves {served['branch']} {served['commit'][:12]}, "
-            f"current {live}, as recorded{tls}"
+            f"current {live}, as recorded{processes}{tls}"
         )
     else:
-        print(f"mismatch: {result['url']}: {result['problem']}")
+        if result["problems"]:
+            print(f"mismatch: {result['url']}: {'; '.join(result['problems'])}")
+        for line in result["process_problems"]:
+            print(line)
     if not result["ok"]:
         raise Exit(code=1)
 
@@ -138,3 +144,17 @@ def logs(c, slot="", service="ui", n="100", follow=False):
     chosen = inventory.slot(slot)
     lines = parsing.integer(n, "-n", low=1, high=parsing.MAX_LOG_LINES)
     deploy_mod.logs(inventory, chosen, service, lines, follow, sys.stdout)
+
+
+@task(help={"slot": "slot number", "json": "print JSON"})
+@operator_errors
+def airflow_login(c, slot="", json=False):
+    """Show how to sign in to a slot's Airflow: its URL, the slot's admin and password."""
+    from staging_ops.deploy.login import airflow_login as read_login
+
+    inventory = load(c)
+    login = read_login(inventory, inventory.slot(slot))
+    if json:
+        print(output.to_json(login.as_json()))
+    else:
+        print(f"{login.url}\nuser:     {login.user}\npassword: {login.password}")

@@ -34,6 +34,24 @@ REQUEST_TIMEOUT = 5.0
 NOT_YET = "not yet"
 # (status, body) of one GET, on whatever path the check asks.
 Getter = Callable[[str, float], tuple[int, bytes]]
+# How often a wait on a process that is still starting says so.
+PROGRESS_EVERY = 5.0
+
+
+class Waiting:
+    """Says every PROGRESS_EVERY seconds what a check still waits for (Airflow takes 5-40 s
+    to answer), so a slow start reads as progress, not as a hang."""
+
+    def __init__(self, deployer: Deployer, what: str):
+        self.deployer, self.what = deployer, what
+        self.start = time.monotonic()
+        self.next = self.start + PROGRESS_EVERY
+
+    def tick(self, state: str) -> None:
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + PROGRESS_EVERY
+            self.deployer.log.progress(f"{self.what}: {state} ({now - self.start:.0f}s)")
 
 
 def judge_version(status: int, body: bytes, commit: str) -> str:
@@ -131,6 +149,9 @@ def run_check(
         return _attempts(deployer, unit, get, check, where)
     path = check.path or "/"
     next_unit_check = time.monotonic() + 0.3
+    waiting = Waiting(
+        deployer, f"{unit.split('@', 1)[0].removeprefix(deployer.app.name + '-')} {where}"
+    )
     while time.monotonic() < deadline:
         try:
             status, body = get(path, REQUEST_TIMEOUT)
@@ -144,6 +165,7 @@ def run_check(
             if time.monotonic() >= next_unit_check:
                 check_units_alive(deployer, [unit])
                 next_unit_check = time.monotonic() + 0.5
+            waiting.tick(f"waiting for {path} to answer")
             time.sleep(0.05)
             continue
         other = fallback_path(check, status)
@@ -165,11 +187,16 @@ def run_check(
 def _attempts(deployer: Deployer, unit: str, get: Getter, check: HealthCheck, where: str) -> str:
     path = check.path or "/"
     time.sleep(check.initial_delay)
+    # What the last answer said, if any came: more telling than a request cut short after it.
+    answered: str | None = None
     problem = "no answer"
+    waiting = Waiting(
+        deployer, f"{unit.split('@', 1)[0].removeprefix(deployer.app.name + '-')} {where}"
+    )
     for attempt in range(1, check.attempts + 1):
         try:
             status, body = get(path, check.timeout)
-            problem = judge_answer(check, status, body)
+            problem = answered = judge_answer(check, status, body)
         except TimeoutError:
             problem = f"no answer within {check.timeout:g}s"
         except (OSError, paramiko.SSHException, http.client.HTTPException) as exc:
@@ -177,11 +204,13 @@ def _attempts(deployer: Deployer, unit: str, get: Getter, check: HealthCheck, wh
         if problem == OK:
             return path
         check_units_alive(deployer, [unit])
+        waiting.tick(f"{path}: {problem}, attempt {attempt} of {check.attempts}")
         if attempt < check.attempts:
             time.sleep(check.wait)
     label = f" {check.name!r}" if check.name else ""
     raise StagingError(
-        f"{path} {where}: app.json check{label} failed {check.attempts} attempts: {problem}"
+        f"{path} {where}: app.json check{label} failed {check.attempts} attempts: "
+        f"{answered or problem}"
     )
 
 

@@ -111,8 +111,10 @@ def regain(deployer: Deployer, log: output.StepLog) -> int | None:
                 deployer.lock = deployer.take_lock(LOCK_WAIT)
                 rec["detail"] = f"regained after {n} {'try' if n == 1 else 'tries'}"
                 return None
-            except Conflict as exc:
+            except (Conflict, remote.HostKeyRefused) as exc:
                 # Someone else deploys now: their run decides what serves, not our rollback.
+                # Or the host answers with another key than before: nothing is sent to it, and
+                # asking again would not make it the droplet.
                 _drop(deployer)
                 rec["outcome"], rec["detail"] = "failed", str(exc)
                 return n

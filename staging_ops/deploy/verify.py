@@ -16,9 +16,10 @@ import paramiko
 from staging_ops import remote
 from staging_ops.drift import from_checks
 from staging_ops.errors import StagingError
-from staging_ops.health import certificate_check, slot_get
+from staging_ops.health import airflow_health, certificate_check, slot_get
 from staging_ops.inventory import Inventory, Slot
-from staging_ops.remote.live import read_live
+from staging_ops.processes.status import process_lines
+from staging_ops.remote.live import read_live, slot_processes
 from staging_ops.render import public_url
 
 if TYPE_CHECKING:
@@ -137,23 +138,31 @@ def _via_nginx(deployer: Deployer) -> str | None:
 def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, Any]:
     """The slot's three truths must agree: the commit the registry records, the commit of the
     release `current` points to on the droplet (one probe, read meanwhile), and the one its
-    public /api/version serves; and nginx's certificate for the slot must be sound."""
+    public /api/version serves; nginx's certificate for the slot must be sound; and every
+    process the live release declares must be up and healthy (its unit, read by the same
+    probe; Airflow's health answer per component), each one that is not a line of its own
+    ("process_problems")."""
     state = registry.get(slot.id)
     host = inventory.host_of(slot)
     answer: dict[str, Any] | None
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         live_future = pool.submit(read_live, inventory, [slot])
         # The certificate nginx serves for the slot: not covering it, or expiring within 14
         # days, is a problem too.
         certificate_future = pool.submit(certificate_check, host, slot)
+        airflow_future = pool.submit(airflow_health, host, slot, 10)
         try:
             response = slot_get(host, slot, "/api/version", timeout=10)
             answer = response.json() if response.status_code == 200 else None
             problems = [] if answer else [f"HTTP {response.status_code}"]
         except (OSError, ValueError) as exc:  # requests' errors are OSErrors
             answer, problems = None, [f"no answer ({type(exc).__name__})"]
-        live = live_future.result().as_json(slot.id)
+        read = live_future.result()
+        live = read.as_json(slot.id)
         certificate = certificate_future.result()
+        airflow = airflow_future.result()
+    processes = slot_processes(inventory.app, slot, read, ui_up=answer is not None, airflow=airflow)
+    process_problems = process_lines(processes or {})
     served = answer.get("commit") if isinstance(answer, dict) else None
     drift = from_checks(state.commit, state.status, {"live": live, "served": served})
     if answer is not None and served is None:
@@ -165,6 +174,7 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, An
         problems.append(f"`invoke rollback --slot {slot.id}` goes back to the last verified one")
     if certificate["problem"]:
         problems.append(certificate["problem"])
+    everything = [*problems, *process_problems]
     return {
         "slot": slot.id,
         "identifier": slot.identifier,
@@ -174,7 +184,12 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, An
         "registry_branch": state.branch,
         "live": live,
         "drift": drift.as_json(),
-        "ok": not problems,
-        "problem": "; ".join(problems) or None,
+        "ok": not everything,
+        "problem": "; ".join(everything) or None,
+        # The agreement and the certificate (the line `verify` prints after "mismatch:").
+        "problems": problems,
         "certificate": certificate,
+        "processes": processes,
+        # One line per declared process that is not up and healthy, naming it and its unit.
+        "process_problems": process_problems,
     }

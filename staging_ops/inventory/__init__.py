@@ -5,6 +5,7 @@ from staging_ops.inventory.load import (
     DEFAULT_INVENTORY,
     PRODUCTION_ADDRESS,
     inventory_path,
+    is_production,
     load_inventory,
 )
 from staging_ops.inventory.model import ROLES, App, Host, Inventory, Slot
@@ -18,5 +19,6 @@ __all__ = [
     "Inventory",
     "Slot",
     "inventory_path",
+    "is_production",
     "load_inventory",
 ]

@@ -38,6 +38,7 @@ _HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.:_~%/-]+$")
 # credentials from the droplet's netrc or keyring instead), no query, no blank.
 _HTTP_URL = re.compile(r"^https?://[A-Za-z0-9.:_~%/+-]+$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+_HOST_KEY = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
 HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
@@ -218,6 +219,7 @@ CHECKS: dict[Kind, Callable[[object], object]] = {
     Kind.UNIT_NAMES: names(
         "must be a list of systemd unit names", re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")
     ),
+    Kind.HOST_KEY: lambda v: text(v, _HOST_KEY),
     Kind.RELATIVE_FILES: names(
         "must be a list of relative file names",
         re.compile(r"^[A-Za-z0-9_./-]+$"),

@@ -34,6 +34,14 @@ DEFAULT_INVENTORY = Path("inventory") / "staging.toml"
 _LIVE = re.compile(r"^/etc/letsencrypt/live/([A-Za-z0-9][A-Za-z0-9._-]*)/[^/]+$")
 # Production's address (README: never connected to): only a protected host may have it.
 PRODUCTION_ADDRESS = "167.99.0.168"
+# A host's SSH settings the ssh config fills when its table leaves them out (remote/route.py).
+SSH_SETTINGS = ("user", "port", "key_file", "connect_timeout")
+
+
+def is_production(address: str) -> bool:
+    """Whether `address` (any spelling) is production's: the ssh config may map a staging
+    host's name there, which connecting checks again after the ssh config is applied."""
+    return _address_key(address) == PRODUCTION_ADDRESS
 
 
 def inventory_path(config_value: str | None = None, default: Path = DEFAULT_INVENTORY) -> Path:
@@ -187,6 +195,7 @@ class _Loader:
                 if not isinstance(value, str) or not checks.is_ip(value) or "%" in value:
                     raise self.fail(w, "listen_address", f"{value!r} is not an IP address")
                 kwargs["listen_address"] = str(ipaddress.ip_address(value))
+        kwargs["set_in_inventory"] = frozenset(k for k in SSH_SETTINGS if k in raw)
         return Host(name=name, address=address, **kwargs)
 
     def _hostname(self, raw: dict, key: str, where: str) -> str:
@@ -251,7 +260,7 @@ class _Loader:
                     f"{host.address!r} is the address of protected host '{other}': "
                     "mark it protected or use the staging droplet's address",
                 )
-            if _address_key(host.address) == PRODUCTION_ADDRESS:
+            if is_production(host.address):
                 raise self.fail(
                     f"host '{host.name}'",
                     "address",

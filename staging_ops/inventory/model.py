@@ -55,6 +55,7 @@ class Kind(Enum):
     PACKAGES = "a list of Debian package names"
     UNIT_NAMES = "a list of systemd unit names"
     RELATIVE_FILES = "a list of relative file names"
+    HOST_KEY = "a host key's SHA256 fingerprint, SHA256:<43 base64 characters> (ssh-keygen -l)"
 
 
 Text = Annotated[str, Kind.TEXT]
@@ -84,6 +85,7 @@ Flag = Annotated[bool, Kind.FLAG]
 Packages = Annotated[tuple[str, ...], Kind.PACKAGES]
 UnitNames = Annotated[tuple[str, ...], Kind.UNIT_NAMES]
 RelativeFiles = Annotated[tuple[str, ...], Kind.RELATIVE_FILES]
+HostKey = Annotated[str, Kind.HOST_KEY]
 
 
 class _Loaded:
@@ -199,6 +201,14 @@ class Host:
     port: Port = 22
     key_file: RemotePath | None = None
     connect_timeout: ConnectSeconds = 10.0
+    # The host key it must present (remote/known_hosts.py): a fingerprint pinned here, else
+    # the keys `known_hosts` (default: the ssh config's UserKnownHostsFile, then
+    # ~/.ssh/known_hosts) files under its name; `invoke hosts.trust` records one there.
+    known_hosts: RemotePath | None = None
+    host_key: HostKey | None = None
+    # Which of user, port, key_file and connect_timeout the host's table sets: those win over
+    # the ssh config (remote/route.py), which fills the others. Not read from the file.
+    set_in_inventory: frozenset[str] = frozenset()
     base_dir: RemotePath = "/srv/staging"
     nginx_dir: RemotePath = "/etc/nginx"
     systemd_dir: RemotePath = "/etc/systemd/system"

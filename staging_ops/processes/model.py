@@ -18,7 +18,7 @@ PORT_TYPES = (WEB, AIRFLOW)
 TYPE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,29}$")
 # Names that would read as one of our units' own names (`invoke logs --service ui`, the
 # candidates) rather than a type of the app's.
-RESERVED = frozenset({"ui", "airflow-webserver", "airflow-scheduler", "candidate"})
+RESERVED = frozenset({"ui", "airflow-webserver", "airflow-scheduler", "candidate", "airflow-admin"})
 CHECK_KINDS = ("startup", "liveness", "readiness")
 
 

@@ -45,6 +45,8 @@ ACME_SCRIPT = "acme-certbot.sh"
 ACME_STEP = "acme certificate"
 # The steps a report shows for each kind of rendered file.
 FILE_STEPS = {"nginx": "nginx files", "unit": "unit files", "env": "env files"}
+# An env file's own password lines (the slot's Airflow admin's).
+_ENV_PASSWORD = re.compile(r"(?m)^([A-Z0-9_]*PASSWORD=).+$")
 _URL_PASSWORD = re.compile(r"(postgresql://[^:/\s]+:)[^@\s]+@")
 # Debian packages whose installation installs (and starts) a PostgreSQL server: `postgresql`,
 # `postgresql-16`, and extensions such as `postgresql-16-postgis-3` that depend on one. Client,
@@ -189,7 +191,7 @@ def redact(rendered: RenderedFile, text: str) -> str:
         return text
     if rendered.path.rpartition("/")[2] == slot_access.HTPASSWD_NAME:
         return slot_access.hide_hashes(text)
-    return hide_url_passwords(text)
+    return _ENV_PASSWORD.sub(r"\1********", hide_url_passwords(text))
 
 
 def _unified(path: str, old: str, new: str) -> str:

@@ -1,7 +1,8 @@
-"""The droplet's side of drift: what every slot's `current` link points to, that release's
-commit and whether it was verified, read by remote script status-live.sh in ONE command per
-host, hosts in parallel, each bounded (status must not hang on a dead host: a host not
-reached is a reason per slot, never an exception).
+"""The droplet's side of drift and of each process: what every slot's `current` link points to,
+that release's commit and whether it was verified, the process spec it declares and the
+systemd state of exactly the units it runs, read by remote script status-live.sh in ONE
+command per host, hosts in parallel, each bounded (status must not hang on a dead host: a host
+not reached is a reason per slot, never an exception).
 
 A shell script rather than the facts probe: status runs it on every call, and starting
 python3 on the droplet costs more than the whole script."""
@@ -16,9 +17,12 @@ from invoke.exceptions import Failure
 
 from staging_ops.drift import LiveRelease
 from staging_ops.errors import StagingError
-from staging_ops.inventory import Host, Inventory, Slot
+from staging_ops.inventory import App, Host, Inventory, Slot
+from staging_ops.processes import ProcessSpec, spec_from_json
+from staging_ops.processes.status import HealthAnswer, UnitState, judge_processes
 from staging_ops.remote.connection import connect
 from staging_ops.remote.scripts import script_command
+from staging_ops.render import RUNNER_DIR, TYPE_SERVICES, process_unit, worker_unit_prefix
 from staging_ops.slot_layout import SlotPaths
 
 # The health checks' own timeout is 3 s: status waits for the slower of the two, no longer.
@@ -26,11 +30,26 @@ TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
+class LiveProcesses:
+    """A live release's processes as the droplet says: its `.process-spec.json` (None: it
+    has none) and the systemd state of each unit the script asked about (by unit name)."""
+
+    spec_text: str | None = None
+    states: dict[str, UnitState] = field(default_factory=dict)
+
+    def spec(self, app: App) -> ProcessSpec:
+        """What the release declares (a release without a spec runs the inventory's three)."""
+        return spec_from_json(self.spec_text, app)
+
+
+@dataclass(frozen=True)
 class LiveReleases:
-    """Per slot id: the release `current` points to, or why it was not read."""
+    """Per slot id: the release `current` points to, or why it was not read; and, for a slot
+    with a live release, its processes."""
 
     releases: dict[int, LiveRelease] = field(default_factory=dict)
     unread: dict[int, str] = field(default_factory=dict)
+    processes: dict[int, LiveProcesses] = field(default_factory=dict)
 
     def as_json(self, slot_id: int) -> dict[str, Any]:
         """The slot's entry as status --json and the dashboard carry it."""
@@ -40,50 +59,125 @@ class LiveReleases:
         return {"error": self.unread.get(slot_id, "not read")}
 
 
-def parse_live(out: str, count: int) -> list[LiveRelease]:
+def slot_processes(
+    app: App,
+    slot: Slot,
+    live: LiveReleases,
+    *,
+    ui_up: bool | None = None,
+    airflow: HealthAnswer | None = None,
+) -> dict[str, dict[str, Any]] | None:
+    """Each process the slot's live release declares, judged (processes.status): its unit
+    as systemd says, and the probes through nginx where they were made. None for a slot
+    without a live release or whose host was not read."""
+    procs = live.processes.get(slot.id)
+    if procs is None:
+        return None
+    spec = procs.spec(app)
+    units = {ptype: process_unit(app, slot, ptype) for ptype in spec.types}
+    return judge_processes(spec, units, procs.states, ui_up=ui_up, airflow=airflow)
+
+
+def unit_map(app: App, slot: Slot) -> str:
+    """status-live.sh's UNITS argument for a slot: each type with a unit template of its own
+    and its unit, then `*=` the worker units' prefix (render's names, so the script asks
+    about exactly the units deploy starts)."""
+    named = [f"{ptype}={process_unit(app, slot, ptype)}" for ptype in TYPE_SERVICES]
+    return " ".join([*named, f"*={worker_unit_prefix(app, slot)}"])
+
+
+def parse_live(out: str, count: int) -> tuple[list[LiveRelease], list[LiveProcesses | None]]:
     """status-live.sh's answer for `count` links, in their order: "-" is no link, else
-    "target<TAB>commit<TAB>branch<TAB>verified" (the .release-env's quotes still on)."""
-    lines = out.splitlines()
-    if len(lines) != count:
-        raise StagingError(f"status-live.sh: {len(lines)} lines for {count} slots")
-    found = []
-    for line in lines:
-        if line == "-":
+    "target<TAB>commit<TAB>branch<TAB>verified" (the .release-env's quotes still on), then
+    the release's "spec" and "unit" lines; then "systemctl" and its blocks, a unit each."""
+    lines = out.replace("\r", "").split("\n")
+    if "systemctl" not in lines:
+        raise StagingError("status-live.sh: no systemctl section in its answer")
+    cut = lines.index("systemctl")
+    head, tail = [x for x in lines[:cut] if x], "\n".join(lines[cut + 1 :])
+    found: list[LiveRelease] = []
+    specs: list[str | None] = []
+    units: list[list[str]] = []
+    for line in head:
+        if line.startswith("spec\t") and found:
+            specs[-1] = line[5:] or None
+        elif line.startswith("unit\t") and found:
+            units[-1].append(line.split("\t")[-1])
+        elif line == "-":
             found.append(LiveRelease())
-            continue
-        target, commit, branch, verified = [*line.split("\t"), "", "", ""][:4]
-        found.append(
-            LiveRelease(
-                target.rstrip("/").rsplit("/", 1)[-1],
-                commit.strip('"') or None,
-                branch.strip('"') or None,
-                verified == "1",
+            specs.append(None)
+            units.append([])
+        else:
+            target, commit, branch, verified = [*line.split("\t"), "", "", ""][:4]
+            found.append(
+                LiveRelease(
+                    target.rstrip("/").rsplit("/", 1)[-1],
+                    commit.strip('"') or None,
+                    branch.strip('"') or None,
+                    verified == "1",
+                )
             )
-        )
-    return found
+            specs.append(None)
+            units.append([])
+    if len(found) != count:
+        raise StagingError(f"status-live.sh: {len(found)} answers for {count} slots")
+    states = _unit_states([u for slot_units in units for u in slot_units], tail)
+    processes: list[LiveProcesses | None] = [
+        LiveProcesses(spec, {u: states[u] for u in slot_units if u in states})
+        if live.release
+        else None
+        for live, spec, slot_units in zip(found, specs, units, strict=True)
+    ]
+    return found, processes
 
 
-def _read_host(host: Host, slots: list[Slot], timeout: float) -> dict[int, LiveRelease]:
-    links = [SlotPaths(host, slot).current for slot in slots]
-    session = connect(replace(host, connect_timeout=min(host.connect_timeout, timeout)))
+def _unit_states(units: list[str], out: str) -> dict[str, UnitState]:
+    """`systemctl show`'s blocks (KEY=VALUE lines, blank-line apart, in the units' order)."""
+    blocks = [b for b in out.split("\n\n") if b.strip()]
+    states = {}
+    for unit, block in zip(units, blocks, strict=False):
+        props = dict(line.partition("=")[::2] for line in block.split())
+        state = UnitState.from_props(props)
+        if state is not None:
+            states[unit] = state
+    return states
+
+
+def _read_host(
+    host: Host, app: App, slots: list[Slot], timeout: float
+) -> dict[int, tuple[LiveRelease, LiveProcesses | None]]:
+    args = [f"{host.base_dir}/{RUNNER_DIR}/app.processes"]
+    for slot in slots:
+        args += [SlotPaths(host, slot).current, unit_map(app, slot)]
+    # Status's bound wins over any ConnectTimeout the ssh config would fill in.
+    bounded = replace(
+        host,
+        connect_timeout=min(host.connect_timeout, timeout),
+        set_in_inventory=host.set_in_inventory | {"connect_timeout"},
+    )
+    session = connect(bounded)
     try:
-        _, out, _ = session.run(script_command("status-live.sh", *links), timeout=timeout)
+        _, out, _ = session.run(script_command("status-live.sh", *args), timeout=timeout)
     finally:
         session.close()
-    return {slot.id: live for slot, live in zip(slots, parse_live(out, len(links)), strict=True)}
+    found, processes = parse_live(out, len(slots))
+    return {
+        slot.id: (live, procs) for slot, live, procs in zip(slots, found, processes, strict=True)
+    }
 
 
 def read_live(inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT) -> LiveReleases:
-    """Every slot's live release, one command per host, hosts in parallel."""
+    """Every slot's live release and its processes' units, one command per host, hosts in
+    parallel."""
     by_host: dict[str, list[Slot]] = {}
     for slot in slots:
         by_host.setdefault(slot.host, []).append(slot)
     if not by_host:
         return LiveReleases()
 
-    def run(name: str) -> dict[int, LiveRelease] | str:
+    def run(name: str) -> dict[int, tuple[LiveRelease, LiveProcesses | None]] | str:
         try:
-            return _read_host(inventory.hosts[name], by_host[name], timeout)
+            return _read_host(inventory.hosts[name], inventory.app, by_host[name], timeout)
         except (StagingError, OSError, Failure) as exc:
             return str(exc) or type(exc).__name__
 
@@ -93,5 +187,8 @@ def read_live(inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT)
             if isinstance(answer, str):
                 result.unread.update({slot.id: answer for slot in by_host[name]})
             else:
-                result.releases.update(answer)
+                for slot_id, (live, procs) in answer.items():
+                    result.releases[slot_id] = live
+                    if procs is not None:
+                        result.processes[slot_id] = procs
     return result

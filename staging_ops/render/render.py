@@ -6,6 +6,9 @@ and tests can use it freely.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -267,12 +270,28 @@ def render_runner(inventory: Inventory, host: Host) -> list[RenderedFile]:
     ]
 
 
+AIRFLOW_ADMIN = "admin"
+
+
+def airflow_admin_password(slot: Slot, database_password: str | None) -> str:
+    """The slot's Airflow admin password: derived from its database password (kept only in its
+    env file), so it needs no store of its own and changes when that one is rotated."""
+    if database_password is None:
+        return REDACTED
+    digest = hmac.new(
+        database_password.encode(), f"airflow-admin:{slot.identifier}".encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:24]
+
+
 def render_slot_env(host: Host, slot: Slot, password: str | None) -> RenderedFile:
     content = _template("systemd/slot.env.j2").render(
         slot=slot,
         public_url=public_url(host, slot),
         database_url=database_url(host, slot, password),
         shared=f"{slot.directory(host)}/shared",
+        admin=AIRFLOW_ADMIN,
+        admin_password=airflow_admin_password(slot, password),
     )
     return RenderedFile(
         f"{slot.directory(host)}/shared/env",

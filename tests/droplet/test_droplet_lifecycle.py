@@ -41,6 +41,29 @@ def test_ssh_as_root_with_the_generated_key_at_the_droplets_own_address(droplet)
     assert f"{droplet.address}/24" in address_line
 
 
+def test_the_droplets_host_keys_are_recorded_from_its_disk(droplet):
+    """The connection above checked the host key: `up` recorded the keys the droplet made at
+    its first boot in the known_hosts file its inventory names, every one of them."""
+    host = load_inventory(droplet.inventory_path).hosts[droplet.name]
+    assert host.known_hosts == str(droplet.known_hosts_path)
+    inside = droplet_mod.run(
+        droplet, "for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf $k; done"
+    ).stdout
+    recorded = subprocess.run(
+        ["ssh-keygen", "-lf", str(droplet.known_hosts_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert len(inside.splitlines()) >= 3  # ed25519, ecdsa and rsa: ssh-keygen -A's
+    assert sorted(line.split()[1] for line in recorded.splitlines()) == sorted(
+        line.split()[1] for line in inside.splitlines()
+    )
+    assert {line.split()[0] for line in droplet.known_hosts_path.read_text().splitlines()} == {
+        droplet.address
+    }
+
+
 def test_a_fresh_droplet_has_nothing_preinstalled_and_no_apt_lists(droplet):
     missing = droplet_mod.run(droplet, "for c in nginx git psql; do command -v $c; done")
     assert missing.stdout == ""

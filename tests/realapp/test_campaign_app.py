@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tempfile
 import time
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from devtools.campaign_repo import BROKEN_RELEASE_ERROR, build_campaign_repo
 
-from devtools import sandbox as sandbox_mod
+from devtools import realapp
+from devtools.campaign_repo import BROKEN_RELEASE_ERROR
 from devtools.sample_repo import resolve
-from staging_ops.health import public_version, slot_get
+from staging_ops.health import public_version, slot_get, slot_session
 from staging_ops.inventory import load_inventory
-from tests.conftest import DEFAULT_INVENTORY, run_invoke, sandbox_ports
+from tests.conftest import run_invoke, sandbox_ports
 
 AIRFLOW2_SLOT, AIRFLOW3_SLOT = 3, 7
 # Real venvs and Airflow start-ups: minutes, not the suite's default 300 s per test.
@@ -34,64 +31,20 @@ pytestmark = pytest.mark.timeout(1500)
 DEPLOY_TIMEOUT = 900
 
 
-def shipped_app(repo: Path) -> str:
-    """The shipped inventory's [app] and [app.env] tables as they are, but for the repository
-    (the sandbox's), the interpreter (the service user cannot use root's pyenv) and a shorter
-    verify budget (broken-web spends all of it)."""
-    text = DEFAULT_INVENTORY.read_text()
-    start = text.index("[app]\n")
-    end = text.index("[hosts.")
-    block = text[start:end]
-    block = re.sub(r'(?m)^repo_url = ".*"$', f'repo_url = "{repo}"', block)
-    block = re.sub(r'(?m)^python = ".*"$', 'python = "/usr/bin/python3"', block)
-    block = re.sub(r"(?m)^verify_timeout = .*$", "verify_timeout = 60", block)
-    shipped = tomllib.loads(text)["app"]
-    ours = tomllib.loads(block)["app"]
-    for key in ("ui_command", "airflow_webserver_command", "airflow_scheduler_command"):
-        assert ours[key] == shipped[key]  # the commands unchanged
-    assert ours["migrate_command"] == shipped["migrate_command"]
-    assert ours["env"] == shipped["env"]
-    return block
-
-
-@dataclass(frozen=True)
-class RealApp:
-    """The real app's sandbox: the campaign repository and the inventory that deploys it."""
-
-    sandbox: sandbox_mod.Sandbox
-    repo_path: Path
-    realapp_inventory: Path
-
-    def env(self) -> dict[str, str]:
-        return {**self.sandbox.env(), "STAGING_INVENTORY": str(self.realapp_inventory)}
-
-    @property
-    def hosts(self):
-        return self.sandbox.hosts
-
-
 @pytest.fixture(scope="module")
 def box():
     directory = Path(tempfile.mkdtemp(prefix="staging-ops-realapp-"))
     directory.chmod(0o755)
-    sandbox = sandbox_mod.up(directory, hosts=1, ports=sandbox_ports(700))
     try:
-        repo = directory / "git" / "campaign-app.git"
-        build_campaign_repo(repo)
-        text = sandbox.inventory_path.read_text()
-        start, end = text.index("[app]\n"), text.index("[hosts.")
-        inventory = directory / "realapp.toml"
-        inventory.write_text(text[:start] + shipped_app(repo) + text[end:])
-        real = RealApp(sandbox, repo, inventory)
+        real = realapp.up(directory, sandbox_ports(700))
         provisioned = invoke(real, "provision-all")
         assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
         yield real
     finally:
-        sandbox_mod.down(directory)
-        shutil.rmtree(directory, ignore_errors=True)
+        realapp.down(directory)
 
 
-def invoke(box: RealApp, *args: str):
+def invoke(box: realapp.RealApp, *args: str):
     return run_invoke(*args, env=box.env(), timeout=DEPLOY_TIMEOUT)
 
 
@@ -100,14 +53,14 @@ def deploy(box, slot: int, branch: str):
 
 
 def served(box, slot: int) -> str | None:
-    inventory = load_inventory(box.realapp_inventory)
+    inventory = load_inventory(box.inventory_path)
     answer = public_version(inventory.hosts["h1"], inventory.slots[slot])
     return answer["commit"] if answer else None
 
 
 def airflow_health(box, slot: int) -> dict:
     """Airflow's health JSON through nginx, at Airflow 2's path or Airflow 3's."""
-    inventory = load_inventory(box.realapp_inventory)
+    inventory = load_inventory(box.inventory_path)
     host, s = inventory.hosts["h1"], inventory.slots[slot]
     response = slot_get(host, s, "/airflow/health")
     if response.status_code == 404:
@@ -158,6 +111,65 @@ def test_airflow_2_with_the_shipped_inventory_beside_airflow_3_with_its_procfile
         assert checked.returncode == 0, checked.stdout + checked.stderr
         row = _status_row(box, slot)
         assert row["ui"] == "up" and row["airflow"] == "up", row
+
+
+def _login(box, slot: int) -> dict:
+    shown = invoke(box, "airflow-login", "--slot", str(slot), "--json")
+    assert shown.returncode == 0, shown.stderr
+    login = json.loads(shown.stdout)
+    assert login["url"].endswith(f"staging-{slot}.justapply.net:{box.hosts[0].https_port}/airflow/")
+    assert login["user"] == "admin" and len(login["password"]) >= 20
+    return login
+
+
+def test_an_operator_signs_in_to_each_slots_airflow_with_its_own_admin(box):
+    inventory = load_inventory(box.inventory_path)
+    host = inventory.hosts["h1"]
+    # Airflow 2 (FAB): the login form, through nginx, with the slot's admin.
+    two = _login(box, AIRFLOW2_SLOT)
+    session = slot_session(inventory.slots[AIRFLOW2_SLOT])
+    base = f"https://{host.address}:{host.https_port}/airflow"
+    headers = {"Host": inventory.slots[AIRFLOW2_SLOT].subdomain}
+    form = session.get(f"{base}/login/", headers=headers, verify=str(host.tls_ca), timeout=30)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)
+    assert form.status_code == 200 and token, form.text[:300]
+    signed = session.post(
+        f"{base}/login/",
+        data={"csrf_token": token.group(1), "username": "admin", "password": two["password"]},
+        headers=headers,
+        verify=str(host.tls_ca),
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert signed.status_code == 302 and "/login" not in signed.headers["Location"], signed.text[
+        :300
+    ]
+    wrong = session.post(
+        f"{base}/login/",
+        data={"csrf_token": token.group(1), "username": "admin", "password": "not-it"},
+        headers=headers,
+        verify=str(host.tls_ca),
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert wrong.status_code != 302 or "/login" in wrong.headers.get("Location", "")
+    # Airflow 3 (simple auth manager): a token for the slot's admin, none for a wrong password.
+    three = _login(box, AIRFLOW3_SLOT)
+    assert three["password"] != two["password"]
+    slot = inventory.slots[AIRFLOW3_SLOT]
+    for password, expected in ((three["password"], 201), ("not-it", 401)):
+        answer = slot_session(slot).post(
+            f"https://{host.address}:{host.https_port}/airflow/auth/token",
+            json={"username": "admin", "password": password},
+            headers={"Host": slot.subdomain},
+            verify=str(host.tls_ca),
+            timeout=30,
+        )
+        assert answer.status_code == expected, answer.text[:300]
+    passwords = box.hosts[0].root / (
+        f"srv/staging/staging-{AIRFLOW3_SLOT}/shared/airflow/simple_auth_manager_passwords.json"
+    )
+    assert passwords.stat().st_mode & 0o777 == 0o600
 
 
 def test_each_slot_keeps_airflow_to_itself_and_to_loopback(box):

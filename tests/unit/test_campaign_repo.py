@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools import campaign_venv
 from devtools.campaign_repo import (
     AIRFLOW3_BRANCH,
     BRANCHES,
@@ -31,6 +32,7 @@ APP_FILES = {
     "campaign_ui/wsgi.py",
     "dags/campaign_report.py",
     "plugins/README.md",
+    "README.md",
     "requirements.txt",
     "constraints.txt",
 }
@@ -133,3 +135,10 @@ def test_the_crash_hook_kills_only_its_command_and_when_it_says(trees):
 def test_a_source_that_is_not_the_campaign_app_is_refused(tmp_path):
     with pytest.raises(SampleRepoError, match="not the campaign app"):
         build_campaign_repo(tmp_path / "x.git", source=tmp_path)
+
+
+def test_the_venv_helper_refuses_a_directory_without_requirements(tmp_path, capsys):
+    assert campaign_venv.main([str(tmp_path), str(tmp_path / "venv")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"campaign_venv: {tmp_path / 'requirements.txt'} does not exist\n"
+    assert not (tmp_path / "venv").exists()

@@ -183,9 +183,11 @@ LIVE_LINES = [
     ("line", "live"), [c[1:] for c in LIVE_LINES], ids=[c[0] for c in LIVE_LINES]
 )
 def test_status_live_lines(line, live):
-    assert parse_live(line + "\n", 1) == [live]
+    assert parse_live(line + "\nsystemctl\n", 1)[0] == [live]
 
 
 def test_status_live_answer_must_have_one_line_per_slot():
-    with pytest.raises(StagingError, match="1 lines for 2 slots"):
-        parse_live("-\n", 2)
+    with pytest.raises(StagingError, match="1 answers for 2 slots"):
+        parse_live("-\nsystemctl\n", 2)
+    with pytest.raises(StagingError, match="no systemctl section"):
+        parse_live("-\n", 1)

@@ -28,6 +28,8 @@ cd "$release/" || exit 1
 table=.processes
 [ -f "$table" ] || table=$base/bin/app.processes
 command=$(awk -F '\t' -v t="$type" '$1 == t { sub(/^[^\t]*\t/, ""); print; exit }' "$table")
+# Not a process of the app's: the release phase's last part, Airflow 2's admin (below).
+[ "$type" = airflow-admin ] && command=airflow-admin
 if [ -z "$command" ]; then
     echo "run-process: $(basename "$(pwd -P)") declares no process '$type': not started"
     exit 0
@@ -48,7 +50,9 @@ case "$type" in
     airflow) PORT=$AIRFLOW_PORT ;;
     *) unset PORT ;;
 esac
-TMPDIR=$dir/shared/tmp/$(printf '%s' "$where" | tr / -)-$type
+# (A release phase runs from releases/NAME; one at a time under the deploy lock, so one dir.)
+case "$where" in releases/*) instance_dir=release-$type ;; *) instance_dir=$where-$type ;; esac
+TMPDIR=$dir/shared/tmp/$instance_dir
 mkdir -p "$TMPDIR" || exit 1
 HOME=$dir/shared/home
 # gunicorn's control socket goes here (else ~/.gunicorn, one for every gunicorn of the slot).
@@ -56,6 +60,30 @@ XDG_RUNTIME_DIR=$TMPDIR
 PATH=$release/.venv/bin:${PATH:-/usr/local/bin:/usr/bin:/bin}
 export RELEASE_DIR TMPDIR HOME XDG_RUNTIME_DIR PATH
 [ -n "${PORT:-}" ] && export PORT
+# Airflow 3's simple auth manager reads the slot's admin password from this file: 0600.
+if [ -n "${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-}" ] && [ -n "${AIRFLOW_ADMIN_PASSWORD:-}" ]; then
+    passwords=$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
+    wanted="{\"${AIRFLOW_ADMIN_USER:-admin}\": \"$AIRFLOW_ADMIN_PASSWORD\"}"
+    if [ "$(cat "$passwords" 2>/dev/null)" != "$wanted" ]; then
+        (umask 077 && printf '%s' "$wanted" > "$passwords.$$" && mv -f "$passwords.$$" "$passwords")
+    fi
+fi
+if [ "$type" = airflow-admin ]; then
+    # Airflow 2's admin (FAB), once per password: a release without Airflow 2 has nothing to do.
+    ls "$release"/.venv/lib/python3*/site-packages/apache_airflow-2.*.dist-info >/dev/null 2>&1 || exit 0
+    mark=$AIRFLOW_HOME/.staging-ops-admin-$(printf '%s' "$AIRFLOW_ADMIN_PASSWORD" | sha256sum | cut -c1-16)
+    [ -e "$mark" ] && exit 0
+    airflow users create --username "${AIRFLOW_ADMIN_USER:-admin}" --password "$AIRFLOW_ADMIN_PASSWORD" \
+        --role Admin --firstname Staging --lastname Admin --email "admin@$SLOT_SUBDOMAIN" >/dev/null 2>&1
+    if airflow users reset-password --username "${AIRFLOW_ADMIN_USER:-admin}" \
+        --password "$AIRFLOW_ADMIN_PASSWORD" >/dev/null 2>&1; then
+        touch "$mark"
+        echo "run-process: the slot's Airflow admin is ready"
+        exit 0
+    fi
+    echo "run-process: the slot's Airflow admin could not be made (airflow users create)" >&2
+    exit 1
+fi
 # The mark a failed deploy's log starts from (slot-journal.sh this-start): this run's lines only.
 echo "run-process: starting $type of $(basename "$(pwd -P)")${PORT:+ on port $PORT}"
 # A simple command replaces the shell (the unit's main process is the app's, as bash -c would

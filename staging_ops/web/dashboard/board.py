@@ -101,6 +101,8 @@ def build_board(
         row["url"] = slot_url(inventory, slot) if inventory and slot else None
         row["ui"] = checks.get("ui")
         row["airflow"] = checks.get("airflow")
+        # Each process the live release declares: {type: {"state", "unit", "problem"}}.
+        row["processes"] = checks.get("processes")
         # Registry, the droplet's `current` and /api/version, once health has been checked.
         row["drift"] = slot_drift(row, checks).as_json() if checks else None
         row.pop("updated_at", None)

@@ -401,6 +401,27 @@
       badge("UI", slot.ui),
       badge("Airflow", slot.airflow),
       drift(slot),
+      processes(slot),
+    );
+  }
+
+  /** Each process the live release declares (web, airflow, scheduler, a Procfile's own
+      workers): a badge with its state, whose title names its unit and what is wrong. */
+  function processes(slot) {
+    const declared = slot.processes;
+    if (!declared) return null;
+    return el(
+      "span",
+      { className: "processes", role: "group", "aria-label": "Processes" },
+      ...Object.entries(declared).map(([type, judged]) => {
+        const what = judged.problem ? `: ${judged.problem}` : "";
+        return el("span", {
+          className: `badge process ${judged.state === "up" ? "up" : "down"}`,
+          dataset: { process: type, state: judged.state },
+          title: `${type} (${judged.unit}) is ${judged.state}${what}`,
+          text: `${type} ${judged.state}`,
+        });
+      }),
     );
   }
 

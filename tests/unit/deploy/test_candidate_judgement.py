@@ -73,3 +73,26 @@ def test_judge_airflow_health(status, body, verdict):
 )
 def test_failed_deploy_detail(branch, commit, step, serving, detail):
     assert failed_deploy_detail(branch, commit, step, serving) == detail
+
+
+def test_a_slow_start_reads_as_progress_not_as_a_hang(monkeypatch):
+    """While a check waits on a process that is still starting, a line says what it waits for
+    and for how long, on the step log's stream, never among the steps (nor with --json)."""
+    import io
+    from types import SimpleNamespace
+
+    from staging_ops import output
+    from staging_ops.deploy import candidate
+
+    monkeypatch.setattr(candidate, "PROGRESS_EVERY", 0.0)
+    stream = io.StringIO()
+    log = output.StepLog(stream=stream)
+    deployer = SimpleNamespace(log=log)
+    waiting = candidate.Waiting(deployer, "airflow-webserver-candidate on the candidate")
+    waiting.tick("waiting for /airflow/health to answer")
+    line = stream.getvalue()
+    assert "airflow-webserver-candidate on the candidate: waiting for /airflow/health" in line
+    assert line.rstrip().endswith("(0s)") and log.steps == [] and log.lines == []
+    quiet = output.StepLog(quiet=True, stream=io.StringIO())
+    candidate.Waiting(SimpleNamespace(log=quiet), "x").tick("y")
+    assert quiet.stream.getvalue() == ""

@@ -1,0 +1,45 @@
+"""`invoke airflow-login`: how an operator signs in to a slot's Airflow: its URL, the slot's
+admin and the password provision-all keeps in the slot's env file on the droplet (never in the
+repository; derived from the slot's database password, render.airflow_admin_password)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from staging_ops import remote
+from staging_ops.errors import StagingError
+from staging_ops.inventory import Inventory, Slot
+from staging_ops.render import public_url
+from staging_ops.slot_layout import SlotPaths
+
+NOT_PROVISIONED = 3  # slot-airflow-login.sh: the env file names no admin
+
+
+@dataclass(frozen=True)
+class AirflowLogin:
+    url: str
+    user: str
+    password: str
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def airflow_login(inventory: Inventory, slot: Slot) -> AirflowLogin:
+    """The slot's Airflow URL and admin, read from the droplet in one command."""
+    host = inventory.host_of(slot)
+    session = remote.connect(host)
+    try:
+        command = remote.script_command("slot-airflow-login.sh", SlotPaths(host, slot).env_file)
+        code, out, _ = session.run(command, check=False)
+    finally:
+        session.close()
+    if code == NOT_PROVISIONED:
+        raise StagingError(
+            f"{slot.identifier}: no Airflow admin on {host.name} yet: run `invoke provision-all`"
+        )
+    if code != 0:
+        raise StagingError(f"{slot.identifier}: could not read its env file on {host.name}")
+    values = dict(line.partition(" ")[::2] for line in out.splitlines())
+    return AirflowLogin(f"{public_url(host, slot)}/airflow/", values["user"], values["password"])
