@@ -13,6 +13,7 @@ import os
 import subprocess
 import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,11 @@ def commit_requirements(repo: Path, text: str) -> str:
     ).stdout.strip()
 
 
-def release(tmp: Path, commit: str, name: str, find_links: str, index_url: str):
-    """deploy-release.sh for `commit`; returns (the run, the venv line's state and key)."""
+def release(
+    tmp: Path, commit: str, name: str, find_links: str, index_url: str, env_index: str = DEAD_INDEX
+):
+    """deploy-release.sh for `commit`, pip's environment naming `env_index` as its index (as a
+    droplet's pip.conf could); returns (the run, the venv line's state and key)."""
     slot = tmp / "slot"
     (slot / "releases").mkdir(parents=True, exist_ok=True)
     command = script_command(
@@ -96,7 +100,7 @@ def release(tmp: Path, commit: str, name: str, find_links: str, index_url: str):
     )
     # The machine's own pip settings (its index, find-links) must not help: none but ours.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=DEAD_INDEX, PIP_RETRIES="0")
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=env_index, PIP_RETRIES="0")
     result = subprocess.run(
         ["sh", "-c", command], capture_output=True, text=True, env=env, check=False
     )
@@ -114,26 +118,40 @@ def installed(tmp: Path, name: str) -> str:
     ).stdout.strip()
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
+class _Counting(http.server.SimpleHTTPRequestHandler):
+    """Serves the index quietly, counting the requests (the server's `asked`)."""
+
     def log_message(self, *args: object) -> None:
-        pass
+        self.server.asked += 1  # type: ignore[attr-defined]
+
+
+@dataclass
+class Index:
+    url: str
+    server: http.server.ThreadingHTTPServer
+
+    @property
+    def asked(self) -> int:
+        return self.server.asked  # type: ignore[attr-defined]
 
 
 @pytest.fixture
 def index(tmp_path):
-    """A PEP 503 simple index on loopback serving PACKAGE 2.0 only; yields its URL."""
+    """A PEP 503 simple index on loopback serving PACKAGE 2.0 only (newer than the
+    wheelhouse's 1.0: pip would prefer it wherever it may look)."""
     root = tmp_path / "index"
     wheel = make_wheel(root / "files", "2.0")
     project = root / "simple" / PACKAGE
     project.mkdir(parents=True)
     (project / "index.html").write_text(f'<a href="../../files/{wheel.name}">{wheel.name}</a>\n')
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root))
+        ("127.0.0.1", 0), functools.partial(_Counting, directory=str(root))
     )
+    server.asked = 0  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+        yield Index(f"http://127.0.0.1:{server.server_address[1]}/simple/", server)
     finally:
         server.shutdown()
         server.server_close()
@@ -143,33 +161,39 @@ def test_find_links_alone_installs_offline_and_the_index_url_from_that_index(tmp
     make_wheel(tmp_path / "wheelhouse", "1.0")
     first = commit_requirements(tmp_path / "repo.git", f"{PACKAGE}\n")
 
-    offline, state, key = release(tmp_path, first, "r1", str(tmp_path / "wheelhouse"), "")
+    # pip's environment names a live index with a newer release: --no-index keeps pip off it.
+    offline, state, key = release(
+        tmp_path, first, "r1", str(tmp_path / "wheelhouse"), "", env_index=index.url
+    )
     assert offline.returncode == 0, offline.stderr
     assert state == "built"
     assert installed(tmp_path, "r1") == "1.0"
-    # --no-index: pip never asked the (dead) index of its environment.
-    assert "127.0.0.1" not in offline.stderr and "Retrying" not in offline.stderr, offline.stderr
+    assert index.asked == 0
 
     # Other package sources, same files: the same venv (its key ignores where pip looked).
-    again, state, same = release(tmp_path, first, "r2", "", index)
+    again, state, same = release(tmp_path, first, "r2", "", index.url)
     assert again.returncode == 0, again.stderr
     assert (state, same) == ("reused", key)
 
+    # pip_index_url is the index pip asks (its environment's is dead here).
     second = commit_requirements(tmp_path / "repo.git", f"{PACKAGE}>=2\n")
-    online, state, other = release(tmp_path, second, "r3", "", index)
+    online, state, other = release(tmp_path, second, "r3", "", index.url)
     assert online.returncode == 0, online.stderr
     assert state == "built" and other != key
     assert installed(tmp_path, "r3") == "2.0"
+    assert index.asked > 0
 
 
-def test_without_them_pip_uses_its_own_settings_and_fails_where_nothing_has_the_package(
-    tmp_path,
-):
-    """The default changes nothing: no --no-index, pip asks the index of its environment (a
-    dead one here), and the failure is the script's exit, the partial release not renamed."""
-    make_wheel(tmp_path / "wheelhouse", "1.0")
+def test_without_them_pip_keeps_its_own_settings(tmp_path, index):
+    """Neither set: no --no-index and no index of ours; pip asks the index its environment
+    names, and a failure there is the script's exit, the partial release not renamed."""
     commit = commit_requirements(tmp_path / "repo.git", f"{PACKAGE}\n")
-    result, _, _ = release(tmp_path, commit, "r1", "", "")
-    assert result.returncode != 0
-    assert PACKAGE in result.stderr
-    assert not (tmp_path / "slot" / "releases" / "r1").exists()
+    result, state, _ = release(tmp_path, commit, "r1", "", "", env_index=index.url)
+    assert result.returncode == 0, result.stderr
+    assert state == "built" and installed(tmp_path, "r1") == "2.0"
+
+    later = commit_requirements(tmp_path / "repo.git", f"{PACKAGE}==3.0\n")
+    failed, _, _ = release(tmp_path, later, "r2", "", "", env_index=index.url)
+    assert failed.returncode != 0
+    assert PACKAGE in failed.stderr
+    assert not (tmp_path / "slot" / "releases" / "r2").exists()
