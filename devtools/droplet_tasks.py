@@ -20,16 +20,32 @@ from staging_ops.cli.common import operator_errors
         "acme": "'pebble': run a local ACME server for the droplet and have provision-all get "
         "its certificates from it (default: none, a self-signed placeholder)",
         "json": "print the droplet's status as JSON (steps still print, to stderr)",
+        "repo": "a bare git repository to serve instead of the sample app's (copied; the "
+        "inventory's [app] stays the sample app's)",
+        "bind": "HOST_DIR:PATH, a host directory mounted read-only in the droplet at PATH "
+        "(under /srv, /opt or /mnt), e.g. a wheelhouse for [app] pip_find_links; repeatable",
     },
+    iterable=["bind"],
 )
 @operator_errors
-def droplet_up(c, dir=".droplet", name="d1", acme="", json=False):
+def droplet_up(c, dir=".droplet", name="d1", acme="", json=False, repo="", bind=None):
     """Boot a fresh Debian 12 droplet (systemd, SSH on :22 at its own IP) in systemd-nspawn."""
-    import devtools.droplet as droplet
+    from pathlib import Path
 
+    import devtools.droplet as droplet
+    from staging_ops.errors import BadInput
+
+    binds = {}
+    for item in bind or []:
+        host, sep, inside = item.partition(":")
+        if not sep or not host or not inside:
+            raise BadInput(f"--bind must be HOST_DIR:PATH, not {item!r}")
+        binds[Path(host)] = inside
     log = output.StepLog(stream=sys.stderr if json else sys.stdout)
     with log.step("droplet up") as step:
-        box = droplet.up(dir, name=name, log=log, acme=acme)
+        box = droplet.up(
+            dir, name=name, log=log, acme=acme, repo=Path(repo) if repo else None, binds=binds
+        )
         step["detail"] = f"{box.name} at {box.address}"
     reach = [
         f"{box.name}: ssh -i {box.key_path} -o UserKnownHostsFile={box.known_hosts_path} "

@@ -47,6 +47,9 @@ __all__ = [
 BOOT_TIMEOUT = 90.0
 ACME_SERVERS = ("", "pebble")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# A path inside the droplet a host directory may be mounted at: absolute, plain characters
+# (nspawn's --bind-ro takes ':' as its separator), never the system's own directories.
+BIND_RE = re.compile(r"^/(?:srv|opt|mnt)/[A-Za-z0-9_.@+/-]+$")
 
 
 def can_boot() -> str | None:
@@ -78,16 +81,28 @@ def up(
     name: str = "d1",
     log: StepLog | None = None,
     acme: str = "",
+    repo: Path | None = None,
+    binds: dict[Path, str] | None = None,
 ) -> Droplet:
     """(Re)create the droplet environment in `directory`: a stale droplet there is cleaned up
     first; a directory that is neither empty nor a droplet's is refused untouched. With
     `acme="pebble"`, a local ACME server runs in the droplet's network namespace and the
-    inventory asks provision-all to get certificates from it."""
+    inventory asks provision-all to get certificates from it.
+
+    + repo: a bare repository to serve instead of the sample app's (e.g. the campaign app's,
+      devtools.campaign_repo): copied into DIR/repo/, mounted and named by the inventory as the
+      sample's would be (its [app] commands stay the sample app's: write your own for it);
+    + binds: host directories mounted read-only in the droplet, {host dir: path inside under
+      /srv, /opt or /mnt} (e.g. a wheelhouse at /srv/wheelhouse, devtools.wheelhouse).
+    """
     log = log or StepLog(quiet=True)
     if not NAME_RE.match(name):
         raise BadInput(f"--name must be lower-case letters, digits and '-', not {name!r}")
     if acme not in ACME_SERVERS:
         raise BadInput(f"--acme must be one of {', '.join(repr(a) for a in ACME_SERVERS)}")
+    if repo is not None and not (Path(repo) / "HEAD").is_file():
+        raise BadInput(f"droplet: {repo} is not a bare git repository (no HEAD)")
+    mounts = _checked_binds(binds or {})
     path = Path(directory).resolve()
     envfile.check_replaceable(path, "droplet", load)
     reason = can_boot()
@@ -111,10 +126,12 @@ def up(
         pg_port=_free_port(),
         proxy_port=network.PROXY_PORT,
         acme=acme,
+        repo_name=Path(repo).resolve().name if repo is not None else "sample-app.git",
+        binds=mounts,
     )
     droplet.save()  # early, so `down` can clean up after a failure half-way
     try:
-        _build(droplet, log)
+        _build(droplet, log, Path(repo).resolve() if repo is not None else None)
     except BaseException:
         droplet.save()
         down(path)
@@ -123,7 +140,23 @@ def up(
     return droplet
 
 
-def _build(droplet: Droplet, log: StepLog) -> None:
+def _checked_binds(binds: dict[Path, str]) -> dict[str, str]:
+    """{host dir: path inside} as state.json keeps it; a missing host dir or a path inside
+    that is not a plain one under /srv, /opt or /mnt is refused before anything starts."""
+    checked: dict[str, str] = {}
+    for host, inside in binds.items():
+        source = Path(host).resolve()
+        if not source.is_dir() or ":" in str(source) or "," in str(source):
+            raise BadInput(f"droplet: bind source {host} is not a directory nspawn can mount")
+        if not BIND_RE.match(inside) or ".." in inside.split("/"):
+            raise BadInput(
+                f"droplet: bind target {inside!r} must be a plain path under /srv, /opt or /mnt"
+            )
+        checked[str(source)] = inside.rstrip("/")
+    return checked
+
+
+def _build(droplet: Droplet, log: StepLog, repo: Path | None = None) -> None:
     with log.step("base image") as step:
         start = time.monotonic()
         base_root, built = base.ensure_base(
@@ -131,12 +164,17 @@ def _build(droplet: Droplet, log: StepLog) -> None:
         )
         droplet.base = str(base_root)
         step["detail"] = f"{'built' if built else 'cached'} {base_root.parent.name}"
-    with log.step("keys and sample repository") as step:
+    with log.step("keys and repository") as step:
         public_key = env_mod.make_keys(droplet)
-        from devtools.sample_repo import build_sample_repo
+        if repo is None:
+            from devtools.sample_repo import build_sample_repo
 
-        branches = build_sample_repo(droplet.repo_path)
-        step["detail"] = f"{len(branches)} branches"
+            branches = len(build_sample_repo(droplet.repo_path))
+        else:
+            # A copy: the droplet's mount never shows the rest of the directory it came from.
+            shutil.copytree(repo, droplet.repo_path, symlinks=True)
+            branches = len(_branches(droplet.repo_path))
+        step["detail"] = f"{droplet.repo_name}, {branches} branches"
     with log.step("bridge") as step:
         subnet = network.choose_subnet(int(dir_hash(droplet.path)[:4], 16))
         hosts = list(subnet.hosts())
@@ -180,7 +218,9 @@ def _build(droplet: Droplet, log: StepLog) -> None:
             proxy=droplet.proxy_url,
         )
     with log.step("boot (systemd-nspawn)") as step:
-        args = machine.nspawn_args(layout, droplet.machine, droplet.bridge, droplet.repo_dir)
+        args = machine.nspawn_args(
+            layout, droplet.machine, droplet.bridge, droplet.repo_dir, droplet.binds
+        )
         machine.write_launcher(layout, droplet.cgroup, args)
         droplet.pids["launcher"] = machine.launch(layout, droplet.cgroup)
         droplet.save()
@@ -345,6 +385,16 @@ def _init(droplet: Droplet) -> int:
     if not init or not machine.is_launcher(launcher or 0, droplet.layout):
         raise StagingError(f"droplet: {droplet.name} in {droplet.dir} is not running")
     return init
+
+
+def _branches(repo: Path) -> list[str]:
+    result = subprocess.run(
+        ["git", "--git-dir", str(repo), "for-each-ref", "--format=%(refname)", "refs/heads"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.split()
 
 
 def _free_port() -> int:

@@ -40,6 +40,10 @@ class Droplet(DevDir):
     bridge_created: bool = False
     # "pebble": a local ACME server in the droplet's network namespace (acme.py); "": none.
     acme: str = ""
+    # The bare repository's name in DIR/repo/ (the sample app's, or the one `up` was given).
+    repo_name: str = "sample-app.git"
+    # More host directories bind-mounted read-only: {host path: path inside the droplet}.
+    binds: dict[str, str] = field(default_factory=dict)
     kind: str = KIND
     started_at: float = field(default_factory=time.time)
 
@@ -67,6 +71,10 @@ class Droplet(DevDir):
     @property
     def repo_dir(self) -> Path:
         return self.path / "repo"
+
+    @property
+    def repo_path(self) -> Path:
+        return self.repo_dir / self.repo_name
 
     @property
     def repo_url(self) -> str:

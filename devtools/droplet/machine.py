@@ -101,7 +101,14 @@ def write_metadata(
     (root / "etc/apt/apt.conf.d/01droplet-proxy").write_text(f'Acquire::http::Proxy "{proxy}";\n')
 
 
-def nspawn_args(layout: Layout, machine: str, bridge: str, repo_dir: Path) -> list[str]:
+def nspawn_args(
+    layout: Layout,
+    machine: str,
+    bridge: str,
+    repo_dir: Path,
+    binds: dict[str, str] | None = None,
+) -> list[str]:
+    """nspawn's arguments; `binds` are more read-only mounts, {host path: path inside}."""
     return [
         "systemd-nspawn",
         "--quiet",
@@ -118,6 +125,7 @@ def nspawn_args(layout: Layout, machine: str, bridge: str, repo_dir: Path) -> li
         "--timezone=off",
         "--link-journal=no",
         f"--bind-ro={repo_dir}:{SAMPLE_REPO_MOUNT}",
+        *(f"--bind-ro={host}:{inside}" for host, inside in (binds or {}).items()),
     ]
 
 

@@ -43,6 +43,8 @@ def export(deployer: Deployer, commit: str, branch: str) -> tuple[str, str, str 
         paths.current,
         json.dumps(deployer.spec.as_json(), sort_keys=True),
         deployer.spec.process_table() if deployer.spec.source != "inventory" else "",
+        deployer.app.pip_find_links or "",
+        deployer.app.pip_index_url or "",
         *deployer.app.requirements,
     )
     code, out, err = deployer.run(command, check=False)

@@ -34,6 +34,9 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9.:-]+$")
 _SCHEME = re.compile(r"^https?$")
 _HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.:_~%/-]+$")
+# No '@' (user:password in a URL would be printed with the deploy's commands: pip reads
+# credentials from the droplet's netrc or keyring instead), no query, no blank.
+_HTTP_URL = re.compile(r"^https?://[A-Za-z0-9.:_~%/+-]+$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _HOST_KEY = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
 HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
@@ -68,6 +71,22 @@ def flag(value: object) -> bool:
 def remote_path(value: object) -> str:
     """An absolute path, without its trailing slash (but '/' stays '/')."""
     return text(value, _PATH).rstrip("/") or "/"
+
+
+def http_url(value: object) -> str:
+    """An http(s) URL for pip; credentials in it are refused without echoing them."""
+    if isinstance(value, str) and "@" in value:
+        raise Invalid("must not hold credentials (pip reads them from the droplet's ~/.netrc)")
+    return text(value, _HTTP_URL)
+
+
+def pip_source(value: object) -> str:
+    """Where pip finds packages: an absolute path on the droplet, or an http(s) URL."""
+    if isinstance(value, str) and value.startswith("/"):
+        return remote_path(value)
+    if isinstance(value, str) and "://" in value:
+        return http_url(value)
+    raise Invalid("must be an absolute path on the droplet or an http(s) URL")
 
 
 def positive_seconds(value: object) -> float:
@@ -178,6 +197,8 @@ CHECKS: dict[Kind, Callable[[object], object]] = {
     Kind.USER: lambda v: text(v, _USER),
     Kind.SCHEME: lambda v: text(v, _SCHEME),
     Kind.HTTPS_URL: lambda v: text(v, _HTTPS_URL),
+    Kind.HTTP_URL: http_url,
+    Kind.PIP_SOURCE: pip_source,
     Kind.EMAIL: lambda v: text(v, _EMAIL),
     Kind.GITHUB_REPOSITORY: github_repository,
     Kind.PATH: remote_path,

@@ -36,6 +36,8 @@ class Kind(Enum):
     USER = "a Unix user name"
     SCHEME = "http or https"
     HTTPS_URL = "an https:// URL"
+    HTTP_URL = "an http:// or https:// URL without credentials"
+    PIP_SOURCE = "an absolute path on the droplet or an http(s) URL without credentials"
     EMAIL = "an e-mail address"
     GITHUB_REPOSITORY = "a GitHub repository, owner/name"
     PATH = "an absolute path on the droplet"
@@ -64,6 +66,8 @@ Address = Annotated[str, Kind.ADDRESS]
 UserName = Annotated[str, Kind.USER]
 Scheme = Annotated[str, Kind.SCHEME]
 HttpsUrl = Annotated[str, Kind.HTTPS_URL]
+HttpUrl = Annotated[str, Kind.HTTP_URL]
+PipSource = Annotated[str, Kind.PIP_SOURCE]
 Email = Annotated[str, Kind.EMAIL]
 GithubRepository = Annotated[str, Kind.GITHUB_REPOSITORY]
 RemotePath = Annotated[str, Kind.PATH]
@@ -164,6 +168,12 @@ class App:
     migrate_command: UnitCommand
     requirements: RelativeFiles = ("requirements.txt",)
     python: UnitCommand = "python3"
+    # Where pip gets the venv's packages on a droplet that reaches no package index (or not
+    # PyPI): pip_find_links, a directory on the droplet or a URL of wheels (alone: pip runs
+    # offline, --no-index); pip_index_url, an index instead of pip's default. Neither
+    # changes the venv's key: the same files give the same packages wherever they come from.
+    pip_find_links: PipSource | None = None
+    pip_index_url: HttpUrl | None = None
     verify_timeout: Seconds = 60.0
     # How long a worker (a process type without a port: the scheduler …) must stay up after its
     # restart to pass (app.json's `uptime` for a type overrides it). The sample app's dies

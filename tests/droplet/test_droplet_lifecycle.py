@@ -169,3 +169,19 @@ def test_a_foreign_state_json_is_refused_by_up_down_and_status(tmp_path, state):
         result = run_invoke(task, "--dir", str(tmp_path))
         assert result.returncode == 2, result.stdout + result.stderr
     assert (tmp_path / "state.json").read_text() == state
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--bind", "no-colon"), "--bind must be HOST_DIR:PATH, not 'no-colon'"),
+        (("--bind", "/:/etc/x"), "bind target '/etc/x' must be a plain path under /srv"),
+        (("--repo", "/"), "droplet: / is not a bare git repository (no HEAD)"),
+    ],
+)
+def test_a_bad_bind_or_repository_is_refused_before_anything(tmp_path, args, says):
+    directory = tmp_path / "droplet"
+    result = run_invoke("droplet.up", "--dir", str(directory), *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not directory.exists()

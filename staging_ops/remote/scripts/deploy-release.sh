@@ -1,5 +1,5 @@
 # deploy-release.sh MIRROR COMMIT PARTIAL RELEASE VENVS RELEASE_ENV PYTHON SERVICE_USER CURRENT
-#                   SPEC PROCESSES [REQUIREMENTS...]
+#                   SPEC PROCESSES FIND_LINKS INDEX_URL [REQUIREMENTS...]
 #
 # Exports COMMIT from MIRROR into PARTIAL with the slot's env (.env -> shared/env),
 # RELEASE_ENV (.release-env), SPEC (.process-spec.json: what the release runs and how it is
@@ -9,15 +9,25 @@
 # they name with -r/-c, recursively) and PYTHON's version (built under a flock on fd 7, or
 # reused), gives it to SERVICE_USER and renames it to RELEASE when whole. Prints
 # "built|reused <key>", then "live <CURRENT's target>" (saves the deploy a round trip).
+# FIND_LINKS and INDEX_URL (either may be empty) are where pip gets packages: find-links alone
+# means offline (--no-index), for a droplet that reaches no index. They are pip's arguments for
+# that pip call only, and not part of the key (the same files give the same packages).
 #
 # File descriptors (staging_ops/deploy/fds.py): 7 the venv being built.
 set -e
 mirror=$1 commit=$2 partial=$3 release=$4 venvs=$5 release_env=$6 python=$7 service_user=$8
-current=$9 spec=${10} processes=${11}
-shift 11
+current=$9 spec=${10} processes=${11} find_links=${12} index_url=${13}
+shift 13
 # PYTHON is the inventory's interpreter command (it may carry words of its own), run as the
 # shell would run it written out.
 py() { eval "$python"' "$@"'; }
+# pip install with the inventory's package sources, each value one argument.
+pip_install() {
+  if [ -n "$index_url" ]; then set -- --index-url "$index_url" "$@"
+  elif [ -n "$find_links" ]; then set -- --no-index "$@"; fi
+  [ -z "$find_links" ] || set -- --find-links "$find_links" "$@"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+}
 rm -rf "$partial"
 mkdir -p "$partial" "$venvs"
 git --git-dir "$mirror" archive "$commit" | tar -x -C "$partial"
@@ -57,7 +67,7 @@ if [ -e "$venv/.complete" ]; then state=reused; else
   # shellcheck disable=SC2086
   if [ -n "$reqs" ] && grep -qvE '^[[:space:]]*(#|$)' $reqs; then
     py -m venv "$venv"
-    for r in $reqs; do "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$r"; done
+    for r in $reqs; do pip_install -r "$r"; done
   else
     py -m venv --without-pip "$venv"
   fi
