@@ -210,6 +210,7 @@ def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, 
         live = live_future.result()
     for slot in slots:
         health.setdefault(slot.id, {})["live"] = live.as_json(slot.id)
+        health[slot.id]["memory_mb"] = live.memory_mb.get(slot.id)
     return health
 
 
@@ -260,6 +261,8 @@ def status_rows(
             "live": checks.get("live") if with_health else None,
             "served_commit": checks.get("served") if with_health else None,
             "drift": slot_drift(row, checks).as_json() if with_health else None,
+            # PSS of the slot's processes on the droplet, MB (0: none runs; None: not read).
+            "memory_mb": checks.get("memory_mb") if with_health else None,
         }
         rows.append(row)
     return rows

@@ -4,7 +4,8 @@ host, hosts in parallel, each bounded (status must not hang on a dead host: a ho
 reached is a reason per slot, never an exception).
 
 A shell script rather than the facts probe: status runs it on every call, and starting
-python3 on the droplet costs more than the whole script."""
+python3 on the droplet costs more than the whole script. The same command then reads what
+each slot's processes use (slot-memory.sh, memory.py): status's `memory_mb`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from staging_ops.drift import LiveRelease
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Host, Inventory, Slot
 from staging_ops.remote.connection import connect
+from staging_ops.remote.memory import memory_command, parse_memory
 from staging_ops.remote.scripts import script_command
 from staging_ops.slot_layout import SlotPaths
 
@@ -31,6 +33,9 @@ class LiveReleases:
 
     releases: dict[int, LiveRelease] = field(default_factory=dict)
     unread: dict[int, str] = field(default_factory=dict)
+    # The PSS of each slot's processes in MB (0: none runs); a slot whose figure could not be
+    # read is missing.
+    memory_mb: dict[int, int] = field(default_factory=dict)
 
     def as_json(self, slot_id: int) -> dict[str, Any]:
         """The slot's entry as status --json and the dashboard carry it."""
@@ -63,14 +68,26 @@ def parse_live(out: str, count: int) -> list[LiveRelease]:
     return found
 
 
-def _read_host(host: Host, slots: list[Slot], timeout: float) -> dict[int, LiveRelease]:
+def _read_host(
+    host: Host, slots: list[Slot], timeout: float
+) -> tuple[dict[int, LiveRelease], dict[int, int]]:
     links = [SlotPaths(host, slot).current for slot in slots]
+    dirs = [SlotPaths(host, slot).root for slot in slots]
+    # One command: the links, then (whatever the memory reading makes of it) the memory.
+    command = f"{script_command('status-live.sh', *links)} && {{ {memory_command(dirs)} || :; }}"
     session = connect(replace(host, connect_timeout=min(host.connect_timeout, timeout)))
     try:
-        _, out, _ = session.run(script_command("status-live.sh", *links), timeout=timeout)
+        _, out, _ = session.run(command, timeout=timeout)
     finally:
         session.close()
-    return {slot.id: live for slot, live in zip(slots, parse_live(out, len(links)), strict=True)}
+    lines = out.splitlines()
+    live = parse_live("\n".join(lines[: len(links)]), len(links))
+    try:
+        _, memory = parse_memory("\n".join(lines[len(links) :]), len(dirs))
+        used = {slot.id: m.total_mb for slot, m in zip(slots, memory, strict=True)}
+    except StagingError:
+        used = {}  # status still says what runs; only the memory column is unknown
+    return {slot.id: r for slot, r in zip(slots, live, strict=True)}, used
 
 
 def read_live(inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT) -> LiveReleases:
@@ -81,7 +98,7 @@ def read_live(inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT)
     if not by_host:
         return LiveReleases()
 
-    def run(name: str) -> dict[int, LiveRelease] | str:
+    def run(name: str) -> tuple[dict[int, LiveRelease], dict[int, int]] | str:
         try:
             return _read_host(inventory.hosts[name], by_host[name], timeout)
         except (StagingError, OSError, Failure) as exc:
@@ -93,5 +110,6 @@ def read_live(inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT)
             if isinstance(answer, str):
                 result.unread.update({slot.id: answer for slot in by_host[name]})
             else:
-                result.releases.update(answer)
+                result.releases.update(answer[0])
+                result.memory_mb.update(answer[1])
     return result
