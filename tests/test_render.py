@@ -129,6 +129,8 @@ def test_every_unit_passes_systemd_analyze_verify(tmp_path):
         assert f" {directory}\n" in unit.content.split(runner, 1)[1]
         assert "EnvironmentFile" not in unit.content
         assert ("WantedBy=" in unit.content) is not candidate
+        # The shipped inventory's memory_max_mb, candidates included.
+        assert "\nMemoryHigh=1382M\nMemoryMax=1536M\n" in unit.content
     for name in [
         *render.slot_units(inventory.app, slot),
         *render.candidate_units(inventory.app, slot),
@@ -145,6 +147,20 @@ def test_every_unit_passes_systemd_analyze_verify(tmp_path):
         )
         assert result.returncode == 0, result.stderr
         assert result.stderr.strip() == "" and result.stdout.strip() == ""
+
+
+def test_memory_limit_follows_the_inventory():
+    """[app] memory_max_mb limits every process unit (MemoryMax=, MemoryHigh= at 90 %); without
+    it the units carry no limit (systemd-analyze verify above checks the lines are valid)."""
+    inventory = load_inventory(DEFAULT_INVENTORY)
+    host = inventory.target_hosts()[0]
+    for max_mb, lines in ((1000, ["MemoryHigh=900M", "MemoryMax=1000M"]), (None, [])):
+        app = dataclasses.replace(inventory.app, memory_max_mb=max_mb)
+        units = render.render_units(app, host)
+        assert len(units) == 6
+        for unit in units:
+            found = [line for line in unit.content.splitlines() if line.startswith("Memory")]
+            assert found == lines, unit.path
 
 
 def test_units_run_as_non_root_service_user_with_inventory_commands():

@@ -212,6 +212,7 @@ def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, 
     for slot in slots:
         checks = health.setdefault(slot.id, {})
         checks["live"] = live.as_json(slot.id)
+        checks["memory_mb"] = live.memory_mb.get(slot.id)
         checks["processes"] = slot_processes(
             inventory.app,
             slot,
@@ -271,6 +272,8 @@ def status_rows(
             "live": checks.get("live") if with_health else None,
             "served_commit": checks.get("served") if with_health else None,
             "drift": slot_drift(row, checks).as_json() if with_health else None,
+            # PSS of the slot's processes on the droplet, MB (0: none runs; None: not read).
+            "memory_mb": checks.get("memory_mb") if with_health else None,
         }
         rows.append(row)
     return rows

@@ -1,14 +1,16 @@
 """deploy and rollback, each a list of steps in the order the operator sees them printed
 (one module per step, as Deployer's recipes have one file per task):
 
-    deploy:   claim, connect, lock, fetch, hold claim, export + venv, migrate, candidate start,
-              candidate verify, check live, switch, hand-over, main verify,
+    deploy:   claim, connect, lock, fetch, hold claim, export + venv, migrate, memory check,
+              candidate start, candidate verify, check live, switch, hand-over, main verify,
               candidate stop + scheduler restart, record
-    rollback: claim, connect, lock, choose release, candidate start, candidate verify, check
-              live, switch, hand-over, main verify, candidate stop + scheduler restart, record
+    rollback: claim, connect, lock, choose release, memory check, candidate start, candidate
+              verify, check live, switch, hand-over, main verify, candidate stop + scheduler
+              restart, record
 
 A broken release never serves a request: the new release is exported, given its venv,
-migrated, and started and verified as the slot's candidate (PREPARE, candidate.py) before
+migrated, admitted if the hand-over fits in the droplet's memory (admission.py), and started
+and verified as the slot's candidate (PREPARE, candidate.py) before
 `current` moves; nginx sends it nothing but what finds the main instance down. A failure up to
 there leaves the old release serving and needs no rollback (the candidate is stopped, the
 release marked bad). From the switch on (GO_LIVE, handover.py) the main instances restart into
@@ -26,6 +28,7 @@ from typing import Any
 
 from staging_ops import output
 from staging_ops.deploy import (
+    admission,
     candidate,
     claim,
     fetch,
@@ -59,6 +62,11 @@ from staging_ops.render import public_url
 # Nothing serves from the new release yet: a failure here needs no rollback.
 PREPARE = (fetch.STEP, hold.STEP, release.STEP, migrate.STEP)
 CANDIDATE = (candidate.START_STEP, candidate.VERIFY_STEP)
+# Just before the candidate starts (the latest moment, the truest figures): a hand-over that
+# would not fit in memory is refused with nothing started. A step of its own, not part of
+# `candidate start`: a refusal has no candidate to stop, no release to mark bad and no unit
+# log to show, and its line shows the figures on every deploy.
+ADMIT = (admission.STEP,)
 # The first steps that change anything, of a deploy and of a rollback.
 FIRST_CHANGES = (hold.STEP.name, candidate.START_STEP.name)
 # From the switch on, a failure (or Ctrl-C, SIGTERM) goes back to a verified release.
@@ -98,7 +106,7 @@ def deploy(
         if deployer.lock and deployer.lock.warning:
             result.warnings.append(deployer.lock.warning)
         with _history(deployer, log, run):
-            _prepare(deployer, log, run, PREPARE + CANDIDATE)
+            _prepare(deployer, log, run, PREPARE + ADMIT + CANDIDATE)
             _go_live(deployer, log, run)
             run_steps((record.STEP,), deployer, log, run)
     return _done(result, deployer, log)
@@ -126,7 +134,7 @@ def rollback(
     deployer = Deployer(inventory, slot, log, operator)
     with session(deployer, log), _history(deployer, log, run):
         run_steps((CHOOSE_STEP,), deployer, log, run)
-        _prepare(deployer, log, run, CANDIDATE)
+        _prepare(deployer, log, run, ADMIT + CANDIDATE)
         _go_live(deployer, log, run)
         run_steps((record.STEP,), deployer, log, run)
     return _done(result, deployer, log)

@@ -211,6 +211,9 @@ CHECKS: dict[Kind, Callable[[object], object]] = {
     Kind.SLOT_ID: lambda v: integer(v, low=1, high=9999),
     Kind.PORT_OFFSET: lambda v: integer(v, low=1, high=60000),
     Kind.CONNECT_SECONDS: lambda v: float(integer(v, high=600)),
+    Kind.MEGABYTES: lambda v: integer(v, low=0, high=1048576),
+    # Below this a Python process cannot even start: a typo (512 meant, 51 written), not a limit.
+    Kind.MEMORY_LIMIT: lambda v: integer(v, low=64, high=1048576),
     Kind.SECONDS: positive_seconds,
     Kind.FLAG: flag,
     Kind.PACKAGES: names(

@@ -50,6 +50,8 @@ class Kind(Enum):
     SLOT_ID = "a slot number from 1 to 9999"
     PORT_OFFSET = "a port offset from 1 to 60000"
     CONNECT_SECONDS = "whole seconds from 1 to 600"
+    MEGABYTES = "whole megabytes from 0 to 1048576"
+    MEMORY_LIMIT = "whole megabytes from 64 to 1048576"
     SECONDS = "a positive number of seconds"
     FLAG = "true or false"
     PACKAGES = "a list of Debian package names"
@@ -80,6 +82,8 @@ SlotPort = Annotated[int, Kind.SLOT_PORT]
 SlotId = Annotated[int, Kind.SLOT_ID]
 PortOffset = Annotated[int, Kind.PORT_OFFSET]
 ConnectSeconds = Annotated[float, Kind.CONNECT_SECONDS]
+Megabytes = Annotated[int, Kind.MEGABYTES]
+MemoryLimit = Annotated[int, Kind.MEMORY_LIMIT]
 Seconds = Annotated[float, Kind.SECONDS]
 Flag = Annotated[bool, Kind.FLAG]
 Packages = Annotated[tuple[str, ...], Kind.PACKAGES]
@@ -179,6 +183,15 @@ class App:
     # restart to pass (app.json's `uptime` for a type overrides it). The sample app's dies
     # within 0.1 s; a real Airflow scheduler needs seconds to fail.
     worker_uptime: Seconds = 0.5
+    # Memory admission (deploy/admission.py): what one candidate process (a type with a port:
+    # web, airflow) is taken to need when the slot runs no process of that type to measure
+    # (a first deploy, a type the release adds); measured types count what they use now.
+    # Airflow 2's webserver candidate was seen at ~280 MB PSS.
+    candidate_memory_mb: Megabytes = 300
+    # Each process unit's memory limit (MemoryMax=, and MemoryHigh= at 90 % of it, where
+    # the kernel reclaims the unit's own memory first), so one slot cannot take the droplet
+    # down; None: no limit.
+    memory_max_mb: MemoryLimit | None = None
     linear_url: Text = "https://linear.app/issue"
     # "owner/name" on GitHub: a webhook's repository.full_name must be this (None: GitHub
     # webhooks release nothing). auto_release_stop: a webhook's release also stops services.
@@ -262,6 +275,9 @@ class Host:
     # Services that must be enabled at boot and running (None: those of nginx and postgresql
     # that `packages` installs). The sandbox has none: its nginx is not a unit.
     boot_services: UnitNames | None = None
+    # Memory a deploy or rollback keeps free on the droplet: a candidate starts only if the
+    # droplet's MemAvailable minus what it needs leaves at least this much (deploy/admission.py).
+    memory_reserve_mb: Megabytes = 256
 
     @property
     def services_at_boot(self) -> tuple[str, ...]:

@@ -5,7 +5,8 @@ command per host, hosts in parallel, each bounded (status must not hang on a dea
 not reached is a reason per slot, never an exception).
 
 A shell script rather than the facts probe: status runs it on every call, and starting
-python3 on the droplet costs more than the whole script."""
+python3 on the droplet costs more than the whole script. The same command then reads what
+each slot's processes use (slot-memory.sh, memory.py): status's `memory_mb`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from staging_ops.inventory import App, Host, Inventory, Slot
 from staging_ops.processes import ProcessSpec, spec_from_json
 from staging_ops.processes.status import HealthAnswer, UnitState, judge_processes
 from staging_ops.remote.connection import connect
+from staging_ops.remote.memory import memory_command, parse_memory
 from staging_ops.remote.scripts import script_command
 from staging_ops.render import RUNNER_DIR, TYPE_SERVICES, process_unit, worker_unit_prefix
 from staging_ops.slot_layout import SlotPaths
@@ -50,6 +52,9 @@ class LiveReleases:
     releases: dict[int, LiveRelease] = field(default_factory=dict)
     unread: dict[int, str] = field(default_factory=dict)
     processes: dict[int, LiveProcesses] = field(default_factory=dict)
+    # The PSS of each slot's processes in MB (0: none runs); a slot whose figure could not be
+    # read is missing.
+    memory_mb: dict[int, int] = field(default_factory=dict)
 
     def as_json(self, slot_id: int) -> dict[str, Any]:
         """The slot's entry as status --json and the dashboard carry it."""
@@ -143,12 +148,23 @@ def _unit_states(units: list[str], out: str) -> dict[str, UnitState]:
     return states
 
 
+# Between status-live.sh's answer and slot-memory.sh's, in the one command's output.
+MEMORY_MARK = "--- memory"
+
+
 def _read_host(
     host: Host, app: App, slots: list[Slot], timeout: float
-) -> dict[int, tuple[LiveRelease, LiveProcesses | None]]:
+) -> tuple[dict[int, tuple[LiveRelease, LiveProcesses | None]], dict[int, int]]:
     args = [f"{host.base_dir}/{RUNNER_DIR}/app.processes"]
     for slot in slots:
         args += [SlotPaths(host, slot).current, unit_map(app, slot)]
+    dirs = [SlotPaths(host, slot).root for slot in slots]
+    # One command: the links and units, then (whatever the memory reading makes of it) the
+    # memory.
+    command = (
+        f"{script_command('status-live.sh', *args)} && echo {MEMORY_MARK!r} && "
+        f"{{ {memory_command(dirs)} || :; }}"
+    )
     # Status's bound wins over any ConnectTimeout the ssh config would fill in.
     bounded = replace(
         host,
@@ -157,13 +173,20 @@ def _read_host(
     )
     session = connect(bounded)
     try:
-        _, out, _ = session.run(script_command("status-live.sh", *args), timeout=timeout)
+        _, out, _ = session.run(command, timeout=timeout)
     finally:
         session.close()
-    found, processes = parse_live(out, len(slots))
-    return {
+    live_out, _, memory_out = out.partition(f"\n{MEMORY_MARK}\n")
+    found, processes = parse_live(live_out, len(slots))
+    try:
+        _, memory = parse_memory(memory_out, len(dirs))
+        used = {slot.id: m.total_mb for slot, m in zip(slots, memory, strict=True)}
+    except StagingError:
+        used = {}  # status still says what runs; only the memory figure is unknown
+    answer = {
         slot.id: (live, procs) for slot, live, procs in zip(slots, found, processes, strict=True)
     }
+    return answer, used
 
 
 def read_live(inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT) -> LiveReleases:
@@ -175,7 +198,9 @@ def read_live(inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT)
     if not by_host:
         return LiveReleases()
 
-    def run(name: str) -> dict[int, tuple[LiveRelease, LiveProcesses | None]] | str:
+    def run(
+        name: str,
+    ) -> tuple[dict[int, tuple[LiveRelease, LiveProcesses | None]], dict[int, int]] | str:
         try:
             return _read_host(inventory.hosts[name], inventory.app, by_host[name], timeout)
         except (StagingError, OSError, Failure) as exc:
@@ -187,8 +212,9 @@ def read_live(inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT)
             if isinstance(answer, str):
                 result.unread.update({slot.id: answer for slot in by_host[name]})
             else:
-                for slot_id, (live, procs) in answer.items():
+                for slot_id, (live, procs) in answer[0].items():
                     result.releases[slot_id] = live
                     if procs is not None:
                         result.processes[slot_id] = procs
+                result.memory_mb.update(answer[1])
     return result

@@ -86,6 +86,16 @@ if [ "$type" = airflow-admin ]; then
 fi
 # The mark a failed deploy's log starts from (slot-journal.sh this-start): this run's lines only.
 echo "run-process: starting $type of $(basename "$(pwd -P)")${PORT:+ on port $PORT}"
+# The instance's main process (every exec below keeps this PID) and its start time, which
+# slot-memory.sh measures from: without cgroups (the sandbox's systemctl) no other record says
+# which processes are the unit's, and the start time tells a reused PID from ours.
+case "$where" in
+    current | candidate)
+        # shellcheck disable=SC2086  # the fields after the command name, split on purpose
+        read -r stat < /proc/$$/stat && set -- ${stat##*) } &&
+            printf '%s %s\n' "$$" "${20}" > "$TMPDIR.pid.tmp" && mv -f "$TMPDIR.pid.tmp" "$TMPDIR.pid"
+        ;;
+esac
 # A simple command replaces the shell (the unit's main process is the app's, as bash -c would
 # make it); a compound one, or one that starts with a variable assignment, runs under it.
 first=${command%% *}

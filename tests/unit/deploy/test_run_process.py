@@ -94,6 +94,25 @@ def test_a_worker_has_no_port_and_the_release_phase_runs_from_its_release(base):
     assert release.returncode == 0 and release.stdout.splitlines()[-1] == "migrated"
 
 
+def test_the_instance_records_its_main_process_for_slot_memory(base):
+    """`<where>-<type>.pid` beside the instance's TMPDIR: the PID the command runs as (every
+    exec keeps it) and its start time; the release phase records none."""
+    release = base / "staging-4" / "releases" / "20260101T000000000Z-abc1234"
+    (release / ".processes").write_text(
+        'web\techo "$$ $(cut -d " " -f 22 /proc/$$/stat)"\nrelease\techo migrated\n'
+    )
+    for where in ("current", "candidate"):
+        done = run(base, "staging-4:web", where)
+        assert done.returncode == 0, done.stderr
+        recorded = (base / "staging-4" / "shared" / "tmp" / f"{where}-web.pid").read_text()
+        assert recorded == done.stdout.splitlines()[-1] + "\n"
+    run(base, "staging-4:release", f"releases/{release.name}")
+    assert sorted(p.name for p in (base / "staging-4" / "shared" / "tmp").glob("*.pid")) == [
+        "candidate-web.pid",
+        "current-web.pid",
+    ]
+
+
 def test_a_release_without_a_table_runs_the_inventorys_commands(base):
     (base / "staging-4" / "releases" / "20260101T000000000Z-abc1234" / ".processes").unlink()
     env = environment(run(base, "staging-4:web", "current").stdout)

@@ -1,0 +1,64 @@
+"""What the droplet has free and what each slot's processes use, read by remote script
+slot-memory.sh: the deploy's memory admission (deploy/admission.py) runs it for its slot,
+status appends it to its one command per host (live.py).
+
+Sizes are PSS (proportional set size: a page shared by n processes counts 1/n to each), summed
+over each unit's process tree, so the figures of all slots add up to what they take from the
+droplet; the droplet's side is the kernel's MemAvailable (what can be had without swapping)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from staging_ops.errors import StagingError
+from staging_ops.remote.scripts import script_command
+
+SCRIPT = "slot-memory.sh"
+KB_PER_MB = 1024
+
+
+@dataclass(frozen=True)
+class SlotMemory:
+    """One slot's running instances ("current-web", "candidate-airflow", ...: bin/run-process's
+    names, `<where>-<type>`) with the PSS of each one's process tree, in kB."""
+
+    instances: dict[str, int] = field(default_factory=dict)
+
+    def of(self, where: str, ptype: str) -> int | None:
+        """The PSS (kB) of `where`'s (current, candidate) `ptype` instance; None: not running."""
+        return self.instances.get(f"{where}-{ptype}")
+
+    def candidates_kb(self) -> int:
+        """What the slot's candidate instances use (a killed deploy's, still running)."""
+        return sum(v for k, v in self.instances.items() if k.startswith("candidate-"))
+
+    @property
+    def total_mb(self) -> int:
+        """The whole slot, in MB rounded to the nearest (status's `memory_mb`)."""
+        return round(sum(self.instances.values()) / KB_PER_MB)
+
+
+def memory_command(slot_dirs: list[str]) -> str:
+    """The command that reads the droplet's MemAvailable and each of `slot_dirs`' instances."""
+    return script_command(SCRIPT, *slot_dirs)
+
+
+def parse_memory(out: str, count: int) -> tuple[int, list[SlotMemory]]:
+    """slot-memory.sh's answer for `count` slot directories: (MemAvailable in kB, each slot's
+    instances in their order); StagingError if it is not that."""
+    lines = out.splitlines()
+    if len(lines) != count + 1 or not lines[0].startswith("available "):
+        raise StagingError(f"{SCRIPT}: {len(lines)} lines for {count} slots, expected {count + 1}")
+    try:
+        available = int(lines[0].split()[1])
+        slots = []
+        for line in lines[1:]:
+            instances = {}
+            if line != "-":
+                for item in line.split():
+                    name, _, kb = item.partition("=")
+                    instances[name] = int(kb)
+            slots.append(SlotMemory(instances))
+    except (ValueError, IndexError):
+        raise StagingError(f"{SCRIPT}: unreadable answer {out[:200]!r}") from None
+    return available, slots
