@@ -121,11 +121,19 @@ def decide(
     )
 
 
+READ_TRIES = 3
+
+
 def check(deployer: Deployer) -> Admission:
     """Measure the slot and the droplet (one remote command) and decide for the release
     `deployer.spec` declares."""
-    code, out, err = deployer.run(memory_command([deployer.paths.root]), check=False)
-    if code != 0:
+    # A process that exits while awk reads its /proc files can make that read fail (mawk: "read
+    # error (No such process)"): the next reading no longer meets it.
+    for _ in range(READ_TRIES):
+        code, out, err = deployer.run(memory_command([deployer.paths.root]), check=False)
+        if code == 0:
+            break
+    else:
         raise StagingError(f"reading the droplet's memory failed: {tail(err or out)}")
     available, (slot,) = parse_memory(out, 1)
     return decide(
