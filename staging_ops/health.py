@@ -22,11 +22,11 @@ from requests.adapters import HTTPAdapter
 
 from staging_ops import slot_access
 from staging_ops.inventory import Host, Inventory, Slot
+from staging_ops.processes.judge import AIRFLOW2_HEALTH, VERSION_PATH, airflow_fallback
 from staging_ops.processes.status import HealthAnswer
 from staging_ops.tls import CertificateFacts, certificate_problem
 
-CHECKS = {"ui": "/api/version", "airflow": "/airflow/health"}
-AIRFLOW3_HEALTH = "/airflow/api/v2/monitor/health"
+CHECKS = {"ui": VERSION_PATH, "airflow": AIRFLOW2_HEALTH}
 
 
 class _SlotNameAdapter(HTTPAdapter):
@@ -152,9 +152,9 @@ def airflow_health(host: Host, slot: Slot, timeout: float = 3.0) -> HealthAnswer
     path = CHECKS["airflow"]
     try:
         response = slot_get(host, slot, path, timeout)
-        if response.status_code == 404:
-            # Airflow 3 moved its health endpoint (and answers the 2.x path 404).
-            path = AIRFLOW3_HEALTH
+        other = airflow_fallback(path, response.status_code)
+        if other:
+            path = other
             response = slot_get(host, slot, path, timeout)
         return HealthAnswer.from_body(path, response.status_code, response.content)
     except requests.RequestException:

@@ -26,11 +26,16 @@ def builtin_check(ptype: str) -> HealthCheck | None:
     return None
 
 
+def airflow_fallback(path: str | None, status: int) -> str | None:
+    """Airflow's second health path when the first answered `status`: Airflow 3 moved it,
+    and answers the 2.x one 404. The one place deploy's checks and status learn it."""
+    return AIRFLOW3_HEALTH if path == AIRFLOW2_HEALTH and status == 404 else None
+
+
 def fallback_path(check: HealthCheck, status: int) -> str | None:
-    """The built-in Airflow check's second path: Airflow 3 answers the 2.x one 404."""
-    if check.name == "built-in" and check.path == AIRFLOW2_HEALTH and status == 404:
-        return AIRFLOW3_HEALTH
-    return None
+    """The built-in Airflow check's second path (airflow_fallback); an app.json check asks
+    only the path it names."""
+    return airflow_fallback(check.path, status) if check.name == "built-in" else None
 
 
 def judge_answer(check: HealthCheck, status: int, body: bytes) -> str:

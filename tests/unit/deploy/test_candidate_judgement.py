@@ -96,3 +96,12 @@ def test_a_slow_start_reads_as_progress_not_as_a_hang(monkeypatch):
     quiet = output.StepLog(quiet=True, stream=io.StringIO())
     candidate.Waiting(SimpleNamespace(log=quiet), "x").tick("y")
     assert quiet.stream.getvalue() == ""
+
+
+def test_airflow_3s_health_path_is_asked_only_after_the_2x_one_answers_404():
+    from staging_ops.processes.judge import AIRFLOW3_HEALTH, airflow_fallback
+
+    assert airflow_fallback("/airflow/health", 404) == AIRFLOW3_HEALTH
+    assert airflow_fallback("/airflow/health", 200) is None
+    assert airflow_fallback("/airflow/health", 503) is None
+    assert airflow_fallback("/health", 404) is None
