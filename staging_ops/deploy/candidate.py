@@ -131,6 +131,12 @@ def verify(deployer: Deployer, commit: str, timeout: float | None = None) -> Non
     check_units_alive(deployer, units)
 
 
+def _service(deployer: Deployer, unit: str) -> str:
+    """`job-search-airflow-webserver-candidate@staging-4.service` ->
+    `airflow-webserver-candidate`: what a progress line names."""
+    return unit.split("@", 1)[0].removeprefix(f"{deployer.app.name}-")
+
+
 def run_check(
     deployer: Deployer,
     unit: str,
@@ -149,9 +155,7 @@ def run_check(
         return _attempts(deployer, unit, get, check, where)
     path = check.path or "/"
     next_unit_check = time.monotonic() + 0.3
-    waiting = Waiting(
-        deployer, f"{unit.split('@', 1)[0].removeprefix(deployer.app.name + '-')} {where}"
-    )
+    waiting = Waiting(deployer, f"{_service(deployer, unit)} {where}")
     while time.monotonic() < deadline:
         try:
             status, body = get(path, REQUEST_TIMEOUT)
@@ -190,9 +194,7 @@ def _attempts(deployer: Deployer, unit: str, get: Getter, check: HealthCheck, wh
     # What the last answer said, if any came: more telling than a request cut short after it.
     answered: str | None = None
     problem = "no answer"
-    waiting = Waiting(
-        deployer, f"{unit.split('@', 1)[0].removeprefix(deployer.app.name + '-')} {where}"
-    )
+    waiting = Waiting(deployer, f"{_service(deployer, unit)} {where}")
     for attempt in range(1, check.attempts + 1):
         try:
             status, body = get(path, check.timeout)
