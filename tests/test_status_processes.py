@@ -19,17 +19,11 @@ from devtools.sandbox.processes import unit_pids
 from tests.conftest import run_invoke
 from tests.test_dashboard import browser  # noqa: F401  (the fixture: Debian's Chromium)
 from tests.test_drift import dashboard_app
+from tests.test_processes import PROCFILE  # the sample app with a `heartbeat` worker
 
 SLOT = 3  # no other test of the shared sandbox deploys to it
 TASK = "JA-303"
 HEARTBEAT_UNIT = "job-search-worker@staging-3:heartbeat.service"
-PROCFILE = """\
-web: python app.py ui
-airflow: python app.py airflow-webserver
-release: python app.py migrate
-scheduler: python app.py airflow-scheduler
-heartbeat: python app.py airflow-scheduler
-"""
 # An `airflow` process that answers as Airflow 2 does while its scheduler has stopped
 # heart-beating: 200, a healthy metadatabase, an unhealthy scheduler.
 SICK_AIRFLOW = """\
