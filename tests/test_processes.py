@@ -120,7 +120,15 @@ def test_logs_name_every_declared_process_and_refuse_others(box):
     assert deploy(box, "procs").returncode == 0
     for service in ("heartbeat", "web", "scheduler", "ui", "airflow-scheduler"):
         shown = run_invoke(
-            "logs", "--slot", str(SLOT), "--service", service, "-n", "5", env=box.env()
+            # Enough lines to reach back past verify's and status's requests to the start mark.
+            "logs",
+            "--slot",
+            str(SLOT),
+            "--service",
+            service,
+            "-n",
+            "40",
+            env=box.env(),
         )
         assert shown.returncode == 0, (service, shown.stderr)
         assert "run-process: starting" in shown.stdout, service

@@ -19,11 +19,18 @@ if TYPE_CHECKING:
 RESTARTS_MARK = "restarts-before:"
 
 
-def restart(deployer: Deployer, stop_only: bool = False, units: list[str] | None = None) -> None:
+def restart(
+    deployer: Deployer,
+    stop_only: bool = False,
+    units: list[str] | None = None,
+    unwaited: list[str] | None = None,
+) -> None:
     """Restart (or stop) `units` (default: all of the slot's), all at once, under setsid: a
-    deploy killed now still leaves them restarted."""
+    deploy killed now still leaves them restarted. `unwaited` units are restarted at the same
+    time but not waited for (workers: their settle check judges them later)."""
     units = deployer.units if units is None else units
-    if not units:
+    unwaited = unwaited or []
+    if not units and not unwaited:
         return  # the script with no unit would reset and show every unit on the droplet
     # systemd's NRestarts counts automatic restarts and is not reset by our restart (a restart
     # of a unit waiting to auto-restart keeps the count): the script prints it first, so that
@@ -34,11 +41,13 @@ def restart(deployer: Deployer, stop_only: bool = False, units: list[str] | None
         RESTARTS_MARK,
         f"{deployer.paths.root}/.restart.log",
         "stop" if stop_only else "restart",
+        len(units),
         *units,
+        *unwaited,
     )
     code, out, err = deployer.run(command, check=False, guarded=True)
     first, _, out = out.partition("\n")
-    deployer.restarts_before.update(restarts_before(units, first))
+    deployer.restarts_before.update(restarts_before([*units, *unwaited], first))
     if code != 0:
         raise StagingError(tail(out or err))
 

@@ -57,6 +57,9 @@ class Deployer:
         self.remote: remote.RemoteHost | None = None
         self.lock: slot_lock.SlotLock | None = None
         self.restarts_before: dict[str, int] = {}
+        # When the hand-over restarted the workers (time.monotonic()): their settle time
+        # counts from then.
+        self.workers_restarted = 0.0
 
     def use_spec(self, spec: ProcessSpec) -> None:
         """From now on, the units are those of `spec`'s processes."""

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -230,13 +231,14 @@ def systemctl(tmp_path):
     return {"PATH": f"{fake.parent}:/usr/bin:/bin", "CALLS": str(calls)}, calls
 
 
-def restart_script(tmp_path: Path, env: dict, verb: str, *units: str):
+def restart_script(tmp_path: Path, env: dict, verb: str, *units: str, waited: int = -1):
     return sh(
         "deploy-restart.sh",
         script_text("deploy-restart-units.sh"),
         RESTARTS_MARK,
         tmp_path / ".restart.log",
         verb,
+        len(units) if waited < 0 else waited,
         *units,
         env=env,
     )
@@ -256,6 +258,25 @@ def test_restart_prints_the_baseline_then_restarts_every_unit(tmp_path, systemct
     assert lines[0] == "reset-failed a.service b.service c.service"
     assert lines[1] == "show -p NRestarts --value a.service b.service c.service"
     assert sorted(lines[2:]) == [f"restart {u}" for u in units]
+
+
+def test_restart_waits_only_for_the_first_units(tmp_path, systemctl):
+    """The workers after WAITED are restarted too (their count in the baseline), but neither
+    their output nor their failure is the script's: their settle check judges them."""
+    env, calls = systemctl
+    result = restart_script(tmp_path, env, "restart", "a.service", "bad.service", waited=1)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{RESTARTS_MARK} 0 0"]
+    deadline = time.monotonic() + 5
+    while "restart bad.service" not in calls.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sorted(calls.read_text().splitlines()[2:]) == [
+        "restart a.service",
+        "restart bad.service",
+    ]
+    while "failed" not in (tmp_path / ".restart.log.more").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
 
 
 def test_restart_fails_if_one_unit_fails_and_says_which(tmp_path, systemctl):
