@@ -11,6 +11,8 @@ from pathlib import Path
 
 import grimp
 
+from devtools.layers import against_order, cycles, placement, up_arrows
+
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 # claims holds both the top of the house (service and view call deploy, provision and the
@@ -97,43 +99,31 @@ def test_no_cycles_between_top_level_packages() -> None:
             target = _unit_of(imported, units)
             if target is not None and target != source:
                 edges[source].add(target)
-    cycles = _cycles(edges)
-    assert not cycles, "import cycles between top-level packages: " + "; ".join(
-        " <-> ".join(c) for c in cycles
+    found = cycles(edges)
+    assert not found, "import cycles between top-level packages: " + "; ".join(
+        " <-> ".join(c) for c in found
     )
 
 
-def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        for other in sorted(edges[node]):
-            if other not in index:
-                visit(other)
-                low[node] = min(low[node], low[other])
-            elif other in stack:
-                low[node] = min(low[node], index[other])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(edges):
-        if node not in index:
-            visit(node)
-    return found
-
-
 def test_the_cycle_finder_finds_a_cycle() -> None:
-    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
-    assert _cycles({"a": {"b"}, "b": set()}) == []
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_up_arrows_are_the_fewest_edges_any_order_points_up() -> None:
+    """a -> b -> c -> a needs one edge up whatever the order; a <-> b plus b <-> c, two; a
+    second way back from c (c -> b besides c -> a) is still one edge in the best order."""
+    assert len(up_arrows({"a": {"b"}, "b": {"c"}, "c": {"a"}})) == 1
+    assert len(up_arrows({"a": {"b"}, "b": {"a", "c"}, "c": {"b"}})) == 2
+    assert up_arrows({"a": {"b", "c"}, "b": {"c"}, "c": {"a"}}) == [("c", "a")]
+    assert up_arrows({"a": {"b"}, "b": set()}) == []
+
+
+def test_edges_against_the_layers_are_upward_or_between_siblings() -> None:
+    layer_of, split = placement(
+        ["p.top", "p.mid", "p.low", "p.two"],
+        [["p.top"], ["p.mid", "p.two.x"], ["p.low", "p.two.y"]],
+    )
+    assert layer_of == {"p.top": 0, "p.mid": 1, "p.low": 2} and split == ["p.two"]
+    edges = {"p.top": {"p.mid"}, "p.mid": {"p.top", "p.low"}, "p.low": {"p.mid", "p.two"}}
+    assert against_order(edges, layer_of) == [("p.low", "p.mid"), ("p.mid", "p.top")]
