@@ -14,8 +14,8 @@ import staging_ops
 
 PACKAGE = Path(staging_ops.__file__).parent
 VOCABULARY = {
-    "staging_ops.claims.model",
-    "staging_ops.claims.rules",
+    "staging_ops.slots.model",
+    "staging_ops.slots.rules",
     "staging_ops.errors",
     "staging_ops.parsing",
 }
@@ -56,7 +56,7 @@ def test_claims_import_neither_the_registry_nor_deploy_nor_web(module, imported)
 
 @pytest.mark.parametrize("module", ["model.py", "rules.py"])
 def test_the_vocabulary_and_rules_import_no_other_claim_module(module):
-    imported = module_imports(PACKAGE / "claims" / module)
+    imported = module_imports(PACKAGE / "slots" / module)
     assert {m for m in imported if m.startswith("staging_ops.")} <= VOCABULARY
 
 
