@@ -23,11 +23,11 @@ import pytest
 import requests
 
 from staging_ops.claims import service as claims
-from staging_ops.claims.model import HoldsAnotherSlot, SlotRegistry, UnknownSlot
 from staging_ops.errors import Conflict
 from staging_ops.inventory import Inventory, load_inventory
 from staging_ops.registry import PostgresRegistry, migrate
 from staging_ops.registry.api_client import ApiRegistry
+from staging_ops.slots.model import HoldsAnotherSlot, SlotRegistry, UnknownSlot
 from staging_ops.web import create_app
 from staging_ops.web.auth import mint_token
 from staging_ops.web.server import BackgroundServer

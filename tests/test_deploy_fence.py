@@ -29,10 +29,10 @@ import requests
 
 from devtools.sample_repo import push_branch
 from staging_ops.claims import service as claims
-from staging_ops.claims.model import SlotState
 from staging_ops.inventory import load_inventory
 from staging_ops.registry import PostgresRegistry
 from staging_ops.registry.api_client import ApiRegistry
+from staging_ops.slots.model import SlotState
 from tests.conftest import INVOKE, ROOT, run_invoke
 from tests.test_deploy import commit_of, deploy, served, wait_served
 from tests.webhook_fixtures import github_headers, merged_pr

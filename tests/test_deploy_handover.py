@@ -13,8 +13,8 @@ import pytest
 
 from devtools.probe import Probe
 from devtools.sample_repo import WRONG_COMMIT
-from staging_ops.claims.owner import default_owner
 from staging_ops.inventory import load_inventory
+from staging_ops.slots.owner import default_owner
 from tests.conftest import run_invoke
 from tests.test_deploy import GO_LIVE_STEPS, commit_of, deploy, releases, served
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from staging_ops.claims.model import SlotState
 from staging_ops.inventory import load_inventory
 from staging_ops.registry import PostgresRegistry, migrate
 from staging_ops.registry.changes import SharedStamp
+from staging_ops.slots.model import SlotState
 from tests.conftest import execute
 
 HOUR = 3600.0

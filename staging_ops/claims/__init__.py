@@ -1,4 +1,4 @@
-"""Claims: who holds which slot. model.py (states, events, parsing, the registry Protocol),
-rules.py (the claim rules, pure), owner.py (who is asking), service.py (claim, release,
-status), reap.py (what reap frees, and freeing it), branches.py (what git says of a branch),
-view.py (text output)."""
+"""Claims, the use-cases: service.py (claim, release, status), reap.py (what reap frees, and
+freeing it), branches.py (what git says of a branch), auto_release.py and scheduled_reap.py
+(the release rule, automated), view.py (text output). Their vocabulary and rules are in
+staging_ops/slots."""

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from staging_ops.claims.model import SlotRegistry, SlotState
 from staging_ops.claims.reap import deployed_by_holder as _deployed_by_holder
 from staging_ops.errors import Conflict, StagingError
 from staging_ops.inventory import Inventory
+from staging_ops.slots.model import SlotRegistry, SlotState
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class AutoReleaseOutcome:
 def _task_in_branch(branch: str) -> str | None:
     # Imported here: deploy's module brings Fabric, which a webhook that names a slot's
     # deployed branch never needs.
-    from staging_ops.deploy.branch import task_from_branch
+    from staging_ops.slots.branch import task_from_branch
 
     return task_from_branch(branch)
 

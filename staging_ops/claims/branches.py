@@ -18,8 +18,8 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from staging_ops.claims.model import BRANCH, MAIN_BRANCH
 from staging_ops.errors import BadInput, StagingError
+from staging_ops.slots.model import BRANCH, MAIN_BRANCH
 
 GIT_TIMEOUT = 120.0
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from staging_ops.claims.model import MAIN_BRANCH, SlotRegistry, SlotState, format_duration
-from staging_ops.claims.owner import owner_or_default
 from staging_ops.errors import Conflict, StagingError
+from staging_ops.slots.model import MAIN_BRANCH, SlotRegistry, SlotState, format_duration
+from staging_ops.slots.owner import owner_or_default
 
 # For annotations only: `invoke status` imports this module (through view.py), and git's
 # module is loaded only when reap asks git.

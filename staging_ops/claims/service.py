@@ -4,7 +4,7 @@ environment names).
 tasks.py parses flags and prints; this module turns flags into validated requests, waits for a
 slot when asked to, releases (with --stop / --reset-db under the slot's deploy lock), and
 merges the registry with the inventory and live health for `status`. The rules a claim obeys
-are claims/rules.py, enforced by the registry; `reap` is claims/reap.py.
+are slots/rules.py, enforced by the registry; `reap` is claims/reap.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from staging_ops import parsing
-from staging_ops.claims.model import (
+from staging_ops.claims.reap import reap
+from staging_ops.drift import Drift, from_checks
+from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.inventory import Inventory, Slot
+from staging_ops.slots.model import (
     ClaimResult,
     HoldsAnotherSlot,
     ReleaseResult,
@@ -26,11 +30,7 @@ from staging_ops.claims.model import (
     parse_text,
     parse_ttl,
 )
-from staging_ops.claims.owner import owner_or_default
-from staging_ops.claims.reap import reap
-from staging_ops.drift import Drift, from_checks
-from staging_ops.errors import BadInput, Conflict, StagingError
-from staging_ops.inventory import Inventory, Slot
+from staging_ops.slots.owner import owner_or_default
 
 UNKNOWN_HEALTH = "?"
 MAX_WAIT = timedelta(days=1)  # how long `claim --wait` may keep trying

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from staging_ops.claims.model import ClaimResult, SlotEvent, format_duration, utc_text
 from staging_ops.claims.reap import ReapItem
 from staging_ops.claims.service import ReleaseOutcome
 from staging_ops.output import table
 from staging_ops.processes.status import compact
+from staging_ops.slots.model import ClaimResult, SlotEvent, format_duration, utc_text
 
 STATUS_COLUMNS = (
     "slot",

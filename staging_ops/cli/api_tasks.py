@@ -41,8 +41,8 @@ def api_serve(c, host="127.0.0.1", port="8700", workers="0"):
 def api_token(c, subject="", ttl="12h"):
     """Print an admin JWT for STAGING_API_TOKEN (signed with STAGING_API_JWT_SECRET)."""
     from staging_ops import parsing
-    from staging_ops.claims.model import MAX_TTL
-    from staging_ops.claims.owner import default_owner
+    from staging_ops.slots.model import MAX_TTL
+    from staging_ops.slots.owner import default_owner
     from staging_ops.web import auth
 
     seconds = int(parsing.duration(ttl, "ttl", high=MAX_TTL).total_seconds())

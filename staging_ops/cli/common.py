@@ -46,7 +46,7 @@ def load(c: Any) -> inv.Inventory:
 
 def operator(owner: str) -> str:
     """Who runs the command: --owner, then git config user.email, then $USER."""
-    from staging_ops.claims.owner import owner_or_default
+    from staging_ops.slots.owner import owner_or_default
 
     return owner_or_default(owner or None)
 

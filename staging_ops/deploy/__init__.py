@@ -8,11 +8,11 @@ lock-*.sh, run with its values as arguments.
 Here `rollback` and `logs` are the functions; the modules of those names hold their pieces
 (import from them by full name: `from staging_ops.deploy.rollback import rollback_target`)."""
 
-from staging_ops.deploy.branch import task_from_branch, validate_branch
 from staging_ops.deploy.logs import SERVICE_NAMES, logs
 from staging_ops.deploy.recipes import deploy, rollback
 from staging_ops.deploy.steps import DeployResult
 from staging_ops.deploy.verify import verify_slot
+from staging_ops.slots.branch import task_from_branch, validate_branch
 
 __all__ = [
     "SERVICE_NAMES",

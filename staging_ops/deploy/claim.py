@@ -25,9 +25,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from staging_ops.claims.model import SlotState, parse_task, parse_ttl
 from staging_ops.errors import BadInput, Conflict
 from staging_ops.inventory import Slot
+from staging_ops.slots.model import SlotState, parse_task, parse_ttl
 
 CLAIM_TTL = "7d"
 # A release's reason that names its branch merged or deleted, as written by the GitHub webhook

@@ -39,7 +39,6 @@ from staging_ops.deploy import (
     release,
     switch,
 )
-from staging_ops.deploy.branch import task_from_branch, validate_branch
 from staging_ops.deploy.failure import record_failure
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.reconnect import check_live, connection_lost, lost_line, regain
@@ -58,6 +57,7 @@ from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.remote import Unreachable
 from staging_ops.render import public_url
+from staging_ops.slots.branch import task_from_branch, validate_branch
 
 # Nothing serves from the new release yet: a failure here needs no rollback.
 PREPARE = (fetch.STEP, hold.STEP, release.STEP, migrate.STEP)

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from staging_ops import remote
-from staging_ops.claims.owner import owner_or_default
 from staging_ops.deploy import lock as slot_lock
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.render import slot_units, worker_unit_prefix
 from staging_ops.slot_layout import SlotPaths
+from staging_ops.slots.owner import owner_or_default
 
 # How long a stop waits for a deploy that holds the slot's lock (its last steps, say) before
 # it gives up with a Conflict naming the holder. Longer waits belong to the operator.

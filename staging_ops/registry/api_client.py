@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from staging_ops.claims.model import (
+from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.slots.model import (
     ClaimResult,
     DeployRecord,
     HoldsAnotherSlot,
@@ -26,7 +27,6 @@ from staging_ops.claims.model import (
     SlotState,
     UnknownSlot,
 )
-from staging_ops.errors import BadInput, Conflict, StagingError
 
 API_PREFIX = "/api/staging"
 TIMEOUT = 15.0

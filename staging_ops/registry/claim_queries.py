@@ -2,7 +2,7 @@
 
 Each one's deciding statement is a single UPDATE: the check (is the slot free? is this the
 holder?) sits in its WHERE clause, so no other session can slip in between a check and a
-write. When an UPDATE is refused, these read the slot again and claims/rules.py says why.
+write. When an UPDATE is refused, these read the slot again and slots/rules.py says why.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from typing import Any
 
 import psycopg2.errors
 
-from staging_ops.claims.model import ClaimResult, ReleaseResult, SlotState
-from staging_ops.claims.rules import (
+from staging_ops.errors import Conflict, StagingError
+from staging_ops.registry.schema import compose, slot_columns, slot_state
+from staging_ops.slots.model import ClaimResult, ReleaseResult, SlotState
+from staging_ops.slots.rules import (
     held_by_another_task,
     holds_another_slot,
     no_free_qa_slot,
     not_registered,
 )
-from staging_ops.errors import Conflict, StagingError
-from staging_ops.registry.schema import compose, slot_columns, slot_state
 
 
 class Retry(Exception):

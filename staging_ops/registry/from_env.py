@@ -1,5 +1,5 @@
 """Which registry the environment names: PostgreSQL (STAGING_REGISTRY_DSN) or the Staging API
-(STAGING_API_URL + STAGING_API_TOKEN). Both implement claims.model.SlotRegistry, so claim,
+(STAGING_API_URL + STAGING_API_TOKEN). Both implement slots.model.SlotRegistry, so claim,
 deploy and status never know which one they were given."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 
-from staging_ops.claims.model import SlotRegistry
 from staging_ops.errors import BadInput
+from staging_ops.slots.model import SlotRegistry
 
 ENV_DSN = "STAGING_REGISTRY_DSN"
 ENV_API_URL = "STAGING_API_URL"

@@ -9,7 +9,8 @@ from typing import Any
 
 from psycopg2 import sql
 
-from staging_ops.claims.model import (
+from staging_ops.registry.schema import EVENT_COLUMNS, EVENTS, compose
+from staging_ops.slots.model import (
     DEPLOY_FAILED,
     SlotEvent,
     failed_deploy_detail,
@@ -17,7 +18,6 @@ from staging_ops.claims.model import (
     parse_commit,
     parse_text,
 )
-from staging_ops.registry.schema import EVENT_COLUMNS, EVENTS, compose
 
 
 def select_history(cur: Any, slot_id: int | None, limit: int) -> list[SlotEvent]:

@@ -4,7 +4,7 @@ Each operation is one short transaction whose deciding statement is a single UPD
 (claim_queries.py), so no other session can slip in between a check and a write. The database
 enforces the rules as well (CHECK constraints, a partial unique index for "one slot per
 task"), and a trigger writes every change to the append-only marts.staging_slot_events in the
-same transaction (history.py reads it). The rules themselves are stated in claims/rules.py;
+same transaction (history.py reads it). The rules themselves are stated in slots/rules.py;
 when an UPDATE is refused, that module says why.
 
 The pool, its transactions and the read cache: pool.py; connections and their errors: dsn.py;
@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import timedelta
 
-from staging_ops.claims.model import (
+from staging_ops.errors import BadInput, StagingError
+from staging_ops.registry import claim_queries
+from staging_ops.registry.changes import MAX_AGE_SECONDS, ReadCache
+from staging_ops.registry.claim_queries import Retry, fetch_slot
+from staging_ops.registry.history import insert_failed_deploy, select_history
+from staging_ops.registry.pool import Connections
+from staging_ops.registry.schema import compose, slot_state
+from staging_ops.slots.model import (
     ClaimResult,
     DeployRecord,
     ReleaseResult,
@@ -31,14 +38,7 @@ from staging_ops.claims.model import (
     parse_commit,
     parse_task,
 )
-from staging_ops.claims.rules import release_not_allowed, release_refusal
-from staging_ops.errors import BadInput, StagingError
-from staging_ops.registry import claim_queries
-from staging_ops.registry.changes import MAX_AGE_SECONDS, ReadCache
-from staging_ops.registry.claim_queries import Retry, fetch_slot
-from staging_ops.registry.history import insert_failed_deploy, select_history
-from staging_ops.registry.pool import Connections
-from staging_ops.registry.schema import compose, slot_state
+from staging_ops.slots.rules import release_not_allowed, release_refusal
 
 # How often a claim is retried when a concurrent session changed the picture between our
 # UPDATE and our diagnosis (rare; each retry is a fresh transaction).

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-from staging_ops.claims.model import SlotEvent, SlotState
+from staging_ops.slots.model import SlotEvent, SlotState
 
 SCHEMA = "marts"
 SLOTS = sql.Identifier(SCHEMA, "staging_slots")

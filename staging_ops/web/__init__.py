@@ -13,9 +13,9 @@ import os
 from flask import Flask
 
 from staging_ops import slot_access
-from staging_ops.claims.model import SlotRegistry
 from staging_ops.inventory import Inventory
 from staging_ops.registry.changes import SHARED_STAMP_ENV
+from staging_ops.slots.model import SlotRegistry
 from staging_ops.web import auth
 from staging_ops.web.api import api_blueprint
 from staging_ops.web.dashboard import register_dashboard

@@ -15,7 +15,8 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from staging_ops import parsing
-from staging_ops.claims.model import (
+from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.slots.model import (
     SlotRegistry,
     UnknownSlot,
     parse_branch,
@@ -24,7 +25,6 @@ from staging_ops.claims.model import (
     parse_text,
     parse_ttl,
 )
-from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.web import auth
 from staging_ops.web.media import json_type_problem
 from staging_ops.web.openapi import openapi_document

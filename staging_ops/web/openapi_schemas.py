@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from staging_ops import parsing
-from staging_ops.claims.model import BRANCH_PATTERN, MAX_TEXT, MAX_TTL, MIN_TTL
+from staging_ops.slots.model import BRANCH_PATTERN, MAX_TEXT, MAX_TTL, MIN_TTL
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _TEXT = {"type": ["string", "null"]}

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from staging_ops import parsing
-from staging_ops.claims.model import MAX_TTL, MIN_TTL, parse_task, parse_ttl
 from staging_ops.errors import BadInput
+from staging_ops.slots.model import MAX_TTL, MIN_TTL, parse_task, parse_ttl
 
 VALID = {1, 2, 3, 4, 10}
 # Unicode digits, blanks, signs, underscores, exponents, floats and overflows.

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from staging_ops.claims.auto_release import Trigger, holders
-from staging_ops.claims.model import SlotState
+from staging_ops.slots.model import SlotState
 from staging_ops.web.webhooks import github, linear
 from staging_ops.web.webhooks.decision import IGNORE, PING, RELEASE, hmac_hex
 from tests.webhook_fixtures import deleted_branch, fixture, linear_done, merged_pr

@@ -21,9 +21,9 @@ from flask import (
     url_for,
 )
 
-from staging_ops.claims.model import SlotRegistry
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory
+from staging_ops.slots.model import SlotRegistry
 from staging_ops.web import auth
 from staging_ops.web.api import PREFIX as API_PREFIX
 from staging_ops.web.api import auth_error_response, staging_error_response

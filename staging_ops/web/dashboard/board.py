@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from staging_ops.claims.model import SlotEvent, SlotRegistry, utc_text
 from staging_ops.claims.service import slot_drift, status_rows
 from staging_ops.inventory import Inventory, Slot
+from staging_ops.slots.model import SlotEvent, SlotRegistry, utc_text
 from staging_ops.web.dashboard.health_cache import Health
 
 EVENTS_SHOWN = 15

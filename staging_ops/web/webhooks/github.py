@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from staging_ops.claims.model import BRANCH
+from staging_ops.slots.model import BRANCH
 from staging_ops.web.webhooks.decision import (
     PING,
     RELEASE,

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from staging_ops.claims.model import TASK_KEY
+from staging_ops.slots.model import TASK_KEY
 from staging_ops.web.webhooks.decision import (
     RELEASE,
     Decision,

@@ -30,10 +30,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from staging_ops.claims.auto_release import AutoReleaseOutcome, Trigger, auto_release
-from staging_ops.claims.model import SlotRegistry
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory
 from staging_ops.registry import deliveries
+from staging_ops.slots.model import SlotRegistry
 from staging_ops.web.app_inventory import inventory_or_none
 from staging_ops.web.media import json_type_problem
 from staging_ops.web.webhooks import github, linear

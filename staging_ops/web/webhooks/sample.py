@@ -198,7 +198,7 @@ def test_event(
         payload = github_payload(event, repo, branch, merged=not unmerged)
         signed = sign(endpoint(url, source), payload, secret_for(source), event)
     elif source == "linear":
-        from staging_ops.claims.model import parse_task
+        from staging_ops.slots.model import parse_task
 
         if state not in LINEAR_STATES:
             raise BadInput(f"--state must be one of {', '.join(LINEAR_STATES)}")

@@ -8,7 +8,7 @@ from staging_ops.claims import branches as branches_module
 from staging_ops.claims.branches import BranchFacts
 from staging_ops.claims.reap import ReapItem, find_reapable, judged_by_branch, plan_reap
 from staging_ops.errors import StagingError
-from tests.unit.claims.states import HOUR, NOW, slot
+from tests.unit.slots.states import HOUR, NOW, slot
 
 GIT = BranchFacts(
     heads={"main": "m0", "feature/merged": "a1", "feature/open": "b2", "feature/fresh": "c3"},

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from staging_ops.claims.model import failed_deploy_detail
 from staging_ops.deploy.candidate import OK, judge_version
 from staging_ops.processes.judge import builtin_check, judge_answer
+from staging_ops.slots.model import failed_deploy_detail
 
 COMMIT = "a" * 40
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from staging_ops.claims.model import SlotState
 from staging_ops.deploy.claim import ClaimCheck, branch_gone, deploy_claim, lost, rollback_claim
 from staging_ops.errors import BadInput, Conflict
 from staging_ops.inventory import Slot
+from staging_ops.slots.model import SlotState
 from staging_ops.web.webhooks import github
 
 SLOT = Slot(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from staging_ops.claims.model import HoldsAnotherSlot, UnknownSlot
-from staging_ops.claims.rules import (
+from staging_ops.errors import Conflict
+from staging_ops.slots.model import HoldsAnotherSlot, UnknownSlot
+from staging_ops.slots.rules import (
     auto_pick,
     decide_claim,
     release_refusal,
     slot_held_by,
 )
-from staging_ops.errors import Conflict
-from tests.unit.claims.states import HOUR, NOW, registry, slot
+from tests.unit.slots.states import HOUR, NOW, registry, slot
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from staging_ops.claims.model import HoldsAnotherSlot, SlotState, UnknownSlot, utc_text
 from staging_ops.errors import Conflict
+from staging_ops.slots.model import HoldsAnotherSlot, SlotState, UnknownSlot, utc_text
 
 QA_ROLE = "qa"
 STAGING_ROLE = "staging"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from staging_ops.claims.model import SlotState
+from staging_ops.slots.model import SlotState
 
 NOW = datetime(2025, 1, 8, 10, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

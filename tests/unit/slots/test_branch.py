@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from staging_ops.deploy import task_from_branch, validate_branch
 from staging_ops.errors import BadInput
+from staging_ops.slots.branch import task_from_branch, validate_branch
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import os
 import subprocess
 from collections.abc import Mapping
 
-from staging_ops.claims.model import parse_text
 from staging_ops.errors import BadInput
+from staging_ops.slots.model import parse_text
 
 
 def default_owner(env: Mapping[str, str] | None = None) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 
-from staging_ops.claims.model import parse_branch
 from staging_ops.errors import BadInput
+from staging_ops.slots.model import parse_branch
 
 LINEAR_KEY = re.compile(r"(?i)(?:^|[^a-z0-9])([a-z][a-z0-9]*-[0-9]+)(?:[^0-9]|$)")
 
