@@ -254,3 +254,30 @@ def test_slot_directories_get_the_service_users_primary_group(
     assert not back["failed"], back
     assert Path(slot_dir).owner() == SERVICE_USER
     assert provision_json(sandbox)["changed"] == 0
+
+
+# --- the SSH connection lost in the middle of a run -----------------------------------------------
+
+
+def test_a_connection_cut_before_the_upload_is_regained_and_the_run_converges(sandbox, provisioned):
+    """The connection's socket shut down just before the upload (as a dropped network, or a
+    fresh droplet's session gone after apt): the run connects again, converges from the host
+    as it is, and succeeds; what the cut failed is marked retried; a second run changes
+    nothing."""
+    vhost = sandbox.hosts[0].root / "etc/nginx/sites-available/staging-5.justapply.net.conf"
+    good = vhost.read_bytes()
+    vhost.write_bytes(good + b"# drift\n")
+    report = provision_json(sandbox, env={"STAGING_OPS_CUT_AT": "provision:before-upload"})
+    assert not report["failed"], report
+    steps = report["hosts"][0]["steps"]
+    names = [s["step"] for s in steps]
+    reconnect = steps[names.index("reconnect")]
+    assert reconnect["outcome"] == "changed"
+    assert "the connection was lost" in reconnect["detail"]
+    assert {s["step"] for s in steps if s["outcome"] == "retried"} >= {"upload"}
+    assert not [s for s in steps if s["outcome"] == "failed"]
+    # The second pass planned from the host as it was: the drifted vhost once, restored.
+    files = [c for c in _changes(report) if c["step"] == "nginx files"]
+    assert files == [{"step": "nginx files", "target": str(vhost), "action": "update"}]
+    assert vhost.read_bytes() == good
+    assert provision_json(sandbox)["changed"] == 0

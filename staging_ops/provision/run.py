@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
+import paramiko
 import psycopg2
 
 from staging_ops import crash_points, output, remote, slot_access
@@ -41,6 +42,18 @@ from staging_ops.provision.report import HostReport, ProvisionReport
 from staging_ops.remote.facts import HostFacts
 
 __all__ = ["HostReport", "HostRun", "ProvisionReport", "installs_postgres_server", "provision_all"]
+
+# What paramiko raises when the connection goes away under a command or an upload.
+_LOST = (EOFError, OSError, paramiko.SSHException)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _lost(host: Host, exc: BaseException) -> StagingError:
+    return StagingError(f"{host.name}: lost the SSH connection ({_reason(exc)})")
+
 
 # nginx's own severities for a configuration it refuses.
 _NGINX_ERROR = re.compile(r"\[(emerg|alert|crit|error)\]")
@@ -78,7 +91,7 @@ class HostRun:
             with self.step("connect"):
                 self.remote = remote.connect(self.host)
             try:
-                self._converge()
+                self._converge_once_more_if_cut()
             finally:
                 self.report.commands = self.remote.commands
                 self.report.uploads = self.remote.uploads
@@ -89,6 +102,38 @@ class HostRun:
         self.report.seconds = time.monotonic() - start
         self.report.steps = self.log.steps
         return self.report
+
+    def _converge_once_more_if_cut(self) -> None:
+        """Converge; if the SSH connection was lost on the way (a network drop, or a fresh
+        droplet's sshd session gone right after apt), connect again and converge once more:
+        every step plans from the host as it is, so what was done is not done twice. The
+        steps the lost connection failed are marked `retried`; the report counts the changes
+        of the second pass (what was done before the cut is in the steps' lines)."""
+        mark = len(self.log.steps)
+        try:
+            self._converge()
+        except (StagingError, *_LOST) as exc:
+            if self._connected():
+                raise
+            if self.check:
+                raise _lost(self.host, exc) from None
+            for rec in self.log.steps[mark:]:
+                if rec.get("outcome") == "failed":
+                    rec["outcome"] = "retried"
+            with self.step("reconnect") as rec:
+                self.remote.close()
+                self.remote = remote.connect(self.host)
+                rec["outcome"] = "changed"
+                rec["detail"] = f"the connection was lost ({_reason(exc)}): converging again"
+            self.report.changes.clear()
+            try:
+                self._converge()
+            except _LOST as again:
+                raise _lost(self.host, again) from None
+
+    def _connected(self) -> bool:
+        transport = self.remote.connection.client.get_transport()
+        return transport is not None and transport.is_active()
 
     def _converge(self) -> None:
         request = facts_request(self.inventory, self.host, self.slots)
@@ -148,6 +193,8 @@ class HostRun:
             with self.step(step) as rec:
                 self._record(rec, step, plan.changes[step])
         if not self.check:
+            transport = self.remote.connection.client.get_transport()
+            crash_points.cut_point("provision:before-upload", transport and transport.sock)
             with self.step("upload") as rec:
                 apply.upload(self.remote, plan.upload)
                 rec["detail"] = f"{plan.files} files, {len(plan.upload.links)} links"
