@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from staging_ops import remote
+from staging_ops.deploy.restart import drained
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.deploy.verify import UnitFailed, check_units_alive, ssh_get
 from staging_ops.errors import StagingError
@@ -80,6 +81,7 @@ def stop(deployer: Deployer) -> None:
 
 
 def _script(deployer: Deployer, verb: str, release: str) -> None:
+    app, slot = deployer.app, deployer.slot
     command = remote.script_command(
         "deploy-candidate.sh",
         script_text("deploy-restart-units.sh"),
@@ -89,7 +91,10 @@ def _script(deployer: Deployer, verb: str, release: str) -> None:
         len(deployer.candidate_units),
         # Every candidate unit is stopped first (a killed deploy's, whatever it declared); the
         # declared ones come first and are started.
-        *dict.fromkeys([*deployer.candidate_units, *candidate_units(deployer.app, deployer.slot)]),
+        *drained(
+            list(dict.fromkeys([*deployer.candidate_units, *candidate_units(app, slot)])),
+            dict(zip(candidate_units(app, slot), slot.candidate_ports(deployer.host), strict=True)),
+        ),
     )
     code, out, err = deployer.run(command, check=False, guarded=True)
     if code != 0:

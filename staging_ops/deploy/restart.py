@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 from staging_ops import crash_points, remote
 from staging_ops.deploy.steps import tail
 from staging_ops.errors import StagingError
+from staging_ops.processes import AIRFLOW, WEB
 from staging_ops.remote.scripts import script_text
+from staging_ops.render import slot_units
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
@@ -42,7 +44,7 @@ def restart(
         f"{deployer.paths.root}/.restart.log",
         "stop" if stop_only else "restart",
         len(units),
-        *units,
+        *drained(units, main_ports(deployer)),
         *unwaited,
     )
     code, out, err = deployer.run(command, check=False, guarded=True)
@@ -50,6 +52,20 @@ def restart(
     deployer.restarts_before.update(restarts_before([*units, *unwaited], first))
     if code != 0:
         raise StagingError(tail(out or err))
+
+
+def main_ports(deployer: Deployer) -> dict[str, int]:
+    """Each main web unit of the slot and the loopback port it serves."""
+    ports = {WEB: deployer.slot.ui_port, AIRFLOW: deployer.slot.airflow_port}
+    types = deployer.spec.port_types
+    units = slot_units(deployer.app, deployer.slot, types)
+    return dict(zip(units, (ports[t] for t in types), strict=True))
+
+
+def drained(units: list[str], ports: dict[str, int]) -> list[str]:
+    """`units` as deploy-restart-units.sh takes them: UNIT=PORT for a unit that serves a port
+    (drained, then its exit cut short), the others by name."""
+    return [f"{unit}={ports[unit]}" if unit in ports else unit for unit in units]
 
 
 def restarts_before(units: list[str], line: str) -> dict[str, int]:

@@ -1,4 +1,4 @@
-# deploy-restart.sh UNITS_SCRIPT MARK OUTLOG VERB WAITED UNIT...
+# deploy-restart.sh UNITS_SCRIPT MARK OUTLOG VERB WAITED UNIT[=PORT]...
 #
 # Resets each UNIT's failed state (a unit that crash-looped has hit systemd's start limit, and
 # a restart into a good release would be refused), then prints MARK and each UNIT's NRestarts
@@ -10,10 +10,15 @@
 # workers, judged later by their settle check) are not: their output goes to OUTLOG.more.
 units_script=$1 mark=$2 outlog=$3 verb=$4 waited=$5
 shift 5
-systemctl reset-failed "$@" 2>/dev/null
-# The counts are split on purpose: one line of them, after MARK.
-# shellcheck disable=SC2046
-echo "$mark" $(systemctl show -p NRestarts --value "$@" 2>/dev/null)
+# A UNIT may come as UNIT=PORT (deploy-restart-units.sh drains it): systemctl gets the names.
+names=""
+for arg in "$@"; do names="$names ${arg%=*}"; done
+# Unit names have no blanks: split on purpose, here and for the counts (one line of them,
+# after MARK).
+# shellcheck disable=SC2086
+systemctl reset-failed $names 2>/dev/null
+# shellcheck disable=SC2046,SC2086
+echo "$mark" $(systemctl show -p NRestarts --value $names 2>/dev/null)
 first="" n=0
 for unit in "$@"; do
     n=$((n + 1))

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -430,3 +432,73 @@ def test_fetch_clones_the_mirror_once_and_reads_the_branch(tmp_path):
     again = fetch("main")
     assert again.returncode == 0 and again.stdout != head
     assert fetch("nope").returncode == NOT_FOUND
+
+
+# --- deploy-restart-units.sh: a served port drained, then the exit cut short ---------------
+
+# A server that, on SIGTERM, stops listening (its last request answered) and then takes 30 s
+# to exit, as a big interpreter's teardown does; it writes `exited` if it ever gets there.
+SLOW_EXIT_SERVER = """
+import signal, socket, sys, time
+listener = socket.create_server(("127.0.0.1", 0))
+open(sys.argv[1] + "/port", "w").write(str(listener.getsockname()[1]))
+def term(*_):
+    listener.close()
+    time.sleep(30)
+    open(sys.argv[1] + "/exited", "w").write("")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, term)
+while True:
+    time.sleep(0.1)
+"""
+
+# systemctl for one unit: `show -p MainPID` names the server, `stop` signals it and waits for
+# it to be gone (as systemd does, up to TimeoutStopSec).
+STOPPING_SYSTEMCTL = """#!/bin/sh
+echo "$*" >> "$CALLS"
+case "$1" in
+  show) echo "MainPID=$(cat "$SERVER_PID")" ;;
+  stop)
+    pid=$(cat "$SERVER_PID")
+    kill -TERM "$pid"
+    while kill -0 "$pid" 2>/dev/null && [ "$(cut -d' ' -f3 /proc/$pid/stat)" != Z ]; do
+      sleep 0.05
+    done ;;
+esac
+"""
+
+
+def test_a_drained_unit_has_its_slow_exit_killed_once_its_port_is_free(tmp_path):
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir()
+    fake.write_text(STOPPING_SYSTEMCTL)
+    fake.chmod(0o755)
+    server = subprocess.Popen([sys.executable, "-c", SLOW_EXIT_SERVER, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "port").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        (tmp_path / "pid").write_text(str(server.pid))
+        port = (tmp_path / "port").read_text()
+        env = {
+            "PATH": f"{fake.parent}:/usr/bin:/bin",
+            "CALLS": str(tmp_path / "calls"),
+            "SERVER_PID": str(tmp_path / "pid"),
+        }
+        result = sh("deploy-restart-units.sh", "stop", f"app.service={port}", env=env)
+        assert result.returncode == 0, result.stderr
+        # Killed once it stopped listening, not waited for through its 30 s exit.
+        assert server.wait(timeout=5) == -signal.SIGKILL
+        assert not (tmp_path / "exited").exists()
+        assert "reset-failed app.service" in (tmp_path / "calls").read_text()
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_unit_without_a_port_is_waited_for(tmp_path, systemctl):
+    env, calls = systemctl
+    result = sh("deploy-restart-units.sh", "stop", "a.service", env=env)
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text().splitlines() == ["stop a.service"]
