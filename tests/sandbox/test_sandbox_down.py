@@ -22,7 +22,7 @@ from devtools import sandbox as sandbox_mod
 from devtools.sandbox import stopping
 from staging_ops.web.server import ensure_port_free
 from tests.conftest import free_port, sandbox_ports
-from tests.test_api_server import wait_for
+from tests.sandbox.test_api_server import wait_for
 
 
 def sandbox_processes(directory: Path) -> list[str]:
