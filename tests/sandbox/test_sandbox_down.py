@@ -1,5 +1,6 @@
 """`sandbox.down` leaves nothing of the sandbox running: the dashboard's granian workers
-included, even one its server left behind, and never a process that is not the sandbox's.
+included, even one its server left behind, a gunicorn that renamed itself and left the process
+tree it was started from, and never a process that is not the sandbox's.
 
 A worker that outlived `down` kept serving the dashboard's port (SO_REUSEPORT) for good: the
 dashboard test failed about one run in four that way.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -18,8 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
+from devtools import cgroups
 from devtools import sandbox as sandbox_mod
 from devtools.sandbox import stopping
+from staging_ops.inventory import load_inventory
+from staging_ops.remote import connect
 from staging_ops.web.server import ensure_port_free
 from tests.conftest import free_port, sandbox_ports
 from tests.sandbox.test_api_server import wait_for
@@ -132,3 +139,88 @@ def _listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+WSGI_APP = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+@pytest.fixture(scope="module")
+def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with a real gunicorn and setproctitle (with which gunicorn renames itself, as in
+    the Campaign UI's venv), from the configured package index; its gunicorn."""
+    venv = tmp_path_factory.mktemp("gunicorn") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+    installed = subprocess.run(
+        [*pip, "gunicorn", "setproctitle"], capture_output=True, text=True, timeout=300
+    )
+    if installed.returncode != 0:
+        pytest.skip(f"gunicorn is not installable here: {installed.stderr.strip()[-200:]}")
+    return venv / "bin" / "gunicorn"
+
+
+def test_down_stops_a_gunicorn_that_renamed_itself_and_left_the_tree(
+    gunicorn: Path, tmp_path: Path
+) -> None:
+    """A gunicorn daemon started over the sandbox's SSH, as a deploy would start a slot's app:
+    it double-forks away from the session (its parent is no process of ours), rewrites its
+    command line and environment, and works outside the sandbox directory, so neither the
+    recorded PIDs' trees nor anything a process says about itself finds it. The sandbox's
+    cgroup does: after `down` no process of it runs, by PID."""
+    directory = Path(tempfile.mkdtemp(prefix="staging-ops-sbx-gunicorn-"))
+    directory.chmod(0o755)
+    app, port = tmp_path / "app", free_port()
+    app.mkdir()
+    (app / "wsgi_app.py").write_text(WSGI_APP)
+    pid_file = app / "gunicorn.pid"
+    found: list[int] = []
+    try:
+        box = sandbox_mod.up(directory, slots=1, ports=sandbox_ports(800))
+        if not cgroups.top_dirs(box.cgroup):
+            pytest.skip("this machine gives the sandbox no cgroup (not root?)")
+        remote = connect(load_inventory(box.inventory_path).hosts["h1"])
+        try:
+            daemon = [str(gunicorn), "--daemon", "--workers", "2", "--pid", str(pid_file)]
+            bind = ["--bind", f"127.0.0.1:{port}", "wsgi_app:app"]
+            remote.run(f"cd {shlex.quote(str(app))} && {shlex.join(daemon + bind)}")
+        finally:
+            remote.close()
+        wait_for(lambda: pid_file.exists() and _listening(port))
+        master = int(pid_file.read_text())
+        wait_for(lambda: len(_children(master)) == 2)
+        found = [master, *_children(master)]
+        title = Path(f"/proc/{master}/cmdline").read_bytes()
+        assert title.startswith(b"gunicorn: master"), title  # renamed: no path, no venv
+        assert _parent(master) not in {*box.pids.values(), os.getpid()}
+        assert not any(sandbox_mod._alive(pid, box) for pid in found)  # nothing says "ours"
+        assert set(found) <= set(cgroups.pids(box.cgroup))
+
+        stopped = sandbox_mod.down(directory)
+
+        assert f"{len(found)} leftover processes" in stopped
+        assert [pid for pid in found if stopping.running(pid)] == []
+        ensure_port_free("127.0.0.1", port)
+        assert cgroups.top_dirs(box.cgroup) == []
+        assert sandbox_processes(directory) == []
+    finally:
+        sandbox_mod.down(directory)
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+
+
+def _parent(pid: int) -> int:
+    return int(_stat(pid)[1])
+
+
+def _children(pid: int) -> list[int]:
+    return [child for child in stopping.descendants(pid) if _parent(child) == pid]
