@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,15 +32,18 @@ def hierarchies() -> list[Path]:
 
 
 def create(name: str) -> Path | None:
-    """Cgroup `name` in the first writable hierarchy (cgroup2 first); None when there is none:
-    the caller then tracks its processes by their recorded PIDs alone."""
+    """Cgroup `name` in the first hierarchy that lets a process join it (cgroup2 first); None
+    when there is none: the caller then tracks its processes by their recorded PIDs alone."""
     found = hierarchies()
     for root in sorted(found, key=lambda r: not (r / "cgroup.controllers").exists()):
         try:
             (root / name).mkdir(exist_ok=True)
         except OSError:
             continue
-        return root / name
+        joined = subprocess.run(member_command(name, ["true"]), capture_output=True, check=False)
+        if joined.returncode == 0:
+            return root / name
+        remove(name)
     return None
 
 

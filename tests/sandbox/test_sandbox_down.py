@@ -24,7 +24,7 @@ import pytest
 
 from devtools import cgroups
 from devtools import sandbox as sandbox_mod
-from devtools.sandbox import stopping
+from devtools.sandbox import processes, stopping
 from staging_ops.inventory import load_inventory
 from staging_ops.remote import connect
 from staging_ops.web.server import ensure_port_free
@@ -201,7 +201,7 @@ def test_down_stops_a_gunicorn_that_renamed_itself_and_left_the_tree(
 
         stopped = sandbox_mod.down(directory)
 
-        assert f"{len(found)} leftover processes" in stopped
+        assert stopped[-1].endswith(" leftover processes"), stopped  # gunicorn's at least
         assert [pid for pid in found if stopping.running(pid)] == []
         ensure_port_free("127.0.0.1", port)
         assert cgroups.top_dirs(box.cgroup) == []
@@ -224,3 +224,24 @@ def _parent(pid: int) -> int:
 
 def _children(pid: int) -> list[int]:
     return [child for child in stopping.descendants(pid) if _parent(child) == pid]
+
+
+def test_a_command_joins_the_cgroup_with_its_arguments_intact_and_is_named_by_them() -> None:
+    name = f"staging-ops-test-{os.getpid()}"
+    if cgroups.create(name) is None:
+        pytest.skip("no writable cgroup hierarchy here (not root?)")
+    try:
+        words = ["a b; touch /tmp/never", "--", "$HOME", "'"]
+        probe = "import os, sys; print(open('/proc/self/cgroup').read()); print(sys.argv[1:])"
+        shown = subprocess.run(
+            cgroups.member_command(name, [sys.executable, "-c", probe, *words]),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert f"/{name}\n" in shown
+        assert shown.endswith(f"{words}\n")
+        with pytest.raises(sandbox_mod.StagingError, match=r"^sandbox: false 'no such' failed"):
+            processes.run(cgroups.member_command(name, ["false", "no such"]))
+    finally:
+        assert cgroups.remove(name) == []
