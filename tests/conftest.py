@@ -47,8 +47,12 @@ REALAPP = "realapp"
 
 
 def markers_for(path: Path) -> list[str]:
-    """The markers of a test module at `path`: its folder's, and `realapp` for the real app's."""
-    parts = path.relative_to(Path(__file__).parent).parts
+    """The markers of a test module at `path`: its folder's, and `realapp` for the real app's
+    (none for a module outside tests/, which a run may also collect)."""
+    tests = Path(__file__).parent
+    if not path.is_relative_to(tests):
+        return []
+    parts = path.relative_to(tests).parts
     found = [parts[0]] if len(parts) > 1 and parts[0] in FOLDERS else []
     if any(REALAPP in part for part in parts):
         found.append(REALAPP)

@@ -31,3 +31,4 @@ def test_a_module_is_marked_by_its_folder_and_the_real_app_by_its_name():
     assert markers_for(TESTS / "sandbox" / "realapp" / "test_x.py") == ["sandbox", REALAPP]
     assert markers_for(TESTS / "droplet" / "test_realapp_droplet.py") == ["droplet", REALAPP]
     assert markers_for(TESTS / "test_stray.py") == []
+    assert markers_for(ROOT / "bench" / "test_elsewhere.py") == []
