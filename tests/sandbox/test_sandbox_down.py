@@ -189,9 +189,9 @@ def test_down_stops_a_gunicorn_that_renamed_itself_and_left_the_tree(
             remote.run(f"cd {shlex.quote(str(app))} && {shlex.join(daemon + bind)}")
         finally:
             remote.close()
-        wait_for(lambda: pid_file.exists() and _listening(port))
+        wait_for(lambda: pid_file.exists() and _listening(port), timeout=30)
         master = int(pid_file.read_text())
-        wait_for(lambda: len(_children(master)) == 2)
+        wait_for(lambda: len(_children(master)) == 2, timeout=30)
         found = [master, *_children(master)]
         title = Path(f"/proc/{master}/cmdline").read_bytes()
         assert title.startswith(b"gunicorn: master"), title  # renamed: no path, no venv
