@@ -1,6 +1,6 @@
 """A client asking a slot's /api/version through nginx about 50 times a second while a deploy
 runs (and for a while after): what the issue's "never drop a request, never serve a broken
-release" is measured with, by tests/test_deploy_handover.py and bench/bench_deploy.py.
+release" is measured with, by tests/sandbox/test_deploy_handover.py and bench/bench_deploy.py.
 
 Requests go one after another on one kept-alive connection to nginx (as a browser's would),
 so the order of the answers is the order in which the slot gave them."""

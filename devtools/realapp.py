@@ -1,7 +1,7 @@
 """A sandbox for the real application: the sandbox droplet with the Campaign app's repository
 (devtools/campaign_repo.py) and an inventory whose [app] and [app.env] are the shipped
 inventory's, unchanged but for the repository, the interpreter the service user can run and
-the verify budget. Shared by tests/realapp and bench/bench_realapp.py.
+the verify budget. Shared by tests/sandbox/realapp and bench/bench_realapp.py.
 
 Example::
 

@@ -40,6 +40,34 @@ def sandbox_ports(extra: int = 0) -> sandbox_mod.Ports:
 
 TEST_PORTS = sandbox_ports()
 
+# Each test folder says what its tests need; its tests carry that marker (`-m unit`).
+FOLDERS = ("unit", "sandbox", "droplet")
+# The real Flask + Airflow app (tests/sandbox/realapp, tests/droplet/test_realapp_droplet.py).
+REALAPP = "realapp"
+
+
+def markers_for(path: Path) -> list[str]:
+    """The markers of a test module at `path`: its folder's, and `realapp` for the real app's
+    (none for a module outside tests/, which a run may also collect)."""
+    tests = Path(__file__).parent
+    if not path.is_relative_to(tests):
+        return []
+    parts = path.relative_to(tests).parts
+    found = [parts[0]] if len(parts) > 1 and parts[0] in FOLDERS else []
+    if any(REALAPP in part for part in parts):
+        found.append(REALAPP)
+    return found
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = markers_for(item.path)
+        for name in names:
+            item.add_marker(name)
+        if "unit" in names and "sandbox" in item.fixturenames:
+            # tests/unit runs without a host: a test that needs one belongs in tests/sandbox.
+            raise pytest.UsageError(f"{item.nodeid} is in tests/unit but uses the sandbox")
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[sandbox_mod.Sandbox]:

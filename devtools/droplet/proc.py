@@ -9,7 +9,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from devtools.cgroups import dirs as cgroup_dirs
+from devtools.cgroups import kill as kill_cgroup
+from devtools.cgroups import pids as cgroup_pids
+from devtools.cgroups import remove as remove_cgroups
+
+# systemd-nspawn wants the droplet in both of a hybrid host's trees.
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
+__all__ = [
+    "CGROUP_ROOTS",
+    "alive",
+    "cgroup_dirs",
+    "cgroup_pids",
+    "children",
+    "command_line",
+    "kill_cgroup",
+    "pid_namespace",
+    "remove_cgroups",
+    "stop_pid",
+]
 
 
 def command_line(pid: int) -> str:
@@ -68,48 +86,3 @@ def stop_pid(
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return True
-
-
-def cgroup_dirs(name: str) -> list[Path]:
-    """The droplet's cgroup directories in every hierarchy, deepest first (nspawn leaves
-    payload/ and supervisor/ below ours)."""
-    found: list[Path] = []
-    for root in CGROUP_ROOTS:
-        top = root / name
-        if top.is_dir():
-            found += [Path(d) for d, _, _ in os.walk(top)]
-    return sorted(found, key=lambda p: len(p.parts), reverse=True)
-
-
-def cgroup_pids(name: str) -> list[int]:
-    pids: set[int] = set()
-    for d in cgroup_dirs(name):
-        with contextlib.suppress(OSError):
-            pids.update(int(p) for p in (d / "cgroup.procs").read_text().split())
-    return sorted(pids)
-
-
-def kill_cgroup(name: str, timeout: float = 5.0) -> list[int]:
-    """SIGKILL every process in the droplet's own cgroups (after a crash the container's init
-    outlives nspawn; membership of our uniquely named cgroup is what makes them ours)."""
-    killed = cgroup_pids(name)
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = cgroup_pids(name)
-        if not pids or time.monotonic() > deadline:
-            return killed
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
-
-
-def remove_cgroups(name: str) -> list[Path]:
-    """rmdir the droplet's cgroup dirs depth-first; returns those that would not go."""
-    left = []
-    for d in cgroup_dirs(name):
-        try:
-            d.rmdir()
-        except OSError:
-            left.append(d)
-    return left

@@ -5,7 +5,8 @@ certificate), and a `systemctl` on the SSH session's PATH backed by docker-syste
 with `--root` inside the sandbox, so our real unit files really run. Shared by all hosts: one
 PostgreSQL cluster (run as the `postgres` OS user when we are root) and a bare git repository
 of examples/sample-app. Everything lives under one directory and listens on 127.0.0.1 only;
-`down` stops every process by the PID it recorded.
+`down` stops every process by the PID it recorded, then whatever else runs in the
+sandbox's cgroup (devtools/cgroups.py), whatever it renamed itself to.
 
 One module a job: state (what a sandbox is, state.json), lifecycle (up/down/status),
 processes (running commands, which PIDs are ours), stopping, postgres, sshd, host_root (a

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from devtools.sandbox.processes import sandbox_command
 from devtools.sandbox.state import Sandbox
 from staging_ops.errors import StagingError
 
@@ -22,7 +23,7 @@ def start_dashboard(sandbox: Sandbox, port: int, timeout: float = 15.0) -> None:
     command = [sys.executable, "-m", "staging_ops.web", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("ab") as out:
         process = subprocess.Popen(
-            command,
+            sandbox_command(sandbox, command),
             cwd=PROJECT,  # so `-m` finds staging_ops from any directory
             env={**os.environ, **sandbox.env()},
             stdin=subprocess.DEVNULL,

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from devtools.sandbox.processes import run, wait_for_file
+from devtools.sandbox.processes import run, sandbox_command, wait_for_file
 from devtools.sandbox.state import Sandbox, SandboxHost
 
 SYSTEMCTL = Path(__file__).resolve().parent / "systemctl.py"
@@ -101,7 +101,7 @@ http {{
 
 
 def start_nginx(sandbox: Sandbox, host: SandboxHost) -> None:
-    run(host.nginx_args())
+    run(sandbox_command(sandbox, host.nginx_args()))
     pid_file = host.root / "run/nginx.pid"
     sandbox.pids[f"{host.name}:nginx"] = int(wait_for_file(pid_file).read_text().strip())
     sandbox.save()

@@ -8,11 +8,11 @@ import signal
 import socket
 from pathlib import Path
 
-from devtools import envfile
+from devtools import cgroups, envfile
 from devtools.sandbox import api_server, host_root, inventory, postgres, sshd, stopping
 from devtools.sandbox.processes import alive, unit_pids, wait_listening
 from devtools.sandbox.state import Ports, Sandbox, SandboxHost, load
-from staging_ops.errors import BadInput
+from staging_ops.errors import BadInput, StagingError
 
 
 def up(
@@ -54,6 +54,9 @@ def up(
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     sandbox.save()  # early, so `down` can clean up after a failure half-way
+    # Everything started from here on runs in it (processes.sandbox_command), and `down` stops
+    # all of it; without one (not root) `down` goes by the recorded PIDs and their trees alone.
+    cgroups.create(sandbox.cgroup)
     try:
         sshd.make_keys(sandbox)
         host_root.make_certificate(sandbox)
@@ -79,8 +82,10 @@ def up(
 
 
 def down(directory: str | Path = ".sandbox") -> list[str]:
-    """Stop every process the sandbox started (by recorded PID; the dashboard with its worker
-    processes) and wait until they are gone. Returns what was stopped."""
+    """Stop every process the sandbox started and wait until they are gone: first each by its
+    recorded PID (PostgreSQL, nginx, sshd, the dashboard with its workers, the units), so each
+    stops as it should; then whatever is still in the sandbox's cgroup, whatever it renamed
+    itself to or was reparented to (a gunicorn started over SSH). Returns what was stopped."""
     sandbox = load(directory)
     if sandbox is None:
         return []
@@ -88,8 +93,15 @@ def down(directory: str | Path = ".sandbox") -> list[str]:
     for host in sandbox.hosts:
         pids.update({f"{host.name}:{unit}": pid for unit, pid in unit_pids(host).items()})
     stopped = stopping.stop(_stop_target(name, pid, sandbox) for name, pid in pids.items())
+    left = cgroups.pids(sandbox.cgroup)
+    if left:
+        stopping.stop([stopping.Target("cgroup", lambda: cgroups.pids(sandbox.cgroup))])
+        cgroups.kill(sandbox.cgroup)  # also any forked after the last look
+        stopped.append(f"{len(left)} leftover processes")
     sandbox.pids = {}
     sandbox.save()
+    if cgroups.remove(sandbox.cgroup):
+        raise StagingError(f"sandbox: cgroup {sandbox.cgroup} still has processes after SIGKILL")
     return stopped
 
 

@@ -28,14 +28,25 @@ def start(sandbox: Sandbox) -> None:
         sandbox.pids["postgres"] = pid
         sandbox.save()
 
-    start_postgres(sandbox.path / "pg", sandbox.pg_port, on_started=record)
+    start_postgres(
+        sandbox.path / "pg",
+        sandbox.pg_port,
+        on_started=record,
+        starting=lambda args: processes.sandbox_command(sandbox, args),
+    )
 
 
-def start_postgres(pg: Path, port: int, on_started: Callable[[int], None] | None = None) -> int:
+def start_postgres(
+    pg: Path,
+    port: int,
+    on_started: Callable[[int], None] | None = None,
+    starting: Callable[[list[str]], list[str]] = list,
+) -> int:
     """A PostgreSQL cluster in `pg` (data/, run/ for its socket, postgres.log) on
     127.0.0.1:`port`, with the registry database; returns the postmaster's PID, which
     `on_started` also gets as soon as it runs (so a caller can record it before the database
-    is created, and stop it if that fails). Run as the `postgres` OS user when we are root.
+    is created, and stop it if that fails). Run as the `postgres` OS user when we are root;
+    `starting` wraps the command that starts the server (the sandbox's: into its cgroup).
     Also used by devtools.droplet for its registry."""
     pg_bin = server_bin()
     data, run = pg / "data", pg / "run"
@@ -75,20 +86,22 @@ def start_postgres(pg: Path, port: int, on_started: Callable[[int], None] | None
         "-c max_connections=200"
     )
     processes.run(
-        processes.as_postgres(
-            [
-                str(pg_bin / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(pg / "postgres.log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "30",
-                "start",
-            ]
+        starting(
+            processes.as_postgres(
+                [
+                    str(pg_bin / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(pg / "postgres.log"),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ]
+            )
         )
     )
     pid = int((data / "postmaster.pid").read_text().split()[0])

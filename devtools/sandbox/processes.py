@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from devtools import cgroups
 from devtools.sandbox.state import Sandbox, SandboxHost
 from staging_ops.errors import StagingError
 
@@ -20,8 +21,16 @@ def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise StagingError(f"sandbox: {shlex.join(args[:3])} failed: {' | '.join(detail)}")
+        command = shlex.join(cgroups.unwrapped(args)[:3])
+        raise StagingError(f"sandbox: {command} failed: {' | '.join(detail)}")
     return result
+
+
+def sandbox_command(sandbox: Sandbox, args: list[str]) -> list[str]:
+    """`args`, to be run in the sandbox's cgroup (when this machine let `up` make one): then
+    it and everything it starts, over SSH too, is the sandbox's whatever it renames itself to
+    (`down` stops every member)."""
+    return cgroups.member_command(sandbox.cgroup, args)
 
 
 def as_postgres(args: list[str]) -> list[str]:

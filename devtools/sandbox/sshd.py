@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devtools import envfile
-from devtools.sandbox.processes import run, wait_for_file
+from devtools.sandbox.processes import run, sandbox_command, wait_for_file
 from devtools.sandbox.state import Sandbox, SandboxHost
 
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
@@ -44,6 +44,10 @@ MaxStartups 100:30:200
 UseDNS no
 """)
     Path("/run/sshd").mkdir(exist_ok=True)
-    run(["/usr/sbin/sshd", "-f", str(config), "-E", str(hdir / "sshd.log")])
+    run(
+        sandbox_command(
+            sandbox, ["/usr/sbin/sshd", "-f", str(config), "-E", str(hdir / "sshd.log")]
+        )
+    )
     sandbox.pids[f"{host.name}:sshd"] = int(wait_for_file(hdir / "sshd.pid").read_text())
     sandbox.save()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,12 @@ class Sandbox(DevDir):
     # The server's webhook secrets (STAGING_GITHUB/LINEAR_WEBHOOK_SECRET), throwaways as well.
     github_webhook_secret: str = ""
     linear_webhook_secret: str = ""
+
+    @property
+    def cgroup(self) -> str:
+        """The cgroup every process of the sandbox runs in (devtools.cgroups), named for its
+        directory so that sandboxes side by side never share one."""
+        return "staging-ops-sandbox-" + hashlib.sha256(self.dir.encode()).hexdigest()[:12]
 
     @property
     def ca_path(self) -> Path:

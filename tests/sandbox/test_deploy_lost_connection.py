@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import INVOKE, ROOT, inventory_variant, run_invoke
-from tests.test_deploy import commit_of, deploy, releases, served, wait_served
-from tests.test_deploy_safety import push_app_variant
+from tests.sandbox.test_deploy import commit_of, deploy, releases, served, wait_served
+from tests.sandbox.test_deploy_safety import push_app_variant
 
 SLOT = 2  # no other test of the shared sandbox claims, deploys to or releases it
 TASK = f"JA-{SLOT}"

@@ -34,9 +34,9 @@ from staging_ops.registry import PostgresRegistry
 from staging_ops.registry.api_client import ApiRegistry
 from staging_ops.slots.model import SlotState
 from tests.conftest import INVOKE, ROOT, run_invoke
-from tests.test_deploy import commit_of, deploy, served, wait_served
+from tests.sandbox.test_deploy import commit_of, deploy, served, wait_served
+from tests.sandbox.webhook_server import GITHUB_SECRET, api_server
 from tests.webhook_fixtures import github_headers, merged_pr
-from tests.webhook_server import GITHUB_SECRET, api_server
 
 SLOT = 9  # no other test of the shared sandbox claims, deploys to or releases it
 TASK = f"JA-{SLOT}"

@@ -25,9 +25,9 @@ from psycopg2 import sql
 from staging_ops.registry import PostgresRegistry
 from staging_ops.web.auth import mint_token
 from tests.conftest import admin_execute
-from tests.test_api import SECRET, running_api
+from tests.sandbox.test_api import SECRET, running_api
+from tests.sandbox.webhook_server import GITHUB_SECRET, LINEAR_SECRET, WEBHOOK_ENV
 from tests.webhook_fixtures import github_headers, linear_done, linear_headers, merged_pr
-from tests.webhook_server import GITHUB_SECRET, LINEAR_SECRET, WEBHOOK_ENV
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 # Each route's slot: a request that got through would change it (claim 3; release 4, which

@@ -16,7 +16,7 @@ from devtools.sample_repo import WRONG_COMMIT
 from staging_ops.inventory import load_inventory
 from staging_ops.slots.owner import default_owner
 from tests.conftest import run_invoke
-from tests.test_deploy import GO_LIVE_STEPS, commit_of, deploy, releases, served
+from tests.sandbox.test_deploy import GO_LIVE_STEPS, commit_of, deploy, releases, served
 
 SLOT = 6
 NEW_STEPS = GO_LIVE_STEPS

@@ -21,7 +21,7 @@ from devtools.campaign_repo import BROKEN_RELEASE_ERROR, build_campaign_repo
 from devtools.sample_repo import export_branch
 from tests.conftest import execute, free_port
 
-APP = Path(__file__).resolve().parent.parent / "examples" / "campaign-app"
+APP = Path(__file__).resolve().parents[2] / "examples" / "campaign-app"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 

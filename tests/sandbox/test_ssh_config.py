@@ -20,7 +20,7 @@ import pytest
 from staging_ops import remote
 from staging_ops.inventory import load_inventory
 from tests.conftest import free_port, inventory_variant, run_invoke
-from tests.sshd_helpers import (
+from tests.sandbox.sshd_helpers import (
     config_like,
     daemon_sshd,
     fingerprint_of,

@@ -12,7 +12,7 @@ from staging_ops.errors import BadInput
 from staging_ops.inventory import load_inventory
 from tests.conftest import DEFAULT_INVENTORY, run_invoke
 
-SEED = Path(__file__).resolve().parent.parent.parent / "shared" / "seed"
+SEED = Path(__file__).resolve().parents[3] / "shared" / "seed"
 
 
 def test_real_inventory_matches_the_registry_table():

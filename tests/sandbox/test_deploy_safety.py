@@ -20,8 +20,8 @@ from staging_ops.health import public_version
 from staging_ops.inventory import load_inventory
 from staging_ops.render import render_release_env
 from tests.conftest import INVOKE, ROOT, inventory_as, run_invoke
-from tests.test_deploy import commit_of, deploy, served, wait_served
-from tests.test_deploy import releases as slot_releases
+from tests.sandbox.test_deploy import commit_of, deploy, served, wait_served
+from tests.sandbox.test_deploy import releases as slot_releases
 
 SLOT = 5
 

@@ -20,7 +20,15 @@ from staging_ops.inventory import load_inventory
 from staging_ops.registry import PostgresRegistry, migrate
 from staging_ops.web.webhooks.decision import hmac_hex
 from tests.conftest import execute, inventory_variant, run_invoke
-from tests.test_api_server import Server
+from tests.sandbox.test_api_server import Server
+from tests.sandbox.webhook_server import (
+    GITHUB_SECRET,
+    LINEAR,
+    LINEAR_SECRET,
+    WEBHOOK_ENV,
+    api_server,
+    post_linear,
+)
 from tests.webhook_fixtures import (
     deleted_branch,
     fixture,
@@ -28,14 +36,6 @@ from tests.webhook_fixtures import (
     linear_done,
     linear_headers,
     merged_pr,
-)
-from tests.webhook_server import (
-    GITHUB_SECRET,
-    LINEAR,
-    LINEAR_SECRET,
-    WEBHOOK_ENV,
-    api_server,
-    post_linear,
 )
 
 GITHUB = "/api/staging/webhooks/github"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 AS_ROOT = ROOT / "scripts" / "as-root.sh"
 USER = "staging-ops-readme"
 AS_USER = ["runuser", "-u"]

@@ -1,7 +1,7 @@
 """The Staging API over real HTTP (waitress on loopback) on a real registry database: tokens,
 status codes, JSON error bodies, the OpenAPI document, and mounting the blueprint elsewhere.
 The registry caches reads as `invoke api.serve`'s does; the granian server itself is
-tests/test_api_server.py's.
+tests/sandbox/test_api_server.py's.
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ def server(registry_dsn: str, test_inventory_path: Path) -> Iterator[Server]:
         "STAGING_API_JWT_SECRET": SECRET,
         "STAGING_INVENTORY": str(test_inventory_path),
         # No reaper process beside the workers here (these tests count the server's
-        # children); tests/test_scheduled_reap.py runs it.
+        # children); tests/sandbox/test_scheduled_reap.py runs it.
         "STAGING_REAP_INTERVAL": "off",
     }
     with serving(env) as running:

@@ -14,9 +14,9 @@ import requests
 
 from staging_ops.registry import PostgresRegistry
 from tests.conftest import INVOKE, ROOT
-from tests.test_api_server import wait_for
+from tests.sandbox.test_api_server import wait_for
+from tests.sandbox.webhook_server import api_server, post_linear
 from tests.webhook_fixtures import linear_done
-from tests.webhook_server import api_server, post_linear
 
 SLOT = 9
 

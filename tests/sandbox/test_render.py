@@ -234,7 +234,7 @@ def test_real_nginx_routes_by_host_header(tmp_path, certificate):
     slots[5] = dataclasses.replace(
         slots[5], ui_port=_free_with_candidate(offset), airflow_port=_free_with_candidate(offset)
     )
-    # Routing alone: the shipped inventory's basic auth is tests/test_slot_access.py's.
+    # Routing alone: the shipped inventory's basic auth is tests/sandbox/test_slot_access.py's.
     host = dataclasses.replace(host, http_port=http_port, https_port=https_port, access="public")
     inventory = dataclasses.replace(inventory, slots=slots, hosts={host.name: host})
     nginx = _nginx_tree(inventory, tmp_path, *certificate)
@@ -337,7 +337,7 @@ def test_real_nginx_falls_through_to_the_candidate_while_the_main_instance_is_do
         http_port=free_port(),
         https_port=free_port(),
         candidate_port_offset=offset,
-        access="public",  # the hand-over alone; basic auth: tests/test_slot_access.py
+        access="public",  # the hand-over alone; basic auth: tests/sandbox/test_slot_access.py
     )
     inventory = dataclasses.replace(inventory, slots={4: slots[4]}, hosts={host.name: host})
     nginx = _nginx_tree(inventory, tmp_path, *certificate)

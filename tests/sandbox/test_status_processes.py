@@ -17,9 +17,9 @@ from playwright.sync_api import expect
 from devtools.sample_repo import push_branch
 from devtools.sandbox.processes import unit_pids
 from tests.conftest import run_invoke
-from tests.test_dashboard import browser  # noqa: F401  (the fixture: Debian's Chromium)
-from tests.test_drift import dashboard_app
-from tests.test_processes import PROCFILE  # the sample app with a `heartbeat` worker
+from tests.sandbox.test_dashboard import browser  # noqa: F401  (the fixture: Debian's Chromium)
+from tests.sandbox.test_drift import dashboard_app
+from tests.sandbox.test_processes import PROCFILE  # the sample app with a `heartbeat` worker
 
 SLOT = 3  # no other test of the shared sandbox deploys to it
 TASK = "JA-303"

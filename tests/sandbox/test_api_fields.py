@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_api import Api, api  # noqa: F401 - the fixture
+from tests.sandbox.test_api import Api, api  # noqa: F401 - the fixture
 
 JSON = st.recursive(
     st.none()

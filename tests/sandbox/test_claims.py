@@ -32,7 +32,7 @@ from staging_ops.web import create_app
 from staging_ops.web.auth import mint_token
 from staging_ops.web.server import BackgroundServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INVOKE = str(Path(sys.executable).parent / "invoke")
 SECRET = "test-secret-for-the-staging-api-0123456789"
 WEEK = timedelta(days=7)

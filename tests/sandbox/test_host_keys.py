@@ -14,7 +14,7 @@ import pytest
 from staging_ops import remote
 from staging_ops.inventory import load_inventory
 from tests.conftest import free_port, inventory_variant, run_invoke
-from tests.sshd_helpers import config_like, daemon_sshd, fingerprint_of, new_host_key
+from tests.sandbox.sshd_helpers import config_like, daemon_sshd, fingerprint_of, new_host_key
 
 # What an sshd logs once a client goes past the key exchange: the ssh-userauth service
 # request (packet type 5), an authentication attempt, a channel (session, exec, sftp, or a
