@@ -119,17 +119,9 @@ def test_a_branch_brings_its_processes_and_the_slot_follows_its_live_release(box
 def test_logs_name_every_declared_process_and_refuse_others(box):
     assert deploy(box, "procs").returncode == 0
     for service in ("heartbeat", "web", "scheduler", "ui", "airflow-scheduler"):
-        shown = run_invoke(
-            # Enough lines to reach back past verify's and status's requests to the start mark.
-            "logs",
-            "--slot",
-            str(SLOT),
-            "--service",
-            service,
-            "-n",
-            "40",
-            env=box.env(),
-        )
+        # Enough lines to reach back past verify's and status's requests to the start mark.
+        lines = ["-n", "40"]
+        shown = run_invoke("logs", "--slot", str(SLOT), "--service", service, *lines, env=box.env())
         assert shown.returncode == 0, (service, shown.stderr)
         assert "run-process: starting" in shown.stdout, service
     undeclared = run_invoke("logs", "--slot", str(SLOT), "--service", "nope", env=box.env())
