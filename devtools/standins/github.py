@@ -118,13 +118,18 @@ class GitHubStandIn(StandIn):
         else:
             answer = self._create_deployment(params, body)
         response = operation["responses"]["201"]["content"]["application/json"]["schema"]
-        wrong = self._complaints(response, answer)
-        assert not wrong, f"the stand-in's own answer breaks the contract: {wrong}"
+        # GitHub answers "" for an unset URL field its description calls a "uri": shapes and
+        # types are checked here, not formats.
+        wrong = self._complaints(response, answer, formats=False)
+        if wrong:
+            return _error(
+                500, "stand-in"
+            ), f"the stand-in's own answer breaks the contract: {wrong}"
         return Answer(201, answer), None
 
-    def _complaints(self, schema: dict[str, Any], value: Any) -> list[str]:
+    def _complaints(self, schema: dict[str, Any], value: Any, formats: bool = True) -> list[str]:
         root = {**nullable_to_json_schema(schema), "components": self.components}
-        validator = jsonschema_rs.Draft4Validator(root)
+        validator = jsonschema_rs.Draft4Validator(root, validate_formats=formats)
         return [error.message for error in validator.iter_errors(value)]
 
     def _create_deployment(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:

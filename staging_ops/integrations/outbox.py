@@ -271,3 +271,12 @@ def start_loop(dsn: str) -> threading.Event | None:
 
 
 _loop_stop: threading.Event | None = None
+
+
+def stop_loop() -> None:
+    """Stop this process's loop (tests; a server's loop ends with its process)."""
+    global _loop_stop
+    with _instance_lock:
+        if _loop_stop is not None:
+            _loop_stop.set()
+            _loop_stop = None
