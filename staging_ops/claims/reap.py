@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from staging_ops.claims.model import MAIN_BRANCH, SlotRegistry, SlotState, format_duration
 from staging_ops.claims.owner import owner_or_default
 from staging_ops.errors import Conflict, StagingError
+from staging_ops.integrations import released
 
 # For annotations only: `invoke status` imports this module (through view.py), and git's
 # module is loaded only when reap asks git.
@@ -147,6 +148,7 @@ def reap(
                 reason=item.reason,
                 expect_commit=None if item.expired else item.slot.commit,
             )
+            released(registry, inventory, result, who)
             item.outcome = "released" if result.released else "already free"
         except Conflict as exc:
             item.outcome = f"skipped: {exc}"

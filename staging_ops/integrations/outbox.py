@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from staging_ops.errors import StagingError
-from staging_ops.integrations import config, github, linear
+from staging_ops.integrations import config
 from staging_ops.integrations.events import RELEASED, Event
 from staging_ops.integrations.http import DeliveryError
 from staging_ops.integrations.store import DeploymentStore, MemoryStore, PgStore
@@ -63,6 +63,9 @@ def deliver_one(
     service = settings.service(target)
     if service is None:
         raise DeliveryError(f"{target}: {config.off_reason(target)}", retryable=True)
+    # Imported here: requests only in a process that delivers.
+    from staging_ops.integrations import github, linear
+
     if target == "github":
         return github.deliver(event, github.GitHub(service), store)
     return linear.deliver(event, linear.Linear(service))
