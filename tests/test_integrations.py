@@ -204,3 +204,27 @@ def test_without_tokens_the_integrations_are_off_and_say_so(box):
         "integrations: GitHub off (STAGING_GITHUB_TOKEN is not set); "
         "Linear off (STAGING_LINEAR_API_KEY is not set)"
     )
+
+
+def test_deliverers_at_once_send_each_event_once(box, github, linear):
+    """The CLI's thread and every API server worker may deliver at once: each row is leased
+    by one of them, so one Deployment and one status per event."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from staging_ops.integrations import config, outbox
+    from staging_ops.integrations.events import STARTED, SUCCEEDED, Event
+    from staging_ops.registry import outbox as rows
+
+    env = told_env(box, github, linear)
+    dsn = env["STAGING_REGISTRY_DSN"]
+    commit = "7" * 40
+    for kind in (STARTED, SUCCEEDED):
+        event = Event(kind, 7, "staging-7", "https://s7", commit, "main", "JA-77", REPOSITORY)
+        rows.add(dsn, [("github", 7, kind, event.to_json())])
+    settings = config.from_env(env)
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):  # the second event is due once the first is delivered
+            list(pool.map(lambda _: outbox.deliver_due(dsn, settings), range(4)))
+    [ident] = [i for i, d in github.deployments.items() if d["sha"] == commit]
+    assert github.states(ident) == ["in_progress", "success"]
+    github.assert_valid()

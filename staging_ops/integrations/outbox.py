@@ -162,6 +162,7 @@ class _Worker:
         self._idle = threading.Event()
         self._idle.set()
         self._thread: threading.Thread | None = None
+        self._waited_at_exit = False
 
     def _start(self, job: Callable[[], bool]) -> None:
         with self._lock:
@@ -170,6 +171,8 @@ class _Worker:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
                 self._thread.start()
+            if not self._waited_at_exit:
+                self._waited_at_exit = True
                 atexit.register(settle)
         self._wake.set()
 

@@ -87,13 +87,16 @@ def lease_due(dsn: str, targets: list[str], lease_seconds: float, limit: int) ->
         cur.execute(
             _q(
                 "WITH heads AS ("
-                " SELECT DISTINCT ON (target, slot_id) id, next_attempt_at, leased_until"
+                " SELECT DISTINCT ON (target, slot_id) id"
                 " FROM {outbox} WHERE delivered_at IS NULL AND failed_at IS NULL"
                 " AND target = ANY(%(targets)s) ORDER BY target, slot_id, id)"
                 " SELECT o.id, o.target, o.slot_id, o.kind, o.event, o.attempts"
                 " FROM {outbox} o JOIN heads h ON h.id = o.id"
-                " WHERE h.next_attempt_at <= now()"
-                " AND (h.leased_until IS NULL OR h.leased_until < now())"
+                # On o, not on the CTE: a row another deliverer leased meanwhile is judged
+                # again, as it is now, once its lock is free (READ COMMITTED's recheck).
+                " WHERE o.delivered_at IS NULL AND o.failed_at IS NULL"
+                " AND o.next_attempt_at <= now()"
+                " AND (o.leased_until IS NULL OR o.leased_until < now())"
                 " ORDER BY o.id LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED"
             ),
             {"targets": targets, "limit": limit},
