@@ -228,3 +228,41 @@ def test_deliverers_at_once_send_each_event_once(box, github, linear):
     [ident] = [i for i, d in github.deployments.items() if d["sha"] == commit]
     assert github.states(ident) == ["in_progress", "success"]
     github.assert_valid()
+
+
+def test_a_release_through_the_api_is_told(box, github, linear, monkeypatch):
+    """The dashboard's and the API's releases: the server emits the event itself."""
+    import requests
+
+    from staging_ops.integrations import outbox
+    from staging_ops.registry import PostgresRegistry
+    from staging_ops.web import create_app
+    from staging_ops.web.auth import mint_token
+    from staging_ops.web.server import BackgroundServer
+
+    env = told_env(box, github, linear)
+    for name in told_env(box, github, linear).keys() - box.env().keys():
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.setenv("STAGING_INVENTORY", str(box.inventory_path))
+    claimed = invoke(env, "claim", "--slot", "8", "--task", "JA-88")
+    assert claimed.returncode == 0, claimed.stderr
+    secret = "s" * 40
+    registry = PostgresRegistry(env["STAGING_REGISTRY_DSN"], max_connections=2)
+    try:
+        with BackgroundServer(create_app(registry, jwt_secret=secret), threads=2) as server:
+            answer = requests.post(
+                f"{server.url}/api/staging/slots/8/release",
+                headers={"Authorization": f"Bearer {mint_token(secret, 'qa@example.com')}"},
+                json={"task": "JA-88"},
+                timeout=10,
+            )
+            assert answer.status_code == 200, answer.text
+            assert outbox.settle(5.0)
+    finally:
+        outbox.stop_loop()
+        registry.close()
+    issue = linear.issue("JA-88")
+    url = slot_url(box, 8)
+    assert issue.attachments[url]["title"] == "staging-8: released"
+    assert "released by qa@example.com" in issue.comments[-1]["body"]
+    linear.assert_valid()
