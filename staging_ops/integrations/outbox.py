@@ -249,7 +249,7 @@ def settle(timeout: float = EXIT_WAIT) -> bool:
 
 def serve_forever(dsn: str, stop: threading.Event, interval: float = LOOP_INTERVAL) -> None:
     """Deliver due rows until `stop` is set: the Staging API server's delivery loop. The
-    settings are read from the environment each round (a token added needs no restart)."""
+    settings are read from the environment each round."""
     while not stop.is_set():
         settings = config.from_env()
         tried = 0
