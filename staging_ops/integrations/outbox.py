@@ -1,11 +1,12 @@
 """Events into the outbox, and out of it to GitHub and Linear.
 
 `emit` writes one row per service that is on (config.py) and wakes this process's delivery
-thread; it never raises and never waits: a deploy goes on at once. The thread delivers due
-rows with short timeouts; at exit the CLI waits for it at most EXIT_WAIT seconds (`settle`).
-What is not delivered by then stays in the outbox for the Staging API server's loop
-(`serve_forever`), which retries failed rows with exponential backoff (`next_delay`, pure)
-until MAX_ATTEMPTS, then gives them up (counted as failed in `status`).
+thread of each; it never raises and never waits: a deploy goes on at once. The threads
+deliver due rows with short timeouts; at exit the CLI waits for them at most EXIT_WAIT
+seconds in all (`settle`). What is not delivered by then stays in the outbox for the
+Staging API server's loop (`serve_forever`), which retries failed rows with exponential
+backoff (`next_delay`, pure) until MAX_ATTEMPTS, then gives them up (counted as failed in
+`status`).
 
 A process without database access (an operator on the Staging API) has no outbox: its
 events are delivered once by the same thread, not retried.
@@ -17,6 +18,7 @@ import atexit
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -71,10 +73,14 @@ def deliver_one(
     return linear.deliver(event, linear.Linear(service))
 
 
-def deliver_due(dsn: str, settings: config.Settings, limit: int = BATCH) -> int:
-    """Lease the due rows (each first in its slot's queue) and deliver them; how many were
-    tried. Database trouble is left to the caller (StagingError)."""
-    leased = rows.lease_due(dsn, settings.targets, LEASE_SECONDS, limit)
+def deliver_due(
+    dsn: str, settings: config.Settings, limit: int = BATCH, targets: list[str] | None = None
+) -> int:
+    """Lease the due rows (each first in its slot's queue) of `targets` (default: every
+    service that is on) and deliver them; how many were tried. Database trouble is left to
+    the caller (StagingError)."""
+    wanted = [t for t in (targets or settings.targets) if t in settings.targets]
+    leased = rows.lease_due(dsn, wanted, LEASE_SECONDS, limit)
     store = PgStore(dsn)
     for row in leased:
         try:
@@ -105,9 +111,12 @@ def emit(registry: Any, event: Event | None, env: dict[str, str] | None = None) 
         if dsn:
             payload = event.to_json()
             ids = rows.add(dsn, [(t, event.slot_id, event.kind, payload) for t in settings.targets])
-            _worker().kick(dsn, settings, ids)
+            # One thread per service: a GitHub that hangs holds no Linear event back.
+            for target, row_id in zip(settings.targets, ids, strict=True):
+                _worker(target).kick(dsn, settings, [row_id], target)
         else:
-            _worker().send_direct(event, settings)
+            for target in settings.targets:
+                _worker(target).send_direct(event, settings, target)
     except (StagingError, ValueError) as exc:
         print(
             f"warning: {event.kind} of {event.environment} not recorded for GitHub/Linear: {exc}",
@@ -152,8 +161,9 @@ def release_event(inventory: Any, before: Any, by: str) -> Event | None:
 
 
 class _Worker:
-    """One daemon thread per process: delivers the rows this process wrote (and whatever else
-    is due), until they are done or only waiting for a retry."""
+    """A daemon thread per service in a process: delivers the rows of its service this
+    process wrote (and whatever else of it is due), until they are done or only waiting for a
+    retry. One per service, so a service that hangs holds back no other's events."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -162,7 +172,6 @@ class _Worker:
         self._idle = threading.Event()
         self._idle.set()
         self._thread: threading.Thread | None = None
-        self._waited_at_exit = False
 
     def _start(self, job: Callable[[], bool]) -> None:
         with self._lock:
@@ -171,16 +180,14 @@ class _Worker:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
                 self._thread.start()
-            if not self._waited_at_exit:
-                self._waited_at_exit = True
-                atexit.register(settle)
+        _wait_at_exit()
         self._wake.set()
 
-    def kick(self, dsn: str, settings: config.Settings, ids: list[int]) -> None:
+    def kick(self, dsn: str, settings: config.Settings, ids: list[int], target: str) -> None:
         waiting = list(ids)
 
         def job() -> bool:
-            tried = deliver_due(dsn, settings)
+            tried = deliver_due(dsn, settings, targets=[target])
             waiting[:] = rows.open_ids(dsn, waiting)
             # Done when ours are delivered or given up, or nothing was due (ours wait for a
             # retry, or behind an earlier row that does: the server's loop has them then).
@@ -188,15 +195,12 @@ class _Worker:
 
         self._start(job)
 
-    def send_direct(self, event: Event, settings: config.Settings) -> None:
-        store = _memory_store
-
+    def send_direct(self, event: Event, settings: config.Settings, target: str) -> None:
         def job() -> bool:
-            for target in settings.targets:
-                try:
-                    deliver_one(target, event, settings, store)
-                except DeliveryError as exc:
-                    log.info("%s: %s (no outbox: not retried)", target, exc)
+            try:
+                deliver_one(target, event, settings, _memory_store)
+            except DeliveryError as exc:
+                log.info("%s: %s (no outbox: not retried)", target, exc)
             return True
 
         self._start(job)
@@ -226,22 +230,33 @@ class _Worker:
 
 
 _memory_store = MemoryStore()
-_instance: _Worker | None = None
+_workers: dict[str, _Worker] = {}
 _instance_lock = threading.Lock()
 
 
-def _worker() -> _Worker:
-    global _instance
+def _worker(target: str) -> _Worker:
     with _instance_lock:
-        if _instance is None:
-            _instance = _Worker()
-        return _instance
+        return _workers.setdefault(target, _Worker())
+
+
+_exit_wait_registered = False
+
+
+def _wait_at_exit() -> None:
+    global _exit_wait_registered
+    with _instance_lock:
+        if not _exit_wait_registered:
+            _exit_wait_registered = True
+            atexit.register(settle)
 
 
 def settle(timeout: float = EXIT_WAIT) -> bool:
-    """Wait up to `timeout` for this process's events to be delivered (or left to retry);
-    whether everything was done. Registered at exit by the first emit."""
-    return _instance.wait(timeout) if _instance is not None else True
+    """Wait up to `timeout` in all for this process's events to be delivered (or left to
+    retry); whether everything was done. Registered at exit by the first emit."""
+    deadline = time.monotonic() + timeout
+    with _instance_lock:
+        workers = list(_workers.values())
+    return all(w.wait(max(0.0, deadline - time.monotonic())) for w in workers)
 
 
 # ---- the server's loop -------------------------------------------------------------------------
