@@ -19,6 +19,7 @@ from typing import Any
 
 from staging_ops.claims.reap import deployed_by_holder as _deployed_by_holder
 from staging_ops.errors import Conflict, StagingError
+from staging_ops.integrations import released
 from staging_ops.inventory import Inventory
 from staging_ops.slots.model import SlotRegistry, SlotState
 
@@ -121,14 +122,15 @@ def _release(
     """Whether the claim was freed (services stopped or not), and what was done, in words."""
 
     def free() -> bool:
-        return registry.release(
+        result = registry.release(
             state.slot_id,
             who,
             task=state.task,
             force=True,
             reason=reason[:1000],
             expect_commit=commit,
-        ).released
+        )
+        return released(registry, inventory, result, who).released
 
     slot = inventory.slots.get(state.slot_id) if inventory else None
     if not (inventory and slot and inventory.app.auto_release_stop):

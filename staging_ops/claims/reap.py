@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from staging_ops.errors import Conflict, StagingError
+from staging_ops.integrations import released
 from staging_ops.slots.model import MAIN_BRANCH, SlotRegistry, SlotState, format_duration
 from staging_ops.slots.owner import owner_or_default
 
@@ -147,6 +148,7 @@ def reap(
                 reason=item.reason,
                 expect_commit=None if item.expired else item.slot.commit,
             )
+            released(registry, inventory, result, who)
             item.outcome = "released" if result.released else "already free"
         except Conflict as exc:
             item.outcome = f"skipped: {exc}"

@@ -20,6 +20,7 @@ from staging_ops import parsing
 from staging_ops.claims.reap import reap
 from staging_ops.drift import Drift, from_checks
 from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.integrations import released
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.slots.model import (
     ClaimResult,
@@ -179,7 +180,7 @@ def _release_claim(
     task is a condition (reap and auto-release rely on it to free only the claim they
     judged), in the CLI as in the API."""
     try:
-        return registry.release(slot_id, who, task=task, force=force)
+        return released(registry, None, registry.release(slot_id, who, task=task, force=force), who)
     except Conflict as exc:
         if force and task and registry.get(slot_id).task not in (None, task):
             raise Conflict(

@@ -86,9 +86,14 @@ def status(c, json=False, health=True):
     The drift column compares the registry's commit, the release `current` points to on the
     droplet (one remote command per host) and what /api/version serves: "no", the pairs
     that differ ("registry≠current"), "unverified" when the live release was never verified
-    (also after the pairs), or "unknown" when the host cannot be reached."""
+    (also after the pairs), or "unknown" when the host cannot be reached.
+
+    The last line says whether GitHub and Linear are told of deploys and releases, and how
+    many events are not delivered yet or were given up (`--json`: each slot's
+    `integrations`, {"github": {"pending", "failed"} or "off", "linear": ...})."""
     from staging_ops.claims import service as claims
     from staging_ops.claims import view as claims_view
+    from staging_ops.integrations.status import summary
     from staging_ops.registry.from_env import registry_session
 
     inventory = load(c)
@@ -96,7 +101,10 @@ def status(c, json=False, health=True):
         require_slot_credentials(inventory.target_hosts(), " (or --no-health)")
     with registry_session() as registry:
         rows = claims.status_rows(registry, inventory, with_health=health)
-    print(output.to_json(rows) if json else claims_view.status_table(rows))
+        told = summary(registry)
+    for row in rows:
+        row["integrations"] = told.for_slot(row["slot"])
+    print(output.to_json(rows) if json else f"{claims_view.status_table(rows)}\n{told.line()}")
 
 
 @task(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from staging_ops import output
+from staging_ops.deploy import announce
 from staging_ops.deploy.session import failed_step, signals_ignored
 from staging_ops.deploy.steps import Run
 from staging_ops.deploy.switch import current_release
@@ -43,4 +44,6 @@ def record_failure(deployer: Deployer, log: output.StepLog, run: Run) -> str | N
             )
         except StagingError as exc:
             return f"the failed deploy is not in the history: {exc}"
+        finally:
+            announce.failed(deployer, run, failed_step(log), serving)
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from staging_ops.deploy import announce
 from staging_ops.deploy.claim import hold
 from staging_ops.deploy.steps import Run, Step
 
@@ -13,7 +14,9 @@ if TYPE_CHECKING:
 
 
 def _step(deployer: Deployer, run: Run) -> str:
-    return hold(run.registry, deployer.slot, run.claim, run.result.branch)
+    detail = hold(run.registry, deployer.slot, run.claim, run.result.branch)
+    announce.started(deployer, run)  # GitHub's in_progress: the commit is known, the claim held
+    return detail
 
 
 STEP = Step("hold claim", _step)

@@ -29,6 +29,7 @@ from typing import Any
 from staging_ops import output
 from staging_ops.deploy import (
     admission,
+    announce,
     candidate,
     claim,
     fetch,
@@ -134,6 +135,7 @@ def rollback(
     deployer = Deployer(inventory, slot, log, operator)
     with session(deployer, log), _history(deployer, log, run):
         run_steps((CHOOSE_STEP,), deployer, log, run)
+        announce.started(deployer, run)
         _prepare(deployer, log, run, ADMIT + CANDIDATE)
         _go_live(deployer, log, run)
         run_steps((record.STEP,), deployer, log, run)

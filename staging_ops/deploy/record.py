@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from staging_ops import remote
+from staging_ops.deploy import announce
 from staging_ops.deploy.reconnect import connection_lost, regain, unrecorded_line
 from staging_ops.deploy.steps import Run, Step
 from staging_ops.errors import Conflict, StagingError
@@ -121,6 +122,7 @@ def _step(deployer: Deployer, run: Run) -> str:
         if lost:  # the droplet's side is missing too: one line says both
             raise type(exc)(f"{_unrecorded(deployer, run, lost)}; {exc}") from None
         raise
+    announce.succeeded(deployer, run)
     if lost:
         what = f"{result.branch}@{result.commit[:12]}"
         raise Unrecorded(f"{_unrecorded(deployer, run, lost)}; the registry records {what}")

@@ -13,6 +13,7 @@ import os
 from flask import Flask
 
 from staging_ops import slot_access
+from staging_ops.integrations.outbox import start_loop
 from staging_ops.inventory import Inventory
 from staging_ops.registry.changes import SHARED_STAMP_ENV
 from staging_ops.slots.model import SlotRegistry
@@ -61,4 +62,7 @@ def create_app(
     register_dashboard(app, registry, secret, inventory)
     register_webhooks(app, registry, inventory)
     register_error_handlers(app)
+    # GitHub and Linear: this process delivers (and retries) what the outbox holds.
+    if getattr(registry, "dsn", None):
+        start_loop(registry.dsn)  # type: ignore[attr-defined]
     return app

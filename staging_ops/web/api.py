@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
-from staging_ops import parsing
+from staging_ops import integrations, parsing
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.slots.model import (
     SlotRegistry,
@@ -240,9 +240,10 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
             raise BadInput('action must be "release" or "reap"')
         task = _string(data, "task")
         expect_commit = _string(data, "expect_commit")
+        by = parse_text(_string(data, "by"), "by") or g.staging_subject
         result = g.staging_registry.release(
             slot,
-            parse_text(_string(data, "by"), "by") or g.staging_subject,
+            by,
             task=parse_task(task) if task else None,
             force=_flag(data, "force"),
             expired_only=_flag(data, "expired_only"),
@@ -250,6 +251,7 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
             reason=parse_text(_string(data, "reason"), "reason"),
             expect_commit=parse_commit(expect_commit) if expect_commit else None,
         )
+        integrations.released(g.staging_registry, None, result, by)
         return jsonify(result.to_dict())
 
     @bp.get("/history")

@@ -52,8 +52,9 @@ def test_migrate_is_idempotent_and_counts_changes(registry_dsn: str, inventory: 
         "0001_staging_slots",
         "0002_slots_changed_notify",
         "0003_webhook_deliveries",
+        "0004_integration_outbox",
     ]
-    assert first.slots_added == list(range(1, 11)) and first.changes == 13
+    assert first.slots_added == list(range(1, 11)) and first.changes == 14
     assert migrate(registry_dsn, inventory) == 0
     rows = execute(
         registry_dsn,
@@ -67,7 +68,12 @@ def test_migrate_is_idempotent_and_counts_changes(registry_dsn: str, inventory: 
     )
     assert execute(
         registry_dsn, "SELECT version, name FROM marts.staging_registry_migrations ORDER BY 1"
-    ) == [(1, "staging_slots"), (2, "slots_changed_notify"), (3, "webhook_deliveries")]
+    ) == [
+        (1, "staging_slots"),
+        (2, "slots_changed_notify"),
+        (3, "webhook_deliveries"),
+        (4, "integration_outbox"),
+    ]
 
 
 def test_a_registry_at_version_1_is_upgraded_to_the_notify_trigger(
@@ -261,7 +267,7 @@ def test_redact_and_describe() -> None:
 
 
 def test_dry_run_reports_and_changes_nothing(registry_dsn: str, inventory: Inventory) -> None:
-    assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 13
+    assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 14
     assert execute(registry_dsn, "SELECT to_regclass('marts.staging_slots')") == [(None,)]
-    assert migrate(registry_dsn, inventory) == 13
+    assert migrate(registry_dsn, inventory) == 14
     assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 0
