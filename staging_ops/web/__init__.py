@@ -20,12 +20,24 @@ from staging_ops.web import auth
 from staging_ops.web.api import api_blueprint
 from staging_ops.web.dashboard import register_dashboard
 from staging_ops.web.errors import register_error_handlers
+from staging_ops.web.server_deploys import ServerDeploys
 from staging_ops.web.webhooks import register_webhooks
 
 # One pooled connection per worker thread (plus one spare).
 POOL_SIZE = 5
 
 __all__ = ["api_blueprint", "create_app"]
+
+
+def server_deploys(registry: SlotRegistry, inventory: Inventory | None) -> ServerDeploys | None:
+    """The server's deploy queue when the inventory turns server deploys on and the registry
+    is a database (the queue lives there); else None (the deploy endpoints answer 404)."""
+    dsn = getattr(registry, "dsn", None)
+    if inventory is None or not inventory.deploys.server or not dsn:
+        return None
+    from staging_ops.registry.deploy_queue import DeployQueue
+
+    return ServerDeploys(inventory, DeployQueue(dsn))
 
 
 def create_app(
@@ -57,7 +69,11 @@ def create_app(
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["staging_registry"] = registry
-    app.register_blueprint(api_blueprint(registry, secret))
+    if inventory is None:
+        from staging_ops.web.app_inventory import inventory_or_none
+
+        inventory = inventory_or_none()
+    app.register_blueprint(api_blueprint(registry, secret, server_deploys(registry, inventory)))
     register_dashboard(app, registry, secret, inventory)
     register_webhooks(app, registry, inventory)
     register_error_handlers(app)

@@ -28,6 +28,7 @@ from staging_ops.slots.model import (
 from staging_ops.web import auth
 from staging_ops.web.media import json_type_problem
 from staging_ops.web.openapi import openapi_document
+from staging_ops.web.server_deploys import ServerDeploys
 
 PREFIX = "/api/staging"
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ FAILED_DEPLOY_FIELDS = {"branch", "commit", "by", "step", "serving"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
 MAX_HISTORY = parsing.MAX_HISTORY
+QUEUE_DEPLOY_FIELDS = {"branch", "task"}
+QUEUE_ROLLBACK_FIELDS = {"release", "task"}
+RECENT_DEPLOYS = 10
 QUERY_PARAMETERS = {"history": {"slot_id", "limit"}}
 MAX_BODY = parsing.MAX_JSON_BODY
 
@@ -135,8 +139,19 @@ def _string(data: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
-    """The Staging API on `registry`, accepting admin tokens signed with `jwt_secret`."""
+def _queued(request_id: int, body: dict[str, Any]) -> tuple[Response, int]:
+    """202: queued, and where to poll its progress."""
+    url = f"{PREFIX}/deploys/{request_id}"
+    response = jsonify({"request": body, "url": url})
+    response.headers["Location"] = url
+    return response, 202
+
+
+def api_blueprint(
+    registry: SlotRegistry, jwt_secret: str, deploys: ServerDeploys | None = None
+) -> Blueprint:
+    """The Staging API on `registry`, accepting admin tokens signed with `jwt_secret`; with
+    `deploys`, the server-side deploys (queued for the deploy workers) as well."""
     bp = Blueprint("staging_api", __name__, url_prefix=PREFIX)
 
     @bp.before_request
@@ -251,6 +266,67 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
             expect_commit=parse_commit(expect_commit) if expect_commit else None,
         )
         return jsonify(result.to_dict())
+
+    def _server_deploys() -> ServerDeploys:
+        if deploys is None:
+            abort(404, "server deploys are off on this server (inventory: [deploys] server)")
+        return deploys
+
+    @bp.post("/slots/<slot_id>/deploy")
+    def queue_deploy(slot_id: str) -> tuple[Response, int]:
+        """Queue a deploy of the held slot (branch: the slot's by default)."""
+        slot = _path_slot(slot_id)
+        data = _body(QUEUE_DEPLOY_FIELDS, optional=True)
+        queued = _server_deploys().request_deploy(
+            g.staging_registry,
+            slot,
+            g.staging_subject,
+            branch=_string(data, "branch"),
+            task=_string(data, "task"),
+        )
+        return _queued(queued.id, queued.to_dict())
+
+    @bp.post("/slots/<slot_id>/rollback")
+    def queue_rollback(slot_id: str) -> tuple[Response, int]:
+        """Queue a rollback of the held slot (release: the previous verified by default)."""
+        slot = _path_slot(slot_id)
+        data = _body(QUEUE_ROLLBACK_FIELDS, optional=True)
+        queued = _server_deploys().request_rollback(
+            g.staging_registry,
+            slot,
+            g.staging_subject,
+            release=_string(data, "release"),
+            task=_string(data, "task"),
+        )
+        return _queued(queued.id, queued.to_dict())
+
+    @bp.get("/deploys/<request_id>")
+    def get_deploy(request_id: str) -> Response:
+        try:
+            number = parsing.integer(request_id, "id", low=1, high=2**62)
+        except BadInput:
+            number = 0
+        found = _server_deploys().queue.get(number) if number else None
+        if found is None:
+            abort(404, f"no deploy request {parsing.shown(request_id)}")
+        return jsonify({"request": found.to_dict()})
+
+    @bp.get("/slots/<slot_id>/releases")
+    def slot_releases(slot_id: str) -> Response | tuple[Response, int]:
+        """The slot's releases on the droplet (verified, bad, live) and its recent
+        server-side deploys with their steps and lines."""
+        from staging_ops.deploy.listing import slot_releases as read_releases
+        from staging_ops.remote import Unreachable
+
+        service = _server_deploys()
+        slot = service.slot(_path_slot(slot_id))
+        recent = service.queue.recent(slot.id, RECENT_DEPLOYS)
+        try:
+            views = [v.to_dict() for v in read_releases(service.inventory, slot)]
+        except Unreachable as exc:
+            log.warning("releases of %s: %s", slot.identifier, exc)
+            return error_response(503, f"{slot.identifier}'s droplet is unreachable")
+        return jsonify({"releases": views, "deploys": [r.to_dict() for r in recent]})
 
     @bp.get("/history")
     def history() -> Response:
