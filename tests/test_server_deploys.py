@@ -20,12 +20,15 @@ from staging_ops.registry import PostgresRegistry
 from staging_ops.web import create_app
 from staging_ops.web.auth import mint_token
 from staging_ops.web.server import BackgroundServer
+from staging_ops.web.webhooks.routes import GITHUB_SECRET_ENV, MAX_BODY
 from tests.conftest import ROOT, execute
 from tests.test_deploy import commit_of, deploy, served
+from tests.webhook_fixtures import github_headers, pushed
 
 SLOT = 6
 TASK = f"JA-{SLOT}"
 SECRET = "test-secret-for-the-staging-api-0123456789"
+GITHUB_SECRET = "push-to-deploy-test-secret"
 BASE = "/api/staging"
 
 
@@ -40,6 +43,19 @@ class Server:
         headers = {"Authorization": f"Bearer {token}"}
         return requests.request(
             method, self.url + BASE + path, headers=headers, timeout=30, **kwargs
+        )
+
+    def push(self, payload: object, secret: str = GITHUB_SECRET, body: bytes | None = None):
+        import json
+
+        import requests
+
+        body = json.dumps(payload).encode() if body is None else body
+        return requests.post(
+            self.url + BASE + "/webhooks/github",
+            data=body,
+            headers=github_headers(secret, body, "push"),
+            timeout=30,
         )
 
     def queued(self) -> int:
@@ -65,7 +81,15 @@ def server(sandbox, provisioned) -> Iterator[Server]:
     assert first.returncode == 0, first.stdout + first.stderr
     dsn = sandbox.env()["STAGING_REGISTRY_DSN"]
     registry = PostgresRegistry(dsn, max_connections=4)
-    app = create_app(registry, jwt_secret=SECRET, inventory=load_inventory(sandbox.inventory_path))
+    before = os.environ.get(GITHUB_SECRET_ENV)
+    os.environ[GITHUB_SECRET_ENV] = GITHUB_SECRET  # read by create_app
+    try:
+        inventory = load_inventory(sandbox.inventory_path)
+        app = create_app(registry, jwt_secret=SECRET, inventory=inventory)
+    finally:
+        os.environ.pop(GITHUB_SECRET_ENV)
+        if before is not None:
+            os.environ[GITHUB_SECRET_ENV] = before
     with BackgroundServer(app, threads=4) as running:
         yield Server(running.url, dsn)
     registry.close()
@@ -226,3 +250,116 @@ def test_server_deploys_are_off_without_the_inventory_setting(registry_dsn, tmp_
         check=False,
     )
     assert run.returncode == 2 and "server deploys are off" in run.stderr
+
+
+def held_branch(server: Server) -> str:
+    return execute(
+        server.dsn, "SELECT branch FROM marts.staging_slots WHERE slot_id = %s", (SLOT,)
+    )[0][0]
+
+
+def deploy_events(dsn: str) -> int:
+    return execute(
+        dsn,
+        "SELECT count(*) FROM marts.staging_slot_events WHERE action = 'deploy' AND slot_id = %s",
+        (SLOT,),
+    )[0][0]
+
+
+def test_a_signed_push_deploys_the_pushed_commit(sandbox, server) -> None:
+    branch = held_branch(server)
+    commit = push_branch(sandbox.repo_path, branch, {"PUSHED.txt": "one"}, base=branch)
+    with worker(sandbox):
+        answer = server.push(pushed(branch, commit))
+        assert answer.status_code == 200 and answer.json()["applied"], answer.text
+        (queued,) = answer.json()["deploys"]
+        done, _ = server.wait(queued["id"])
+    assert done["state"] == "done" and done["via"] == "push", done
+    assert served(sandbox, SLOT) == commit
+    action, via, actor, _ = history(server.dsn)[0]
+    assert (action, via, actor) == ("deploy", "push", "alice")
+
+
+def test_five_pushes_in_a_row_deploy_the_newest_once(sandbox, server) -> None:
+    branch = held_branch(server)
+    commits = [
+        push_branch(sandbox.repo_path, branch, {"PUSHED.txt": str(n)}, base=branch)
+        for n in range(5)
+    ]
+    before = deploy_events(server.dsn)
+    with worker(sandbox):
+        started = time.monotonic()
+        ids = [server.push(pushed(branch, c)).json()["deploys"][0]["id"] for c in commits]
+        assert time.monotonic() - started < 2
+        done, _ = server.wait(ids[-1])
+    assert done["state"] == "done" and done["commit"] == commits[-1]
+    states = execute(
+        server.dsn,
+        "SELECT state FROM marts.staging_deploy_requests WHERE id = ANY(%s) ORDER BY id",
+        (ids,),
+    )
+    assert [s for (s,) in states] == ["superseded"] * 4 + ["done"]
+    assert served(sandbox, SLOT) == commits[-1]
+    assert deploy_events(server.dsn) == before + 1
+
+
+def test_a_force_push_deploys_the_new_head(sandbox, server) -> None:
+    branch = held_branch(server)
+    rewritten = push_branch(sandbox.repo_path, branch, {"PUSHED.txt": "rewritten"}, base="main")
+    with worker(sandbox):
+        answer = server.push(pushed(branch, rewritten, forced=True))
+        assert "(forced)" in answer.json()["message"]
+        done, _ = server.wait(answer.json()["deploys"][0]["id"])
+    assert done["state"] == "done"
+    assert served(sandbox, SLOT) == rewritten
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("unheld branch", 202),
+        ("other repository", 202),
+        ("deleted branch", 202),
+        ("forged", 401),
+        ("oversized", 413),
+    ],
+)
+def test_pushes_that_deploy_nothing_queue_nothing(server, case: str, status: int) -> None:
+    branch = held_branch(server)
+    sha = "c" * 40
+    before = server.queued()
+    if case == "unheld branch":
+        answer = server.push(pushed("nobody-holds-this", sha))
+    elif case == "other repository":
+        answer = server.push(pushed(branch, sha, repository="someone/job-search"))
+    elif case == "deleted branch":
+        answer = server.push(pushed(branch, "", deleted=True))
+        outcome = execute(
+            server.dsn,
+            "SELECT outcome FROM marts.staging_webhook_deliveries"
+            " ORDER BY received_at DESC LIMIT 1",
+        )[0][0]
+        assert "deleted" in outcome and "nothing to deploy" in outcome
+    elif case == "forged":
+        answer = server.push(pushed(branch, sha), secret="not-the-secret")
+    else:
+        answer = server.push(None, body=b" " * (MAX_BODY + 1))
+    assert answer.status_code == status, answer.text
+    assert answer.json()["applied"] is False
+    assert server.queued() == before
+
+
+def test_a_claim_with_auto_deploy_off_is_not_deployed_by_a_push(server) -> None:
+    branch = held_branch(server)
+    claim = server.call("PUT", "/slots", json={"slot_id": SLOT, "task": TASK, "auto_deploy": False})
+    assert claim.status_code == 200 and claim.json()["auto_deploy"] is False, claim.text
+    before = server.queued()
+    try:
+        answer = server.push(pushed(branch, "d" * 40))
+        assert answer.status_code == 202 and "auto_deploy off" in answer.json()["message"]
+        assert server.queued() == before
+    finally:
+        again = server.call(
+            "PUT", "/slots", json={"slot_id": SLOT, "task": TASK, "auto_deploy": True}
+        )
+        assert again.json()["auto_deploy"] is True

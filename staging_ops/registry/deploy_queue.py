@@ -53,6 +53,7 @@ class NewRequest:
     commit: str | None = None
     target: str | None = None
     task: str | None = None
+    settle: timedelta = timedelta(0)  # wait this long for a newer request to supersede it
 
 
 def _q(template: str) -> sql.Composed:
@@ -86,8 +87,9 @@ class DeployQueue:
             cur.execute(
                 _q(
                     "INSERT INTO {requests} (slot_id, kind, branch, commit, target, task,"
-                    " requested_by, via) VALUES (%(slot_id)s, %(kind)s, %(branch)s, %(commit)s,"
-                    " %(target)s, %(task)s, %(requested_by)s, %(via)s) RETURNING {cols}"
+                    " requested_by, via, not_before) VALUES (%(slot_id)s, %(kind)s, %(branch)s,"
+                    " %(commit)s, %(target)s, %(task)s, %(requested_by)s, %(via)s,"
+                    " clock_timestamp() + %(settle)s) RETURNING {cols}"
                 ),
                 new.__dict__,
             )

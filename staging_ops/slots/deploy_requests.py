@@ -21,6 +21,9 @@ OPEN = (QUEUED, RUNNING)
 # after this.
 LEASE = timedelta(seconds=15)
 HEARTBEAT = 0.5
+# How long a push's deploy waits for a newer push of the same branch to supersede it: pushes
+# in a row (a rebase pushed commit by commit, a burst of fix-ups) deploy the newest once.
+PUSH_SETTLE = timedelta(seconds=1.5)
 # Takes of one request: a request whose workers died this many times is failed, not retried.
 MAX_ATTEMPTS = 3
 
@@ -44,6 +47,7 @@ class DeployRequest:
     lease_until: datetime | None = None
     heartbeat_at: datetime | None = None
     requested_at: datetime | None = None
+    not_before: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     step: str | None = None
@@ -106,7 +110,8 @@ def plan_claim(
     """What a worker does with the open requests (queued and running, every slot's): expired
     leases first (taken back, or failed after `max_attempts` takes), then the newest queued
     request of each slot supersedes older ones, then the oldest such request of a slot with
-    nothing running is taken (first come, first served across slots)."""
+    nothing running, and not waiting for its `not_before`, is taken (first come, first
+    served across slots)."""
     requeue = [r.id for r in requests if lease_expired(r, now) and r.attempts < max_attempts]
     fail = [r.id for r in requests if lease_expired(r, now) and r.attempts >= max_attempts]
     gone = set(requeue) | set(fail)
@@ -118,7 +123,13 @@ def plan_claim(
     ]
     replaced = superseded(waiting)
     out = {old for old, _ in replaced}
-    ready = sorted(r.id for r in waiting if r.id not in out and r.slot_id not in busy)
+    ready = sorted(
+        r.id
+        for r in waiting
+        if r.id not in out
+        and r.slot_id not in busy
+        and (r.not_before is None or r.not_before <= now)
+    )
     return ClaimPlan(
         take=ready[0] if ready else None,
         requeue=tuple(requeue),

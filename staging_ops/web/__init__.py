@@ -15,6 +15,7 @@ from flask import Flask
 from staging_ops import slot_access
 from staging_ops.inventory import Inventory
 from staging_ops.registry.changes import SHARED_STAMP_ENV
+from staging_ops.registry.deploy_queue import DeployQueue
 from staging_ops.slots.model import SlotRegistry
 from staging_ops.web import auth
 from staging_ops.web.api import api_blueprint
@@ -29,15 +30,23 @@ POOL_SIZE = 5
 __all__ = ["api_blueprint", "create_app"]
 
 
-def server_deploys(registry: SlotRegistry, inventory: Inventory | None) -> ServerDeploys | None:
-    """The server's deploy queue when the inventory turns server deploys on and the registry
-    is a database (the queue lives there); else None (the deploy endpoints answer 404)."""
+def deploy_queue(registry: SlotRegistry) -> DeployQueue | None:
+    """The deploy queue (and the claims' settings) on the registry's database, if it has
+    one (an in-memory or API registry has none)."""
     dsn = getattr(registry, "dsn", None)
-    if inventory is None or not inventory.deploys.server or not dsn:
+    if not dsn:
         return None
     from staging_ops.registry.deploy_queue import DeployQueue
 
-    return ServerDeploys(inventory, DeployQueue(dsn))
+    return DeployQueue(dsn)
+
+
+def server_deploys(queue: DeployQueue | None, inventory: Inventory | None) -> ServerDeploys | None:
+    """Server deploys, when the inventory turns them on (`[deploys] server = true`) and the
+    registry is a database; else None (the deploy endpoints answer 404)."""
+    if queue is None or inventory is None or not inventory.deploys.server:
+        return None
+    return ServerDeploys(inventory, queue)
 
 
 def create_app(
@@ -73,8 +82,10 @@ def create_app(
         from staging_ops.web.app_inventory import inventory_or_none
 
         inventory = inventory_or_none()
-    app.register_blueprint(api_blueprint(registry, secret, server_deploys(registry, inventory)))
+    queue = deploy_queue(registry)
+    deploys = server_deploys(queue, inventory)
+    app.register_blueprint(api_blueprint(registry, secret, deploys, queue))
     register_dashboard(app, registry, secret, inventory)
-    register_webhooks(app, registry, inventory)
+    register_webhooks(app, registry, inventory, deploys)
     register_error_handlers(app)
     return app

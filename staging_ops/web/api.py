@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from staging_ops import parsing
 from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.registry.deploy_queue import DeployQueue
 from staging_ops.slots.model import (
     SlotRegistry,
     UnknownSlot,
@@ -33,7 +34,7 @@ from staging_ops.web.server_deploys import ServerDeploys
 PREFIX = "/api/staging"
 log = logging.getLogger(__name__)
 
-CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note"}
+CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note", "auto_deploy"}
 DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task", "serving"}
 FAILED_DEPLOY_FIELDS = {"branch", "commit", "by", "step", "serving"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
@@ -148,10 +149,14 @@ def _queued(request_id: int, body: dict[str, Any]) -> tuple[Response, int]:
 
 
 def api_blueprint(
-    registry: SlotRegistry, jwt_secret: str, deploys: ServerDeploys | None = None
+    registry: SlotRegistry,
+    jwt_secret: str,
+    deploys: ServerDeploys | None = None,
+    claim_settings: DeployQueue | None = None,
 ) -> Blueprint:
     """The Staging API on `registry`, accepting admin tokens signed with `jwt_secret`; with
-    `deploys`, the server-side deploys (queued for the deploy workers) as well."""
+    `deploys`, the server-side deploys (queued for the deploy workers) as well, and with
+    `claim_settings` (the queue's database) a claim's auto_deploy."""
     bp = Blueprint("staging_api", __name__, url_prefix=PREFIX)
 
     @bp.before_request
@@ -206,6 +211,9 @@ def api_blueprint(
         extra = sorted(set(data) - CLAIM_FIELDS)
         if extra:
             raise BadInput(f"field(s) not allowed in a claim: {', '.join(extra)}")
+        auto_deploy = _flag(data, "auto_deploy") if "auto_deploy" in data else None
+        if auto_deploy is not None and claim_settings is None:
+            raise BadInput("auto_deploy needs a registry database behind this API")
         result = g.staging_registry.claim(
             _slot_id(data.get("slot_id"), allow_auto=True),
             parse_task(_string(data, "task")),
@@ -213,7 +221,13 @@ def api_blueprint(
             parse_ttl(data.get("ttl")),
             parse_text(_string(data, "note"), "note"),
         )
-        return jsonify(result.to_dict())
+        body = result.to_dict()
+        state = result.slot
+        if claim_settings is not None and state.claimed_at is not None:
+            if auto_deploy is not None:
+                claim_settings.set_auto_deploy(state.slot_id, state.claimed_at, auto_deploy)
+            body["auto_deploy"] = claim_settings.auto_deploy(state.slot_id, state.claimed_at)
+        return jsonify(body)
 
     def _deploy(data: dict[str, Any]) -> Response:
         extra = sorted(set(data) - DEPLOY_FIELDS)

@@ -64,6 +64,7 @@ _CLAIMED = {
     "properties": {
         "slot": {"$ref": "#/components/schemas/Slot"},
         "renewed": {"type": "boolean", "description": "claims only"},
+        "auto_deploy": {"type": "boolean", "description": "claims only: push to deploy"},
     },
 }
 

@@ -14,7 +14,7 @@ from typing import Any
 from staging_ops.errors import BadInput, Conflict, StagingError
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.registry.deploy_queue import DeployQueue, NewRequest
-from staging_ops.slots.deploy_requests import DeployRequest
+from staging_ops.slots.deploy_requests import PUSH_SETTLE, DeployRequest
 from staging_ops.slots.model import SlotState, UnknownSlot, parse_branch, parse_task
 
 # A release directory's name (deploy/release.py: UTC time and commit).
@@ -25,6 +25,18 @@ def _remote_heads(url: str) -> dict[str, str]:
     from staging_ops.claims.branches import remote_heads
 
     return remote_heads(url)
+
+
+@dataclass
+class PushOutcome:
+    """What a push did: the requests it queued, and why other slots got none."""
+
+    queued: list[DeployRequest] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        done = [f"deploy #{r.id} queued for slot {r.slot_id}" for r in self.queued]
+        return "; ".join(done + self.notes) or "nothing queued"
 
 
 @dataclass
@@ -88,6 +100,41 @@ class ServerDeploys:
         if branch not in heads:
             raise BadInput(f"branch not found: {branch!r} in the app repository")
         return heads[branch]
+
+    def push(
+        self, registry: Any, branch: str, commit: str | None, actor: str | None
+    ) -> PushOutcome:
+        """A GitHub push of `commit` to `branch`: a deploy queued for every slot whose claim
+        holds the branch (the branch its holder deployed last) and did not opt out
+        (auto_deploy); a deleted branch (no commit) queues nothing. Queued requests of those
+        slots are superseded, so pushes in a row deploy the newest once."""
+        held = [s for s in registry.status() if s.claimed and s.branch == branch]
+        outcome = PushOutcome()
+        if not held:
+            outcome.notes.append(f"no slot holds {branch}")
+        for state in held:
+            where = f"slot {state.slot_id}"
+            if state.slot_id not in self.inventory.slots:
+                outcome.notes.append(f"{where} is not in this server's inventory")
+            elif commit is None:
+                outcome.notes.append(f"{where}: branch {branch} was deleted, nothing to deploy")
+            elif state.claimed_at and not self.queue.auto_deploy(state.slot_id, state.claimed_at):
+                outcome.notes.append(f"{where}: {state.task}'s claim has auto_deploy off")
+            else:
+                queued = self.queue.enqueue(
+                    NewRequest(
+                        state.slot_id,
+                        "deploy",
+                        actor or "github",
+                        "push",
+                        branch=branch,
+                        commit=commit,
+                        task=state.task,
+                        settle=PUSH_SETTLE,
+                    )
+                )
+                outcome.queued.append(queued)
+        return outcome
 
     def request_rollback(
         self,

@@ -26,6 +26,7 @@ CREATE TABLE marts.staging_deploy_requests (
     lease_until   timestamptz,
     heartbeat_at  timestamptz,
     requested_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    not_before    timestamptz NOT NULL DEFAULT clock_timestamp(),
     started_at    timestamptz,
     finished_at   timestamptz,
     step          text,

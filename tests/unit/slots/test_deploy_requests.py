@@ -88,3 +88,13 @@ def test_a_push_of_what_already_serves_has_nothing_to_do() -> None:
     assert not already_serving(push, "b" * 40)
     api = DeployRequest(1, 4, "deploy", "bob", "api", branch="x", commit=sha)
     assert not already_serving(api, sha)  # an operator asked for a deploy: it runs
+
+
+def test_a_request_waits_for_its_not_before() -> None:
+    later = req(1, 4, not_before=NOW + timedelta(seconds=1))
+    assert plan_claim([later], NOW).take is None
+    assert plan_claim([later], NOW + timedelta(seconds=1)).take == 1
+    # a newer push supersedes it while it waits
+    newer = req(2, 4, not_before=NOW + timedelta(seconds=2))
+    plan = plan_claim([later, newer], NOW + timedelta(seconds=1))
+    assert plan.supersede == ((1, 2),) and plan.take is None
