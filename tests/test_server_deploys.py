@@ -155,7 +155,7 @@ def test_rollback_from_the_api_goes_back_to_a_verified_release(sandbox, server) 
 @pytest.mark.parametrize(
     ("slot", "body", "status", "word"),
     [
-        (SLOT, {"branch": "no-such-branch"}, 400, "branch not found"),
+        (SLOT, {"branch": "no-such-branch"}, 404, "branch not found"),
         (SLOT, {"branch": "feat-x", "task": "JA-999"}, 409, "held by"),
         (SLOT, {"branch": "feat-x", "force": True}, 400, "unknown field"),
         (SLOT, {"branch": "-x"}, 400, "branch"),

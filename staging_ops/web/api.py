@@ -3,8 +3,8 @@
 Mount it in any Flask app (the Campaign UI does) with
 `app.register_blueprint(api_blueprint(registry, secret))`. Every answer is JSON; every error is
 `{"error": "..."}` with 400 (malformed), 401 (no/invalid/expired token), 403 (not admin),
-404 (unknown slot), 409 (conflict), 413 (body too large), 415 (a body that is not
-application/json, media.py) or 503 (registry unavailable) — never a stack trace.
+404 (unknown slot, or branch to deploy), 409 (conflict), 413 (body too large), 415 (a body
+that is not application/json, media.py) or 503 (registry unavailable) — never a stack trace.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from staging_ops.slots.model import (
 from staging_ops.web import auth
 from staging_ops.web.media import json_type_problem
 from staging_ops.web.openapi import openapi_document
-from staging_ops.web.server_deploys import ServerDeploys
+from staging_ops.web.server_deploys import ServerDeploys, UnknownBranch
 
 PREFIX = "/api/staging"
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def auth_error_response(exc: auth.AuthError) -> tuple[Response, int]:
 def staging_error_response(exc: StagingError) -> tuple[Response, int]:
     """Our exceptions as HTTP answers. Registry failures are logged here and reported
     without detail: the client needs to know it failed, not where the database lives."""
-    if isinstance(exc, UnknownSlot):
+    if isinstance(exc, UnknownSlot | UnknownBranch):
         return error_response(404, str(exc))
     if isinstance(exc, BadInput):
         return error_response(400, str(exc))

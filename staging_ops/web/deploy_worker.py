@@ -177,6 +177,7 @@ class Worker:
         self, request: DeployRequest, progress: ProgressLog
     ) -> tuple[str, dict[str, Any] | None, str | None]:
         from staging_ops.deploy import recipes
+        from staging_ops.deploy.session import Interrupted
 
         slot = self.inventory.slots.get(request.slot_id)
         if slot is None:
@@ -205,6 +206,9 @@ class Worker:
                     task=request.task,
                     log=progress,
                 )
+        except Interrupted as exc:  # SIGTERM or Ctrl-C: the deploy handled it; stop after it
+            self.stopping = True
+            return FAILED, None, str(exc)
         except StagingError as exc:
             return FAILED, None, str(exc)
         except Exception as exc:  # a bug: the request must still end, saying so

@@ -100,9 +100,12 @@ def deploy_paths(
                 },
                 "responses": {
                     "202": queued,
-                    "400": error("Malformed JSON or fields, or a branch the repository lacks."),
-                    "404": error(_OFF),
-                    "409": error("The slot is free, or held by another task than the one given."),
+                    "400": error("Malformed JSON (or nested too deep) or fields."),
+                    "404": error(f"{_OFF[:-1]}, or a branch the app repository does not have."),
+                    "409": error(
+                        "The slot is free, held by another task than the one given, or (deploy)"
+                        " has no branch deployed to default to."
+                    ),
                     **common,
                 },
             }

@@ -2,7 +2,7 @@
 the registry and the app's repository, then queued (registry/deploy_queue.py) for the deploy
 workers (deploy_worker.py). Every refusal is one line and queues nothing: a slot not in the
 inventory (404), a free slot or one another task holds (409), a branch the repository does
-not have (400)."""
+not have (404: the named thing is not there)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ from staging_ops.inventory import Inventory, Slot
 from staging_ops.registry.deploy_queue import DeployQueue, NewRequest
 from staging_ops.slots.deploy_requests import PUSH_SETTLE, DeployRequest
 from staging_ops.slots.model import SlotState, UnknownSlot, parse_branch, parse_task
+
+
+class UnknownBranch(BadInput):
+    """The app repository has no such branch (the API answers 404)."""
+
 
 # A release directory's name (deploy/release.py: UTC time and commit).
 RELEASE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
@@ -80,7 +85,8 @@ class ServerDeploys:
         state = self._held(registry, slot, task, "deploy")
         if branch is None:
             if not state.branch:
-                raise BadInput(f"{slot.identifier} has no branch deployed: name one")
+                # The slot's state, not the request, lacks it: a conflict, as a free slot is.
+                raise Conflict(f"{slot.identifier} has no branch deployed yet: name one")
             branch = state.branch
         branch = parse_branch(branch)
         commit = self.head(branch)
@@ -89,7 +95,7 @@ class ServerDeploys:
         )
 
     def head(self, branch: str) -> str:
-        """The branch's commit in the app's repository; BadInput if it has no such branch."""
+        """The branch's commit in the app's repository; UnknownBranch if it has none."""
         url = self.inventory.app.repo_url
         try:
             heads = self.heads(url)
@@ -98,7 +104,7 @@ class ServerDeploys:
         except StagingError as exc:
             raise StagingError(f"cannot list the app repository's branches: {exc}") from None
         if branch not in heads:
-            raise BadInput(f"branch not found: {branch!r} in the app repository")
+            raise UnknownBranch(f"branch not found: {branch!r} in the app repository")
         return heads[branch]
 
     def push(
