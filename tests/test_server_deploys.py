@@ -280,6 +280,17 @@ def test_a_signed_push_deploys_the_pushed_commit(sandbox, server) -> None:
     assert (action, via, actor) == ("deploy", "push", "alice")
 
 
+def test_a_push_deploys_its_own_commit_not_the_newer_head(sandbox, server) -> None:
+    branch = held_branch(server)
+    pushed_first = push_branch(sandbox.repo_path, branch, {"PUSHED.txt": "A"}, base=branch)
+    push_branch(sandbox.repo_path, branch, {"PUSHED.txt": "B"}, base=branch)  # no webhook yet
+    with worker(sandbox):
+        answer = server.push(pushed(branch, pushed_first))
+        done, _ = server.wait(answer.json()["deploys"][0]["id"])
+    assert done["state"] == "done" and done["result"]["commit"] == pushed_first, done
+    assert served(sandbox, SLOT) == pushed_first
+
+
 def test_five_pushes_in_a_row_deploy_the_newest_once(sandbox, server) -> None:
     branch = held_branch(server)
     commits = [

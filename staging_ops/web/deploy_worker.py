@@ -195,6 +195,8 @@ class Worker:
                     operator=request.requested_by,
                     task=request.task,
                     log=progress,
+                    # A push deploys the commit it pushed; the API, the branch's head.
+                    commit=request.commit if request.via == "push" else None,
                 )
             else:
                 result = recipes.rollback(
