@@ -45,7 +45,13 @@ class Server:
             method, self.url + BASE + path, headers=headers, timeout=30, **kwargs
         )
 
-    def push(self, payload: object, secret: str = GITHUB_SECRET, body: bytes | None = None):
+    def push(
+        self,
+        payload: object,
+        secret: str = GITHUB_SECRET,
+        body: bytes | None = None,
+        delivery: str | None = None,
+    ):
         import json
 
         import requests
@@ -54,7 +60,7 @@ class Server:
         return requests.post(
             self.url + BASE + "/webhooks/github",
             data=body,
-            headers=github_headers(secret, body, "push"),
+            headers=github_headers(secret, body, "push", delivery),
             timeout=30,
         )
 
@@ -278,6 +284,13 @@ def test_a_signed_push_deploys_the_pushed_commit(sandbox, server) -> None:
     assert served(sandbox, SLOT) == commit
     action, via, actor, _ = history(server.dsn)[0]
     assert (action, via, actor) == ("deploy", "push", "alice")
+    # The same commit pushed again (a new delivery, not a replay: its body differs): nothing
+    # to deploy again.
+    with worker(sandbox):
+        again = server.push({**pushed(branch, commit), "before": "e" * 40})
+        done, _ = server.wait(again.json()["deploys"][0]["id"])
+    assert done["state"] == "done" and "already serves" in done["result"]["skipped"]
+    assert history(server.dsn)[0][:2] == ("deploy", "push")
 
 
 def test_a_push_deploys_its_own_commit_not_the_newer_head(sandbox, server) -> None:
@@ -333,6 +346,7 @@ def test_a_force_push_deploys_the_new_head(sandbox, server) -> None:
         ("deleted branch", 202),
         ("forged", 401),
         ("oversized", 413),
+        ("replayed", 200),
     ],
 )
 def test_pushes_that_deploy_nothing_queue_nothing(server, case: str, status: int) -> None:
@@ -351,6 +365,11 @@ def test_pushes_that_deploy_nothing_queue_nothing(server, case: str, status: int
             " ORDER BY received_at DESC LIMIT 1",
         )[0][0]
         assert "deleted" in outcome and "nothing to deploy" in outcome
+    elif case == "replayed":
+        first = server.push(pushed("nobody-holds-this", "f" * 40), delivery="replayed-delivery")
+        assert first.status_code == 202
+        answer = server.push(pushed("nobody-holds-this", "f" * 40), delivery="replayed-delivery")
+        assert "applied before" in answer.json()["message"]
     elif case == "forged":
         answer = server.push(pushed(branch, sha), secret="not-the-secret")
     else:
