@@ -27,7 +27,15 @@ from staging_ops.web.webhooks import register_webhooks
 # One pooled connection per worker thread (plus one spare).
 POOL_SIZE = 5
 
-__all__ = ["api_blueprint", "create_app"]
+__all__ = ["api_blueprint", "close_app", "create_app"]
+
+
+def close_app(app: Flask) -> None:
+    """Close the app's database connections (the registry's and the deploy queue's)."""
+    app.extensions["staging_registry"].close()
+    queue = app.extensions.get("staging_deploy_queue")
+    if queue is not None:
+        queue.close()
 
 
 def deploy_queue(registry: SlotRegistry) -> DeployQueue | None:
@@ -83,6 +91,7 @@ def create_app(
 
         inventory = inventory_or_none()
     queue = deploy_queue(registry)
+    app.extensions["staging_deploy_queue"] = queue  # closed with the registry (close_app)
     deploys = server_deploys(queue, inventory)
     app.register_blueprint(api_blueprint(registry, secret, deploys, queue))
     register_dashboard(app, registry, secret, inventory)
