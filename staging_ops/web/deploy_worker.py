@@ -233,6 +233,7 @@ class Worker:
 
 def server_deploys_inventory() -> Inventory:
     """The inventory, refusing one without `[deploys] server = true` (BadInput)."""
+    from staging_ops import slot_access
     from staging_ops.inventory import load_inventory
 
     inventory = load_inventory()
@@ -241,6 +242,11 @@ def server_deploys_inventory() -> Inventory:
             f"{inventory.path}: server deploys are off: set `[deploys] server = true` to let"
             " the server run deploys"
         )
+    # Deploys verify through nginx: a password host's slots need the credentials, checked
+    # here as `invoke deploy` checks them, before any request is taken.
+    problem = slot_access.missing_credentials(inventory.target_hosts())
+    if problem:
+        raise BadInput(problem)
     return inventory
 
 
