@@ -33,6 +33,26 @@ def deleted_branch(branch: str) -> dict[str, Any]:
     return payload
 
 
+def pushed(
+    branch: str,
+    after: str,
+    *,
+    forced: bool = False,
+    deleted: bool = False,
+    repository: str | None = None,
+) -> dict[str, Any]:
+    """A `push` delivery of `after` to `branch` (deleted: GitHub's zeros as `after`)."""
+    payload = fixture("github_push")
+    payload["ref"] = f"refs/heads/{branch}"
+    payload["after"] = "0" * 40 if deleted else after
+    payload["forced"], payload["deleted"] = forced, deleted
+    if deleted:
+        payload["head_commit"], payload["commits"] = None, []
+    if repository:
+        payload["repository"]["full_name"] = repository
+    return payload
+
+
 def linear_done(task: str, state: str = "completed", at_ms: int | None = None) -> dict[str, Any]:
     payload = fixture("linear_issue_update")
     payload["data"]["identifier"] = task

@@ -16,6 +16,27 @@ from staging_ops.errors import StagingError
 PROJECT = Path(__file__).resolve().parents[2]
 
 
+def start_deploy_worker(sandbox: Sandbox, name: str = "deploy-worker") -> int:
+    """A deploy worker (staging_ops.web.deploy_worker) beside the dashboard, in the
+    environment `up` runs in (STAGING_GITHUB_* and STAGING_LINEAR_* included) plus the
+    sandbox's; its PID is recorded as `name` so `down` stops it."""
+    log = sandbox.path / f"{name}.log"
+    command = [sys.executable, "-m", "staging_ops.web.deploy_worker"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT,
+            env={**os.environ, **sandbox.env()},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    sandbox.pids[name] = process.pid
+    sandbox.save()
+    return process.pid
+
+
 def start_dashboard(sandbox: Sandbox, port: int, timeout: float = 15.0) -> None:
     """The Staging API and Dashboard on 127.0.0.1:`port`, a background process on the sandbox's
     registry and inventory; its PID is recorded so `down` stops it."""

@@ -73,6 +73,7 @@ def up(
         wait_listening(sandbox)
         if sandbox.dashboard_port:
             api_server.start_dashboard(sandbox, sandbox.dashboard_port)
+            api_server.start_deploy_worker(sandbox)
     except BaseException:
         sandbox.save()
         down(path)

@@ -78,8 +78,8 @@ def alive(pid: int, sandbox: Sandbox) -> bool:
     files, so a PID counts only if the process names the sandbox:
     - its command line names a path inside the sandbox directory (postgres -D, nginx -p,
       sshd -f, the slot units' ExecStart under srv/staging); or, for those whose does not,
-    - the dashboard (`python -m staging_ops.web`): its environment's STAGING_INVENTORY is the
-      sandbox's inventory;
+    - the dashboard (`python -m staging_ops.web`) or a deploy worker: its environment's
+      STAGING_INVENTORY is the sandbox's inventory;
     - a unit the systemctl stand-in started: its environment's PATH has a sandbox host's bin
       directory (the sandbox sshd sets it for the session; the stand-in and its services
       inherit it); or
@@ -107,7 +107,7 @@ def alive(pid: int, sandbox: Sandbox) -> bool:
     except OSError:
         return False
     environ = dict(entry.partition("=")[::2] for entry in raw.split("\0") if "=" in entry)
-    if "staging_ops.web" in cmdline.split():
+    if any(w.split(".")[:2] == ["staging_ops", "web"] for w in cmdline.split()):
         return environ.get("STAGING_INVENTORY") == str(sandbox.inventory_path)
     host_bins = {str(Path(h.dir) / "bin") for h in sandbox.hosts}
     return not host_bins.isdisjoint(environ.get("PATH", "").split(":"))

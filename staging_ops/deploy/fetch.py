@@ -23,9 +23,12 @@ SPEC_FILES = (PROCFILE, APP_JSON)
 MAX_SPEC_BYTES = 256 * 1024
 
 
-def fetch(deployer: Deployer, branch: str) -> tuple[str, dict[str, str | None]]:
-    """Update the droplet's shared mirror; the branch's commit and its Procfile and app.json
-    texts (None: absent), or StagingError if the branch is unknown."""
+def fetch(
+    deployer: Deployer, branch: str, pin: str | None = None
+) -> tuple[str, dict[str, str | None]]:
+    """Update the droplet's shared mirror; the branch's commit (or `pin`, a commit pushed to
+    it) and its Procfile and app.json texts (None: absent), or StagingError if the branch (or
+    the commit) is unknown."""
     paths = deployer.paths
     code, out, err = deployer.run(
         remote.script_command(
@@ -34,13 +37,15 @@ def fetch(deployer: Deployer, branch: str) -> tuple[str, dict[str, str | None]]:
             paths.mirror,
             paths.mirror + ".lock",
             deployer.app.repo_url,
-            f"refs/heads/{branch}^{{commit}}",
+            f"{pin or f'refs/heads/{branch}'}^{{commit}}",
             NOT_FOUND,
             *SPEC_FILES,
         ),
         check=False,
     )
     if code == NOT_FOUND:
+        if pin:
+            raise StagingError(f"commit not found: {pin} (pushed to {branch!r})")
         raise StagingError(f"branch not found: {branch!r} in {deployer.app.repo_url}")
     if code != 0:
         raise StagingError(tail(err or out))
@@ -72,7 +77,7 @@ def _decoded(name: str, size: int, encoded: str) -> str:
 
 
 def _step(deployer: Deployer, run: Run) -> str:
-    run.result.commit, files = fetch(deployer, run.result.branch)
+    run.result.commit, files = fetch(deployer, run.result.branch, run.pin)
     spec = spec_from_files(files.get(PROCFILE), files.get(APP_JSON), deployer.app)
     deployer.use_spec(spec)
     if spec.source == PROCFILE:

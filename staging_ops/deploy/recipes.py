@@ -89,11 +89,12 @@ def deploy(
     task: str | None = None,
     force: bool = False,
     log: output.StepLog | None = None,
+    commit: str | None = None,
 ) -> DeployResult:
-    """Deploy `branch` to `slot`: claim, lock, fetch, hold the claim, export, venv, migrate,
-    candidate start and verify, switch, hand-over, main verify (rolling back on failure, Ctrl-C
-    or SIGTERM), record. Raises on failure with the
-    slot's state."""
+    """Deploy `branch` (its head, or `commit`: a server-side deploy of a push) to `slot`:
+    claim, lock, fetch, hold the claim, export, venv, migrate, candidate start and verify,
+    switch, hand-over, main verify (rolling back on failure, Ctrl-C or SIGTERM), record.
+    Raises on failure with the slot's state."""
     log = log or output.StepLog()
     validate_branch(branch)
     result = DeployResult(slot.id, slot.identifier, branch)
@@ -101,7 +102,7 @@ def deploy(
         task = task or task_from_branch(branch)
         check = claim.check_deploy_claim(registry, slot, task, operator, force)
         rec["detail"] = check.detail
-    run = Run(result, check, registry)
+    run = Run(result, check, registry, pin=commit)
     deployer = Deployer(inventory, slot, log, operator)
     with session(deployer, log):
         if deployer.lock and deployer.lock.warning:

@@ -43,6 +43,8 @@ class Run:
     registry: Any
     previous: str | None = None
     to: str | None = None  # rollback --to
+    # A deploy of this commit of the branch (a push's), not of the branch's head.
+    pin: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from staging_ops.errors import BadInput
 from staging_ops.inventory import checks
 from staging_ops.inventory.model import (
     App,
+    Deploys,
     Host,
     Inventory,
     Slot,
@@ -88,7 +89,15 @@ class _Loader:
         slots = [self.slot(i, entry, hosts) for i, entry in enumerate(slots_raw, start=1)]
         self.check_unique(slots)
         self.check_ports(slots, hosts)
-        return Inventory(self.path, app, hosts, {s.id: s for s in sorted(slots, key=_by_id)})
+        deploys = self.deploys(self.raw.get("deploys", {}))
+        return Inventory(
+            self.path, app, hosts, {s.id: s for s in sorted(slots, key=_by_id)}, deploys
+        )
+
+    def deploys(self, raw: object) -> Deploys:
+        if not isinstance(raw, dict):
+            raise self.fail("[deploys]", "deploys", "must be a table")
+        return Deploys(**self.fields(Deploys, raw, "[deploys]"))
 
     def check_keys(self) -> None:
         """Refuse any key the model does not know (model.file_keys), in every table, before

@@ -318,6 +318,15 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class Deploys:
+    """[deploys]: `server = true` lets the Staging API server run deploys and rollbacks itself
+    (its deploy workers, web/deploy_worker.py), with the SSH key and pinned host keys of the
+    inventory's hosts, as the CLI does. Off by default: the server then needs no SSH access."""
+
+    server: Flag = False
+
+
+@dataclass(frozen=True)
 class Inventory:
     """The whole file: its top level holds [app], [hosts.NAME] tables and [[slots]]."""
 
@@ -327,6 +336,7 @@ class Inventory:
     # [hosts.NAME]: the keys of [hosts] are the hosts' names; each table is a Host's.
     hosts: Annotated[dict[str, Host], LOADED]
     slots: Annotated[dict[int, Slot], LOADED] = field(default_factory=dict)
+    deploys: Annotated[Deploys, LOADED] = Deploys()
 
     def slot(self, value: object) -> Slot:
         """The slot named by an operator's `--slot` value, or BadInput listing the valid ones."""

@@ -3,8 +3,8 @@
 Mount it in any Flask app (the Campaign UI does) with
 `app.register_blueprint(api_blueprint(registry, secret))`. Every answer is JSON; every error is
 `{"error": "..."}` with 400 (malformed), 401 (no/invalid/expired token), 403 (not admin),
-404 (unknown slot), 409 (conflict), 413 (body too large), 415 (a body that is not
-application/json, media.py) or 503 (registry unavailable) — never a stack trace.
+404 (unknown slot, or branch to deploy), 409 (conflict), 413 (body too large), 415 (a body
+that is not application/json, media.py) or 503 (registry unavailable) — never a stack trace.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from staging_ops import integrations, parsing
 from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.registry.deploy_queue import DeployQueue
 from staging_ops.slots.model import (
     SlotRegistry,
     UnknownSlot,
@@ -28,16 +29,20 @@ from staging_ops.slots.model import (
 from staging_ops.web import auth
 from staging_ops.web.media import json_type_problem
 from staging_ops.web.openapi import openapi_document
+from staging_ops.web.server_deploys import ServerDeploys, UnknownBranch
 
 PREFIX = "/api/staging"
 log = logging.getLogger(__name__)
 
-CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note"}
+CLAIM_FIELDS = {"action", "slot_id", "task", "owner", "ttl", "note", "auto_deploy"}
 DEPLOY_FIELDS = {"action", "slot_id", "branch", "commit", "by", "task", "serving"}
 FAILED_DEPLOY_FIELDS = {"branch", "commit", "by", "step", "serving"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
 MAX_HISTORY = parsing.MAX_HISTORY
+QUEUE_DEPLOY_FIELDS = {"branch", "task"}
+QUEUE_ROLLBACK_FIELDS = {"release", "task"}
+RECENT_DEPLOYS = 10
 QUERY_PARAMETERS = {"history": {"slot_id", "limit"}}
 MAX_BODY = parsing.MAX_JSON_BODY
 
@@ -57,7 +62,7 @@ def auth_error_response(exc: auth.AuthError) -> tuple[Response, int]:
 def staging_error_response(exc: StagingError) -> tuple[Response, int]:
     """Our exceptions as HTTP answers. Registry failures are logged here and reported
     without detail: the client needs to know it failed, not where the database lives."""
-    if isinstance(exc, UnknownSlot):
+    if isinstance(exc, UnknownSlot | UnknownBranch):
         return error_response(404, str(exc))
     if isinstance(exc, BadInput):
         return error_response(400, str(exc))
@@ -135,8 +140,23 @@ def _string(data: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
-    """The Staging API on `registry`, accepting admin tokens signed with `jwt_secret`."""
+def _queued(request_id: int, body: dict[str, Any]) -> tuple[Response, int]:
+    """202: queued, and where to poll its progress."""
+    url = f"{PREFIX}/deploys/{request_id}"
+    response = jsonify({"request": body, "url": url})
+    response.headers["Location"] = url
+    return response, 202
+
+
+def api_blueprint(
+    registry: SlotRegistry,
+    jwt_secret: str,
+    deploys: ServerDeploys | None = None,
+    claim_settings: DeployQueue | None = None,
+) -> Blueprint:
+    """The Staging API on `registry`, accepting admin tokens signed with `jwt_secret`; with
+    `deploys`, the server-side deploys (queued for the deploy workers) as well, and with
+    `claim_settings` (the queue's database) a claim's auto_deploy."""
     bp = Blueprint("staging_api", __name__, url_prefix=PREFIX)
 
     @bp.before_request
@@ -191,6 +211,9 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
         extra = sorted(set(data) - CLAIM_FIELDS)
         if extra:
             raise BadInput(f"field(s) not allowed in a claim: {', '.join(extra)}")
+        auto_deploy = _flag(data, "auto_deploy") if "auto_deploy" in data else None
+        if auto_deploy is not None and claim_settings is None:
+            raise BadInput("auto_deploy needs a registry database behind this API")
         result = g.staging_registry.claim(
             _slot_id(data.get("slot_id"), allow_auto=True),
             parse_task(_string(data, "task")),
@@ -198,7 +221,13 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
             parse_ttl(data.get("ttl")),
             parse_text(_string(data, "note"), "note"),
         )
-        return jsonify(result.to_dict())
+        body = result.to_dict()
+        state = result.slot
+        if claim_settings is not None and state.claimed_at is not None:
+            if auto_deploy is not None:
+                claim_settings.set_auto_deploy(state.slot_id, state.claimed_at, auto_deploy)
+            body["auto_deploy"] = claim_settings.auto_deploy(state.slot_id, state.claimed_at)
+        return jsonify(body)
 
     def _deploy(data: dict[str, Any]) -> Response:
         extra = sorted(set(data) - DEPLOY_FIELDS)
@@ -253,6 +282,67 @@ def api_blueprint(registry: SlotRegistry, jwt_secret: str) -> Blueprint:
         )
         integrations.released(g.staging_registry, None, result, by)
         return jsonify(result.to_dict())
+
+    def _server_deploys() -> ServerDeploys:
+        if deploys is None:
+            abort(404, "server deploys are off on this server (inventory: [deploys] server)")
+        return deploys
+
+    @bp.post("/slots/<slot_id>/deploy")
+    def queue_deploy(slot_id: str) -> tuple[Response, int]:
+        """Queue a deploy of the held slot (branch: the slot's by default)."""
+        slot = _path_slot(slot_id)
+        data = _body(QUEUE_DEPLOY_FIELDS, optional=True)
+        queued = _server_deploys().request_deploy(
+            g.staging_registry,
+            slot,
+            g.staging_subject,
+            branch=_string(data, "branch"),
+            task=_string(data, "task"),
+        )
+        return _queued(queued.id, queued.to_dict())
+
+    @bp.post("/slots/<slot_id>/rollback")
+    def queue_rollback(slot_id: str) -> tuple[Response, int]:
+        """Queue a rollback of the held slot (release: the previous verified by default)."""
+        slot = _path_slot(slot_id)
+        data = _body(QUEUE_ROLLBACK_FIELDS, optional=True)
+        queued = _server_deploys().request_rollback(
+            g.staging_registry,
+            slot,
+            g.staging_subject,
+            release=_string(data, "release"),
+            task=_string(data, "task"),
+        )
+        return _queued(queued.id, queued.to_dict())
+
+    @bp.get("/deploys/<request_id>")
+    def get_deploy(request_id: str) -> Response:
+        try:
+            number = parsing.integer(request_id, "id", low=1, high=2**62)
+        except BadInput:
+            number = 0
+        found = _server_deploys().queue.get(number) if number else None
+        if found is None:
+            abort(404, f"no deploy request {parsing.shown(request_id)}")
+        return jsonify({"request": found.to_dict()})
+
+    @bp.get("/slots/<slot_id>/releases")
+    def slot_releases(slot_id: str) -> Response | tuple[Response, int]:
+        """The slot's releases on the droplet (verified, bad, live) and its recent
+        server-side deploys with their steps and lines."""
+        from staging_ops.deploy.listing import slot_releases as read_releases
+        from staging_ops.remote import Unreachable
+
+        service = _server_deploys()
+        slot = service.slot(_path_slot(slot_id))
+        recent = service.queue.recent(slot.id, RECENT_DEPLOYS)
+        try:
+            views = [v.to_dict() for v in read_releases(service.inventory, slot)]
+        except Unreachable as exc:
+            log.warning("releases of %s: %s", slot.identifier, exc)
+            return error_response(503, f"{slot.identifier}'s droplet is unreachable")
+        return jsonify({"releases": views, "deploys": [r.to_dict() for r in recent]})
 
     @bp.get("/history")
     def history() -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from staging_ops import parsing
+from staging_ops.web.openapi_deploys import deploy_paths, deploy_schemas
 from staging_ops.web.openapi_schemas import component_schemas
 from staging_ops.web.webhooks.openapi import webhook_paths
 
@@ -63,6 +64,7 @@ _CLAIMED = {
     "properties": {
         "slot": {"$ref": "#/components/schemas/Slot"},
         "renewed": {"type": "boolean", "description": "claims only"},
+        "auto_deploy": {"type": "boolean", "description": "claims only: push to deploy"},
     },
 }
 
@@ -282,12 +284,18 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **deploy_paths(
+                _error,
+                _ok,
+                _SLOT_ID,
+                {"413": _TOO_LARGE, "415": _NOT_JSON, **_AUTH_ERRORS},
+            ),
             **webhook_paths(),
         },
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
-            "schemas": component_schemas(),
+            "schemas": {**component_schemas(), **deploy_schemas()},
         },
     }

@@ -89,6 +89,10 @@ def component_schemas() -> dict[str, Any]:
                     "description": 'seconds, or "30m", "12h", "7d" (1m to 365d); null or empty: 7d',
                 },
                 "note": _free_text("note"),
+                "auto_deploy": {
+                    "type": "boolean",
+                    "description": "a GitHub push to the slot's branch deploys it (default true)",
+                },
             },
         },
         "DeployRequest": {

@@ -136,12 +136,12 @@ def serve_staging(options: ServeOptions) -> None:
     are closed again before the workers fork. A bad inventory (an unknown key, say) ends it
     first, with exit 2 (app_inventory.check_inventory).
     """
-    from staging_ops.web import create_app
+    from staging_ops.web import close_app, create_app
     from staging_ops.web.app_inventory import check_inventory
 
     check_inventory()
     probe = create_app(pool_size=1)
-    probe.extensions["staging_registry"].close()
+    close_app(probe)
     ensure_port_free(options.host, options.port)
     # The workers share one stamp, so a write through one is seen at once through the others.
     stamp = SharedStamp.create()

@@ -319,7 +319,7 @@ def test_openapi_document_is_public_and_matches_the_routes(unchanged_api: Api) -
     doc = response.json()
     assert doc["openapi"].startswith("3.") and "admin" in doc["info"]["description"]
     rules = {
-        rule.rule.replace("<slot_id>", "{slot_id}")
+        rule.rule.replace("<slot_id>", "{slot_id}").replace("<request_id>", "{request_id}")
         for rule in unchanged_api.app.url_map.iter_rules()
         if rule.rule.startswith(BASE) and rule.endpoint != "boom"
     }

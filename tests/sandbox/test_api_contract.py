@@ -25,13 +25,22 @@ ST = str(Path(sys.executable).parent / "st")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
+@pytest.fixture(params=["server deploys off", "server deploys on"])
 def contract_api(
-    registry_dsn: str, test_inventory_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    registry_dsn: str,
+    test_inventory_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Api]:
     # GitHub's endpoint configured (so unsigned requests meet its 401), Linear's not (404).
     monkeypatch.setenv(GITHUB_SECRET_ENV, "contract-test-github-secret")
     monkeypatch.delenv(LINEAR_SECRET_ENV, raising=False)
+    if request.param == "server deploys on":
+        # The sandbox's inventory turns them on: the deploy endpoints queue (no worker runs
+        # them here) and read the sandbox droplet's releases.
+        monkeypatch.setenv("STAGING_INVENTORY", str(test_inventory_path))
+    else:
+        monkeypatch.setenv("STAGING_INVENTORY", str(ROOT / "inventory" / "staging.toml"))
     with running_api(registry_dsn, test_inventory_path) as running:
         yield running
 

@@ -436,12 +436,24 @@ def test_without_an_inventory_the_board_still_shows_the_registry(
     assert {s["url"] for s in board["slots"]} == {None}
 
 
-def test_sandbox_serves_the_dashboard_until_down() -> None:
-    """`invoke sandbox.up` starts the API + dashboard as a process of the sandbox."""
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(entry.partition("=")[::2] for entry in raw.split("\0") if "=" in entry)
+
+
+def test_sandbox_serves_the_dashboard_until_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`invoke sandbox.up` starts the API + dashboard and a deploy worker as processes of the
+    sandbox, both in the environment it runs in (the GitHub and Linear settings reach them)."""
     directory = Path(tempfile.mkdtemp(prefix="staging-ops-sbx-dash-"))
     directory.chmod(0o755)
+    monkeypatch.setenv("STAGING_GITHUB_API_URL", "http://127.0.0.1:9/github")
+    monkeypatch.setenv("STAGING_LINEAR_API_KEY", "lin_test_key")
     try:
         box = sandbox_mod.up(directory, slots=2, ports=sandbox_ports(400), dashboard=True)
+        for process in ("dashboard", "deploy-worker"):
+            environ = _environ(box.pids[process])
+            assert environ["STAGING_GITHUB_API_URL"] == "http://127.0.0.1:9/github", process
+            assert environ["STAGING_LINEAR_API_KEY"] == "lin_test_key", process
         url = box.env()["STAGING_DASHBOARD_URL"]
         assert url == f"http://127.0.0.1:{sandbox_ports(400).dashboard}/staging"
         assert f"export STAGING_DASHBOARD_URL={url}" in box.env_path.read_text()
@@ -454,11 +466,13 @@ def test_sandbox_serves_the_dashboard_until_down() -> None:
         # A fresh sandbox's registry is not migrated yet (provision-all does that): the
         # dashboard answers, and says so without details.
         assert board.status_code == 503 and board.json() == {"error": "registry unavailable"}
-        pid = box.pids["dashboard"]
+        pids = [box.pids["dashboard"], box.pids["deploy-worker"]]
         assert sandbox_mod.status(directory)["processes"]["dashboard"] is True
-        assert "dashboard" in sandbox_mod.down(directory)
-        stat = Path(f"/proc/{pid}/stat")
-        assert not stat.exists() or stat.read_text().split(") ")[1][0] == "Z"  # gone, or a zombie
+        assert sandbox_mod.status(directory)["processes"]["deploy-worker"] is True
+        assert {"dashboard", "deploy-worker"} <= set(sandbox_mod.down(directory))
+        for pid in pids:
+            stat = Path(f"/proc/{pid}/stat")
+            assert not stat.exists() or stat.read_text().split(") ")[1][0] == "Z"  # gone
         with pytest.raises(requests.ConnectionError):
             requests.get(url, timeout=2)
     finally:

@@ -53,8 +53,9 @@ def test_migrate_is_idempotent_and_counts_changes(registry_dsn: str, inventory: 
         "0002_slots_changed_notify",
         "0003_webhook_deliveries",
         "0004_integration_outbox",
+        "0005_deploy_requests",
     ]
-    assert first.slots_added == list(range(1, 11)) and first.changes == 14
+    assert first.slots_added == list(range(1, 11)) and first.changes == 15
     assert migrate(registry_dsn, inventory) == 0
     rows = execute(
         registry_dsn,

@@ -10,8 +10,8 @@ import pytest
 from staging_ops.claims.auto_release import Trigger, holders
 from staging_ops.slots.model import SlotState
 from staging_ops.web.webhooks import github, linear
-from staging_ops.web.webhooks.decision import IGNORE, PING, RELEASE, hmac_hex
-from tests.webhook_fixtures import deleted_branch, fixture, linear_done, merged_pr
+from staging_ops.web.webhooks.decision import DEPLOY, IGNORE, PING, RELEASE, hmac_hex
+from tests.webhook_fixtures import deleted_branch, fixture, linear_done, merged_pr, pushed
 
 REPO = "justapply/job-search"
 SECRET = "s3cret"
@@ -91,6 +91,13 @@ def _other_repo() -> dict:
         ("delete", _tag_deleted(), REPO, IGNORE, None),
         ("ping", fixture("github_ping"), REPO, PING, None),
         ("push", {"ref": "refs/heads/main"}, REPO, IGNORE, None),
+        ("push", pushed("feat-x", "a" * 40), REPO, DEPLOY, "feat-x"),
+        ("push", pushed("feat-x", "a" * 40, forced=True), REPO, DEPLOY, "feat-x"),
+        ("push", pushed("feat-x", "", deleted=True), REPO, DEPLOY, "feat-x"),
+        ("push", pushed("feat-x", "a" * 40, repository="someone/job-search"), REPO, IGNORE, None),
+        ("push", pushed("-rf", "a" * 40), REPO, IGNORE, None),
+        ("push", pushed("feat-x", "not-a-sha"), REPO, IGNORE, None),
+        ("push", {**pushed("feat-x", "a" * 40), "ref": "refs/tags/v1"}, REPO, IGNORE, None),
         (None, {}, REPO, IGNORE, None),
         ("pull_request", {"repository": "justapply/job-search"}, REPO, IGNORE, None),
         (
@@ -208,3 +215,9 @@ STATES = [
 )
 def test_which_claims_a_trigger_names(trigger: Trigger, slots: list[int]) -> None:
     assert [s.slot_id for s in holders(STATES, trigger)] == slots
+
+
+def test_a_push_names_its_commit_and_a_deleted_branch_none() -> None:
+    assert github.decide("push", pushed("feat-x", "b" * 40), REPO).commit == "b" * 40
+    deleted = github.decide("push", pushed("feat-x", "", deleted=True), REPO)
+    assert deleted.commit is None and "deleted" in deleted.message

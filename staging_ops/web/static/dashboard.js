@@ -451,6 +451,7 @@
       "div",
       { className: "actions" },
       button("extend", "Extend", `Extend the claim on ${name}`),
+      button("deploys", "Deploys", `Deploys of ${name}`),
       button("release", "Release", `Release ${name}`, "danger"),
     );
   }
@@ -498,6 +499,7 @@
     if (button.dataset.action === "claim") openClaim(slot);
     else if (button.dataset.action === "extend") openExtend(slot);
     else if (button.dataset.action === "release") release(slot);
+    else if (button.dataset.action === "deploys") openDeploys(slot);
   });
 
   function openDialog(id, slot, title, focusId) {
@@ -615,6 +617,171 @@
     }
     refresh();
   }
+
+  // ---- deploys and rollbacks (run by the server's deploy workers) ----------------------------
+
+  const PROGRESS_MS = 500; // the request's progress is polled at least every second
+  let following = 0; // the request whose progress is shown (0: none)
+
+  function openDeploys(slot) {
+    openDialog("deploy-dialog", slot, `Deploys of ${slot.identifier} (${slot.task})`, "deploy-branch");
+    $("deploy-branch").value = slot.branch || "";
+    $("deploy-progress").hidden = true;
+    following = 0;
+    loadReleases(slot);
+  }
+
+  $("deploy-dialog").addEventListener("close", () => {
+    following = 0;
+  });
+
+  async function loadReleases(slot) {
+    $("releases-note").textContent = "Reading the slot's releases…";
+    try {
+      const data = await request("GET", `${API_URL}/slots/${slot.slot}/releases`);
+      if (dialogSlot !== slot) return;
+      $("releases-note").textContent = data.releases.length ? "" : "No releases yet.";
+      $("releases").replaceChildren(...data.releases.map((r) => releaseItem(slot, r)));
+      $("recent-deploys").replaceChildren(...data.deploys.map(deployItem));
+    } catch (err) {
+      const signedOut = authProblem(err);
+      if (signedOut) {
+        signOut(signedOut);
+        return;
+      }
+      $("releases-note").textContent = describe(err, "Reading the releases");
+    }
+  }
+
+  function releaseItem(slot, r) {
+    const canRollBack = r.state === "verified" && !r.live;
+    return el(
+      "li",
+      { dataset: { release: r.release, state: r.state } },
+      el("code", { text: r.release }),
+      " ",
+      el("span", { className: `badge ${r.state === "verified" ? "up" : r.state === "bad" ? "down" : "unknown"}`, text: r.state }),
+      r.live ? el("span", { className: "tag", text: "live" }) : null,
+      ` ${r.branch} `,
+      el("code", { title: r.commit, text: r.commit.slice(0, 7) }),
+      canRollBack
+        ? el("button", {
+            type: "button",
+            dataset: { rollback: r.release },
+            "aria-label": `Roll back ${slot.identifier} to ${r.release}`,
+            text: "Roll back",
+          })
+        : null,
+    );
+  }
+
+  function deployItem(d) {
+    const what = d.kind === "deploy" ? `deploy of ${d.branch}` : `rollback${d.target ? ` to ${d.target}` : ""}`;
+    const item = el(
+      "li",
+      { dataset: { request: d.id, state: d.state } },
+      el("strong", { text: `#${d.id}` }),
+      ` ${what} via ${d.via} by ${d.requested_by}: `,
+      el("span", { className: "tag", text: d.state }),
+      d.finished_at ? el("span", { className: "muted" }, " ", timeEl(d.finished_at)) : null,
+    );
+    const log = [...d.steps.map((s) => `${s.outcome} ${s.step} ${s.seconds ?? ""}s ${s.detail || ""}`)];
+    if (d.error) log.push("", d.error);
+    if (log.length) {
+      item.append(
+        el(
+          "details",
+          {},
+          el("summary", { text: d.state === "failed" ? "Steps and the failure's lines" : "Steps" }),
+          el("pre", { className: "lines", text: log.join("\n") }),
+        ),
+      );
+    }
+    return item;
+  }
+
+  function busy(on) {
+    $("deploy-submit").disabled = on;
+    for (const b of document.querySelectorAll("#releases button")) b.disabled = on;
+  }
+
+  /** Queue an action, then show its progress until it ends. */
+  async function queueAction(slot, doing, url, payload) {
+    const problem = $("deploy-error");
+    problem.hidden = true;
+    busy(true);
+    try {
+      const queued = await request("POST", url, payload);
+      await follow(slot, queued.url, doing);
+    } catch (err) {
+      const signedOut = authProblem(err);
+      if (signedOut) {
+        signOut(signedOut);
+        return;
+      }
+      problem.textContent = describe(err, doing);
+      problem.hidden = false;
+    } finally {
+      busy(false);
+      refresh();
+    }
+  }
+
+  async function follow(slot, url, doing) {
+    const mine = ++following;
+    const box = $("deploy-progress");
+    box.hidden = false;
+    for (;;) {
+      const { request: d } = await request("GET", url);
+      if (mine !== following) return;
+      box.dataset.state = d.state;
+      const where = d.step && d.state === "running" ? `: ${d.step}` : "";
+      let text = `${doing} (#${d.id}): ${d.state}${where}`;
+      if (d.state === "done") {
+        const r = d.result || {};
+        text = r.skipped
+          ? `${doing} (#${d.id}): done, ${r.skipped}`
+          : `${doing} (#${d.id}): done, ${slot.identifier} serves ${r.branch || ""} ${(r.commit || "").slice(0, 7)}, verified`;
+      } else if (d.state === "failed") {
+        text = `${doing} (#${d.id}) failed: ${(d.error || "").split("\n")[0]}`;
+      } else if (d.state === "superseded") {
+        text = `${doing} (#${d.id}) was superseded by #${d.superseded_by}`;
+      }
+      $("deploy-progress-text").textContent = text;
+      $("deploy-steps").replaceChildren(
+        ...d.steps.map((s) => el("li", { dataset: { outcome: s.outcome }, text: `${s.step}: ${s.outcome}${s.detail ? ` (${s.detail})` : ""}` })),
+      );
+      const lines = d.state === "failed" ? d.error || "" : "";
+      $("deploy-lines").textContent = lines;
+      $("deploy-lines").hidden = !lines;
+      if (!["queued", "running"].includes(d.state)) {
+        if (dialogSlot === slot) loadReleases(slot);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, PROGRESS_MS));
+    }
+  }
+
+  $("deploy-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const slot = dialogSlot;
+    const branch = fieldValue("deploy-branch");
+    queueAction(slot, `Deploying ${branch} to ${slot.identifier}`, `${API_URL}/slots/${slot.slot}/deploy`, {
+      branch,
+      task: slot.task,
+    });
+  });
+
+  $("releases").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-rollback]");
+    if (!button) return;
+    const slot = dialogSlot;
+    const release = button.dataset.rollback;
+    queueAction(slot, `Rolling ${slot.identifier} back to ${release}`, `${API_URL}/slots/${slot.slot}/rollback`, {
+      release,
+      task: slot.task,
+    });
+  });
 
   // ---- start -------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RELEASE = "release"
+DEPLOY = "deploy"
 IGNORE = "ignore"
 PING = "ping"
 # An actor's name as recorded in the history: what a login or display name reasonably is.
@@ -26,7 +27,9 @@ _LINK = re.compile(r"^https?://[\x21-\x7e]{1,500}$")
 @dataclass(frozen=True)
 class Decision:
     """What to do about a verified delivery: release the slot of `branch` (GitHub) or `task`
-    (Linear), or nothing (`message` says why). `reason` goes into the history."""
+    (Linear), deploy `commit` of `branch` to the slots holding it (a GitHub push; no commit:
+    the branch was deleted), or nothing (`message` says why). `reason` goes into the
+    history."""
 
     action: str
     message: str
@@ -34,6 +37,7 @@ class Decision:
     task: str | None = None
     reason: str = ""
     actor: str | None = None
+    commit: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -6,13 +6,19 @@
   claim last deployed the PR's head branch; a PR closed without merging frees nothing, and a
   PR from a fork never does (its head branch is not ours, whatever it is called);
 - `delete` with `ref_type: branch` frees the slot of that branch;
+- `push` to a branch deploys the pushed commit (`after`) to the slots that hold the branch
+  (routes.py queues it; a force-push deploys the new head the same way); a push that deletes
+  the branch (`deleted: true`, `after` all zeros) deploys nothing, and a pushed tag nothing;
 - only for `repository.full_name` equal to the inventory's `github_repository`.
 """
 
 from __future__ import annotations
 
+import re
+
 from staging_ops.slots.model import BRANCH
 from staging_ops.web.webhooks.decision import (
+    DEPLOY,
     PING,
     RELEASE,
     Decision,
@@ -28,6 +34,8 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 EVENT_HEADER = "X-GitHub-Event"
 DELIVERY_HEADER = "X-GitHub-Delivery"
 SIGNATURE_PREFIX = "sha256="
+NO_COMMIT = "0" * 40  # a push's `after` when it deleted the branch
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 def verify(secret: str, body: bytes, header: str | None) -> bool:
@@ -41,8 +49,8 @@ def decide(event: str | None, payload: object, repository: str | None) -> Decisi
     """What the verified delivery `event` with `payload` asks of the slots of `repository`."""
     if event == "ping":
         return Decision(PING, "pong")
-    if event not in ("pull_request", "delete"):
-        return ignore(f"event {event or '(none)'!r} is not one that frees slots")
+    if event not in ("pull_request", "delete", "push"):
+        return ignore(f"event {event or '(none)'!r} is not one that frees or deploys slots")
     if not repository:
         return ignore("no [app] github_repository in the inventory: GitHub events free nothing")
     full_name = text_at(payload, "repository", "full_name")
@@ -51,6 +59,8 @@ def decide(event: str | None, payload: object, repository: str | None) -> Decisi
     actor = plain_name(text_at(payload, "sender", "login"))
     if event == "delete":
         return _deleted(payload, actor)
+    if event == "push":
+        return _pushed(payload, actor)
     return _pull_request(payload, repository, actor)
 
 
@@ -67,6 +77,28 @@ def _deleted(payload: object, actor: str | None) -> Decision:
         branch=branch,
         reason=f"branch {branch} deleted on GitHub {link}".strip(),
         actor=actor,
+    )
+
+
+def _pushed(payload: object, actor: str | None) -> Decision:
+    ref = text_at(payload, "ref") or ""
+    if not ref.startswith("refs/heads/"):
+        return ignore("a pushed tag deploys nothing")
+    branch = ref.removeprefix("refs/heads/")
+    if not BRANCH.fullmatch(branch):
+        return ignore("the pushed ref is not a branch name a slot can hold")
+    after = text_at(payload, "after") or ""
+    if value_at(payload, "deleted") is True or after == NO_COMMIT:
+        return Decision(DEPLOY, f"branch {branch} was deleted", branch=branch, actor=actor)
+    if not COMMIT_SHA.fullmatch(after):
+        return ignore("the push names no commit (`after`)")
+    forced = " (forced)" if value_at(payload, "forced") is True else ""
+    return Decision(
+        DEPLOY,
+        f"{after[:12]} pushed to {branch}{forced}",
+        branch=branch,
+        actor=actor,
+        commit=after,
     )
 
 

@@ -36,8 +36,9 @@ from staging_ops.registry import deliveries
 from staging_ops.slots.model import SlotRegistry
 from staging_ops.web.app_inventory import inventory_or_none
 from staging_ops.web.media import json_type_problem
+from staging_ops.web.server_deploys import ServerDeploys
 from staging_ops.web.webhooks import github, linear
-from staging_ops.web.webhooks.decision import IGNORE, PING, Decision, body_digest
+from staging_ops.web.webhooks.decision import DEPLOY, IGNORE, PING, Decision, body_digest
 
 PREFIX = "/api/staging/webhooks"
 MAX_BODY = 1024 * 1024
@@ -117,6 +118,7 @@ def webhooks_blueprint(
     github_secret: str | None,
     linear_secret: str | None,
     now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    deploys: ServerDeploys | None = None,
 ) -> Blueprint:
     """The two endpoints on `registry` (deliveries remembered in the database at `dsn`)."""
     bp = Blueprint("staging_webhooks", __name__, url_prefix=PREFIX)
@@ -127,6 +129,8 @@ def webhooks_blueprint(
             return answer(200, False, decision.message)
         if decision.action == IGNORE:
             return answer(202, False, f"nothing done: {decision.message}")
+        if decision.action == DEPLOY:
+            return push_to_deploy(source, decision, keys)
         trigger = Trigger(source, decision.reason, decision.branch, decision.task, decision.actor)
         try:
             with deliveries.applying(dsn, source, keys) as delivery:
@@ -147,6 +151,27 @@ def webhooks_blueprint(
             )
         log.info("%s webhook: %s: %s", source, decision.message, outcome.summary())
         return answer(200, True, f"{decision.message}: {outcome.summary()}", slots=outcome.slots)
+
+    def push_to_deploy(source: str, decision: Decision, keys: list[str]) -> tuple[Response, int]:
+        """A push: deploys queued for the slots holding its branch (server_deploys.py), once
+        per delivery; the delivery's record says what was queued, or why nothing was."""
+        if deploys is None:
+            return answer(
+                202, False, f"nothing done: {decision.message}, but server deploys are off"
+            )
+        with deliveries.applying(dsn, source, keys) as delivery:
+            if not delivery.fresh:
+                return answer(200, False, "nothing done: this delivery was applied before")
+            outcome = deploys.push(registry, decision.branch or "", decision.commit, decision.actor)
+            delivery.outcome = outcome.summary()
+        queued = [
+            {"id": r.id, "slot": r.slot_id, "url": f"/api/staging/deploys/{r.id}"}
+            for r in outcome.queued
+        ]
+        if not queued:
+            return answer(202, False, f"nothing done: {decision.message}, but {outcome.summary()}")
+        log.info("%s webhook: %s: %s", source, decision.message, outcome.summary())
+        return answer(200, True, f"{decision.message}: {outcome.summary()}", deploys=queued)
 
     def _not_done(
         source: str, decision: Decision, outcome: AutoReleaseOutcome
@@ -206,7 +231,12 @@ def webhooks_blueprint(
     return bp
 
 
-def register_webhooks(app: Any, registry: SlotRegistry, inventory: Inventory | None) -> None:
+def register_webhooks(
+    app: Any,
+    registry: SlotRegistry,
+    inventory: Inventory | None,
+    deploys: ServerDeploys | None = None,
+) -> None:
     """Mount the endpoints when the registry is a database (deliveries are remembered there),
     with the secrets and (unless given) the inventory from the environment."""
     dsn = getattr(registry, "dsn", None)
@@ -221,5 +251,6 @@ def register_webhooks(app: Any, registry: SlotRegistry, inventory: Inventory | N
             inventory,
             github_secret=os.environ.get(GITHUB_SECRET_ENV) or None,
             linear_secret=os.environ.get(LINEAR_SECRET_ENV) or None,
+            deploys=deploys,
         )
     )

@@ -105,7 +105,7 @@ def test_every_field_the_loader_reads_is_a_known_key():
     assert "sftp_server" in file_keys(Host)  # the README documents it as a setting
     assert set(field_kinds(Slot)) | {"host"} == set(file_keys(Slot))
     assert set(field_kinds(App)) | {"env"} == set(file_keys(App))
-    assert set(file_keys(Inventory)) == {"app", "hosts", "slots"}
+    assert set(file_keys(Inventory)) == {"app", "hosts", "slots", "deploys"}
 
 
 @dataclasses.dataclass(frozen=True)
