@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from staging_ops import remote
-from staging_ops.deploy import candidate
+from staging_ops.deploy import candidate, heartbeat
 from staging_ops.deploy.restart import crash_while_running, restart
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.deploy.verify import check_units_alive, ssh_get, verify
@@ -71,16 +71,22 @@ def restart_scheduler(deployer: Deployer) -> None:
     workers (the scheduler …) restarted; the candidate stops while they settle, and each must
     still be up, not restarted, its settle time after the restart (the inventory's
     worker_uptime, or app.json's `uptime` for the type): one that dies on start is then failed
-    or dead waiting for its automatic restart (RestartSec)."""
+    or dead waiting for its automatic restart (RestartSec); and, where Airflow's health answer
+    reports its component, have beaten since the restart (heartbeat.py)."""
     align_processes(deployer)
     units = other_units(deployer)
     if units:
         restart(deployer, units=units)
     settled = time.monotonic() + worker_settle(deployer)
+    restarted = heartbeat.droplet_now(deployer) if units else None
     candidate.stop(deployer)
     time.sleep(max(0.0, settled - time.monotonic()))
     if units:
         check_units_alive(deployer, units)
+    if restarted is not None:
+        # Up is not enough where Airflow's health answer reports the worker: it must have
+        # beaten since its restart, within the settle time (heartbeat.py).
+        heartbeat.check_heartbeats(deployer, restarted)
 
 
 def worker_settle(deployer: Deployer) -> float:
