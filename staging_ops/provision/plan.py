@@ -316,7 +316,10 @@ def converge_plan(
         nginx=bool(by_kind["nginx"]) or placeholder_needed(facts, want.host) or pending.nginx,
         daemon_reload=bool(by_kind["unit"]) or pending.daemon_reload,
         restart=tuple(sorted(set(pending.restart))),
-        reload=tuple(r.slot.identifier for r in slot_reloads) + carried(want, pending.reload),
+        reload=(
+            *(r.slot.identifier for r in slot_reloads),
+            *carried(want, pending.reload, changed),
+        ),
     )
     # What this run changes under nginx_dir, as it was: put back if `nginx -t` fails.
     touched = [w.path for w in writes] + [link.path for link in links] + removes

@@ -107,7 +107,23 @@ def reloads(
     return found
 
 
-def carried(want: Desired, pending: tuple[str, ...]) -> tuple[str, ...]:
-    """Pending reloads of slots this run does not converge (`--slots`): kept in the marker."""
+def carried(want: Desired, pending: tuple[str, ...], changed: list[FileChange]) -> tuple[str, ...]:
+    """Slots this run does not converge (`--slots`) that are still to reload: pending ones,
+    and, when a file every slot's processes read changed (a unit template, the runner, the
+    process table), all of them: kept in the marker for the run that converges them."""
     ours = {s.identifier for s in want.slots}
-    return tuple(p for p in pending if p not in ours)
+    left = [p for p in pending if p not in ours]
+    if any(_shared(want, c) for c in changed):
+        left += [s for s in want.others if s not in left]
+    return tuple(left)
+
+
+def _shared(want: Desired, change: FileChange) -> bool:
+    """A file of the host's that a deployed slot's processes may read (not its own env)."""
+    runner = f"{want.host.base_dir}/{RUNNER_DIR}/"
+    templates = {unit_template(want.app, s) for s in (*TYPE_SERVICES.values(), WORKER_SERVICE)}
+    name = change.path.rsplit("/", 1)[-1]
+    # Updated, not created: a host without the file yet runs no deployed slot on it.
+    return change.action == "update" and (
+        change.path.startswith(runner) or (change.kind == "unit" and name in templates)
+    )
