@@ -32,8 +32,10 @@ def with_app_env(box, tmp_path: Path, value: str) -> Path:
     return path
 
 
-def provision(box, inventory: Path | None, *args: str):
+def provision(box, inventory: Path | None, *args: str, crash_at: str | None = None):
     env = box.env()
+    if crash_at:
+        env["STAGING_OPS_CRASH_AT"] = crash_at
     if inventory is not None:
         env["STAGING_INVENTORY"] = str(inventory)
     return run_invoke("provision-all", "--slots", str(SLOT), *args, env=env, timeout=300)
@@ -141,6 +143,30 @@ def test_an_env_that_breaks_the_app_fails_the_slot_and_the_old_processes_keep_se
     assert not marker.exists()
     assert environment(main_pid(box))[MARK] == "good"
     assert "PYTHONHOME" not in environment(main_pid(box))
+
+
+def test_a_run_killed_during_the_hand_over_leaves_the_slot_to_the_next_run(box, tmp_path):
+    changed = with_app_env(box, tmp_path, "four")
+    killed = provision(box, changed, crash_at="deploy:during-handover")
+    assert killed.returncode != 0
+    marker = box.hosts[0].root / "srv/staging/.staging-ops-pending.json"
+    assert json.loads(marker.read_text())["reload"] == [IDENTIFIER]
+    watches = probes(box)
+    for watch in watches:
+        watch.__enter__()
+    again = provision(box, changed, "--json")
+    for watch in watches:
+        watch.stop(after=2)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [(r["how"], r["reason"]) for r in reloads_of(again)] == [
+        ("hand-over", "left pending by an earlier run")
+    ]
+    for watch in watches:
+        assert watch.failed == 0, (watch.path, watch.counts())
+    assert not marker.exists()
+    assert environment(main_pid(box))[MARK] == "four"
+    assert not (box.hosts[0].root / f"srv/staging/{IDENTIFIER}/candidate").is_symlink()
+    assert json.loads(provision(box, changed, "--json").stdout)["changed"] == 0
 
 
 def test_a_live_release_never_verified_is_restarted_in_place_saying_how_long(box, tmp_path):
