@@ -5,7 +5,9 @@ per path and the longest gap (from the last answer before a failure to the first
 for the hand-over (target 0 failed, no gap) and, for comparison, the restart in place it makes
 for a live release that was never verified (what every changed slot got before).
 
-STAGING_BENCH_PORT_BASE moves the sandbox's ports (default 26800); STAGING_BENCH_RUNS the runs."""
+STAGING_BENCH_APP=real runs it on the real application instead (devtools/realapp.py: the
+Campaign UI under gunicorn and Airflow 2, the shipped inventory's [app] and [app.env], slot 3).
+STAGING_BENCH_PORT_BASE moves the sandbox's ports (default 26500); STAGING_BENCH_RUNS the runs."""
 
 from __future__ import annotations
 
@@ -20,12 +22,15 @@ from pathlib import Path
 import requests
 
 from bench.results import INVOKE, timed, update_section
-from devtools import sandbox
+from devtools import realapp, sandbox
 from devtools.probe import Probe
 from staging_ops.inventory import load_inventory
 
-RUNS = int(os.environ.get("STAGING_BENCH_RUNS", "5"))
-SLOT = 4
+REAL = os.environ.get("STAGING_BENCH_APP") == "real"
+RUNS = int(os.environ.get("STAGING_BENCH_RUNS", "2" if REAL else "5"))
+SLOT = 3 if REAL else 4
+# Either a Sandbox or a RealApp: both have env(), hosts and inventory_path.
+Box = sandbox.Sandbox | realapp.RealApp
 
 
 @dataclass
@@ -52,16 +57,22 @@ class TimedProbe(Probe):
         return longest
 
 
-def with_env(box: sandbox.Sandbox, directory: Path, value: str) -> Path:
-    """The sandbox's inventory with [app.env] BENCH_RUN = value (same file name: the vhosts'
-    comment names it)."""
-    path = directory / value / "inventory.toml"
+def with_env(box: Box, directory: Path, value: str) -> Path:
+    """The box's inventory with [app.env] BENCH_RUN = value, under the same file name (the
+    vhosts' comment names it); into its [app.env] where it has one (the real app's)."""
+    path = directory / value / box.inventory_path.name
     path.parent.mkdir(parents=True)
-    path.write_text(f'{box.inventory_path.read_text()}\n[app.env]\nBENCH_RUN = "{value}"\n')
+    text = box.inventory_path.read_text()
+    line = f'BENCH_RUN = "{value}"\n'
+    if "\n[app.env]\n" in text:
+        text = text.replace("\n[app.env]\n", f"\n[app.env]\n{line}", 1)
+    else:
+        text += f"\n[app.env]\n{line}"
+    path.write_text(text)
     return path
 
 
-def probed(box: sandbox.Sandbox, inventory: Path) -> tuple[float, int, int, float]:
+def probed(box: Box, inventory: Path) -> tuple[float, int, int, float]:
     """(seconds, failed on /, failed on /airflow, the longest gap on either) of one run."""
     inv = load_inventory(box.inventory_path)
     chosen = inv.slots[SLOT]
@@ -76,7 +87,7 @@ def probed(box: sandbox.Sandbox, inventory: Path) -> tuple[float, int, int, floa
     return seconds, ui.failed, airflow.failed, max(ui.longest_gap(), airflow.longest_gap())
 
 
-def series(box: sandbox.Sandbox, directory: Path, label: str) -> dict[str, list[float]]:
+def series(box: Box, directory: Path, label: str) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {"seconds": [], "ui": [], "airflow": [], "gap": []}
     for i in range(RUNS):
         seconds, ui, airflow, gap = probed(box, with_env(box, directory, f"{label}-{i}"))
@@ -97,24 +108,27 @@ def row(name: str, runs: dict[str, list[float]], target: str) -> str:
 def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="bench-reload-"))
     directory.chmod(0o755)
-    base = int(os.environ.get("STAGING_BENCH_PORT_BASE", "26800"))
-    box = sandbox.up(directory, ports=sandbox.Ports(base=base, slot_offset=base - 22200))
+    base = int(os.environ.get("STAGING_BENCH_PORT_BASE", "26500"))
+    ports = sandbox.Ports(base=base, slot_offset=base - 22200)
+    box: Box = realapp.up(directory, ports) if REAL else sandbox.up(directory, ports=ports)
     inventories = Path(tempfile.mkdtemp(prefix="bench-reload-inv-"))
     try:
         timed([INVOKE, "provision-all"], env=box.env())
-        deploy = [INVOKE, "deploy", "--slot", str(SLOT), "--branch", "main", "--task", "JA-4"]
+        task = f"JA-{SLOT}"
+        deploy = [INVOKE, "deploy", "--slot", str(SLOT), "--branch", "main", "--task", task]
         timed(deploy, env=box.env())
         handed = series(box, inventories, "handover")
         current = box.hosts[0].root / f"srv/staging/staging-{SLOT}/current"
         (current / ".ok").unlink()  # never verified: restarted in place
         in_place = series(box, inventories, "inplace")
     finally:
-        sandbox.down(directory)
+        (realapp.down if REAL else sandbox.down)(directory)
         shutil.rmtree(directory, ignore_errors=True)
         shutil.rmtree(inventories, ignore_errors=True)
+    app = "the real app (Airflow 2.10.5, the shipped [app])" if REAL else "the sample app"
     body = f"""
 `bench/bench_provision_reload.py`: `invoke provision-all --slots {SLOT}` after the slot's
-`[app.env]` changed (a new value each run), the sample app deployed, under two probes through
+`[app.env]` changed (a new value each run), {app} deployed, under two probes through
 nginx (`/api/version` and `/airflow/health`, ~50 requests/s each, and 2 s after); {RUNS} runs
 each. The gap is from the last answer before a failure to the first after it, on either path.
 
@@ -124,9 +138,10 @@ each. The gap is from the last answer before a failure to the first after it, on
 {row("restart in place (live release never verified)", in_place, "says how long")}
 
 The restart in place is what every changed deployed slot got before provision-all used the
-deploy's hand-over (the sample app starts in ~0.1 s; the real Airflow 2 webserver took ~38 s).
+deploy's hand-over.
 """
-    update_section("provision-all with a changed env (sandbox, sample app)", body)
+    title = "provision-all with a changed env (" + ("real app" if REAL else "sandbox, sample app")
+    update_section(title + ")", body)
     print(body)
 
 

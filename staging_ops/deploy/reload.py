@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 from staging_ops import output
-from staging_ops.deploy import admission, candidate, handover
+from staging_ops.deploy import admission, candidate, handover, heartbeat
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.restart import restart
 from staging_ops.deploy.rollback import releases, use_release_spec
@@ -113,15 +113,18 @@ def _hand_over(deployer: Deployer, log: output.StepLog, run: Run) -> Reloaded:
 
 def _in_place(deployer: Deployer, log: output.StepLog, run: Run) -> Reloaded:
     """Every unit of the slot restarted at once; down until the UI (and Airflow) answer
-    again, measured; the workers judged after their settle time."""
+    again, measured; the workers judged after their settle time (up, and beating where
+    Airflow's health answer says)."""
     with log.step(IN_PLACE) as rec:
         began = time.monotonic()
         restart(deployer)
+        restarted = heartbeat.droplet_now(deployer)
         try:
             handover.verify_main(deployer, run.result.commit)
             down = time.monotonic() - began
             time.sleep(max(0.0, began + handover.worker_settle(deployer) - time.monotonic()))
             check_units_alive(deployer, deployer.units)
+            heartbeat.check_heartbeats(deployer, restarted)
         except StagingError as failure:
             raise StagingError(
                 f"{deployer.slot.identifier}: {IN_PLACE} failed: {failure}; "
