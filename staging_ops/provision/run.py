@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
 import psycopg2
@@ -62,6 +63,17 @@ class Reloaded(Protocol):
 
 # reload(inventory, slot, in_place, log) -> Reloaded, or StagingError with one line.
 Reloader = Callable[[Inventory, Slot, bool, output.StepLog], Reloaded]
+
+
+@dataclass
+class _ReloadLog(output.StepLog):
+    """A reload's steps, kept for the host's report (quiet); its waiting lines (a real
+    Airflow takes tens of seconds to start) go to the run's progress as they come."""
+
+    on_progress: Callable[[str], None] = lambda line: None
+
+    def progress(self, line: str) -> None:
+        self.on_progress(line)
 
 
 class HostRun:
@@ -290,7 +302,8 @@ class HostRun:
     def _reload_one(self, item: Reload) -> None:
         if self.reload is None:
             raise StagingError(f"{item.slot.identifier}: no way to reload it was given")
-        sub = output.StepLog(quiet=True)
+        where = f"{self.host.name}: {item.slot.identifier}"
+        sub = _ReloadLog(quiet=True, on_progress=lambda line: self.progress(f"{where}: {line}"))
         entry: dict[str, Any] = {"slot": item.slot.identifier, "reason": item.why}
         self.report.reloads.append(entry)
         try:
