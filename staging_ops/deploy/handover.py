@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from staging_ops import remote
-from staging_ops.deploy import candidate
+from staging_ops.deploy import candidate, heartbeat
 from staging_ops.deploy.restart import crash_while_running, restart
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.deploy.verify import check_units_alive, ssh_get, verify
@@ -46,6 +46,8 @@ def hand_over(deployer: Deployer) -> None:
     align_processes(deployer)
     restart(deployer, units=web_units(deployer), unwaited=other_units(deployer))
     deployer.workers_restarted = time.monotonic()
+    if other_units(deployer):
+        deployer.workers_restarted_at = heartbeat.droplet_now(deployer)
 
 
 def verify_main(deployer: Deployer, commit: str) -> None:
@@ -78,7 +80,8 @@ def restart_scheduler(deployer: Deployer) -> None:
     """The candidate stops; the workers (the scheduler …), restarted by the hand-over, must
     each still be up, not restarted, their settle time after that restart (the inventory's
     worker_uptime, or app.json's `uptime` for the type): one that dies on start is then failed
-    or dead waiting for its automatic restart (RestartSec)."""
+    or dead waiting for its automatic restart (RestartSec); and, where Airflow's health answer
+    reports its component, have beaten since the restart (heartbeat.py)."""
     candidate.stop(deployer)
     units = other_units(deployer)
     if not units:
@@ -86,6 +89,9 @@ def restart_scheduler(deployer: Deployer) -> None:
     settled = deployer.workers_restarted + worker_settle(deployer)
     time.sleep(max(0.0, settled - time.monotonic()))
     check_units_alive(deployer, units)
+    # Up is not enough where Airflow's health answer reports the worker: it must have beaten
+    # since its restart, within the settle time (heartbeat.py).
+    heartbeat.check_heartbeats(deployer, deployer.workers_restarted_at)
 
 
 def worker_settle(deployer: Deployer) -> float:

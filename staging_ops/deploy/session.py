@@ -4,6 +4,8 @@ connection). Shared by deploy and rollback; the steps take the Deployer it opens
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import signal
 import threading
 from collections.abc import Iterator
@@ -60,6 +62,8 @@ class Deployer:
         # When the hand-over restarted the workers (time.monotonic()): their settle time
         # counts from then.
         self.workers_restarted = 0.0
+        # The droplet's clock then: the workers' heartbeats must be newer (heartbeat.py).
+        self.workers_restarted_at = datetime.now(UTC)
 
     def use_spec(self, spec: ProcessSpec) -> None:
         """From now on, the units are those of `spec`'s processes."""

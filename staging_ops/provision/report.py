@@ -23,6 +23,8 @@ class HostReport:
     waiting: list[str] = field(default_factory=list)
     # The failure's exit code (errors.py): 2 when the host was refused as bad input, untouched.
     exit_code: int = 0
+    # Each deployed slot reloaded (or not): slot, reason, how, ok, down_seconds or error.
+    reloads: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def changed(self) -> int:
@@ -39,8 +41,15 @@ class HostReport:
             "seconds": round(self.seconds, 3),
             "waiting_for_first_deploy": self.waiting,
             "changes": [
-                {"step": c.step, "target": c.target, "action": c.action} for c in self.changes
+                {
+                    "step": c.step,
+                    "target": c.target,
+                    "action": c.action,
+                    **({"reason": c.reason} if c.reason else {}),
+                }
+                for c in self.changes
             ],
+            "reloads": self.reloads,
             "steps": self.steps,
         }
 
