@@ -4,12 +4,11 @@ connection). Shared by deploy and rollback; the steps take the Deployer it opens
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from staging_ops import output, remote
