@@ -13,7 +13,7 @@ migrated, admitted if the hand-over fits in the droplet's memory (admission.py),
 and verified as the slot's candidate (PREPARE, candidate.py) before
 `current` moves; nginx sends it nothing but what finds the main instance down. A failure up to
 there leaves the old release serving and needs no rollback (the candidate is stopped, the
-release marked bad). From the switch on (GO_LIVE, handover.py) the main instances restart into
+release marked bad). From the switch on (GO_LIVE, golive.py) the main instances restart into
 the release while nginx falls through to the candidate, so no request is dropped; a failure,
 Ctrl-C or SIGTERM there goes back to the previous verified release the same way (rollback.py).
 Restarts run detached from our SSH session, so a deploy killed at any moment leaves the old or
@@ -27,19 +27,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from staging_ops import output
-from staging_ops.deploy import (
-    admission,
-    candidate,
-    claim,
-    fetch,
-    handover,
-    hold,
-    migrate,
-    record,
-    release,
-    switch,
-)
+from staging_ops.deploy import admission, candidate, claim, fetch, hold, migrate, record, release
 from staging_ops.deploy.failure import record_failure
+from staging_ops.deploy.golive import CANDIDATE, GO_LIVE
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.reconnect import check_live, connection_lost, lost_line, regain
 from staging_ops.deploy.release import mark_bad
@@ -61,7 +51,6 @@ from staging_ops.slots.branch import task_from_branch, validate_branch
 
 # Nothing serves from the new release yet: a failure here needs no rollback.
 PREPARE = (fetch.STEP, hold.STEP, release.STEP, migrate.STEP)
-CANDIDATE = (candidate.START_STEP, candidate.VERIFY_STEP)
 # Just before the candidate starts (the latest moment, the truest figures): a hand-over that
 # would not fit in memory is refused with nothing started. A step of its own, not part of
 # `candidate start`: a refusal has no candidate to stop, no release to mark bad and no unit
@@ -69,13 +58,6 @@ CANDIDATE = (candidate.START_STEP, candidate.VERIFY_STEP)
 ADMIT = (admission.STEP,)
 # The first steps that change anything, of a deploy and of a rollback.
 FIRST_CHANGES = (hold.STEP.name, candidate.START_STEP.name)
-# From the switch on, a failure (or Ctrl-C, SIGTERM) goes back to a verified release.
-GO_LIVE = (
-    switch.STEP,
-    handover.HANDOVER_STEP,
-    handover.MAIN_VERIFY_STEP,
-    handover.SCHEDULER_STEP,
-)
 
 
 def deploy(
@@ -200,15 +182,15 @@ def _go_live(deployer: Deployer, log: output.StepLog, run: Run) -> None:
     try:
         run_steps(GO_LIVE, deployer, log, run)
     except Stop as stop:
-        roll_back(deployer, log, run.result.release, stop, run.previous)
+        roll_back(deployer, log, run, stop)
     except StagingError as failure:
         step = failed_step(log)
         if step == "switch":
             raise  # `current` did not move: what served before still serves
         if isinstance(failure, Unreachable) or connection_lost(deployer):
             _regain_or_say(deployer, log, run, step, restore)
-            roll_back(deployer, log, run.result.release, failure, run.previous, step=step)
-        roll_back(deployer, log, run.result.release, failure, run.previous)
+            roll_back(deployer, log, run, failure, step=step)
+        roll_back(deployer, log, run, failure)
 
 
 def _regain_or_say(

@@ -4,11 +4,9 @@ unit's NRestarts read just before, for verify."""
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import TYPE_CHECKING
 
-from staging_ops import crash_points, remote
+from staging_ops import remote
 from staging_ops.deploy.steps import tail
 from staging_ops.errors import StagingError
 from staging_ops.remote.scripts import script_text
@@ -57,10 +55,3 @@ def restarts_before(units: list[str], line: str) -> dict[str, int]:
     systemd did not give is 0."""
     counts = line.removeprefix(RESTARTS_MARK).split()
     return {unit: int(c) if c.isdigit() else 0 for unit, c in zip(units, counts, strict=False)}
-
-
-def crash_while_running(point: str, after: float = 0.15) -> None:
-    """Under the crash point `point`, die `after` seconds from now, while the remote command
-    that follows is under way, as a Ctrl-\\ or kill -9 would."""
-    if os.environ.get(crash_points.ENV) == point:
-        threading.Timer(after, crash_points.crash_point, args=(point,)).start()

@@ -6,16 +6,18 @@ release a killed deploy left behind is never picked."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from staging_ops import output, remote
 from staging_ops.deploy import candidate
-from staging_ops.deploy.handover import align_processes, hand_over, restart_scheduler, verify_main
+from staging_ops.deploy.golive import CANDIDATE, GO_LIVE
+from staging_ops.deploy.handover import align_processes
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.release import mark_bad
 from staging_ops.deploy.restart import restart
 from staging_ops.deploy.session import Interrupted, Stop, failed_step, signals_ignored
-from staging_ops.deploy.steps import Run, Step
+from staging_ops.deploy.steps import DeployResult, Run, Step, run_quietly
 from staging_ops.deploy.switch import current_release, switch
 from staging_ops.deploy.verify import verify
 from staging_ops.errors import BadInput, StagingError
@@ -110,16 +112,17 @@ CHOOSE_STEP = Step("choose release", _choose)
 def roll_back(
     deployer: Deployer,
     log: output.StepLog,
-    failed: str,
+    run: Run,
     failure: StagingError | Stop,
-    previous: str | None = None,
     step: str | None = None,
 ) -> None:
-    """After `failed` was switched to: back to `previous` (what served before) if it is
-    verified-good, else the newest verified-good release other than `failed` (never one that
-    was not verified, e.g. left by a killed deploy), verified; the slot is stopped if there is
-    none. A failure marks `failed` bad; an interruption or a lost connection (regained: `step`
-    names where it was lost) leaves it unverified. Always raises."""
+    """After `run`'s release was switched to: back to what served before (`run.previous`) if
+    it is verified-good, else the newest verified-good release other than the failed one
+    (never one that was not verified, e.g. left by a killed deploy), verified; the slot is
+    stopped if there is none. A failure marks the failed release bad; an interruption or a
+    lost connection (regained: `step` names where it was lost) leaves it unverified. Always
+    raises."""
+    failed = run.result.release
     lost = step is not None
     interrupted = isinstance(failure, Stop) or lost
     step = step or failed_step(log)
@@ -128,7 +131,7 @@ def roll_back(
         unit_log = "" if interrupted else last_lines(deployer, unit=unit)
         if not interrupted:
             mark_bad(deployer, failed)
-        target = _restore_good_release(deployer, log, failed, previous)
+        target = _restore_good_release(deployer, log, run)
     back = f"rolled back to {target or 'nothing (slot stopped)'}"
     where = deployer.slot.identifier
     if lost:
@@ -145,13 +148,12 @@ def roll_back(
     )
 
 
-def _restore_good_release(
-    deployer: Deployer, log: output.StepLog, failed: str, previous: str | None
-) -> str | None:
-    """The `rollback` step: switch to, restart and verify `previous` if verified-good, else
-    the newest verified-good release but `failed`; its name."""
+def _restore_good_release(deployer: Deployer, log: output.StepLog, run: Run) -> str | None:
+    """The `rollback` step: switch to, restart and verify what served before `run` if
+    verified-good, else the newest verified-good release but the failed one; its name."""
+    failed = run.result.release
     with log.step("rollback") as rec:
-        target = newest_good(releases(deployer), exclude=failed, prefer=previous)
+        target = newest_good(releases(deployer), exclude=failed, prefer=run.previous)
         if target is None:
             candidate.stop(deployer)
             switch(deployer, None)
@@ -161,20 +163,29 @@ def _restore_good_release(
             rec["detail"] = "no verified-good release: slot stopped"
             return None
         use_release_spec(deployer, target["release"])
+        slot = deployer.slot
         # The full commit from the release's .release-env (the name has only 7 digits).
-        rec["detail"] = serve_verified(deployer, target["release"], target["commit"] or "unknown")
+        going = DeployResult(
+            slot.id,
+            slot.identifier,
+            target["branch"],
+            commit=target["commit"] or "unknown",
+            release=target["release"],
+        )
+        rec["detail"] = serve_verified(deployer, replace(run, result=going, previous=failed))
         return target["release"]
 
 
-def serve_verified(deployer: Deployer, release: str, commit: str) -> str:
-    """`release` live through the same hand-over a deploy makes: candidate, switch, main
-    restart with the candidate as nginx's backup, main verify, candidate stop, scheduler. If
-    the candidate cannot prove the release (it is what served before; its own candidate
-    failing says more about the droplet than about it), the release is switched to and
-    restarted in place, and verified, as before candidates existed. The step's detail."""
+def serve_verified(deployer: Deployer, back: Run) -> str:
+    """`back`'s release live through the same steps a deploy makes it live with (golive.py):
+    candidate start and verify, then GO_LIVE (switch, main restart with the candidate as
+    nginx's backup, main verify, candidate stop + scheduler), without their lines. If the
+    candidate cannot prove the release (it is what served before; its own candidate failing
+    says more about the droplet than about it), the release is switched to and restarted in
+    place, and verified, as before candidates existed. The step's detail."""
+    release, commit = back.result.release, back.result.commit
     try:
-        candidate.start(deployer, release)
-        candidate.verify(deployer, commit)
+        run_quietly(CANDIDATE, deployer, back)
     except StagingError as failure:
         candidate.stop(deployer)
         switch(deployer, release)
@@ -182,8 +193,5 @@ def serve_verified(deployer: Deployer, release: str, commit: str) -> str:
         restart(deployer)
         verify(deployer, commit)
         return f"{release} serves again (restarted in place: its candidate failed: {failure})"
-    switch(deployer, release)
-    hand_over(deployer)
-    verify_main(deployer, commit)
-    restart_scheduler(deployer)
+    run_quietly(GO_LIVE, deployer, back)
     return f"{release} serves again (verified hand-over)"
