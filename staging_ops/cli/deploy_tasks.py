@@ -50,7 +50,7 @@ def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
     if json:
         print(output.to_json(result.as_dict()))
         return
-    total = sum(s["seconds"] for s in result.steps)
+    total = sum(s.seconds for s in result.steps)
     print(f"deployed {branch} ({result.commit[:12]}) to {chosen.identifier} in {total:.2f}s")
     print(f"  {result.url}")
 

@@ -235,5 +235,5 @@ def _verify_step(deployer: Deployer, run: Run) -> str:
     return f"{', '.join(checks)} ok (candidate ports)"
 
 
-START_STEP = Step("candidate start", _start_step)
+START_STEP = Step("candidate start", _start_step, changes=True)
 VERIFY_STEP = Step("candidate verify", _verify_step, crash_point="deploy:candidate-running")

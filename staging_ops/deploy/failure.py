@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from staging_ops import output
-from staging_ops.deploy.session import failed_step, signals_ignored
+from staging_ops.deploy.session import signals_ignored
 from staging_ops.deploy.steps import Run
 from staging_ops.deploy.switch import current_release
 from staging_ops.errors import StagingError
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
 
-def record_failure(deployer: Deployer, log: output.StepLog, run: Run) -> str | None:
+def record_failure(deployer: Deployer, run: Run) -> str | None:
     """Add the failed attempt to the slot's history; a warning if the registry could not take
     it (the deploy's own failure is what the operator must see), else None."""
     with signals_ignored():
@@ -38,7 +37,7 @@ def record_failure(deployer: Deployer, log: output.StepLog, run: Run) -> str | N
                 result.branch,
                 result.commit,
                 deployer.operator,
-                failed_step(log),
+                deployer.failed_step,
                 serving,
             )
         except StagingError as exc:

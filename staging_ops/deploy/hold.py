@@ -16,4 +16,4 @@ def _step(deployer: Deployer, run: Run) -> str:
     return hold(run.registry, deployer.slot, run.claim, run.result.branch)
 
 
-STEP = Step("hold claim", _step)
+STEP = Step("hold claim", _step, changes=True)

@@ -83,7 +83,7 @@ def mark(deployer: Deployer, run: Run) -> str | None:
     )
     if _done(deployer, again):
         return None
-    tries = regain(deployer, deployer.log)
+    tries = regain(deployer)
     if tries is not None:
         return f"not regained after {tries} {'try' if tries == 1 else 'tries'}"
     return None if _done(deployer, again) else "lost again once regained"

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from staging_ops import output, remote
+from staging_ops import remote
 from staging_ops.deploy import candidate
 from staging_ops.deploy.golive import CANDIDATE, GO_LIVE
 from staging_ops.deploy.handover import align_processes
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.release import mark_bad
 from staging_ops.deploy.restart import restart
-from staging_ops.deploy.session import Interrupted, Stop, failed_step, signals_ignored
+from staging_ops.deploy.session import Interrupted, Stop, signals_ignored
 from staging_ops.deploy.steps import DeployResult, Run, Step, run_quietly
 from staging_ops.deploy.switch import current_release, switch
 from staging_ops.deploy.verify import verify
@@ -111,7 +111,6 @@ CHOOSE_STEP = Step("choose release", _choose)
 
 def roll_back(
     deployer: Deployer,
-    log: output.StepLog,
     run: Run,
     failure: StagingError | Stop,
     step: str | None = None,
@@ -125,13 +124,13 @@ def roll_back(
     failed = run.result.release
     lost = step is not None
     interrupted = isinstance(failure, Stop) or lost
-    step = step or failed_step(log)
+    step = step or deployer.failed_step
     unit = getattr(failure, "unit", None) or deployer.units[0]
     with signals_ignored():
         unit_log = "" if interrupted else last_lines(deployer, unit=unit)
         if not interrupted:
             mark_bad(deployer, failed)
-        target = _restore_good_release(deployer, log, run)
+        target = _restore_good_release(deployer, run)
     back = f"rolled back to {target or 'nothing (slot stopped)'}"
     where = deployer.slot.identifier
     if lost:
@@ -148,11 +147,11 @@ def roll_back(
     )
 
 
-def _restore_good_release(deployer: Deployer, log: output.StepLog, run: Run) -> str | None:
+def _restore_good_release(deployer: Deployer, run: Run) -> str | None:
     """The `rollback` step: switch to, restart and verify what served before `run` if
     verified-good, else the newest verified-good release but the failed one; its name."""
     failed = run.result.release
-    with log.step("rollback") as rec:
+    with deployer.step("rollback") as rec:
         target = newest_good(releases(deployer), exclude=failed, prefer=run.previous)
         if target is None:
             candidate.stop(deployer)
@@ -160,7 +159,7 @@ def _restore_good_release(deployer: Deployer, log: output.StepLog, run: Run) -> 
             restart(deployer, stop_only=True)
             deployer.use_spec(ProcessSpec({}))
             align_processes(deployer)  # no process declared: every one of the slot stops
-            rec["detail"] = "no verified-good release: slot stopped"
+            rec.detail = "no verified-good release: slot stopped"
             return None
         use_release_spec(deployer, target["release"])
         slot = deployer.slot
@@ -172,7 +171,7 @@ def _restore_good_release(deployer: Deployer, log: output.StepLog, run: Run) -> 
             commit=target["commit"] or "unknown",
             release=target["release"],
         )
-        rec["detail"] = serve_verified(deployer, replace(run, result=going, previous=failed))
+        rec.detail = serve_verified(deployer, replace(run, result=going, previous=failed))
         return target["release"]
 
 

@@ -111,9 +111,9 @@ class HostRun:
         server_missing = installs_postgres_server(missing)
         if missing and not self.check:
             with self.step("install packages") as rec:
-                rec["outcome"] = "changed"
+                rec.outcome = "changed"
                 apply.install_packages(self.remote, missing, self.progress)
-                rec["detail"] = f"apt-get update + install {len(missing)} package(s)"
+                rec.detail = f"apt-get update + install {len(missing)} package(s)"
             # Packages bring files and services of their own (Debian's nginx its default
             # site, PostgreSQL its cluster): plan against the host as it is now.
             with self.step("facts after install"):
@@ -141,7 +141,7 @@ class HostRun:
                 self._record(rec, step, changes)
         if not self.check and prep.needed:
             with self.step("prepare") as rec:
-                rec["outcome"] = "changed"
+                rec.outcome = "changed"
                 facts = facts.with_user(apply.prepare(self.remote, prep.args))
         plan = converge_plan(want, facts, self.diff)
         for step in ("nginx files", "unit files", "env files"):
@@ -150,7 +150,7 @@ class HostRun:
         if not self.check:
             with self.step("upload") as rec:
                 apply.upload(self.remote, plan.upload)
-                rec["detail"] = f"{plan.files} files, {len(plan.upload.links)} links"
+                rec.detail = f"{plan.files} files, {len(plan.upload.links)} links"
             crash_points.crash_point("provision:after-upload")
         with self.step("services") as rec:
             self._services(rec, want, facts, plan)
@@ -158,15 +158,15 @@ class HostRun:
             with self.step(ACME_STEP) as rec:
                 self._acme(rec, want, facts, plan)
 
-    def _record(self, rec: dict[str, Any], step: str, changes: list[Change]) -> None:
+    def _record(self, rec: output.StepRecord, step: str, changes: list[Change]) -> None:
         self.report.changes.extend(changes)
-        rec["outcome"] = "changed" if changes else "ok"
+        rec.outcome = "changed" if changes else "ok"
         if changes:
-            rec["detail"] = ", ".join(f"{c.action} {_short(c.target)}" for c in changes[:2])
+            rec.detail = ", ".join(f"{c.action} {_short(c.target)}" for c in changes[:2])
             if len(changes) > 2:
-                rec["detail"] += f" (+{len(changes) - 2} more)"
+                rec.detail += f" (+{len(changes) - 2} more)"
         if self.check:
-            rec["outcome"] = "would change" if changes else "ok"
+            rec.outcome = "would change" if changes else "ok"
         if self.diff:
             for change in changes:
                 if change.diff:
@@ -218,7 +218,7 @@ class HostRun:
     # services and the nginx decision -------------------------------------------------------
 
     def _services(
-        self, rec: dict[str, Any], want: Desired, facts: HostFacts, plan: ConvergePlan
+        self, rec: output.StepRecord, want: Desired, facts: HostFacts, plan: ConvergePlan
     ) -> None:
         """Run the handlers (and start what should run) in one command, then act on its exit
         code as handlers.after_services decides."""
@@ -226,7 +226,7 @@ class HostRun:
         if self.check:
             return
         if not plan.run_services:
-            rec["detail"] = _waiting(self.report.waiting)
+            rec.detail = _waiting(self.report.waiting)
             return
         code, out, err = apply.run_services(self.remote, plan.services_args)
         outcome = handlers.after_services(
@@ -238,10 +238,10 @@ class HostRun:
             raise StagingError(f"{self.host.name}: services: {(err or out).strip()[-300:]}")
         if self.report.waiting:
             detail = rec.get("detail", "") + "; " + _waiting(self.report.waiting)
-            rec["detail"] = detail.strip("; ")
+            rec.detail = detail.strip("; ")
 
     def _acme(
-        self, rec: dict[str, Any], want: Desired, facts: HostFacts, plan: ConvergePlan
+        self, rec: output.StepRecord, want: Desired, facts: HostFacts, plan: ConvergePlan
     ) -> None:
         """After nginx serves the challenge (and HTTPS, on the placeholder at first): certbot
         gets, expands or renews the certificate; the first one is then put under nginx
@@ -249,7 +249,7 @@ class HostRun:
         acme = plan.acme
         assert acme is not None
         self._record(rec, ACME_STEP, plan.changes[ACME_STEP])
-        rec["detail"] = acme.summary
+        rec.detail = acme.summary
         if self.check or not acme.request:
             return
         host = self.host

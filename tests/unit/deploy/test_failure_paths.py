@@ -6,6 +6,7 @@ prove the same paths end to end on real processes; these run in about a second."
 
 from __future__ import annotations
 
+import json
 import signal
 from dataclasses import dataclass, replace
 from typing import Any
@@ -100,7 +101,7 @@ class Rig:
         return next((n for n, r in self.droplet.releases.items() if r.commit == B), "NEW")
 
     def steps(self) -> list[tuple[str, str]]:
-        return [(s["step"], s["outcome"]) for s in self.log.steps]
+        return [(s.step, s.outcome) for s in self.log.steps]
 
     def deploy(self) -> Exception:
         with pytest.raises(StagingError) as failure:
@@ -267,7 +268,7 @@ def test_a_deploy_that_fails_after_the_switch_rolls_back(rig, fault, failed, why
         f"staging-1: {failed} failed: {why}; rolled back to {OLD}; {rig.new} marked bad\n"
         f"--- last lines of {unit} ---\nthe last lines of {unit}"
     )
-    assert rig.log.steps[-1]["detail"] == f"{OLD} serves again (verified hand-over)"
+    assert rig.log.steps[-1].detail == f"{OLD} serves again (verified hand-over)"
     assert rig.registry.failed == [(failed, OLD)]
 
 
@@ -342,7 +343,7 @@ def test_the_way_back_restarts_in_place_when_its_candidate_fails(rig):
     assert rig.droplet.current == OLD
     assert rig.droplet.running[UI] == OLD
     assert f"rolled back to {OLD}; " in str(failure)
-    detail = rig.log.steps[-1]["detail"]
+    detail = rig.log.steps[-1].detail
     assert detail == (
         f"{OLD} serves again (restarted in place: its candidate failed: {UI_CANDIDATE} is "
         "failed: it does not stay up)"
@@ -357,7 +358,7 @@ def test_with_no_verified_release_to_go_back_to_the_slot_stops(rig):
     steps = ran_until(DEPLOY, "main verify", "rollback")
     steps[DEPLOY.index("check live")] = ("check live", "warn")  # what serves was never verified
     assert rig.steps() == steps
-    assert rig.log.steps[-1]["detail"] == "no verified-good release: slot stopped"
+    assert rig.log.steps[-1].detail == "no verified-good release: slot stopped"
     assert rig.droplet.current is None
     assert not any(rig.droplet.alive(u) for u in rig.droplet.roles)
     assert str(failure).startswith(
@@ -430,3 +431,23 @@ def test_a_rollback_that_fails_after_its_switch_goes_back_to_what_served(live_ne
     assert rig.droplet.current == NEWER
     assert rig.droplet.running[UI] == NEWER
     assert rig.droplet.bad == {OLD}
+
+
+def test_a_deploy_that_fails_nowhere_serves_the_new_release_and_prints_its_steps_as_json(rig):
+    result = recipes.deploy(
+        rig.inventory, rig.slot, BRANCH, registry=rig.registry, operator="alice", log=rig.log
+    )
+    assert rig.steps() == [(s, "ok") for s in DEPLOY]
+    assert rig.droplet.current == rig.new and rig.droplet.releases[rig.new].ok
+    assert rig.droplet.candidate is None
+    data = json.loads(output.to_json(result.as_dict()))
+    assert list(data) == [
+        "slot", "identifier", "branch", "commit", "release", "url", "venv", "warnings", "steps"
+    ]  # fmt: skip
+    assert data["steps"][0] == {
+        "step": "claim",
+        "outcome": "ok",
+        "detail": "held by JA-1",
+        "seconds": data["steps"][0]["seconds"],
+    }
+    assert [s["step"] for s in data["steps"]] == list(DEPLOY)
