@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from staging_ops import output
 from staging_ops.deploy import admission, candidate, claim, fetch, hold, migrate, record, release
@@ -47,6 +46,7 @@ from staging_ops.inventory import Inventory, Slot
 from staging_ops.remote import Unreachable
 from staging_ops.render import public_url
 from staging_ops.slots.branch import task_from_branch, validate_branch
+from staging_ops.slots.model import SlotRegistry
 
 # Nothing serves from the new release yet: a failure here needs no rollback.
 PREPARE = (fetch.STEP, hold.STEP, release.STEP, migrate.STEP)
@@ -62,7 +62,7 @@ def deploy(
     slot: Slot,
     branch: str,
     *,
-    registry: Any,
+    registry: SlotRegistry,
     operator: str,
     task: str | None = None,
     force: bool = False,
@@ -95,7 +95,7 @@ def rollback(
     inventory: Inventory,
     slot: Slot,
     *,
-    registry: Any,
+    registry: SlotRegistry,
     operator: str,
     to: str | None = None,
     task: str | None = None,

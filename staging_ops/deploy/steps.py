@@ -13,6 +13,7 @@ from staging_ops import crash_points, output
 if TYPE_CHECKING:
     from staging_ops.deploy.claim import ClaimCheck
     from staging_ops.deploy.session import Deployer
+    from staging_ops.slots.model import SlotRegistry
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Run:
 
     result: DeployResult
     claim: ClaimCheck
-    registry: Any
+    registry: SlotRegistry
     previous: str | None = None
     to: str | None = None  # rollback --to
 

@@ -21,6 +21,7 @@ from staging_ops.inventory import Inventory, Slot
 from staging_ops.processes.status import process_lines
 from staging_ops.remote.live import read_live, slot_processes
 from staging_ops.render import public_url
+from staging_ops.slots.model import SlotRegistry
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
@@ -135,7 +136,7 @@ def _via_nginx(deployer: Deployer) -> str | None:
     return response.json().get("commit")
 
 
-def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, Any]:
+def verify_slot(inventory: Inventory, slot: Slot, registry: SlotRegistry) -> dict[str, Any]:
     """The slot's three truths must agree: the commit the registry records, the commit of the
     release `current` points to on the droplet (one probe, read meanwhile), and the one its
     public /api/version serves; nginx's certificate for the slot must be sound; and every
