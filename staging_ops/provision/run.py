@@ -237,7 +237,7 @@ class HostRun:
         if outcome.verdict == handlers.SERVICES_FAILED:
             raise StagingError(f"{self.host.name}: services: {(err or out).strip()[-300:]}")
         if self.report.waiting:
-            detail = rec.get("detail", "") + "; " + _waiting(self.report.waiting)
+            detail = rec.detail + "; " + _waiting(self.report.waiting)
             rec.detail = detail.strip("; ")
 
     def _acme(
