@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from staging_ops import remote
-from staging_ops.deploy.rollback import newest_good, releases
+from staging_ops.deploy.rollback import Release, newest_good, releases
 from staging_ops.errors import Conflict, StagingError
 
 if TYPE_CHECKING:
@@ -26,12 +26,12 @@ PAUSES = (0.5, 2.0, 5.0)
 LOCK_WAIT = 5.0
 
 
-def unverified_note(listing: list[dict[str, Any]], live: str | None) -> str | None:
+def unverified_note(listing: list[Release], live: str | None) -> str | None:
     """What to say when the release `current` points to never passed verify (or None)."""
-    state = next((r for r in listing if r["release"] == live), None)
-    if live is None or state is None or state["ok"]:
+    state = next((r for r in listing if r.name == live), None)
+    if live is None or state is None or state.ok:
         return None
-    marked = "marked bad" if state["bad"] else "never verified"
+    marked = "marked bad" if state.bad else "never verified"
     return f"{live} serves but was {marked} (a run that lost its connection?)"
 
 
@@ -47,7 +47,7 @@ def check_live(deployer: Deployer, new: str, previous: str | None) -> str:
             rec.outcome, rec.detail = "warn", note
         else:
             rec.detail = f"{previous or 'nothing'} live, verified"
-        return target["release"] if target else ""
+        return target.name if target else ""
 
 
 def lost_line(

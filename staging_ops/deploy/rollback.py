@@ -6,8 +6,8 @@ release a killed deploy left behind is never picked."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from staging_ops import remote
 from staging_ops.deploy import candidate
@@ -28,14 +28,27 @@ if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
 
-def releases(deployer: Deployer) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Release:
+    """One release of the slot as deploy-releases.sh `list` tells it: whether it is marked
+    `.bad`, whether it passed verify (`ok`: `.ok`, or a line in deploys.log), and the commit
+    and branch its .release-env names."""
+
+    name: str
+    bad: bool
+    ok: bool
+    commit: str
+    branch: str
+
+
+def releases(deployer: Deployer) -> list[Release]:
     """Every release of the slot, newest first (see parse_releases)."""
     command = remote.script_command("deploy-releases.sh", "list", deployer.paths.releases)
     _, out, _ = deployer.run(command)
     return parse_releases(out)
 
 
-def parse_releases(out: str) -> list[dict[str, Any]]:
+def parse_releases(out: str) -> list[Release]:
     """deploy-releases.sh `list` lines -> release, bad (`.bad`), ok (verified), commit,
     branch."""
     found = []
@@ -43,44 +56,44 @@ def parse_releases(out: str) -> list[dict[str, Any]]:
         parts = line.split(" ", 4)
         if len(parts) == 5:
             found.append(
-                {
-                    "release": parts[0],
-                    "bad": parts[1] == "1",
-                    "ok": parts[2] == "1",
+                Release(
+                    name=parts[0],
+                    bad=parts[1] == "1",
+                    ok=parts[2] == "1",
                     # Quoted since .release-env is sourced by sh; older releases are not.
-                    "commit": parts[3].strip('"'),
-                    "branch": parts[4].strip('"'),
-                }
+                    commit=parts[3].strip('"'),
+                    branch=parts[4].strip('"'),
+                )
             )
     return found
 
 
 def newest_good(
-    releases: list[dict[str, Any]], exclude: str | None, prefer: str | None = None
-) -> dict[str, Any] | None:
+    releases: list[Release], exclude: str | None, prefer: str | None = None
+) -> Release | None:
     """`prefer` if it passed verify and was not marked bad since, else the newest such
     release, never `exclude`. `prefer` is what served before: a newer good release may be
     one an operator rolled away from."""
-    good = [r for r in releases if r["ok"] and not r["bad"] and r["release"] != exclude]
-    chosen = next((r for r in good if r["release"] == prefer), None)
+    good = [r for r in releases if r.ok and not r.bad and r.name != exclude]
+    chosen = next((r for r in good if r.name == prefer), None)
     return chosen or (good[0] if good else None)  # newest first: names start with UTC time
 
 
 def rollback_target(
-    releases: list[dict[str, Any]], current: str | None, to: str | None, slot: Slot
-) -> dict[str, Any]:
+    releases: list[Release], current: str | None, to: str | None, slot: Slot
+) -> Release:
     """`invoke rollback`'s target: `to` if it is not marked bad (it is verified on the way);
     else the newest verified-good release older than the current one (or any, if the current
     one is not a release)."""
     if to:
         for item in releases:
-            if item["release"] == to:
-                if item["bad"]:
+            if item.name == to:
+                if item.bad:
                     raise BadInput(f"{slot.identifier}: release {to} is marked bad")
                 return item
-        names = ", ".join(r["release"] for r in releases) or "none"
+        names = ", ".join(r.name for r in releases) or "none"
         raise BadInput(f"{slot.identifier}: no release {to!r} (releases: {names})")
-    names = [r["release"] for r in releases]
+    names = [r.name for r in releases]
     older = releases[names.index(current) + 1 :] if current in names else releases
     target = newest_good(older, exclude=current)
     if target is None:
@@ -99,11 +112,11 @@ def use_release_spec(deployer: Deployer, release: str) -> None:
 def _choose(deployer: Deployer, run: Run) -> str:
     current = current_release(deployer)
     target = rollback_target(releases(deployer), current, run.to, deployer.slot)
-    use_release_spec(deployer, target["release"])
+    use_release_spec(deployer, target.name)
     run.previous = current
-    run.result.branch, run.result.commit = target["branch"], target["commit"]
-    run.result.release = target["release"]
-    return f"{current or 'nothing'} -> {target['release']}"
+    run.result.branch, run.result.commit = target.branch, target.commit
+    run.result.release = target.name
+    return f"{current or 'nothing'} -> {target.name}"
 
 
 CHOOSE_STEP = Step("choose release", _choose)
@@ -161,18 +174,18 @@ def _restore_good_release(deployer: Deployer, run: Run) -> str | None:
             align_processes(deployer)  # no process declared: every one of the slot stops
             rec.detail = "no verified-good release: slot stopped"
             return None
-        use_release_spec(deployer, target["release"])
+        use_release_spec(deployer, target.name)
         slot = deployer.slot
         # The full commit from the release's .release-env (the name has only 7 digits).
         going = DeployResult(
             slot.id,
             slot.identifier,
-            target["branch"],
-            commit=target["commit"] or "unknown",
-            release=target["release"],
+            target.branch,
+            commit=target.commit or "unknown",
+            release=target.name,
         )
         rec.detail = serve_verified(deployer, replace(run, result=going, previous=failed))
-        return target["release"]
+        return target.name
 
 
 def serve_verified(deployer: Deployer, back: Run) -> str:

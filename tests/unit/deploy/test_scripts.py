@@ -93,7 +93,7 @@ def test_the_listing_is_newest_first_with_marks_and_the_old_log_counts_as_verifi
     make_release(releases, "r4")  # a killed deploy's
     (releases / ".r5.partial").mkdir()
     (tmp_path / "deploys.log").write_text("2025-01-01T00:00:00+00:00 me main c1 r1\n")
-    assert [(r["release"], r["ok"], r["bad"], r["branch"]) for r in listing(releases)] == [
+    assert [(r.name, r.ok, r.bad, r.branch) for r in listing(releases)] == [
         ("r4", False, False, "main"),
         ("r3", True, False, "main"),
         ("r2", True, True, "feat/x"),
