@@ -22,7 +22,6 @@ from staging_ops.deploy.verify import UnitFailed, check_units_alive, ssh_get
 from staging_ops.errors import StagingError
 from staging_ops.processes import WEB, HealthCheck
 from staging_ops.processes.judge import OK, builtin_check, fallback_path, judge_answer
-from staging_ops.remote.scripts import script_text
 from staging_ops.render import candidate_units
 
 if TYPE_CHECKING:
@@ -82,7 +81,6 @@ def stop(deployer: Deployer) -> None:
 def _script(deployer: Deployer, verb: str, release: str) -> None:
     command = remote.script_command(
         "deploy-candidate.sh",
-        script_text("deploy-restart-units.sh"),
         verb,
         deployer.paths.root,
         release,

@@ -1,5 +1,5 @@
 """The `restart` step: the slot's units restarted all at once, detached from our session
-(remote scripts deploy-restart.sh and deploy-restart-units.sh), behind the lock's fence; each
+(remote script deploy-restart.sh), behind the lock's fence; each
 unit's NRestarts read just before, for verify."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from staging_ops import remote
 from staging_ops.deploy.steps import tail
 from staging_ops.errors import StagingError
-from staging_ops.remote.scripts import script_text
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
@@ -35,7 +34,6 @@ def restart(
     # verify counts only the restarts that come after ours.
     command = remote.script_command(
         "deploy-restart.sh",
-        script_text("deploy-restart-units.sh"),
         RESTARTS_MARK,
         f"{deployer.paths.root}/.restart.log",
         "stop" if stop_only else "restart",

@@ -23,6 +23,7 @@ import paramiko
 from staging_ops.errors import StagingError
 from staging_ops.inventory import App, Host, Slot
 from staging_ops.render import candidate_unit, slot_units
+from tests.unit import remote_usage
 
 # What a scripted failure answers: (exit code, stdout, stderr), or an exception to raise.
 Answer = tuple[int, str, str] | BaseException
@@ -51,7 +52,7 @@ class Call:
 
 
 # Where a script that does several things takes its verb.
-VERB_AT = {"deploy-candidate.sh": 1, "deploy-restart.sh": 3}
+VERB_AT = {"deploy-restart.sh": 2}
 
 
 @dataclass
@@ -133,6 +134,7 @@ class FakeDroplet:
     # --- the droplet's side
 
     def answer(self, call: Call) -> tuple[int, str, str]:
+        remote_usage.check(call.script, call.args)  # as the script's usage header says
         self.calls.append(call)
         for fault in self.faults:
             if fault.times and fault.script == call.script and fault.verb in (None, call.verb):
@@ -210,7 +212,7 @@ def _mark_bad(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
 
 
 def _candidate(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
-    verb, release, count, units = args[1], args[3], int(args[4]), args[5:]
+    verb, release, count, units = args[0], args[2], int(args[3]), args[4:]
     for unit in units:
         d.running.pop(unit, None)
     d.candidate = None
@@ -222,7 +224,7 @@ def _candidate(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
 
 
 def _restart(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
-    mark, verb, units = args[1], args[3], args[5:]
+    mark, verb, units = args[0], args[2], args[4:]
     for unit in units:
         if verb == "stop" or d.current is None:
             d.running.pop(unit, None)

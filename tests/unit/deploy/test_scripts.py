@@ -234,7 +234,6 @@ def systemctl(tmp_path):
 def restart_script(tmp_path: Path, env: dict, verb: str, *units: str, waited: int = -1):
     return sh(
         "deploy-restart.sh",
-        script_text("deploy-restart-units.sh"),
         RESTARTS_MARK,
         tmp_path / ".restart.log",
         verb,
@@ -295,7 +294,7 @@ def candidate_script(tmp_path: Path, env: dict, verb: str, release: str = "", co
 
 
 def candidate_run(env: dict, *args: object) -> subprocess.CompletedProcess[str]:
-    return sh("deploy-candidate.sh", script_text("deploy-restart-units.sh"), *args, env=env)
+    return sh("deploy-candidate.sh", *args, env=env)
 
 
 @pytest.mark.parametrize("left", ["nothing", "link", "file"])

@@ -1,0 +1,46 @@
+"""Every remote script says how it is called on its first line (`# name.sh ARGS`), and the
+header reads as a spec (tests/unit/remote_usage.py) that the deploy's commands are held to
+(the fake droplet checks each one it is sent: tests/unit/deploy/test_failure_paths.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from staging_ops.remote.scripts import script_text
+from tests.unit.remote_usage import ALL, Form, check, forms
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_script_opens_with_its_usage(name):
+    assert script_text(name).startswith(f"# {name} ")
+    assert forms(name), name
+
+
+def test_a_header_with_verbs_and_continuations_reads_as_forms():
+    assert forms("slot-current.sh")[:3] == (
+        Form(("set", "CURRENT", "RELEASE"), False),
+        Form(("clear", "CURRENT"), False),
+        Form(("read", "CURRENT"), False),
+    )
+    (release,) = forms("deploy-release.sh")
+    assert release.words[-1] == "INDEX_URL" and release.open_ended
+    assert forms("deploy-candidate.sh")[0].words[0] == "start|stop"
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "ok"),
+    [
+        ("slot-current.sh", ("read", "/c"), True),
+        ("slot-current.sh", ("read", "/c", "extra"), False),
+        ("slot-current.sh", ("move", "/c"), False),
+        ("deploy-verify-units.sh", (), True),
+        ("deploy-mark-bad.sh", (), False),
+        ("deploy-candidate.sh", ("stop", "/root", "", "0", "u1"), True),
+    ],
+)
+def test_a_command_is_held_to_its_scripts_forms(name, args, ok):
+    if ok:
+        check(name, args)
+    else:
+        with pytest.raises(AssertionError):
+            check(name, args)
