@@ -4,8 +4,12 @@ header reads as a spec (tests/unit/remote_usage.py) that the deploy's commands a
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
+
 import pytest
 
+from staging_ops.deploy.release import ExportArgs, Exported
 from staging_ops.remote.scripts import script_text
 from tests.unit.remote_usage import ALL, Form, check, forms
 
@@ -44,3 +48,28 @@ def test_a_command_is_held_to_its_scripts_forms(name, args, ok):
     else:
         with pytest.raises(AssertionError):
             check(name, args)
+
+
+def test_deploy_release_sh_named_arguments_are_its_usage_headers():
+    """ExportArgs names deploy-release.sh's arguments; its fields, in order, are the header's
+    words (REQUIREMENTS... the rest), and its command passes them in that order."""
+    (form,) = forms("deploy-release.sh")
+    names = [f.name for f in dataclasses.fields(ExportArgs)]
+    assert [n.upper() for n in names] == [*form.words, "REQUIREMENTS"]
+    args = ExportArgs(*(f"<{n}>" for n in names[:-1]), requirements=("a.txt", "b.txt"))
+    command = shlex.split(args.command())
+    assert command[:4] == ["sh", "-c", script_text("deploy-release.sh"), "deploy-release.sh"]
+    assert command[4:] == [*(f"<{n}>" for n in names[:-1]), "a.txt", "b.txt"]
+    check("deploy-release.sh", tuple(command[4:]))
+
+
+@pytest.mark.parametrize(
+    ("out", "venv", "live"),
+    [
+        ("exported\nbuilt 0123\nlive /srv/s/releases/r1\n", "built 0123", "r1"),
+        ("reused abcd\nlive \n", "reused abcd", None),
+        ("reused abcd\nlive", "reused abcd", None),
+    ],
+)
+def test_deploy_release_sh_answer(out, venv, live):
+    assert Exported.parse(out) == Exported(venv, live)
