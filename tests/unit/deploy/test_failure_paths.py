@@ -15,7 +15,7 @@ import pytest
 
 import staging_ops.remote as remote_pkg
 from staging_ops import output
-from staging_ops.deploy import handover, recipes, verify
+from staging_ops.deploy import handover, recipes, reconnect, verify
 from staging_ops.deploy.session import Interrupted, Stop
 from staging_ops.errors import Conflict, StagingError
 from staging_ops.inventory import load_inventory
@@ -451,3 +451,52 @@ def test_a_deploy_that_fails_nowhere_serves_the_new_release_and_prints_its_steps
         "seconds": data["steps"][0]["seconds"],
     }
     assert [s["step"] for s in data["steps"]] == list(DEPLOY)
+
+
+# --- a connection lost after the switch
+
+
+@pytest.fixture
+def no_pauses(monkeypatch):
+    monkeypatch.setattr(reconnect, "PAUSES", (0.0, 0.0, 0.0))
+
+
+def _lose_connection_in_main_verify(rig: Rig) -> None:
+    lost = remote_pkg.Unreachable("staging: connection lost: EOF")
+    rig.droplet.fail("deploy-verify-units.sh", lost, verb=UI)
+
+
+def test_a_connection_lost_after_the_switch_is_regained_and_goes_back(rig, no_pauses):
+    _lose_connection_in_main_verify(rig)
+    failure = rig.deploy()
+    assert rig.steps() == ran_until(DEPLOY, "main verify", "reconnect", "rollback")
+    assert str(failure) == (
+        f"staging-1: connection lost during main verify, regained; rolled back to {OLD}; "
+        f"{rig.new} left unverified"
+    )
+    assert rig.droplet.current == OLD
+    assert rig.droplet.bad == set()
+    assert rig.registry.failed == [("main verify", OLD)]
+
+
+def test_a_connection_not_regained_says_what_serves_and_how_to_restore(rig, no_pauses, monkeypatch):
+    _lose_connection_in_main_verify(rig)
+    reached = iter([FakeRemote(rig.droplet)])
+
+    def connect(host: Any) -> FakeRemote:
+        answer = next(reached, None)
+        if answer is None:
+            raise remote_pkg.Unreachable("staging: no route to host")
+        return answer
+
+    monkeypatch.setattr(remote_pkg, "connect", connect)
+    failure = rig.deploy()
+    assert rig.steps()[-1] == ("reconnect", "failed")
+    assert str(failure) == (
+        "staging-1: connection to staging lost during main verify, not regained after 3 "
+        f"tries: `current` points to {rig.new}, not verified; restore the last verified one: "
+        f"invoke rollback --slot 1 --to {OLD} --task JA-1"
+    )
+    assert rig.droplet.current == rig.new
+    # The droplet did not answer: the history says so rather than guessing.
+    assert rig.registry.failed == [("reconnect", "unknown (the droplet did not answer)")]
