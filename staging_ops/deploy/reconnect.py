@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING
 
 from staging_ops import remote
-from staging_ops.deploy.rollback import Release, newest_good, releases
+from staging_ops.deploy.releases_sh import Release
+from staging_ops.deploy.rollback import newest_good, releases
 from staging_ops.errors import Conflict, StagingError
 
 if TYPE_CHECKING:

@@ -6,15 +6,15 @@ release a killed deploy left behind is never picked."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from staging_ops import remote
-from staging_ops.deploy import candidate
+from staging_ops.deploy import candidate, releases_sh
 from staging_ops.deploy.golive import CANDIDATE, GO_LIVE
 from staging_ops.deploy.handover import align_processes
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.release import mark_bad
+from staging_ops.deploy.releases_sh import Release
 from staging_ops.deploy.restart import restart
 from staging_ops.deploy.session import Interrupted, Stop, signals_ignored
 from staging_ops.deploy.steps import DeployResult, Run, Step, run_quietly
@@ -28,44 +28,10 @@ if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
 
-@dataclass(frozen=True)
-class Release:
-    """One release of the slot as deploy-releases.sh `list` tells it: whether it is marked
-    `.bad`, whether it passed verify (`ok`: `.ok`, or a line in deploys.log), and the commit
-    and branch its .release-env names."""
-
-    name: str
-    bad: bool
-    ok: bool
-    commit: str
-    branch: str
-
-
 def releases(deployer: Deployer) -> list[Release]:
-    """Every release of the slot, newest first (see parse_releases)."""
-    command = remote.script_command("deploy-releases.sh", "list", deployer.paths.releases)
-    _, out, _ = deployer.run(command)
-    return parse_releases(out)
-
-
-def parse_releases(out: str) -> list[Release]:
-    """deploy-releases.sh `list` lines -> release, bad (`.bad`), ok (verified), commit,
-    branch."""
-    found = []
-    for line in out.splitlines():
-        parts = line.split(" ", 4)
-        if len(parts) == 5:
-            found.append(
-                Release(
-                    name=parts[0],
-                    bad=parts[1] == "1",
-                    ok=parts[2] == "1",
-                    # Quoted since .release-env is sourced by sh; older releases are not.
-                    commit=parts[3].strip('"'),
-                    branch=parts[4].strip('"'),
-                )
-            )
-    return found
+    """Every release of the slot, newest first (releases_sh.parse_list)."""
+    _, out, _ = deployer.run(releases_sh.list_command(deployer.paths.releases))
+    return releases_sh.parse_list(out)
 
 
 def newest_good(
@@ -104,7 +70,7 @@ def rollback_target(
 def use_release_spec(deployer: Deployer, release: str) -> None:
     """The deployer's units become those of `release`'s processes (its .process-spec.json;
     the inventory's for a release made before there was one)."""
-    command = remote.script_command("deploy-releases.sh", "spec", deployer.paths.releases, release)
+    command = releases_sh.spec_command(deployer.paths.releases, release)
     _, out, _ = deployer.run(command, check=False)
     deployer.use_spec(spec_from_json(out.strip() or None, deployer.app))
 

@@ -9,6 +9,7 @@ import shlex
 
 import pytest
 
+from staging_ops.deploy import releases_sh
 from staging_ops.deploy.release import ExportArgs, Exported
 from staging_ops.remote.scripts import script_text
 from tests.unit.remote_usage import ALL, Form, check, forms
@@ -73,3 +74,17 @@ def test_deploy_release_sh_named_arguments_are_its_usage_headers():
 )
 def test_deploy_release_sh_answer(out, venv, live):
     assert Exported.parse(out) == Exported(venv, live)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        releases_sh.list_command("/s/releases"),
+        releases_sh.spec_command("/s/releases", "r1"),
+        releases_sh.record_command("/s/releases", "/s/deploys.log", "a line", "r2", "", 5),
+    ],
+)
+def test_deploy_releases_sh_commands_are_its_usage_forms(command):
+    words = shlex.split(command)
+    assert words[3] == releases_sh.SCRIPT
+    check(releases_sh.SCRIPT, tuple(words[4:]))

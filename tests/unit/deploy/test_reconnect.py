@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from staging_ops.deploy.reconnect import lost_line, unrecorded_line, unverified_note
-from staging_ops.deploy.rollback import Release
+from staging_ops.deploy.releases_sh import Release
 
 
 def rel(name: str, ok: bool = True, bad: bool = False) -> Release:

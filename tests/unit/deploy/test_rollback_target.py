@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from staging_ops.deploy.rollback import Release, newest_good, parse_releases, rollback_target
+from staging_ops.deploy.releases_sh import Release, parse_list
+from staging_ops.deploy.rollback import newest_good, rollback_target
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Slot
 
@@ -84,14 +85,14 @@ def test_rollback_to_refuses(to, message):
         rollback_target([rel(R5), rel(R4, bad=True)], R5, to, SLOT)
 
 
-def test_parse_releases():
+def test_parse_list():
     out = (
         '20260101T000000000Z-abcdef1 0 1 "abcdef1234" "feat/x"\n'
         "20250101T000000Z-1234567 1 0 1234567890 main\n"
         "20240101T000000Z-7654321 0 0  \n"
         "short line\n"
     )
-    assert parse_releases(out) == [
+    assert parse_list(out) == [
         Release(
             name="20260101T000000000Z-abcdef1",
             bad=False,

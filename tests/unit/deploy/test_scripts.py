@@ -17,8 +17,8 @@ from staging_ops.deploy import fds
 from staging_ops.deploy import lock as slot_lock
 from staging_ops.deploy.fetch import NOT_FOUND
 from staging_ops.deploy.record import KEEP_RELEASES
+from staging_ops.deploy.releases_sh import parse_list
 from staging_ops.deploy.restart import RESTARTS_MARK, restarts_before
-from staging_ops.deploy.rollback import parse_releases
 from staging_ops.remote.scripts import SCRIPTS, script_command, script_text
 
 OURS = sorted(p.name for p in SCRIPTS.glob("*.sh") if p.name.startswith(("deploy-", "lock-")))
@@ -82,7 +82,7 @@ def make_release(releases: Path, name: str, *, ok=False, bad=False, commit="", b
 def listing(releases: Path) -> list[dict]:
     result = sh("deploy-releases.sh", "list", releases)
     assert result.returncode == 0, result.stderr
-    return parse_releases(result.stdout)
+    return parse_list(result.stdout)
 
 
 def test_the_listing_is_newest_first_with_marks_and_the_old_log_counts_as_verified(tmp_path):
