@@ -131,7 +131,7 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
             )
         print("summary:" + (" (check: nothing was changed)" if check else ""))
         for report in result.hosts:
-            ok = len([s for s in report.steps if s["outcome"] == "ok"])
+            ok = len([s for s in report.steps if s.outcome == "ok"])
             print(
                 f"  {report.host:<12} ok={ok} changed={report.changed} "
                 f"failed={int(report.error is not None)} commands={report.commands} "

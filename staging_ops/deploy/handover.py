@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from staging_ops import remote
 from staging_ops.deploy import candidate, heartbeat
-from staging_ops.deploy.restart import crash_while_running, restart
+from staging_ops.deploy.restart import restart
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.deploy.verify import check_units_alive, ssh_get, verify
 from staging_ops.errors import StagingError
@@ -46,8 +46,6 @@ def hand_over(deployer: Deployer) -> None:
     align_processes(deployer)
     restart(deployer, units=web_units(deployer), unwaited=other_units(deployer))
     deployer.workers_restarted = time.monotonic()
-    if other_units(deployer):
-        deployer.workers_restarted_at = heartbeat.droplet_now(deployer)
 
 
 def verify_main(deployer: Deployer, commit: str) -> None:
@@ -91,7 +89,7 @@ def restart_scheduler(deployer: Deployer) -> None:
     check_units_alive(deployer, units)
     # Up is not enough where Airflow's health answer reports the worker: it must have beaten
     # since its restart, within the settle time (heartbeat.py).
-    heartbeat.check_heartbeats(deployer, deployer.workers_restarted_at)
+    heartbeat.check_heartbeats(deployer, heartbeat.workers_restarted_at(deployer))
 
 
 def worker_settle(deployer: Deployer) -> float:
@@ -128,7 +126,6 @@ def align_processes(deployer: Deployer) -> None:
 
 
 def _hand_over_step(deployer: Deployer, run: Run) -> str:
-    crash_while_running("deploy:during-handover")
     hand_over(deployer)
     return "main UI and Airflow webserver restarted; nginx fell through to the candidate"
 
@@ -139,10 +136,11 @@ def _verify_step(deployer: Deployer, run: Run) -> str:
 
 
 def _scheduler_step(deployer: Deployer, run: Run) -> None:
-    crash_while_running("deploy:during-restart")
     restart_scheduler(deployer)
 
 
-HANDOVER_STEP = Step("hand-over", _hand_over_step)
+HANDOVER_STEP = Step("hand-over", _hand_over_step, crash_during="deploy:during-handover")
 MAIN_VERIFY_STEP = Step("main verify", _verify_step)
-SCHEDULER_STEP = Step("candidate stop + scheduler restart", _scheduler_step)
+SCHEDULER_STEP = Step(
+    "candidate stop + scheduler restart", _scheduler_step, crash_during="deploy:during-restart"
+)

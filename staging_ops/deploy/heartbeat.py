@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import shlex
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -34,6 +35,15 @@ POLL = 0.5
 def droplet_now(deployer: Deployer) -> datetime:
     """The droplet's clock (what Airflow stamps its heartbeats with), not ours."""
     _, out, _ = deployer.run("date -u +%s.%N")
+    return datetime.fromtimestamp(float(out.strip()), UTC)
+
+
+def workers_restarted_at(deployer: Deployer) -> datetime:
+    """When the hand-over's restart of the workers was done, by the droplet's clock (written
+    by deploy-restart.sh once the old processes were gone and the new ones started); the
+    droplet's clock now if it is still under way (then no new process has beaten yet)."""
+    done = f"{deployer.paths.root}/.restart.log.more.done"
+    _, out, _ = deployer.run(f"cat {shlex.quote(done)} 2>/dev/null || date -u +%s.%N")
     return datetime.fromtimestamp(float(out.strip()), UTC)
 
 

@@ -26,7 +26,7 @@ from staging_ops.deploy import admission, candidate, handover, heartbeat
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.restart import restart
 from staging_ops.deploy.rollback import releases, use_release_spec
-from staging_ops.deploy.session import Deployer, failed_step, session, signals_ignored
+from staging_ops.deploy.session import Deployer, session, signals_ignored
 from staging_ops.deploy.steps import DeployResult, Run, run_steps
 from staging_ops.deploy.switch import current_release
 from staging_ops.deploy.verify import check_units_alive
@@ -57,13 +57,13 @@ def reload_slot(
     it is verified (and `in_place` is not asked), else a restart in place. Raises StagingError
     with one line saying what failed and what serves."""
     deployer = Deployer(inventory, slot, log, operator)
-    with session(deployer, log):
-        with log.step("live release") as rec:
+    with session(deployer):
+        with deployer.step("live release") as rec:
             run, verified = _live(deployer)
-            rec["detail"] = f"{run.result.release} ({'verified' if verified else 'never verified'})"
+            rec.detail = f"{run.result.release} ({'verified' if verified else 'never verified'})"
         if in_place or not verified:
-            return _in_place(deployer, log, run)
-        return _hand_over(deployer, log, run)
+            return _in_place(deployer, run)
+        return _hand_over(deployer, run)
 
 
 def _live(deployer: Deployer) -> tuple[Run, bool]:
@@ -72,22 +72,22 @@ def _live(deployer: Deployer) -> tuple[Run, bool]:
     release = current_release(deployer)
     if release is None:
         raise StagingError(f"{deployer.slot.identifier} has no live release (`current`)")
-    entry = next((r for r in releases(deployer) if r["release"] == release), None)
+    entry = next((r for r in releases(deployer) if r.name == release), None)
     use_release_spec(deployer, release)
     result = DeployResult(deployer.slot.id, deployer.slot.identifier, "", release=release)
-    verified = bool(entry and entry["ok"] and not entry["bad"])
+    verified = bool(entry and entry.ok and not entry.bad)
     if entry:
-        result.branch, result.commit = entry["branch"], entry["commit"]
+        result.branch, result.commit = entry.branch, entry.commit
     # No claim and no registry: a reload neither switches (the fence) nor records.
     return Run(result, claim=None, registry=None), verified  # type: ignore[arg-type]
 
 
-def _hand_over(deployer: Deployer, log: output.StepLog, run: Run) -> Reloaded:
+def _hand_over(deployer: Deployer, run: Run) -> Reloaded:
     where = deployer.slot.identifier
     try:
-        run_steps(CANDIDATE, deployer, log, run)
+        run_steps(CANDIDATE, deployer, run)
     except StagingError as failure:
-        step = failed_step(log)
+        step = deployer.failed_step
         unit_log = ""
         with signals_ignored():
             if step != admission.STEP.name:
@@ -99,23 +99,23 @@ def _hand_over(deployer: Deployer, log: output.StepLog, run: Run) -> Reloaded:
             f"keep serving {run.result.release}{unit_log}"
         ) from None
     try:
-        run_steps(GO_LIVE, deployer, log, run)
+        run_steps(GO_LIVE, deployer, run)
     except StagingError as failure:
         # The main instances already run with the new files: there is no older state to go
         # back to (the files are what the inventory says now). The candidate, if still up,
         # keeps answering as nginx's backup.
         raise StagingError(
-            f"{where}: {failed_step(log)} failed: {failure}; the main processes were restarted "
+            f"{where}: {deployer.failed_step} failed: {failure}; the main processes were restarted "
             f"with the new files"
         ) from None
     return Reloaded(HANDOVER, run.result.release, None, "candidate verified, then handed over")
 
 
-def _in_place(deployer: Deployer, log: output.StepLog, run: Run) -> Reloaded:
+def _in_place(deployer: Deployer, run: Run) -> Reloaded:
     """Every unit of the slot restarted at once; down until the UI (and Airflow) answer
     again, measured; the workers judged after their settle time (up, and beating where
     Airflow's health answer says)."""
-    with log.step(IN_PLACE) as rec:
+    with deployer.step(IN_PLACE) as rec:
         began = time.monotonic()
         restart(deployer)
         restarted = heartbeat.droplet_now(deployer)
@@ -130,5 +130,5 @@ def _in_place(deployer: Deployer, log: output.StepLog, run: Run) -> Reloaded:
                 f"{deployer.slot.identifier}: {IN_PLACE} failed: {failure}; "
                 f"{run.result.release} was restarted with the new files"
             ) from None
-        rec["detail"] = f"{len(deployer.units)} unit(s) restarted, down {down:.1f}s"
-    return Reloaded(IN_PLACE, run.result.release, down, rec["detail"])
+        rec.detail = f"{len(deployer.units)} unit(s) restarted, down {down:.1f}s"
+    return Reloaded(IN_PLACE, run.result.release, down, rec.detail)

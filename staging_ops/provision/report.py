@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from staging_ops.output import StepRecord
 from staging_ops.provision.plan import Change
 
 
@@ -15,7 +16,7 @@ class HostReport:
 
     host: str
     changes: list[Change] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
     error: str | None = None
     commands: int = 0
     uploads: int = 0
@@ -50,7 +51,7 @@ class HostReport:
                 for c in self.changes
             ],
             "reloads": self.reloads,
-            "steps": self.steps,
+            "steps": [s.as_json() for s in self.steps],
         }
 
 

@@ -150,13 +150,13 @@ class HostRun:
             if self.check:
                 raise _lost(self.host, exc) from None
             for rec in self.log.steps[mark:]:
-                if rec.get("outcome") == "failed":
-                    rec["outcome"] = "retried"
+                if rec.outcome == "failed":
+                    rec.outcome = "retried"
             with self.step("reconnect") as rec:
                 self.remote.close()
                 self.remote = remote.connect(self.host)
-                rec["outcome"] = "changed"
-                rec["detail"] = f"the connection was lost ({_reason(exc)}): converging again"
+                rec.outcome = "changed"
+                rec.detail = f"the connection was lost ({_reason(exc)}): converging again"
             self.report.changes.clear()
             try:
                 self._converge()
@@ -188,9 +188,9 @@ class HostRun:
         server_missing = installs_postgres_server(missing)
         if missing and not self.check:
             with self.step("install packages") as rec:
-                rec["outcome"] = "changed"
+                rec.outcome = "changed"
                 apply.install_packages(self.remote, missing, self.progress)
-                rec["detail"] = f"apt-get update + install {len(missing)} package(s)"
+                rec.detail = f"apt-get update + install {len(missing)} package(s)"
             # Packages bring files and services of their own (Debian's nginx its default
             # site, PostgreSQL its cluster): plan against the host as it is now.
             with self.step("facts after install"):
@@ -218,7 +218,7 @@ class HostRun:
                 self._record(rec, step, changes)
         if not self.check and prep.needed:
             with self.step("prepare") as rec:
-                rec["outcome"] = "changed"
+                rec.outcome = "changed"
                 facts = facts.with_user(apply.prepare(self.remote, prep.args))
         plan = converge_plan(want, facts, self.diff)
         for step in ("nginx files", "unit files", "env files"):
@@ -229,7 +229,7 @@ class HostRun:
             crash_points.cut_point("provision:before-upload", transport and transport.sock)
             with self.step("upload") as rec:
                 apply.upload(self.remote, plan.upload)
-                rec["detail"] = f"{plan.files} files, {len(plan.upload.links)} links"
+                rec.detail = f"{plan.files} files, {len(plan.upload.links)} links"
             crash_points.crash_point("provision:after-upload")
         with self.step("services") as rec:
             self._services(rec, want, facts, plan)
@@ -239,15 +239,15 @@ class HostRun:
         if plan.handlers.reload and not self.check:
             self._reloads(want, plan)
 
-    def _record(self, rec: dict[str, Any], step: str, changes: list[Change]) -> None:
+    def _record(self, rec: output.StepRecord, step: str, changes: list[Change]) -> None:
         self.report.changes.extend(changes)
-        rec["outcome"] = "changed" if changes else "ok"
+        rec.outcome = "changed" if changes else "ok"
         if changes:
-            rec["detail"] = ", ".join(f"{c.action} {_short(c.target)}" for c in changes[:2])
+            rec.detail = ", ".join(f"{c.action} {_short(c.target)}" for c in changes[:2])
             if len(changes) > 2:
-                rec["detail"] += f" (+{len(changes) - 2} more)"
+                rec.detail += f" (+{len(changes) - 2} more)"
         if self.check:
-            rec["outcome"] = "would change" if changes else "ok"
+            rec.outcome = "would change" if changes else "ok"
         if self.diff:
             for change in changes:
                 if change.diff:
@@ -299,7 +299,7 @@ class HostRun:
     # services and the nginx decision -------------------------------------------------------
 
     def _services(
-        self, rec: dict[str, Any], want: Desired, facts: HostFacts, plan: ConvergePlan
+        self, rec: output.StepRecord, want: Desired, facts: HostFacts, plan: ConvergePlan
     ) -> None:
         """Run the handlers (and start what should run) in one command, then act on its exit
         code as handlers.after_services decides."""
@@ -311,7 +311,7 @@ class HostRun:
         if self.check:
             return
         if not plan.run_services:
-            rec["detail"] = _waiting(self.report.waiting)
+            rec.detail = _waiting(self.report.waiting)
             return
         code, out, err = apply.run_services(self.remote, plan.services_args)
         outcome = handlers.after_services(
@@ -322,8 +322,8 @@ class HostRun:
         if outcome.verdict == handlers.SERVICES_FAILED:
             raise StagingError(f"{self.host.name}: services: {(err or out).strip()[-300:]}")
         if self.report.waiting:
-            detail = rec.get("detail", "") + "; " + _waiting(self.report.waiting)
-            rec["detail"] = detail.strip("; ")
+            detail = rec.detail + "; " + _waiting(self.report.waiting)
+            rec.detail = detail.strip("; ")
 
     def _reloads(self, want: Desired, plan: ConvergePlan) -> None:
         """Each slot to reload, one at a time (each hand-over runs a second copy of the slot's
@@ -356,7 +356,7 @@ class HostRun:
         try:
             with self.step(f"{item.how} {item.slot.identifier}") as rec:
                 done = self.reload(self.inventory, item.slot, item.in_place, sub)
-                rec["outcome"], rec["detail"] = "changed", done.detail
+                rec.outcome, rec.detail = "changed", done.detail
                 entry.update(how=done.how, ok=True, down_seconds=done.down_seconds)
         except StagingError as exc:
             entry.update(how=item.how, ok=False, error=str(exc))
@@ -374,7 +374,7 @@ class HostRun:
             apply.upload(self.remote, FileOps(removes=[want.marker]))
 
     def _acme(
-        self, rec: dict[str, Any], want: Desired, facts: HostFacts, plan: ConvergePlan
+        self, rec: output.StepRecord, want: Desired, facts: HostFacts, plan: ConvergePlan
     ) -> None:
         """After nginx serves the challenge (and HTTPS, on the placeholder at first): certbot
         gets, expands or renews the certificate; the first one is then put under nginx
@@ -382,7 +382,7 @@ class HostRun:
         acme = plan.acme
         assert acme is not None
         self._record(rec, ACME_STEP, plan.changes[ACME_STEP])
-        rec["detail"] = acme.summary
+        rec.detail = acme.summary
         if self.check or not acme.request:
             return
         host = self.host
