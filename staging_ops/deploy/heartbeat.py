@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from staging_ops.deploy.verify import UnitFailed, ssh_get
+from staging_ops.deploy.verify import UnitFailed, check_units_alive, ssh_get
 from staging_ops.processes import AIRFLOW
 from staging_ops.processes.judge import AIRFLOW2_HEALTH, airflow_fallback, judge_heartbeat
 from staging_ops.processes.status import component_name
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 # A health answer that does not come is asked again this many times, this far apart.
 ANSWER_TRIES = 3
 POLL = 0.5
+# How long past the settle window a worker that is up may take to show its first heartbeat.
+HEARTBEAT_GRACE = 30.0
 
 
 def droplet_now(deployer: Deployer) -> datetime:
@@ -49,22 +51,34 @@ def workers_restarted_at(deployer: Deployer) -> datetime:
 
 def check_heartbeats(deployer: Deployer, since: datetime) -> None:
     """Once the settle window has passed: UnitFailed naming the first declared worker whose
-    component the health answer reports but that has not beaten since `since`. One look is
-    enough, since the answer keeps each component's last heartbeat time: a beat at any moment
-    of the window shows. Nothing to judge without an Airflow process or a JSON answer."""
+    component the health answer reports but that has not beaten since `since`, within
+    HEARTBEAT_GRACE more (a first beat comes seconds after a start, later on a busy droplet:
+    a good release is not failed for a slow start, a stuck worker is, and a worker that dies
+    meanwhile is failed at once). The answer keeps each component's last heartbeat time, so a
+    beat at any moment shows. Nothing to judge without an Airflow process or a JSON answer."""
     if AIRFLOW not in deployer.spec.port_types or not deployer.spec.workers:
         return
+    deadline = time.monotonic() + HEARTBEAT_GRACE
+    while True:
+        problems = missing_beats(deployer, _answer_in_tries(deployer), since)
+        if not problems:
+            return
+        if time.monotonic() >= deadline:
+            ptype, problem = problems[0]
+            unit = slot_units(deployer.app, deployer.slot, (ptype,))[0]
+            raise UnitFailed(f"{unit}: {problem}", unit)
+        check_units_alive(deployer, deployer.worker_units)
+        time.sleep(POLL)
+
+
+def _answer_in_tries(deployer: Deployer) -> object:
     answer = None
     for _ in range(ANSWER_TRIES):
         answer = _answer(deployer)
         if answer is not None:
             break
         time.sleep(POLL)  # the webserver was verified: a moment's hiccup
-    problems = missing_beats(deployer, answer, since)
-    if problems:
-        ptype, problem = problems[0]
-        unit = slot_units(deployer.app, deployer.slot, (ptype,))[0]
-        raise UnitFailed(f"{unit}: {problem}", unit)
+    return answer
 
 
 def missing_beats(deployer: Deployer, answer: object, since: datetime) -> list[tuple[str, str]]:
