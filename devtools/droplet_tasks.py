@@ -46,7 +46,7 @@ def droplet_up(c, dir=".droplet", name="d1", acme="", json=False, repo="", bind=
         box = droplet.up(
             dir, name=name, log=log, acme=acme, repo=Path(repo) if repo else None, binds=binds
         )
-        step["detail"] = f"{box.name} at {box.address}"
+        step.detail = f"{box.name} at {box.address}"
     reach = [
         f"{box.name}: ssh -i {box.key_path} -o UserKnownHostsFile={box.known_hosts_path} "
         f"root@{box.address}",
@@ -65,7 +65,7 @@ def droplet_down(c, dir=".droplet"):
     log = output.StepLog()
     with log.step("droplet down") as step:
         stopped = droplet.down(dir)
-        step["detail"] = f"removed: {', '.join(stopped)}" if stopped else "nothing running"
+        step.detail = f"removed: {', '.join(stopped)}" if stopped else "nothing running"
 
 
 @task(name="status", help={"dir": "droplet directory (default .droplet)", "json": "print as JSON"})

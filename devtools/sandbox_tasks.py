@@ -64,7 +64,7 @@ def sandbox_down(c, dir=".sandbox"):
     log = output.StepLog()
     with log.step("sandbox down") as step:
         stopped = sandbox.down(dir)
-        step["detail"] = (
+        step.detail = (
             f"stopped {len(stopped)}: {', '.join(stopped)}" if stopped else "nothing running"
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 
 ENV = "STAGING_OPS_CRASH_AT"
 CUT_ENV = "STAGING_OPS_CUT_AT"
@@ -27,3 +28,10 @@ def cut_point(name: str, sock: socket.socket | None) -> None:
     if os.environ.get(CUT_ENV) == name and name not in _cut and sock is not None:
         _cut.add(name)
         sock.shutdown(socket.SHUT_RDWR)
+
+
+def crash_soon(name: str, after: float = 0.15) -> None:
+    """Under the crash point `name`, die `after` seconds from now, while the remote command
+    that follows is under way, as a Ctrl-\\ or kill -9 would."""
+    if os.environ.get(ENV) == name:
+        threading.Timer(after, crash_point, args=(name,)).start()

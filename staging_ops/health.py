@@ -11,6 +11,7 @@ import ssl
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -112,17 +113,30 @@ def _reading_context() -> ssl.SSLContext:
     return context
 
 
-def certificate_check(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str, Any]:
-    """{"expires": ISO time or None, "issuer", "problem": None or one line} for status/verify."""
+@dataclass(frozen=True)
+class CertificateCheck:
+    """The certificate nginx serves for a slot, for status and verify: when it expires (ISO
+    time), who issued it, and what is wrong with it (one line) or None."""
+
+    expires: str | None
+    issuer: str | None
+    problem: str | None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"expires": self.expires, "issuer": self.issuer, "problem": self.problem}
+
+
+def certificate_check(host: Host, slot: Slot, timeout: float = 5.0) -> CertificateCheck:
+    """The certificate nginx serves for `slot` (SNI), judged."""
     try:
         have = served_certificate(host, slot, timeout)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        return {"expires": None, "issuer": None, "problem": f"no TLS answer ({type(exc).__name__})"}
-    return {
-        "expires": have.not_after.isoformat() if have.not_after else None,
-        "issuer": have.issuer or None,
-        "problem": certificate_problem(slot.subdomain, have, datetime.now(UTC)),
-    }
+        return CertificateCheck(None, None, f"no TLS answer ({type(exc).__name__})")
+    return CertificateCheck(
+        expires=have.not_after.isoformat() if have.not_after else None,
+        issuer=have.issuer or None,
+        problem=certificate_problem(slot.subdomain, have, datetime.now(UTC)),
+    )
 
 
 def _version_answer(host: Host, slot: Slot, timeout: float) -> tuple[bool, Any]:
@@ -174,7 +188,7 @@ def check_slots(
     inventory: Inventory, slots: list[Slot], timeout: float = 3.0
 ) -> dict[int, dict[str, Any]]:
     """{slot id: {"ui": "up"|"down", "served": commit or None, "airflow": "up"|"down",
-    "airflow_answer": HealthAnswer, "certificate": {...}}}, all probes in parallel (the
+    "airflow_answer": HealthAnswer, "certificate": CertificateCheck}}, all probes in parallel (the
     certificate as certificate_check says; "served" is the commit the UI's /api/version
     answered with; "airflow_answer" the health JSON, judged per process by the caller)."""
     jobs = [(slot, name, path) for slot in slots for name, path in CHECKS.items()]

@@ -29,29 +29,52 @@ def step_line(name: str, outcome: str, seconds: float, detail: str = "") -> str:
 
 
 @dataclass
+class StepRecord:
+    """One step of a run as printed: its name, outcome ("ok", "changed", "warn", "failed",
+    ...), the line's detail and how long it took."""
+
+    step: str
+    outcome: str = "ok"
+    detail: str = ""
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == "failed"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
 class StepLog:
     """Collects the steps of one run, printing each as it ends (unless quiet, e.g. --json)."""
 
     quiet: bool = False
     stream: TextIO = field(default_factory=lambda: sys.stdout)
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
 
     @contextmanager
-    def step(self, name: str) -> Iterator[dict[str, Any]]:
-        """Times a block; the block may set record['outcome'] and record['detail']."""
-        record: dict[str, Any] = {"step": name, "outcome": "ok", "detail": ""}
+    def step(self, name: str) -> Iterator[StepRecord]:
+        """Times a block; the block may set the record's outcome and detail."""
+        record = StepRecord(name)
         start = time.monotonic()
         try:
             yield record
         except BaseException as exc:
-            record["outcome"] = "failed"
-            record["detail"] = record["detail"] or (str(exc).splitlines() or [""])[0]
+            record.outcome = "failed"
+            record.detail = record.detail or (str(exc).splitlines() or [""])[0]
             raise
         finally:
-            record["seconds"] = round(time.monotonic() - start, 3)
+            record.seconds = round(time.monotonic() - start, 3)
             self.steps.append(record)
-            self.emit(step_line(name, record["outcome"], record["seconds"], record["detail"]))
+            self.emit(step_line(name, record.outcome, record.seconds, record.detail))
 
     def progress(self, line: str) -> None:
         """A line while a slow step waits (an Airflow start-up): printed, not kept as a step."""

@@ -110,7 +110,7 @@ def up(
         raise StagingError(f"droplet: this machine cannot boot droplets: {reason}")
     with log.step("clean up the previous droplet") as step:
         stopped = down(path)
-        step["detail"] = ", ".join(stopped) if stopped else "none"
+        step.detail = ", ".join(stopped) if stopped else "none"
         base.remove_tree(path)
         path.mkdir(parents=True)
         path.chmod(0o755)  # the postgres user traverses it to its data directory
@@ -163,7 +163,7 @@ def _build(droplet: Droplet, log: StepLog, repo: Path | None = None) -> None:
             lambda line: log.emit(f"  … base: {line} ({time.monotonic() - start:.0f}s)")
         )
         droplet.base = str(base_root)
-        step["detail"] = f"{'built' if built else 'cached'} {base_root.parent.name}"
+        step.detail = f"{'built' if built else 'cached'} {base_root.parent.name}"
     with log.step("keys and repository") as step:
         public_key = env_mod.make_keys(droplet)
         if repo is None:
@@ -174,7 +174,7 @@ def _build(droplet: Droplet, log: StepLog, repo: Path | None = None) -> None:
             # A copy: the droplet's mount never shows the rest of the directory it came from.
             shutil.copytree(repo, droplet.repo_path, symlinks=True)
             branches = len(_branches(droplet.repo_path))
-        step["detail"] = f"{droplet.repo_name}, {branches} branches"
+        step.detail = f"{droplet.repo_name}, {branches} branches"
     with log.step("bridge") as step:
         subnet = network.choose_subnet(int(dir_hash(droplet.path)[:4], 16))
         hosts = list(subnet.hosts())
@@ -188,7 +188,7 @@ def _build(droplet: Droplet, log: StepLog, repo: Path | None = None) -> None:
         droplet.bridge_created = True
         droplet.save()
         network.create_bridge(droplet.bridge, f"{droplet.host_address}/{subnet.prefixlen}")
-        step["detail"] = f"{droplet.bridge} {droplet.host_address}/{subnet.prefixlen}"
+        step.detail = f"{droplet.bridge} {droplet.host_address}/{subnet.prefixlen}"
     with log.step("apt proxy (apt-cacher-ng)") as step:
         droplet.proxy_port = network.proxy_port(droplet.host_address)
         pid, cache = network.start_proxy(
@@ -196,7 +196,7 @@ def _build(droplet: Droplet, log: StepLog, repo: Path | None = None) -> None:
         )
         droplet.pids["apt-cacher-ng"], droplet.proxy_cache = pid, str(cache)
         droplet.save()
-        step["detail"] = f"{droplet.proxy_url} cache {cache}"
+        step.detail = f"{droplet.proxy_url} cache {cache}"
     with log.step("registry PostgreSQL") as step:
         from devtools.sandbox import start_postgres
 
@@ -205,7 +205,7 @@ def _build(droplet: Droplet, log: StepLog, repo: Path | None = None) -> None:
             droplet.save()
 
         start_postgres(droplet.pg_dir, droplet.pg_port, on_started=record)
-        step["detail"] = f"127.0.0.1:{droplet.pg_port}/{env_mod.REGISTRY_DB}"
+        step.detail = f"127.0.0.1:{droplet.pg_port}/{env_mod.REGISTRY_DB}"
     layout = droplet.layout
     with log.step("overlay and metadata"):
         machine.mount_overlay(layout, Path(droplet.base))
@@ -226,18 +226,18 @@ def _build(droplet: Droplet, log: StepLog, repo: Path | None = None) -> None:
         droplet.save()
         init = machine.wait_init(droplet.pids["launcher"], BOOT_TIMEOUT)
         state, failed = machine.wait_running(init, BOOT_TIMEOUT)
-        step["detail"] = state + (f" (failed: {', '.join(failed)})" if failed else "")
+        step.detail = state + (f" (failed: {', '.join(failed)})" if failed else "")
         if failed:
-            step["outcome"] = "warn"
+            step.outcome = "warn"
     with log.step("ssh") as step:
         machine.wait_ssh(droplet.address, 30)
         _record_host_keys(droplet)
-        step["detail"] = f"root@{droplet.address}:22, host keys in {droplet.known_hosts_path}"
+        step.detail = f"root@{droplet.address}:22, host keys in {droplet.known_hosts_path}"
     if droplet.acme:
         with log.step("ACME server (pebble)") as step:
             acme_mod.prepare(droplet.path, layout.root)
             _start_acme(droplet)
-            step["detail"] = f"{acme_mod.DIRECTORY_URL} inside the droplet"
+            step.detail = f"{acme_mod.DIRECTORY_URL} inside the droplet"
     with log.step("inventory and env"):
         write_inventory(droplet)
         env_mod.write_env(droplet)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from staging_ops import parsing
 from staging_ops.claims.reap import reap
@@ -32,6 +32,9 @@ from staging_ops.slots.model import (
     parse_ttl,
 )
 from staging_ops.slots.owner import owner_or_default
+
+if TYPE_CHECKING:
+    from staging_ops.health import CertificateCheck
 
 UNKNOWN_HEALTH = "?"
 MAX_WAIT = timedelta(days=1)  # how long `claim --wait` may keep trying
@@ -224,6 +227,10 @@ def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, 
     return health
 
 
+def _as_json(check: CertificateCheck | None) -> dict[str, str | None] | None:
+    return check.as_json() if check else None
+
+
 def slot_drift(row: dict[str, Any], checks: dict[str, Any]) -> Drift:
     """The drift verdict of one status row (registry side) and its live checks."""
     return from_checks(row.get("commit"), row.get("status"), checks)
@@ -268,7 +275,7 @@ def status_rows(
             # Each process the live release declares: {type: {"state", "unit", "problem"}}.
             "processes": checks.get("processes") if with_health else None,
             # The certificate nginx serves for the slot: expiry, issuer, what is wrong with it.
-            "certificate": checks.get("certificate") if with_health else None,
+            "certificate": _as_json(checks.get("certificate")) if with_health else None,
             # Registry, `current` on the droplet and /api/version: which of them disagree.
             "live": checks.get("live") if with_health else None,
             "served_commit": checks.get("served") if with_health else None,

@@ -50,7 +50,7 @@ def deploy(c, slot="", branch="", task="", owner="", force=False, json=False):
     if json:
         print(output.to_json(result.as_dict()))
         return
-    total = sum(s["seconds"] for s in result.steps)
+    total = sum(s.seconds for s in result.steps)
     print(f"deployed {branch} ({result.commit[:12]}) to {chosen.identifier} in {total:.2f}s")
     print(f"  {result.url}")
 
@@ -103,24 +103,24 @@ def verify(c, slot="", json=False):
     with registry_session() as registry:
         result = deploy_mod.verify_slot(inventory, chosen, registry)
     if json:
-        print(output.to_json(result))
-    elif result["ok"]:
-        served = result["served"]
-        expires = (result.get("certificate") or {}).get("expires")
+        print(output.to_json(result.as_json()))
+    elif result.ok:
+        served = result.served or {}
+        expires = result.certificate.expires
         tls = f"; certificate valid until {expires}" if expires else ""
-        live = result["live"].get("release") or "no release"
-        up = ", ".join(result["processes"] or {})
+        live = result.live.get("release") or "no release"
+        up = ", ".join(result.processes or {})
         processes = f"; {up} up and healthy" if up else ""
         print(
-            f"ok: {result['url']} serves {served['branch']} {served['commit'][:12]}, "
+            f"ok: {result.url} serves {served['branch']} {served['commit'][:12]}, "
             f"current {live}, as recorded{processes}{tls}"
         )
     else:
-        if result["problems"]:
-            print(f"mismatch: {result['url']}: {'; '.join(result['problems'])}")
-        for line in result["process_problems"]:
+        if result.problems:
+            print(f"mismatch: {result.url}: {'; '.join(result.problems)}")
+        for line in result.process_problems:
             print(line)
-    if not result["ok"]:
+    if not result.ok:
         raise Exit(code=1)
 
 

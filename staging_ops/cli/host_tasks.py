@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke import Exit, task
 
 from staging_ops import output
-from staging_ops.cli.common import load, operator_errors, project_root
+from staging_ops.cli.common import load, operator, operator_errors, project_root
 from staging_ops.errors import StagingError
 
 
@@ -77,10 +77,13 @@ def registry_doc(c, check=False):
 )
 @operator_errors
 def provision_all(c, check=False, diff=False, slots=None, json=False):
-    """Converge every staging host: packages, dirs, nginx, units, env files, databases."""
+    """Converge every staging host: packages, dirs, nginx, units, env files, databases; a
+    deployed slot whose unit or env changed goes live through the deploy's hand-over."""
     import os
+    from functools import partial
 
     from staging_ops import provision, slot_access
+    from staging_ops.deploy.reload import reload_slot
 
     inventory = load(c)
     chosen = inventory.select_slots(slots)
@@ -106,6 +109,7 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
         # Progress of long steps goes to stderr, so --json's stdout stays one document.
         progress=lambda line: print(f"  … {line}", file=sys.stderr, flush=True),
         credentials=credentials,
+        reload=partial(reload_slot, operator=operator("")),
     )
     if json:
         print(output.to_json(result.as_dict()))
@@ -127,7 +131,7 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
             )
         print("summary:" + (" (check: nothing was changed)" if check else ""))
         for report in result.hosts:
-            ok = len([s for s in report.steps if s["outcome"] == "ok"])
+            ok = len([s for s in report.steps if s.outcome == "ok"])
             print(
                 f"  {report.host:<12} ok={ok} changed={report.changed} "
                 f"failed={int(report.error is not None)} commands={report.commands} "

@@ -35,7 +35,7 @@ def event(deployer: Deployer, run: Run, kind: str, **extra: str | None) -> Event
         repository=facts.repository,
         log_url=facts.log_url,
         by=deployer.operator,
-        rollback=any(s["step"] == ROLLBACK_STEP for s in deployer.log.steps),
+        rollback=any(s.step == ROLLBACK_STEP for s in deployer.log.steps),
         **extra,
     )
 

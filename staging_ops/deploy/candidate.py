@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from staging_ops import remote
-from staging_ops.deploy.restart import drained
+from staging_ops.deploy.restart import drained, restart_command
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.deploy.verify import UnitFailed, check_units_alive, ssh_get
 from staging_ops.errors import StagingError
 from staging_ops.processes import WEB, HealthCheck
 from staging_ops.processes.judge import OK, builtin_check, fallback_path, judge_answer
-from staging_ops.remote.scripts import script_text
 from staging_ops.render import candidate_units
 
 if TYPE_CHECKING:
@@ -76,26 +75,42 @@ def start(deployer: Deployer, release: str) -> None:
 
 
 def stop(deployer: Deployer) -> None:
-    """Stop the candidate units and remove the `candidate` link; behind the lock's fence."""
+    """Stop the candidate units, drained (restart.py: the interpreters' exit is not waited
+    for), then remove the `candidate` link; behind the lock's fence."""
+    app, slot = deployer.app, deployer.slot
+    ports = dict(zip(candidate_units(app, slot), slot.candidate_ports(deployer.host), strict=True))
+    units = _all_units(deployer)
+    # The link goes whatever the drained stop said, as deploy-candidate.sh's own stop does.
+    deployer.run(
+        restart_command(deployer, "stop", drained(units, ports)), check=False, guarded=True
+    )
     _script(deployer, "stop", "")
 
 
+def _all_units(deployer: Deployer) -> list[str]:
+    """Every candidate unit, a killed deploy's whatever it declared; the declared ones first
+    (those deploy-candidate.sh starts)."""
+    return list(
+        dict.fromkeys([*deployer.candidate_units, *candidate_units(deployer.app, deployer.slot)])
+    )
+
+
 def _script(deployer: Deployer, verb: str, release: str) -> None:
-    app, slot = deployer.app, deployer.slot
-    command = remote.script_command(
+    _run(deployer, _command(deployer, verb, release))
+
+
+def _command(deployer: Deployer, verb: str, release: str) -> str:
+    return remote.script_command(
         "deploy-candidate.sh",
-        script_text("deploy-restart-units.sh"),
         verb,
         deployer.paths.root,
         release,
         len(deployer.candidate_units),
-        # Every candidate unit is stopped first (a killed deploy's, whatever it declared); the
-        # declared ones come first and are started.
-        *drained(
-            list(dict.fromkeys([*deployer.candidate_units, *candidate_units(app, slot)])),
-            dict(zip(candidate_units(app, slot), slot.candidate_ports(deployer.host), strict=True)),
-        ),
+        *_all_units(deployer),
     )
+
+
+def _run(deployer: Deployer, command: str) -> None:
     code, out, err = deployer.run(command, check=False, guarded=True)
     if code != 0:
         raise StagingError(tail(out or err))
@@ -240,5 +255,5 @@ def _verify_step(deployer: Deployer, run: Run) -> str:
     return f"{', '.join(checks)} ok (candidate ports)"
 
 
-START_STEP = Step("candidate start", _start_step)
+START_STEP = Step("candidate start", _start_step, changes=True)
 VERIFY_STEP = Step("candidate verify", _verify_step, crash_point="deploy:candidate-running")

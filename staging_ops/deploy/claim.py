@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from staging_ops.errors import BadInput, Conflict
 from staging_ops.inventory import Slot
-from staging_ops.slots.model import SlotState, parse_task, parse_ttl
+from staging_ops.slots.model import SlotRegistry, SlotState, parse_task, parse_ttl
 
 CLAIM_TTL = "7d"
 # A release's reason that names its branch merged or deleted, as written by the GitHub webhook
@@ -108,7 +107,7 @@ def holder_check(
 
 
 def check_deploy_claim(
-    registry: Any, slot: Slot, task: str | None, operator: str, force: bool
+    registry: SlotRegistry, slot: Slot, task: str | None, operator: str, force: bool
 ) -> ClaimCheck:
     """Deploy's `claim` step: a bad --task or a conflict raises; only reads the registry (the
     claim decided is written by `hold claim`)."""
@@ -116,7 +115,7 @@ def check_deploy_claim(
     return deploy_claim(registry.get(slot.id), slot, task, operator, force)
 
 
-def hold(registry: Any, slot: Slot, check: ClaimCheck, branch: str) -> str:
+def hold(registry: SlotRegistry, slot: Slot, check: ClaimCheck, branch: str) -> str:
     """Write the claim `check` decided (new, or the holder's renewed): a Conflict if another
     task took the slot since it was checked, or if the claim to renew was released meanwhile
     (the deploy's `branch` merged, say: claiming the freed slot again would undo that)."""
@@ -152,7 +151,7 @@ def branch_gone(reason: str, branch: str) -> str | None:
 
 
 def released_during_run(
-    registry: Any, slot: Slot, check: ClaimCheck, branch: str, state: SlotState
+    registry: SlotRegistry, slot: Slot, check: ClaimCheck, branch: str, state: SlotState
 ) -> str:
     """The line a deploy stops with when the claim it stood on was released during the run:
     the branch merged (or deleted) and the slot released, when the slot's newest release says
@@ -179,7 +178,7 @@ def lost(state: SlotState, check: ClaimCheck) -> bool:
     return bool(check.task) and not (state.claimed and state.task == check.task)
 
 
-def fence(registry: Any, slot: Slot, check: ClaimCheck, branch: str) -> None:
+def fence(registry: SlotRegistry, slot: Slot, check: ClaimCheck, branch: str) -> None:
     """Just before the switch, under the lock: the claim must still be the one checked, or
     the run stops with nothing switched (Conflict, exit 3)."""
     state = registry.get(slot.id)
@@ -188,7 +187,7 @@ def fence(registry: Any, slot: Slot, check: ClaimCheck, branch: str) -> None:
 
 
 def check_rollback_claim(
-    registry: Any, slot: Slot, task: str | None, operator: str, force: bool
+    registry: SlotRegistry, slot: Slot, task: str | None, operator: str, force: bool
 ) -> ClaimCheck:
     """Rollback's claim step: only reads the registry."""
     task = parse_task(task) if task else None

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from staging_ops import output
 from staging_ops.deploy import announce
-from staging_ops.deploy.session import failed_step, signals_ignored
+from staging_ops.deploy.session import signals_ignored
 from staging_ops.deploy.steps import Run
 from staging_ops.deploy.switch import current_release
 from staging_ops.errors import StagingError
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
 
-def record_failure(deployer: Deployer, log: output.StepLog, run: Run) -> str | None:
+def record_failure(deployer: Deployer, run: Run) -> str | None:
     """Add the failed attempt to the slot's history; a warning if the registry could not take
     it (the deploy's own failure is what the operator must see), else None."""
     with signals_ignored():
@@ -39,11 +38,11 @@ def record_failure(deployer: Deployer, log: output.StepLog, run: Run) -> str | N
                 result.branch,
                 result.commit,
                 deployer.operator,
-                failed_step(log),
+                deployer.failed_step,
                 serving,
             )
         except StagingError as exc:
             return f"the failed deploy is not in the history: {exc}"
         finally:
-            announce.failed(deployer, run, failed_step(log), serving)
+            announce.failed(deployer, run, deployer.failed_step, serving)
     return None

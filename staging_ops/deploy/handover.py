@@ -15,8 +15,8 @@ import time
 from typing import TYPE_CHECKING
 
 from staging_ops import remote
-from staging_ops.deploy import candidate
-from staging_ops.deploy.restart import crash_while_running, restart
+from staging_ops.deploy import candidate, heartbeat
+from staging_ops.deploy.restart import restart
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.deploy.verify import check_units_alive, ssh_get, verify
 from staging_ops.errors import StagingError
@@ -78,7 +78,8 @@ def restart_scheduler(deployer: Deployer) -> None:
     """The candidate stops; the workers (the scheduler …), restarted by the hand-over, must
     each still be up, not restarted, their settle time after that restart (the inventory's
     worker_uptime, or app.json's `uptime` for the type): one that dies on start is then failed
-    or dead waiting for its automatic restart (RestartSec)."""
+    or dead waiting for its automatic restart (RestartSec); and, where Airflow's health answer
+    reports its component, have beaten since the restart (heartbeat.py)."""
     candidate.stop(deployer)
     units = other_units(deployer)
     if not units:
@@ -86,6 +87,9 @@ def restart_scheduler(deployer: Deployer) -> None:
     settled = deployer.workers_restarted + worker_settle(deployer)
     time.sleep(max(0.0, settled - time.monotonic()))
     check_units_alive(deployer, units)
+    # Up is not enough where Airflow's health answer reports the worker: it must have beaten
+    # since its restart, within the settle time (heartbeat.py).
+    heartbeat.check_heartbeats(deployer, heartbeat.workers_restarted_at(deployer))
 
 
 def worker_settle(deployer: Deployer) -> float:
@@ -122,7 +126,6 @@ def align_processes(deployer: Deployer) -> None:
 
 
 def _hand_over_step(deployer: Deployer, run: Run) -> str:
-    crash_while_running("deploy:during-handover")
     hand_over(deployer)
     return "main UI and Airflow webserver restarted; nginx fell through to the candidate"
 
@@ -133,10 +136,11 @@ def _verify_step(deployer: Deployer, run: Run) -> str:
 
 
 def _scheduler_step(deployer: Deployer, run: Run) -> None:
-    crash_while_running("deploy:during-restart")
     restart_scheduler(deployer)
 
 
-HANDOVER_STEP = Step("hand-over", _hand_over_step)
+HANDOVER_STEP = Step("hand-over", _hand_over_step, crash_during="deploy:during-handover")
 MAIN_VERIFY_STEP = Step("main verify", _verify_step)
-SCHEDULER_STEP = Step("candidate stop + scheduler restart", _scheduler_step)
+SCHEDULER_STEP = Step(
+    "candidate stop + scheduler restart", _scheduler_step, crash_during="deploy:during-restart"
+)

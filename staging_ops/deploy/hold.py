@@ -19,4 +19,4 @@ def _step(deployer: Deployer, run: Run) -> str:
     return detail
 
 
-STEP = Step("hold claim", _step)
+STEP = Step("hold claim", _step, changes=True)

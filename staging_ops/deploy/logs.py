@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from staging_ops import parsing, remote
+from staging_ops.deploy import releases_sh
 from staging_ops.deploy.steps import tail
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Inventory, Slot
@@ -46,7 +47,7 @@ def _declared(session: remote.RemoteHost, inventory: Inventory, slot: Slot, serv
     """A worker type of the app's own must be one the live release declares (BadInput, exit 2,
     naming those it does): there is no unit to read otherwise."""
     paths = SlotPaths(inventory.host_of(slot), slot)
-    command = remote.script_command("deploy-releases.sh", "spec", paths.root, "current")
+    command = releases_sh.spec_command(paths.root, "current")
     _, out, _ = session.run(command, check=False)
     spec = spec_from_json(out.strip() or None, inventory.app)
     if service not in spec.types:

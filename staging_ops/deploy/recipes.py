@@ -13,7 +13,7 @@ migrated, admitted if the hand-over fits in the droplet's memory (admission.py),
 and verified as the slot's candidate (PREPARE, candidate.py) before
 `current` moves; nginx sends it nothing but what finds the main instance down. A failure up to
 there leaves the old release serving and needs no rollback (the candidate is stopped, the
-release marked bad). From the switch on (GO_LIVE, handover.py) the main instances restart into
+release marked bad). From the switch on (GO_LIVE, golive.py) the main instances restart into
 the release while nginx falls through to the candidate, so no request is dropped; a failure,
 Ctrl-C or SIGTERM there goes back to the previous verified release the same way (rollback.py).
 Restarts run detached from our SSH session, so a deploy killed at any moment leaves the old or
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from staging_ops import output
 from staging_ops.deploy import (
@@ -33,14 +32,13 @@ from staging_ops.deploy import (
     candidate,
     claim,
     fetch,
-    handover,
     hold,
     migrate,
     record,
     release,
-    switch,
 )
 from staging_ops.deploy.failure import record_failure
+from staging_ops.deploy.golive import CANDIDATE, GO_LIVE
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.reconnect import check_live, connection_lost, lost_line, regain
 from staging_ops.deploy.release import mark_bad
@@ -49,7 +47,6 @@ from staging_ops.deploy.session import (
     Deployer,
     Interrupted,
     Stop,
-    failed_step,
     session,
     signals_ignored,
 )
@@ -59,24 +56,15 @@ from staging_ops.inventory import Inventory, Slot
 from staging_ops.remote import Unreachable
 from staging_ops.render import public_url
 from staging_ops.slots.branch import task_from_branch, validate_branch
+from staging_ops.slots.model import SlotRegistry
 
 # Nothing serves from the new release yet: a failure here needs no rollback.
 PREPARE = (fetch.STEP, hold.STEP, release.STEP, migrate.STEP)
-CANDIDATE = (candidate.START_STEP, candidate.VERIFY_STEP)
 # Just before the candidate starts (the latest moment, the truest figures): a hand-over that
 # would not fit in memory is refused with nothing started. A step of its own, not part of
 # `candidate start`: a refusal has no candidate to stop, no release to mark bad and no unit
 # log to show, and its line shows the figures on every deploy.
 ADMIT = (admission.STEP,)
-# The first steps that change anything, of a deploy and of a rollback.
-FIRST_CHANGES = (hold.STEP.name, candidate.START_STEP.name)
-# From the switch on, a failure (or Ctrl-C, SIGTERM) goes back to a verified release.
-GO_LIVE = (
-    switch.STEP,
-    handover.HANDOVER_STEP,
-    handover.MAIN_VERIFY_STEP,
-    handover.SCHEDULER_STEP,
-)
 
 
 def deploy(
@@ -84,7 +72,7 @@ def deploy(
     slot: Slot,
     branch: str,
     *,
-    registry: Any,
+    registry: SlotRegistry,
     operator: str,
     task: str | None = None,
     force: bool = False,
@@ -101,24 +89,24 @@ def deploy(
     with log.step("claim") as rec:
         task = task or task_from_branch(branch)
         check = claim.check_deploy_claim(registry, slot, task, operator, force)
-        rec["detail"] = check.detail
+        rec.detail = check.detail
     run = Run(result, check, registry, pin=commit)
     deployer = Deployer(inventory, slot, log, operator)
-    with session(deployer, log):
+    with session(deployer):
         if deployer.lock and deployer.lock.warning:
             result.warnings.append(deployer.lock.warning)
-        with _history(deployer, log, run):
-            _prepare(deployer, log, run, PREPARE + ADMIT + CANDIDATE)
-            _go_live(deployer, log, run)
-            run_steps((record.STEP,), deployer, log, run)
-    return _done(result, deployer, log)
+        with _history(deployer, run):
+            _prepare(deployer, run, PREPARE + ADMIT + CANDIDATE)
+            _go_live(deployer, run)
+            run_steps((record.STEP,), deployer, run)
+    return _done(result, deployer)
 
 
 def rollback(
     inventory: Inventory,
     slot: Slot,
     *,
-    registry: Any,
+    registry: SlotRegistry,
     operator: str,
     to: str | None = None,
     task: str | None = None,
@@ -130,21 +118,21 @@ def rollback(
     log = log or output.StepLog()
     with log.step("claim") as rec:
         check = claim.check_rollback_claim(registry, slot, task, operator, force)
-        rec["detail"] = check.detail
+        rec.detail = check.detail
     result = DeployResult(slot.id, slot.identifier, "")
     run = Run(result, check, registry, to=to)
     deployer = Deployer(inventory, slot, log, operator)
-    with session(deployer, log), _history(deployer, log, run):
-        run_steps((CHOOSE_STEP,), deployer, log, run)
+    with session(deployer), _history(deployer, run):
+        run_steps((CHOOSE_STEP,), deployer, run)
         announce.started(deployer, run)
-        _prepare(deployer, log, run, ADMIT + CANDIDATE)
-        _go_live(deployer, log, run)
-        run_steps((record.STEP,), deployer, log, run)
-    return _done(result, deployer, log)
+        _prepare(deployer, run, ADMIT + CANDIDATE)
+        _go_live(deployer, run)
+        run_steps((record.STEP,), deployer, run)
+    return _done(result, deployer)
 
 
 @contextmanager
-def _history(deployer: Deployer, log: output.StepLog, run: Run) -> Iterator[None]:
+def _history(deployer: Deployer, run: Run) -> Iterator[None]:
     """A failure in the block goes into the slot's history before it propagates, once the run
     changed something (the claim held, a candidate started): a refusal before that (a branch
     that does not exist, a deploy already running) leaves the registry as it was."""
@@ -153,23 +141,23 @@ def _history(deployer: Deployer, log: output.StepLog, run: Run) -> Iterator[None
     except StagingError as failure:
         if isinstance(failure, record.Unrecorded):
             raise  # verified and in the registry: not a failed deploy
-        if not any(s["step"] in FIRST_CHANGES and s["outcome"] != "failed" for s in log.steps):
+        if not deployer.changed:
             raise
-        warning = record_failure(deployer, log, run)
+        warning = record_failure(deployer, run)
         if warning:
             failure.args = (f"{failure}\n{warning}",)
         raise
 
 
-def _prepare(deployer: Deployer, log: output.StepLog, run: Run, steps: tuple) -> None:
+def _prepare(deployer: Deployer, run: Run, steps: tuple) -> None:
     """`steps` (up to the candidate's verify); a failure or an interruption says nothing was
     switched. A candidate that ran is stopped, and one that failed is marked bad and its
     last log lines shown."""
     try:
-        run_steps(steps, deployer, log, run)
+        run_steps(steps, deployer, run)
     except (StagingError, Stop) as failure:
         state = "nothing was switched, the previous release keeps serving"
-        step = failed_step(log)
+        step = deployer.failed_step
         where = deployer.slot.identifier
         unit_log = ""
         if step in (s.name for s in CANDIDATE):
@@ -194,32 +182,30 @@ def _abandon_candidate(deployer: Deployer, run: Run, failure: StagingError | Sto
     return unit_log
 
 
-def _go_live(deployer: Deployer, log: output.StepLog, run: Run) -> None:
+def _go_live(deployer: Deployer, run: Run) -> None:
     """The GO_LIVE steps: make the release current and prove it serves its commit; on a
     failure, Ctrl-C or SIGTERM from the switch on, back to what served before if it is
     verified-good, else the newest verified-good release (rollback.roll_back). A connection
     lost after the switch is regained first (reconnect.py), or the one line says what serves."""
-    restore = check_live(deployer, log, run.result.release, run.previous)
+    restore = check_live(deployer, run.result.release, run.previous)
     try:
-        run_steps(GO_LIVE, deployer, log, run)
+        run_steps(GO_LIVE, deployer, run)
     except Stop as stop:
-        roll_back(deployer, log, run.result.release, stop, run.previous)
+        roll_back(deployer, run, stop)
     except StagingError as failure:
-        step = failed_step(log)
+        step = deployer.failed_step
         if step == "switch":
             raise  # `current` did not move: what served before still serves
         if isinstance(failure, Unreachable) or connection_lost(deployer):
-            _regain_or_say(deployer, log, run, step, restore)
-            roll_back(deployer, log, run.result.release, failure, run.previous, step=step)
-        roll_back(deployer, log, run.result.release, failure, run.previous)
+            _regain_or_say(deployer, run, step, restore)
+            roll_back(deployer, run, failure, step=step)
+        roll_back(deployer, run, failure)
 
 
-def _regain_or_say(
-    deployer: Deployer, log: output.StepLog, run: Run, step: str, restore: str
-) -> None:
+def _regain_or_say(deployer: Deployer, run: Run, step: str, restore: str) -> None:
     """The connection was lost during `step`: regained (reconnect.py), or the one line that
     says what `current` points to and how to restore the last verified one."""
-    tries = regain(deployer, log)
+    tries = regain(deployer)
     if tries is None:
         return
     slot = deployer.slot
@@ -237,7 +223,7 @@ def _regain_or_say(
     ) from None
 
 
-def _done(result: DeployResult, deployer: Deployer, log: output.StepLog) -> DeployResult:
+def _done(result: DeployResult, deployer: Deployer) -> DeployResult:
     result.url = public_url(deployer.host, deployer.slot)
-    result.steps = log.steps
+    result.steps = deployer.log.steps
     return result

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from staging_ops import output, remote
+from staging_ops import remote
+from staging_ops.deploy.releases_sh import Release
 from staging_ops.deploy.rollback import newest_good, releases
 from staging_ops.errors import Conflict, StagingError
 
@@ -26,28 +27,28 @@ PAUSES = (0.5, 2.0, 5.0)
 LOCK_WAIT = 5.0
 
 
-def unverified_note(listing: list[dict[str, Any]], live: str | None) -> str | None:
+def unverified_note(listing: list[Release], live: str | None) -> str | None:
     """What to say when the release `current` points to never passed verify (or None)."""
-    state = next((r for r in listing if r["release"] == live), None)
-    if live is None or state is None or state["ok"]:
+    state = next((r for r in listing if r.name == live), None)
+    if live is None or state is None or state.ok:
         return None
-    marked = "marked bad" if state["bad"] else "never verified"
+    marked = "marked bad" if state.bad else "never verified"
     return f"{live} serves but was {marked} (a run that lost its connection?)"
 
 
-def check_live(deployer: Deployer, log: output.StepLog, new: str, previous: str | None) -> str:
+def check_live(deployer: Deployer, new: str, previous: str | None) -> str:
     """The `check live` step, just before the switch: the verified release that restores the
     slot if this run loses the host (never `new`), its name or ""; a warning if what serves
     now was never verified."""
-    with log.step("check live") as rec:
+    with deployer.step("check live") as rec:
         listing = releases(deployer)
         target = newest_good(listing, exclude=new, prefer=previous)
         note = unverified_note(listing, previous)
         if note:
-            rec["outcome"], rec["detail"] = "warn", note
+            rec.outcome, rec.detail = "warn", note
         else:
-            rec["detail"] = f"{previous or 'nothing'} live, verified"
-        return target["release"] if target else ""
+            rec.detail = f"{previous or 'nothing'} live, verified"
+        return target.name if target else ""
 
 
 def lost_line(
@@ -98,10 +99,10 @@ def connection_lost(deployer: Deployer) -> bool:
     return transport is None or not transport.is_active()
 
 
-def regain(deployer: Deployer, log: output.StepLog) -> int | None:
+def regain(deployer: Deployer) -> int | None:
     """The `reconnect` step: a new connection and the slot's lock again, with bounded
     retries. None once regained, else the number of tries made."""
-    with log.step("reconnect") as rec:
+    with deployer.step("reconnect") as rec:
         _drop(deployer)
         last = "no answer"
         for n, pause in enumerate(PAUSES, 1):
@@ -109,19 +110,19 @@ def regain(deployer: Deployer, log: output.StepLog) -> int | None:
             try:
                 deployer.remote = remote.connect(deployer.host)
                 deployer.lock = deployer.take_lock(LOCK_WAIT)
-                rec["detail"] = f"regained after {n} {'try' if n == 1 else 'tries'}"
+                rec.detail = f"regained after {n} {'try' if n == 1 else 'tries'}"
                 return None
             except (Conflict, remote.HostKeyRefused) as exc:
                 # Someone else deploys now: their run decides what serves, not our rollback.
                 # Or the host answers with another key than before: nothing is sent to it, and
                 # asking again would not make it the droplet.
                 _drop(deployer)
-                rec["outcome"], rec["detail"] = "failed", str(exc)
+                rec.outcome, rec.detail = "failed", str(exc)
                 return n
             except StagingError as exc:
                 _drop(deployer)
                 last = str(exc)
-        rec["outcome"], rec["detail"] = "failed", last
+        rec.outcome, rec.detail = "failed", last
         return len(PAUSES)
 
 

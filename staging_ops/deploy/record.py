@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from staging_ops import remote
-from staging_ops.deploy import announce
+from staging_ops.deploy import announce, releases_sh
 from staging_ops.deploy.reconnect import connection_lost, regain, unrecorded_line
 from staging_ops.deploy.steps import Run, Step
 from staging_ops.errors import Conflict, StagingError
@@ -53,9 +53,7 @@ def finish(
     The script's exit code (a prune that could not remove something is not a failure; a
     mark that could not be written, on a live connection, raises)."""
     stamp = stamp or datetime.now(UTC).isoformat(timespec="seconds")
-    command = remote.script_command(
-        "deploy-releases.sh",
-        "record",
+    command = releases_sh.record_command(
         deployer.paths.releases,
         f"{deployer.paths.root}/deploys.log",
         f"{stamp} {deployer.operator} {branch} {commit} {release}",
@@ -84,7 +82,7 @@ def mark(deployer: Deployer, run: Run) -> str | None:
     )
     if _done(deployer, again):
         return None
-    tries = regain(deployer, deployer.log)
+    tries = regain(deployer)
     if tries is not None:
         return f"not regained after {tries} {'try' if tries == 1 else 'tries'}"
     return None if _done(deployer, again) else "lost again once regained"

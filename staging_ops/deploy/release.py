@@ -5,6 +5,7 @@ env and a venv (built, or reused from the droplet's cache), renamed into place w
 from __future__ import annotations
 
 import json
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,49 @@ def release_name(now: datetime, commit: str) -> str:
     return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{commit[:7]}"
 
 
+@dataclass(frozen=True)
+class ExportArgs:
+    """deploy-release.sh's arguments by name, in the order of its usage header (a unit test
+    holds the two to each other); `command()` is the remote command, `parse` its answer."""
+
+    SCRIPT = "deploy-release.sh"
+
+    mirror: str
+    commit: str
+    partial: str
+    release: str
+    venvs: str
+    release_env: str
+    python: str
+    service_user: str
+    current: str
+    spec: str
+    processes: str
+    find_links: str
+    index_url: str
+    requirements: tuple[str, ...] = ()
+
+    def command(self) -> str:
+        *fixed, requirements = astuple(self)
+        return remote.script_command(self.SCRIPT, *fixed, *requirements)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What deploy-release.sh answers: the venv (`built <key>` or `reused <key>`) and the
+    release `current` pointed to meanwhile (None: nothing)."""
+
+    venv: str
+    live: str | None
+
+    @classmethod
+    def parse(cls, out: str) -> Exported:
+        """Its last two lines: `built|reused <key>`, then `live <CURRENT's target>`."""
+        *_, venv, live = out.strip().splitlines()
+        target = live.removeprefix("live").strip()
+        return cls(venv, target.rsplit("/", 1)[-1] if target else None)
+
+
 def export(deployer: Deployer, commit: str, branch: str) -> tuple[str, str, str | None]:
     """Export the commit into a new release dir with the slot's env and a cached venv.
     Returns (release name, 'built <hash>' or 'reused <hash>', the live release or None):
@@ -30,30 +74,28 @@ def export(deployer: Deployer, commit: str, branch: str) -> tuple[str, str, str 
     now = datetime.now(UTC)
     name = release_name(now, commit)
     partial = f"{paths.releases}/.{name}.partial"
-    command = remote.script_command(
-        "deploy-release.sh",
-        paths.mirror,
-        commit,
-        partial,
-        f"{paths.releases}/{name}",
-        paths.venvs,
-        render_release_env(commit, branch, now.isoformat(timespec="seconds")),
-        deployer.app.python,
-        deployer.host.service_user,
-        paths.current,
-        json.dumps(deployer.spec.as_json(), sort_keys=True),
-        deployer.spec.process_table() if deployer.spec.source != "inventory" else "",
-        deployer.app.pip_find_links or "",
-        deployer.app.pip_index_url or "",
-        *deployer.app.requirements,
+    args = ExportArgs(
+        mirror=paths.mirror,
+        commit=commit,
+        partial=partial,
+        release=f"{paths.releases}/{name}",
+        venvs=paths.venvs,
+        release_env=render_release_env(commit, branch, now.isoformat(timespec="seconds")),
+        python=deployer.app.python,
+        service_user=deployer.host.service_user,
+        current=paths.current,
+        spec=json.dumps(deployer.spec.as_json(), sort_keys=True),
+        processes=deployer.spec.process_table() if deployer.spec.source != "inventory" else "",
+        find_links=deployer.app.pip_find_links or "",
+        index_url=deployer.app.pip_index_url or "",
+        requirements=tuple(deployer.app.requirements),
     )
-    code, out, err = deployer.run(command, check=False)
+    code, out, err = deployer.run(args.command(), check=False)
     if code != 0:
         deployer.run(remote.script_command("slot-current.sh", "discard", partial), check=False)
         raise StagingError(tail(err or out))
-    *_, venv, live = out.strip().splitlines()
-    target = live.removeprefix("live").strip()
-    return name, venv, target.rsplit("/", 1)[-1] if target else None
+    exported = Exported.parse(out)
+    return name, exported.venv, exported.live
 
 
 def mark_bad(deployer: Deployer, release: str) -> None:

@@ -1,18 +1,15 @@
 """The `restart` step: the slot's units restarted all at once, detached from our session
-(remote scripts deploy-restart.sh and deploy-restart-units.sh), behind the lock's fence; each
+(remote script deploy-restart.sh), behind the lock's fence; each
 unit's NRestarts read just before, for verify."""
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import TYPE_CHECKING
 
-from staging_ops import crash_points, remote
+from staging_ops import remote
 from staging_ops.deploy.steps import tail
 from staging_ops.errors import StagingError
 from staging_ops.processes import AIRFLOW, WEB
-from staging_ops.remote.scripts import script_text
 from staging_ops.render import slot_units
 
 if TYPE_CHECKING:
@@ -29,29 +26,37 @@ def restart(
 ) -> None:
     """Restart (or stop) `units` (default: all of the slot's), all at once, under setsid: a
     deploy killed now still leaves them restarted. `unwaited` units are restarted at the same
-    time but not waited for (workers: their settle check judges them later)."""
+    time but not waited for (workers: their settle check judges them later). The main web
+    units are drained (deploy-restart.sh UNIT=PORT)."""
     units = deployer.units if units is None else units
     unwaited = unwaited or []
     if not units and not unwaited:
         return  # the script with no unit would reset and show every unit on the droplet
-    # systemd's NRestarts counts automatic restarts and is not reset by our restart (a restart
-    # of a unit waiting to auto-restart keeps the count): the script prints it first, so that
-    # verify counts only the restarts that come after ours.
-    command = remote.script_command(
-        "deploy-restart.sh",
-        script_text("deploy-restart-units.sh"),
-        RESTARTS_MARK,
-        f"{deployer.paths.root}/.restart.log",
-        "stop" if stop_only else "restart",
-        len(units),
-        *drained(units, main_ports(deployer)),
-        *unwaited,
-    )
+    verb = "stop" if stop_only else "restart"
+    command = restart_command(deployer, verb, drained(units, main_ports(deployer)), unwaited)
     code, out, err = deployer.run(command, check=False, guarded=True)
     first, _, out = out.partition("\n")
     deployer.restarts_before.update(restarts_before([*units, *unwaited], first))
     if code != 0:
         raise StagingError(tail(out or err))
+
+
+def restart_command(
+    deployer: Deployer, verb: str, units: list[str], unwaited: list[str] | None = None
+) -> str:
+    """deploy-restart.sh for `units` (waited for; UNIT=PORT drains one) and `unwaited`."""
+    # systemd's NRestarts counts automatic restarts and is not reset by our restart (a restart
+    # of a unit waiting to auto-restart keeps the count): the script prints it first, so that
+    # verify counts only the restarts that come after ours.
+    return remote.script_command(
+        "deploy-restart.sh",
+        RESTARTS_MARK,
+        f"{deployer.paths.root}/.restart.log",
+        verb,
+        len(units),
+        *units,
+        *(unwaited or []),
+    )
 
 
 def main_ports(deployer: Deployer) -> dict[str, int]:
@@ -63,7 +68,7 @@ def main_ports(deployer: Deployer) -> dict[str, int]:
 
 
 def drained(units: list[str], ports: dict[str, int]) -> list[str]:
-    """`units` as deploy-restart-units.sh takes them: UNIT=PORT for a unit that serves a port
+    """`units` as deploy-restart.sh takes them: UNIT=PORT for a unit that serves a port
     (drained, then its exit cut short), the others by name."""
     return [f"{unit}={ports[unit]}" if unit in ports else unit for unit in units]
 
@@ -73,10 +78,3 @@ def restarts_before(units: list[str], line: str) -> dict[str, int]:
     systemd did not give is 0."""
     counts = line.removeprefix(RESTARTS_MARK).split()
     return {unit: int(c) if c.isdigit() else 0 for unit, c in zip(units, counts, strict=False)}
-
-
-def crash_while_running(point: str, after: float = 0.15) -> None:
-    """Under the crash point `point`, die `after` seconds from now, while the remote command
-    that follows is under way, as a Ctrl-\\ or kill -9 would."""
-    if os.environ.get(crash_points.ENV) == point:
-        threading.Timer(after, crash_points.crash_point, args=(point,)).start()

@@ -6,16 +6,18 @@ release a killed deploy left behind is never picked."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from staging_ops import output, remote
-from staging_ops.deploy import candidate
-from staging_ops.deploy.handover import align_processes, hand_over, restart_scheduler, verify_main
+from staging_ops.deploy import candidate, releases_sh
+from staging_ops.deploy.golive import CANDIDATE, GO_LIVE
+from staging_ops.deploy.handover import align_processes
 from staging_ops.deploy.logs import last_lines
 from staging_ops.deploy.release import mark_bad
+from staging_ops.deploy.releases_sh import Release
 from staging_ops.deploy.restart import restart
-from staging_ops.deploy.session import Interrupted, Stop, failed_step, signals_ignored
-from staging_ops.deploy.steps import Run, Step
+from staging_ops.deploy.session import Interrupted, Stop, signals_ignored
+from staging_ops.deploy.steps import DeployResult, Run, Step, run_quietly
 from staging_ops.deploy.switch import current_release, switch
 from staging_ops.deploy.verify import verify
 from staging_ops.errors import BadInput, StagingError
@@ -26,59 +28,38 @@ if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
 
-def releases(deployer: Deployer) -> list[dict[str, Any]]:
-    """Every release of the slot, newest first (see parse_releases)."""
-    command = remote.script_command("deploy-releases.sh", "list", deployer.paths.releases)
-    _, out, _ = deployer.run(command)
-    return parse_releases(out)
-
-
-def parse_releases(out: str) -> list[dict[str, Any]]:
-    """deploy-releases.sh `list` lines -> release, bad (`.bad`), ok (verified), commit,
-    branch."""
-    found = []
-    for line in out.splitlines():
-        parts = line.split(" ", 4)
-        if len(parts) == 5:
-            found.append(
-                {
-                    "release": parts[0],
-                    "bad": parts[1] == "1",
-                    "ok": parts[2] == "1",
-                    # Quoted since .release-env is sourced by sh; older releases are not.
-                    "commit": parts[3].strip('"'),
-                    "branch": parts[4].strip('"'),
-                }
-            )
-    return found
+def releases(deployer: Deployer) -> list[Release]:
+    """Every release of the slot, newest first (releases_sh.parse_list)."""
+    _, out, _ = deployer.run(releases_sh.list_command(deployer.paths.releases))
+    return releases_sh.parse_list(out)
 
 
 def newest_good(
-    releases: list[dict[str, Any]], exclude: str | None, prefer: str | None = None
-) -> dict[str, Any] | None:
+    releases: list[Release], exclude: str | None, prefer: str | None = None
+) -> Release | None:
     """`prefer` if it passed verify and was not marked bad since, else the newest such
     release, never `exclude`. `prefer` is what served before: a newer good release may be
     one an operator rolled away from."""
-    good = [r for r in releases if r["ok"] and not r["bad"] and r["release"] != exclude]
-    chosen = next((r for r in good if r["release"] == prefer), None)
+    good = [r for r in releases if r.ok and not r.bad and r.name != exclude]
+    chosen = next((r for r in good if r.name == prefer), None)
     return chosen or (good[0] if good else None)  # newest first: names start with UTC time
 
 
 def rollback_target(
-    releases: list[dict[str, Any]], current: str | None, to: str | None, slot: Slot
-) -> dict[str, Any]:
+    releases: list[Release], current: str | None, to: str | None, slot: Slot
+) -> Release:
     """`invoke rollback`'s target: `to` if it is not marked bad (it is verified on the way);
     else the newest verified-good release older than the current one (or any, if the current
     one is not a release)."""
     if to:
         for item in releases:
-            if item["release"] == to:
-                if item["bad"]:
+            if item.name == to:
+                if item.bad:
                     raise BadInput(f"{slot.identifier}: release {to} is marked bad")
                 return item
-        names = ", ".join(r["release"] for r in releases) or "none"
+        names = ", ".join(r.name for r in releases) or "none"
         raise BadInput(f"{slot.identifier}: no release {to!r} (releases: {names})")
-    names = [r["release"] for r in releases]
+    names = [r.name for r in releases]
     older = releases[names.index(current) + 1 :] if current in names else releases
     target = newest_good(older, exclude=current)
     if target is None:
@@ -89,7 +70,7 @@ def rollback_target(
 def use_release_spec(deployer: Deployer, release: str) -> None:
     """The deployer's units become those of `release`'s processes (its .process-spec.json;
     the inventory's for a release made before there was one)."""
-    command = remote.script_command("deploy-releases.sh", "spec", deployer.paths.releases, release)
+    command = releases_sh.spec_command(deployer.paths.releases, release)
     _, out, _ = deployer.run(command, check=False)
     deployer.use_spec(spec_from_json(out.strip() or None, deployer.app))
 
@@ -97,11 +78,11 @@ def use_release_spec(deployer: Deployer, release: str) -> None:
 def _choose(deployer: Deployer, run: Run) -> str:
     current = current_release(deployer)
     target = rollback_target(releases(deployer), current, run.to, deployer.slot)
-    use_release_spec(deployer, target["release"])
+    use_release_spec(deployer, target.name)
     run.previous = current
-    run.result.branch, run.result.commit = target["branch"], target["commit"]
-    run.result.release = target["release"]
-    return f"{current or 'nothing'} -> {target['release']}"
+    run.result.branch, run.result.commit = target.branch, target.commit
+    run.result.release = target.name
+    return f"{current or 'nothing'} -> {target.name}"
 
 
 CHOOSE_STEP = Step("choose release", _choose)
@@ -109,26 +90,26 @@ CHOOSE_STEP = Step("choose release", _choose)
 
 def roll_back(
     deployer: Deployer,
-    log: output.StepLog,
-    failed: str,
+    run: Run,
     failure: StagingError | Stop,
-    previous: str | None = None,
     step: str | None = None,
 ) -> None:
-    """After `failed` was switched to: back to `previous` (what served before) if it is
-    verified-good, else the newest verified-good release other than `failed` (never one that
-    was not verified, e.g. left by a killed deploy), verified; the slot is stopped if there is
-    none. A failure marks `failed` bad; an interruption or a lost connection (regained: `step`
-    names where it was lost) leaves it unverified. Always raises."""
+    """After `run`'s release was switched to: back to what served before (`run.previous`) if
+    it is verified-good, else the newest verified-good release other than the failed one
+    (never one that was not verified, e.g. left by a killed deploy), verified; the slot is
+    stopped if there is none. A failure marks the failed release bad; an interruption or a
+    lost connection (regained: `step` names where it was lost) leaves it unverified. Always
+    raises."""
+    failed = run.result.release
     lost = step is not None
     interrupted = isinstance(failure, Stop) or lost
-    step = step or failed_step(log)
+    step = step or deployer.failed_step
     unit = getattr(failure, "unit", None) or deployer.units[0]
     with signals_ignored():
         unit_log = "" if interrupted else last_lines(deployer, unit=unit)
         if not interrupted:
             mark_bad(deployer, failed)
-        target = _restore_good_release(deployer, log, failed, previous)
+        target = _restore_good_release(deployer, run)
     back = f"rolled back to {target or 'nothing (slot stopped)'}"
     where = deployer.slot.identifier
     if lost:
@@ -145,36 +126,44 @@ def roll_back(
     )
 
 
-def _restore_good_release(
-    deployer: Deployer, log: output.StepLog, failed: str, previous: str | None
-) -> str | None:
-    """The `rollback` step: switch to, restart and verify `previous` if verified-good, else
-    the newest verified-good release but `failed`; its name."""
-    with log.step("rollback") as rec:
-        target = newest_good(releases(deployer), exclude=failed, prefer=previous)
+def _restore_good_release(deployer: Deployer, run: Run) -> str | None:
+    """The `rollback` step: switch to, restart and verify what served before `run` if
+    verified-good, else the newest verified-good release but the failed one; its name."""
+    failed = run.result.release
+    with deployer.step("rollback") as rec:
+        target = newest_good(releases(deployer), exclude=failed, prefer=run.previous)
         if target is None:
             candidate.stop(deployer)
             switch(deployer, None)
             restart(deployer, stop_only=True)
             deployer.use_spec(ProcessSpec({}))
             align_processes(deployer)  # no process declared: every one of the slot stops
-            rec["detail"] = "no verified-good release: slot stopped"
+            rec.detail = "no verified-good release: slot stopped"
             return None
-        use_release_spec(deployer, target["release"])
+        use_release_spec(deployer, target.name)
+        slot = deployer.slot
         # The full commit from the release's .release-env (the name has only 7 digits).
-        rec["detail"] = serve_verified(deployer, target["release"], target["commit"] or "unknown")
-        return target["release"]
+        going = DeployResult(
+            slot.id,
+            slot.identifier,
+            target.branch,
+            commit=target.commit or "unknown",
+            release=target.name,
+        )
+        rec.detail = serve_verified(deployer, replace(run, result=going, previous=failed))
+        return target.name
 
 
-def serve_verified(deployer: Deployer, release: str, commit: str) -> str:
-    """`release` live through the same hand-over a deploy makes: candidate, switch, main
-    restart with the candidate as nginx's backup, main verify, candidate stop, scheduler. If
-    the candidate cannot prove the release (it is what served before; its own candidate
-    failing says more about the droplet than about it), the release is switched to and
-    restarted in place, and verified, as before candidates existed. The step's detail."""
+def serve_verified(deployer: Deployer, back: Run) -> str:
+    """`back`'s release live through the same steps a deploy makes it live with (golive.py):
+    candidate start and verify, then GO_LIVE (switch, main restart with the candidate as
+    nginx's backup, main verify, candidate stop + scheduler), without their lines. If the
+    candidate cannot prove the release (it is what served before; its own candidate failing
+    says more about the droplet than about it), the release is switched to and restarted in
+    place, and verified, as before candidates existed. The step's detail."""
+    release, commit = back.result.release, back.result.commit
     try:
-        candidate.start(deployer, release)
-        candidate.verify(deployer, commit)
+        run_quietly(CANDIDATE, deployer, back)
     except StagingError as failure:
         candidate.stop(deployer)
         switch(deployer, release)
@@ -182,8 +171,5 @@ def serve_verified(deployer: Deployer, release: str, commit: str) -> str:
         restart(deployer)
         verify(deployer, commit)
         return f"{release} serves again (restarted in place: its candidate failed: {failure})"
-    switch(deployer, release)
-    hand_over(deployer)
-    verify_main(deployer, commit)
-    restart_scheduler(deployer)
+    run_quietly(GO_LIVE, deployer, back)
     return f"{release} serves again (verified hand-over)"

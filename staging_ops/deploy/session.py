@@ -60,6 +60,26 @@ class Deployer:
         # When the hand-over restarted the workers (time.monotonic()): their settle time
         # counts from then.
         self.workers_restarted = 0.0
+        # What the run knows of itself, for its messages and the history (the log is output):
+        # the step that failed last, and whether a step that changes something completed.
+        self.last_failed: str | None = None
+        self.changed = False
+
+    @property
+    def failed_step(self) -> str:
+        """The name of the step that failed last (the one a message names), or "deploy"."""
+        return self.last_failed or "deploy"
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[output.StepRecord]:
+        """One printed step (output.StepLog); one that fails is remembered as the failed step."""
+        record = None
+        try:
+            with self.log.step(name) as record:
+                yield record
+        finally:
+            if record is not None and record.failed:
+                self.last_failed = name
 
     def use_spec(self, spec: ProcessSpec) -> None:
         """From now on, the units are those of `spec`'s processes."""
@@ -86,12 +106,12 @@ class Deployer:
 
     def open(self) -> None:
         """The `connect` and `lock` steps."""
-        with self.log.step("connect"):
+        with self.step("connect"):
             self.remote = remote.connect(self.host)
-        with self.log.step("lock") as rec:
+        with self.step("lock") as rec:
             self.lock = self.take_lock()
             if self.lock.warning:
-                rec["outcome"], rec["detail"] = "warn", self.lock.warning
+                rec.outcome, rec.detail = "warn", self.lock.warning
 
     def take_lock(self, wait: float = 0.0) -> slot_lock.SlotLock:
         """The slot's lock on our connection (waiting up to `wait` s for a holder to let go)."""
@@ -123,7 +143,7 @@ class Deployer:
 
 
 @contextmanager
-def session(deployer: Deployer, log: output.StepLog) -> Iterator[None]:
+def session(deployer: Deployer) -> Iterator[None]:
     """The deployer connected and locked for the block, Ctrl-C and SIGTERM raising Stop; an
     interruption that reaches here (the switch rolls back on its own) leaves as Interrupted.
     Always closed: the lock goes with the connection."""
@@ -133,7 +153,7 @@ def session(deployer: Deployer, log: output.StepLog) -> Iterator[None]:
             yield
     except Stop as stop:
         raise Interrupted(
-            f"{deployer.slot.identifier}: interrupted during {failed_step(log)}", stop
+            f"{deployer.slot.identifier}: interrupted during {deployer.failed_step}", stop
         ) from None
     finally:
         deployer.close()
@@ -170,8 +190,3 @@ def _signal_handlers(handler: Any) -> Iterator[None]:
 
 def _raise_stop(signum: int, frame: Any) -> None:
     raise Stop(signum)
-
-
-def failed_step(log: output.StepLog) -> str:
-    """The name of the step that failed last (the one a message names), or "deploy"."""
-    return next((s["step"] for s in reversed(log.steps) if s["outcome"] == "failed"), "deploy")

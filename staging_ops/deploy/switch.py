@@ -31,11 +31,15 @@ def current_release(deployer: Deployer) -> str | None:
     return target.rsplit("/", 1)[-1] if target else None
 
 
-def _step(deployer: Deployer, run: Run) -> str:
-    # Plain `release` takes no lock: the claim is read again here, under ours (claim.py).
+def _fence(deployer: Deployer, run: Run) -> None:
+    # Plain `release` takes no lock: the claim is read again here, under ours (claim.py). The
+    # way back after a failed go-live does not ask: it restores what served.
     fence(run.registry, deployer.slot, run.claim, run.result.branch)
+
+
+def _step(deployer: Deployer, run: Run) -> str:
     switch(deployer, run.result.release)
     return f"{run.previous or 'nothing'} -> {run.result.release}"
 
 
-STEP = Step("switch", _step, crash_point="deploy:after-switch")
+STEP = Step("switch", _step, crash_point="deploy:after-switch", guard=_fence)

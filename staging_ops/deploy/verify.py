@@ -9,18 +9,20 @@ import http.client
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import paramiko
 
 from staging_ops import remote
-from staging_ops.drift import from_checks
+from staging_ops.drift import Drift, from_checks
 from staging_ops.errors import StagingError
-from staging_ops.health import airflow_health, certificate_check, slot_get
+from staging_ops.health import CertificateCheck, airflow_health, certificate_check, slot_get
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.processes.status import process_lines
 from staging_ops.remote.live import read_live, slot_processes
 from staging_ops.render import public_url
+from staging_ops.slots.model import SlotRegistry
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
@@ -135,7 +137,52 @@ def _via_nginx(deployer: Deployer) -> str | None:
     return response.json().get("commit")
 
 
-def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SlotVerdict:
+    """`invoke verify`'s verdict on one slot (--json prints as_json): what its public
+    /api/version answered (`served`), what the registry records, the release `current` points
+    to (`live`), the drift between them, the certificate nginx serves, each declared process
+    judged, and the problems: of the agreement and the certificate (`problems`, the line after
+    "mismatch:"), one line per process that is not up and healthy (`process_problems`)."""
+
+    slot: int
+    identifier: str
+    url: str
+    served: dict[str, Any] | None
+    registry_commit: str | None
+    registry_branch: str | None
+    live: dict[str, Any]
+    drift: Drift
+    problems: list[str]
+    certificate: CertificateCheck
+    processes: dict[str, Any] | None
+    process_problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.process_problems
+
+    def as_json(self) -> dict[str, Any]:
+        everything = [*self.problems, *self.process_problems]
+        return {
+            "slot": self.slot,
+            "identifier": self.identifier,
+            "url": self.url,
+            "served": self.served,
+            "registry_commit": self.registry_commit,
+            "registry_branch": self.registry_branch,
+            "live": self.live,
+            "drift": self.drift.as_json(),
+            "ok": self.ok,
+            "problem": "; ".join(everything) or None,
+            "problems": self.problems,
+            "certificate": self.certificate.as_json(),
+            "processes": self.processes,
+            "process_problems": self.process_problems,
+        }
+
+
+def verify_slot(inventory: Inventory, slot: Slot, registry: SlotRegistry) -> SlotVerdict:
     """The slot's three truths must agree: the commit the registry records, the commit of the
     release `current` points to on the droplet (one probe, read meanwhile), and the one its
     public /api/version serves; nginx's certificate for the slot must be sound; and every
@@ -172,24 +219,19 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: Any) -> dict[str, An
     if drift.unverified:
         # The verdict cannot name the slot's command; the operator needs it.
         problems.append(f"`invoke rollback --slot {slot.id}` goes back to the last verified one")
-    if certificate["problem"]:
-        problems.append(certificate["problem"])
-    everything = [*problems, *process_problems]
-    return {
-        "slot": slot.id,
-        "identifier": slot.identifier,
-        "url": f"{public_url(host, slot)}/api/version",
-        "served": answer,
-        "registry_commit": state.commit,
-        "registry_branch": state.branch,
-        "live": live,
-        "drift": drift.as_json(),
-        "ok": not everything,
-        "problem": "; ".join(everything) or None,
-        # The agreement and the certificate (the line `verify` prints after "mismatch:").
-        "problems": problems,
-        "certificate": certificate,
-        "processes": processes,
-        # One line per declared process that is not up and healthy, naming it and its unit.
-        "process_problems": process_problems,
-    }
+    if certificate.problem:
+        problems.append(certificate.problem)
+    return SlotVerdict(
+        slot=slot.id,
+        identifier=slot.identifier,
+        url=f"{public_url(host, slot)}/api/version",
+        served=answer,
+        registry_commit=state.commit,
+        registry_branch=state.branch,
+        live=live,
+        drift=drift,
+        problems=problems,
+        certificate=certificate,
+        processes=processes,
+        process_problems=process_problems,
+    )

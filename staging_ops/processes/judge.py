@@ -5,10 +5,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from staging_ops.processes.model import AIRFLOW, WEB, HealthCheck
 
 OK = "ok"
+HEALTHY = "healthy"
 # Airflow 3 moved its health endpoint; its webserver answers the 2.x path 404.
 AIRFLOW2_HEALTH = "/airflow/health"
 AIRFLOW3_HEALTH = "/airflow/api/v2/monitor/health"
@@ -69,6 +71,56 @@ def judge_components(check: HealthCheck, body: bytes) -> str:
         if part is None and builtin:
             continue
         status = part.get("status") if isinstance(part, dict) else None
-        if status != "healthy":
+        if status != HEALTHY:
             return f"{check.path}: {name} is {status or 'missing'}"
     return OK
+
+
+def heartbeat_key(component: str) -> str:
+    """Where Airflow's health answer keeps a component's last heartbeat time:
+    `latest_scheduler_heartbeat`, `latest_dag_processor_heartbeat`, `latest_triggerer_heartbeat`."""
+    return f"latest_{component}_heartbeat"
+
+
+def judge_heartbeat(component: str, answer: object, since: datetime) -> str | None:
+    """Whether a worker restarted at `since` (the droplet's clock, as Airflow's heartbeats
+    are) has shown life in the health answer (`answer`, the parsed JSON): None when its
+    component beat at or after `since`, or, where the answer gives no heartbeat time, reads
+    `healthy`; also None when the answer does not report the component at all (an app without
+    a health JSON, a worker Airflow does not know): nothing to judge. Else what is missing.
+
+    The time decides where there is one: Airflow calls a scheduler `healthy` while its last
+    heartbeat is under 30 s old, so right after a restart the *old* process's heartbeat still
+    reads healthy, and only a time after the restart proves the new one runs."""
+    part = answer.get(component) if isinstance(answer, dict) else None
+    if not isinstance(part, dict):
+        return None
+    key = heartbeat_key(component)
+    raw = part.get(key)
+    if raw is None:
+        status = part.get("status")
+        if status == HEALTHY:
+            return None
+        if not status:
+            return f"{component} has neither a status nor a heartbeat"
+        return f"{component} is {status} and has no heartbeat"
+    beat = _time(raw)
+    if beat is None:
+        return f"{component}'s {key} {raw!r} is not a time"
+    if beat < since:
+        return (
+            f"{component} has not beaten since its restart (last heartbeat "
+            f"{beat:%H:%M:%S}, restarted {since:%H:%M:%S} UTC)"
+        )
+    return None
+
+
+def _time(value: object) -> datetime | None:
+    """An ISO 8601 time (Airflow's: `2026-12-04T20:42:35.793558+00:00`), naive ones as UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

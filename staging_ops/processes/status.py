@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from staging_ops.processes.judge import HEALTHY
 from staging_ops.processes.model import AIRFLOW, WEB, ProcessSpec
 
 UP, DOWN, STARTING, RESTARTING, UNHEALTHY, UNKNOWN = (
@@ -29,7 +30,6 @@ UP, DOWN, STARTING, RESTARTING, UNHEALTHY, UNKNOWN = (
     "unhealthy",
     "unknown",
 )
-HEALTHY = "healthy"
 # What the airflow process itself answers for when app.json names no component: the
 # metadatabase (the scheduler, dag processor and triggerer are judged as the workers they are).
 AIRFLOW_COMPONENTS = ("metadatabase",)

@@ -42,6 +42,9 @@ class Desired:
     # Every slot name the host serves (not only the chosen slots'): a placeholder
     # certificate must cover them all.
     certificate_names: list[str]
+    # The host's slots this run does not converge (`--slots`), by identifier: a change to a
+    # file they share (a unit template, the runner) leaves them to reload on a later run.
+    others: tuple[str, ...] = ()
 
     def current_link(self, slot: Slot) -> str:
         return f"{slot.directory(self.host)}/current"
@@ -104,6 +107,7 @@ def desired_state(
         removes=removes,
         marker=f"{host.base_dir}/{MARKER}",
         certificate_names=[s.subdomain for s in inventory.slots_on(host)],
+        others=tuple(s.identifier for s in inventory.slots_on(host) if s not in slots),
     )
 
 

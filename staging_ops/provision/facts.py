@@ -13,6 +13,8 @@ from staging_ops.remote.facts import FactsRequest, HostFacts
 from staging_ops.render import TYPE_SERVICES, slot_units, worker_unit_prefix
 
 SPEC_FILE = ".process-spec.json"
+# A release a deploy verified (deploy/record.py): one a reload may hand over to.
+VERIFIED_MARK = ".ok"
 
 
 def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> FactsRequest:
@@ -27,6 +29,7 @@ def facts_request(inventory: Inventory, host: Host, slots: list[Slot]) -> FactsR
             *probe.links,
             *probe.removes,
             *currents,
+            *(f"{link}/{VERIFIED_MARK}" for link in currents),
             *tls_paths(host),
             *tls_links(host),
         ),
@@ -79,6 +82,11 @@ def live_spec(want: Desired, facts: HostFacts, slot: Slot) -> ProcessSpec:
     """What the slot's live release declares (its `.process-spec.json`; the inventory's
     commands for a release from before there was one)."""
     return spec_from_json(facts.text(f"{want.current_link(slot)}/{SPEC_FILE}"), want.app)
+
+
+def verified_link(want: Desired, slot: Slot) -> str:
+    """The live release's verified mark, through `current`: present once a deploy verified it."""
+    return f"{want.current_link(slot)}/{VERIFIED_MARK}"
 
 
 def declared_units(want: Desired, facts: HostFacts, slot: Slot) -> list[str]:

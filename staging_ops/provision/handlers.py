@@ -37,21 +37,27 @@ class Handlers:
     nginx: bool = False
     daemon_reload: bool = False
     restart: tuple[str, ...] = ()
+    # Deployed slots whose processes are still to take this run's files, by identifier:
+    # reloaded (reloads.py) after the services script, one at a time.
+    reload: tuple[str, ...] = ()
 
     @property
     def any(self) -> bool:
-        return self.nginx or self.daemon_reload or bool(self.restart)
+        return self.nginx or self.daemon_reload or bool(self.restart) or bool(self.reload)
 
     @property
     def systemd_work(self) -> bool:
         return self.daemon_reload or bool(self.restart)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        value: dict[str, Any] = {
             "nginx": self.nginx,
             "daemon_reload": self.daemon_reload,
             "restart": list(self.restart),
         }
+        if self.reload:  # a marker without slots to reload reads as an older run's wrote it
+            value["reload"] = list(self.reload)
+        return value
 
     def marker_text(self) -> str:
         return json.dumps(self.as_json())
@@ -72,6 +78,7 @@ class Handlers:
             nginx=bool(value.get("nginx", False)),
             daemon_reload=bool(value.get("daemon_reload", False)),
             restart=tuple(value.get("restart", [])),
+            reload=tuple(value.get("reload", [])),
         )
 
 
@@ -100,7 +107,19 @@ def after_services(code: int, handlers: Handlers, earlier: Handlers, restorable:
 
     Never claims a restore it did not make; systemd work that succeeded is not left pending;
     restored files that an earlier, interrupted run wrote were never tested by nginx, so their
-    test stays pending."""
+    test stays pending. Slots to reload stay pending whatever failed: none was reloaded."""
+    outcome = _after_services(code, handlers, earlier, restorable)
+    if code == 0 or not handlers.reload or outcome.marker == KEEP:
+        return outcome  # done, nothing to reload, or the marker as uploaded names them
+    kept = outcome.marker if isinstance(outcome.marker, Handlers) else Handlers()
+    return Outcome(
+        outcome.verdict,
+        outcome.restore,
+        Handlers(kept.nginx, kept.daemon_reload, kept.restart, handlers.reload),
+    )
+
+
+def _after_services(code: int, handlers: Handlers, earlier: Handlers, restorable: bool) -> Outcome:
     if code == 0:
         return Outcome(OK)
     if code not in (NGINX_FAILED, NGINX_AND_SYSTEMD_FAILED):

@@ -23,20 +23,14 @@ from staging_ops.provision.desired import Desired, tls_links, tls_paths
 from staging_ops.provision.facts import (
     declared_units,
     deployed_slots,
-    live_spec,
     marker_left,
     pending_handlers,
 )
 from staging_ops.provision.handlers import FileOps, Handlers, Restore
+from staging_ops.provision.reloads import FileChange, Reload, carried, reloads
 from staging_ops.remote.facts import HostFacts, PathState
 from staging_ops.remote.files import Link, Write
-from staging_ops.render import (
-    RUNNER_DIR,
-    TYPE_SERVICES,
-    WORKER_SERVICE,
-    RenderedFile,
-    unit_template,
-)
+from staging_ops.render import RenderedFile
 
 PREPARE_SCRIPT = "provision-prepare.sh"
 SERVICES_SCRIPT = "provision-services.sh"
@@ -60,6 +54,8 @@ class Change:
     target: str
     action: str
     diff: str = ""
+    # Why (a slot reloaded: what changed that its processes read).
+    reason: str = ""
 
 
 def hide_url_passwords(text: str) -> str:
@@ -177,6 +173,8 @@ class ConvergePlan:
     run_services: bool = False
     # An ACME host's certificate: what to ask the server for (None: not an ACME host).
     acme: CertificatePlan | None = None
+    # Deployed slots to reload once the services script has run (reloads.py).
+    reloads: tuple[Reload, ...] = ()
 
 
 def _sha256(text: str) -> str:
@@ -272,27 +270,6 @@ def _file_work(want: Desired, facts: HostFacts, diff: bool):
     return writes, links, removes, by_kind
 
 
-def _restarts(want: Desired, by_kind: dict[str, list[Change]], deployed, facts) -> list[str]:
-    """Units of deployed slots, of the processes their live release declares, whose unit file
-    or env file changed, or whose commands did (the inventory's process table, for a release
-    that runs the inventory's commands)."""
-    unit_changed = {c.target.rsplit("/", 1)[-1] for c in by_kind.get("unit", [])}
-    env_changed = {c.target for c in by_kind.get("env", [])}
-    table = f"{want.host.base_dir}/{RUNNER_DIR}/app.processes"
-    table_changed = any(c.target == table for c in by_kind.get("unit", []))
-    restart: list[str] = []
-    for slot in deployed:
-        shared = f"{slot.directory(want.host)}/shared/"
-        env_changed_here = any(path.startswith(shared) for path in env_changed)
-        spec = live_spec(want, facts, slot)
-        commands_changed = table_changed and spec.source == "inventory"
-        for ptype, unit in zip(spec.types, declared_units(want, facts, slot), strict=True):
-            template = unit_template(want.app, TYPE_SERVICES.get(ptype, WORKER_SERVICE))
-            if env_changed_here or commands_changed or template in unit_changed:
-                restart.append(unit)
-    return restart
-
-
 def services_args(
     want: Desired,
     enable: list[str],
@@ -300,12 +277,15 @@ def services_args(
     restart: list[str],
     start: list[str],
     nginx: bool,
+    reload: bool = False,
 ) -> list[str]:
     """provision-services.sh's arguments: MARKER NGINX_TEST NGINX_RELOAD, then its actions in
     the order they run (`enable N UNIT...`, `daemon-reload`, `restart N UNIT...`,
-    `start N UNIT...`, `nginx`)."""
+    `start N UNIT...`, `nginx`). MARKER is `-` while slots are left to reload: the run
+    removes the marker itself once they are (run.py)."""
     host = want.host
-    args = [want.marker, host.nginx_test_command, host.nginx_reload_command]
+    marker = "-" if reload else want.marker
+    args = [marker, host.nginx_test_command, host.nginx_reload_command]
     if enable:
         args += ["enable", str(len(enable)), *enable]
     if daemon_reload:
@@ -328,11 +308,18 @@ def converge_plan(
     deployed = deployed_slots(want, facts)
     pending = pending_handlers(want, facts)
     writes, links, removes, by_kind = _file_work(want, facts, diff)
-    restart = _restarts(want, by_kind, deployed, facts)
+    changed = [FileChange(c.target, kind, c.action) for kind, cs in by_kind.items() for c in cs]
+    # Deployed slots whose processes read a changed file are reloaded (a hand-over), never
+    # restarted in place by the services script; a marker's restarts are an older run's.
+    slot_reloads = reloads(want, changed, deployed, facts, pending.reload)
     handlers = Handlers(
         nginx=bool(by_kind["nginx"]) or placeholder_needed(facts, want.host) or pending.nginx,
         daemon_reload=bool(by_kind["unit"]) or pending.daemon_reload,
-        restart=tuple(sorted(set(restart) | set(pending.restart))),
+        restart=tuple(sorted(set(pending.restart))),
+        reload=(
+            *(r.slot.identifier for r in slot_reloads),
+            *carried(want, pending.reload, changed),
+        ),
     )
     # What this run changes under nginx_dir, as it was: put back if `nginx -t` fails.
     touched = [w.path for w in writes] + [link.path for link in links] + removes
@@ -342,10 +329,13 @@ def converge_plan(
         if path.startswith(want.host.nginx_dir)
     ]
     marker = [Write(want.marker, handlers.marker_text(), 0o600)] if handlers.any else []
-    # Start what should run and does not (after a reboot, a crash, a first provision).
+    # Start what should run and does not (after a reboot, a crash, a first provision); a
+    # slot to reload gets its units (re)started by the reload.
+    reloading = {r.slot.identifier for r in slot_reloads}
     start = [
         unit
         for slot in deployed
+        if slot.identifier not in reloading
         for unit in declared_units(want, facts, slot)
         if facts.units.get(unit) != "active" and unit not in handlers.restart
     ]
@@ -360,6 +350,7 @@ def converge_plan(
     services += [Change("services", u, "start") for u in start]
     if handlers.nginx:
         services.append(Change("services", "nginx", "reload"))
+    services += [Change("services", r.slot.identifier, r.how, reason=r.why) for r in slot_reloads]
     acme_changes = (
         [Change(ACME_STEP, ", ".join(acme.names), acme.reason)] if acme and acme.request else []
     )
@@ -374,8 +365,15 @@ def converge_plan(
         restore=restore,
         handlers=handlers,
         services_args=services_args(
-            want, enable, daemon_reload, list(handlers.restart), start, handlers.nginx
+            want,
+            enable,
+            daemon_reload,
+            list(handlers.restart),
+            start,
+            handlers.nginx,
+            bool(handlers.reload),
         ),
         run_services=bool(services) or marker_left(want, facts),
         acme=acme,
+        reloads=tuple(slot_reloads),
     )

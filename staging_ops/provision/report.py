@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from staging_ops.output import StepRecord
 from staging_ops.provision.plan import Change
 
 
@@ -15,7 +16,7 @@ class HostReport:
 
     host: str
     changes: list[Change] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
     error: str | None = None
     commands: int = 0
     uploads: int = 0
@@ -23,6 +24,8 @@ class HostReport:
     waiting: list[str] = field(default_factory=list)
     # The failure's exit code (errors.py): 2 when the host was refused as bad input, untouched.
     exit_code: int = 0
+    # Each deployed slot reloaded (or not): slot, reason, how, ok, down_seconds or error.
+    reloads: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def changed(self) -> int:
@@ -39,9 +42,16 @@ class HostReport:
             "seconds": round(self.seconds, 3),
             "waiting_for_first_deploy": self.waiting,
             "changes": [
-                {"step": c.step, "target": c.target, "action": c.action} for c in self.changes
+                {
+                    "step": c.step,
+                    "target": c.target,
+                    "action": c.action,
+                    **({"reason": c.reason} if c.reason else {}),
+                }
+                for c in self.changes
             ],
-            "steps": self.steps,
+            "reloads": self.reloads,
+            "steps": [s.as_json() for s in self.steps],
         }
 
 

@@ -4,8 +4,10 @@ Per host: facts (ONE remote command) -> [install packages, facts again] -> plan 
 pure) -> [prepare] -> [upload, one SFTP session] -> [services, one command] -> the nginx
 decision (handlers.py, pure); the databases converge in a thread alongside. A no-op run is
 the facts command alone. A handler interrupted by a crash is remembered in a marker file on
-the host and run by the next provision. `check=True` computes the same plan and changes
-nothing.
+the host and run by the next provision. Deployed slots whose processes read a changed file
+are reloaded last, one at a time, through the `reload` the caller hands in (the deploy's
+hand-over: provision cannot import deploy), each removed from the marker once done.
+`check=True` computes the same plan and changes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
 
 import paramiko
 import psycopg2
@@ -26,6 +29,7 @@ from staging_ops.provision import apply, databases, handlers
 from staging_ops.provision.certificates import certbot_arguments
 from staging_ops.provision.desired import Desired, access_file, desired_state, slot_passwords
 from staging_ops.provision.facts import deployed_slots, facts_request, pending_handlers
+from staging_ops.provision.handlers import FileOps, Handlers
 from staging_ops.provision.plan import (
     ACME_STEP,
     Change,
@@ -38,8 +42,10 @@ from staging_ops.provision.plan import (
     prepare_plan,
     services_args,
 )
+from staging_ops.provision.reloads import Reload
 from staging_ops.provision.report import HostReport, ProvisionReport
 from staging_ops.remote.facts import HostFacts
+from staging_ops.remote.files import Write
 
 __all__ = ["HostReport", "HostRun", "ProvisionReport", "installs_postgres_server", "provision_all"]
 
@@ -59,6 +65,30 @@ def _lost(host: Host, exc: BaseException) -> StagingError:
 _NGINX_ERROR = re.compile(r"\[(emerg|alert|crit|error)\]")
 
 
+class Reloaded(Protocol):
+    """What a reload reports (deploy.reload.Reloaded): how (`hand-over`, `restart in place`),
+    for how long the slot did not answer (None: it never stopped), a detail."""
+
+    how: str
+    down_seconds: float | None
+    detail: str
+
+
+# reload(inventory, slot, in_place, log) -> Reloaded, or StagingError with one line.
+Reloader = Callable[[Inventory, Slot, bool, output.StepLog], Reloaded]
+
+
+@dataclass
+class _ReloadLog(output.StepLog):
+    """A reload's steps, kept for the host's report (quiet); its waiting lines (a real
+    Airflow takes tens of seconds to start) go to the run's progress as they come."""
+
+    on_progress: Callable[[str], None] = lambda line: None
+
+    def progress(self, line: str) -> None:
+        self.on_progress(line)
+
+
 class HostRun:
     """Provision one host: the steps in order, each recorded in the host's report."""
 
@@ -71,8 +101,10 @@ class HostRun:
         diff: bool,
         progress: Callable[[str], None] | None = None,
         credentials: tuple[slot_access.Credential, ...] | None = None,
+        reload: Reloader | None = None,
     ):
         self.inventory = inventory
+        self.reload = reload
         self.host = host
         self.slots = slots
         self.check = check
@@ -118,13 +150,13 @@ class HostRun:
             if self.check:
                 raise _lost(self.host, exc) from None
             for rec in self.log.steps[mark:]:
-                if rec.get("outcome") == "failed":
-                    rec["outcome"] = "retried"
+                if rec.outcome == "failed":
+                    rec.outcome = "retried"
             with self.step("reconnect") as rec:
                 self.remote.close()
                 self.remote = remote.connect(self.host)
-                rec["outcome"] = "changed"
-                rec["detail"] = f"the connection was lost ({_reason(exc)}): converging again"
+                rec.outcome = "changed"
+                rec.detail = f"the connection was lost ({_reason(exc)}): converging again"
             self.report.changes.clear()
             try:
                 self._converge()
@@ -156,9 +188,9 @@ class HostRun:
         server_missing = installs_postgres_server(missing)
         if missing and not self.check:
             with self.step("install packages") as rec:
-                rec["outcome"] = "changed"
+                rec.outcome = "changed"
                 apply.install_packages(self.remote, missing, self.progress)
-                rec["detail"] = f"apt-get update + install {len(missing)} package(s)"
+                rec.detail = f"apt-get update + install {len(missing)} package(s)"
             # Packages bring files and services of their own (Debian's nginx its default
             # site, PostgreSQL its cluster): plan against the host as it is now.
             with self.step("facts after install"):
@@ -186,7 +218,7 @@ class HostRun:
                 self._record(rec, step, changes)
         if not self.check and prep.needed:
             with self.step("prepare") as rec:
-                rec["outcome"] = "changed"
+                rec.outcome = "changed"
                 facts = facts.with_user(apply.prepare(self.remote, prep.args))
         plan = converge_plan(want, facts, self.diff)
         for step in ("nginx files", "unit files", "env files"):
@@ -197,23 +229,25 @@ class HostRun:
             crash_points.cut_point("provision:before-upload", transport and transport.sock)
             with self.step("upload") as rec:
                 apply.upload(self.remote, plan.upload)
-                rec["detail"] = f"{plan.files} files, {len(plan.upload.links)} links"
+                rec.detail = f"{plan.files} files, {len(plan.upload.links)} links"
             crash_points.crash_point("provision:after-upload")
         with self.step("services") as rec:
             self._services(rec, want, facts, plan)
         if plan.acme is not None:
             with self.step(ACME_STEP) as rec:
                 self._acme(rec, want, facts, plan)
+        if plan.handlers.reload and not self.check:
+            self._reloads(want, plan)
 
-    def _record(self, rec: dict[str, Any], step: str, changes: list[Change]) -> None:
+    def _record(self, rec: output.StepRecord, step: str, changes: list[Change]) -> None:
         self.report.changes.extend(changes)
-        rec["outcome"] = "changed" if changes else "ok"
+        rec.outcome = "changed" if changes else "ok"
         if changes:
-            rec["detail"] = ", ".join(f"{c.action} {_short(c.target)}" for c in changes[:2])
+            rec.detail = ", ".join(f"{c.action} {_short(c.target)}" for c in changes[:2])
             if len(changes) > 2:
-                rec["detail"] += f" (+{len(changes) - 2} more)"
+                rec.detail += f" (+{len(changes) - 2} more)"
         if self.check:
-            rec["outcome"] = "would change" if changes else "ok"
+            rec.outcome = "would change" if changes else "ok"
         if self.diff:
             for change in changes:
                 if change.diff:
@@ -265,15 +299,19 @@ class HostRun:
     # services and the nginx decision -------------------------------------------------------
 
     def _services(
-        self, rec: dict[str, Any], want: Desired, facts: HostFacts, plan: ConvergePlan
+        self, rec: output.StepRecord, want: Desired, facts: HostFacts, plan: ConvergePlan
     ) -> None:
         """Run the handlers (and start what should run) in one command, then act on its exit
         code as handlers.after_services decides."""
         self._record(rec, "services", plan.changes["services"])
+        would = "would " if self.check else ""
+        for change in plan.changes["services"]:
+            if change.reason:
+                self.log.emit(f"    {change.target}: {would}{change.action} ({change.reason})")
         if self.check:
             return
         if not plan.run_services:
-            rec["detail"] = _waiting(self.report.waiting)
+            rec.detail = _waiting(self.report.waiting)
             return
         code, out, err = apply.run_services(self.remote, plan.services_args)
         outcome = handlers.after_services(
@@ -284,11 +322,59 @@ class HostRun:
         if outcome.verdict == handlers.SERVICES_FAILED:
             raise StagingError(f"{self.host.name}: services: {(err or out).strip()[-300:]}")
         if self.report.waiting:
-            detail = rec.get("detail", "") + "; " + _waiting(self.report.waiting)
-            rec["detail"] = detail.strip("; ")
+            detail = rec.detail + "; " + _waiting(self.report.waiting)
+            rec.detail = detail.strip("; ")
+
+    def _reloads(self, want: Desired, plan: ConvergePlan) -> None:
+        """Each slot to reload, one at a time (each hand-over runs a second copy of the slot's
+        web processes: all at once might not fit in memory), as its own step with the
+        reload's steps under it; the marker then names only the slots still to reload."""
+        left = list(plan.handlers.reload)
+        self._mark(want, left)
+        failures = []
+        for item in plan.reloads:
+            try:
+                self._reload_one(item)
+            except StagingError as exc:
+                failures.append(str(exc))
+                continue
+            left.remove(item.slot.identifier)
+            self._mark(want, left)
+        if failures:
+            raise StagingError(
+                f"{self.host.name}: {len(failures)} slot(s) not reloaded, left for the next run: "
+                + "\n".join(failures)
+            )
+
+    def _reload_one(self, item: Reload) -> None:
+        if self.reload is None:
+            raise StagingError(f"{item.slot.identifier}: no way to reload it was given")
+        where = f"{self.host.name}: {item.slot.identifier}"
+        sub = _ReloadLog(quiet=True, on_progress=lambda line: self.progress(f"{where}: {line}"))
+        entry: dict[str, Any] = {"slot": item.slot.identifier, "reason": item.why}
+        self.report.reloads.append(entry)
+        try:
+            with self.step(f"{item.how} {item.slot.identifier}") as rec:
+                done = self.reload(self.inventory, item.slot, item.in_place, sub)
+                rec.outcome, rec.detail = "changed", done.detail
+                entry.update(how=done.how, ok=True, down_seconds=done.down_seconds)
+        except StagingError as exc:
+            entry.update(how=item.how, ok=False, error=str(exc))
+            raise
+        finally:
+            for line in sub.lines:
+                self.log.emit(f"    {line.strip()}")
+
+    def _mark(self, want: Desired, left: list[str]) -> None:
+        """The marker names the slots still to reload, or is gone when none is."""
+        if left:
+            text = Handlers(reload=tuple(left)).marker_text()
+            apply.upload(self.remote, FileOps(writes=[Write(want.marker, text, 0o600)]))
+        else:
+            apply.upload(self.remote, FileOps(removes=[want.marker]))
 
     def _acme(
-        self, rec: dict[str, Any], want: Desired, facts: HostFacts, plan: ConvergePlan
+        self, rec: output.StepRecord, want: Desired, facts: HostFacts, plan: ConvergePlan
     ) -> None:
         """After nginx serves the challenge (and HTTPS, on the placeholder at first): certbot
         gets, expands or renews the certificate; the first one is then put under nginx
@@ -296,7 +382,7 @@ class HostRun:
         acme = plan.acme
         assert acme is not None
         self._record(rec, ACME_STEP, plan.changes[ACME_STEP])
-        rec["detail"] = acme.summary
+        rec.detail = acme.summary
         if self.check or not acme.request:
             return
         host = self.host
@@ -371,11 +457,14 @@ def provision_all(
     on_host_done=None,
     progress: Callable[[str], None] | None = None,
     credentials: tuple[slot_access.Credential, ...] | None = None,
+    reload: Reloader | None = None,
 ) -> ProvisionReport:
     """Converge every non-protected host that carries one of `slots` (default: all), in
     parallel; then apply the registry migrations when a registry DSN is configured.
     `progress` gets a line now and then during long steps (package installs); `credentials`
-    (STAGING_SLOT_CREDENTIALS) are who may open the slots of an `access = "password"` host."""
+    (STAGING_SLOT_CREDENTIALS) are who may open the slots of an `access = "password"` host;
+    `reload` serves a deployed slot's live release again once its files changed (the deploy's
+    hand-over, deploy.reload.reload_slot; without it such a slot fails, left to the next run)."""
     chosen = slots if slots is not None else list(inventory.slots.values())
     # A slot named twice would plan (and apply) each of its database changes twice.
     chosen = list(dict.fromkeys(chosen))
@@ -389,6 +478,7 @@ def provision_all(
             diff,
             progress,
             credentials,
+            reload,
         )
         for h in hosts
     ]

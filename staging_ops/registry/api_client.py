@@ -2,7 +2,8 @@
 database access. Same methods, same results, same errors as registry.PostgresRegistry:
 
   HTTP 400/404 → BadInput, 401/403 → BadInput (the token), 409 → Conflict (the server's message,
-  which names the holder), anything else or no answer → StagingError naming host:port.
+  which names the holder), anything else or no answer → StagingError naming host:port; the
+  body's `code` picks the subclass (UnknownSlot, HoldsAnotherSlot).
 """
 
 from __future__ import annotations
@@ -93,13 +94,11 @@ class ApiRegistry(SlotRegistry):
         if response.status_code < 400:
             return body
         message = str(body.get("error") or f"HTTP {response.status_code}")
-        raise self._error(response.status_code, message)
+        raise self._error(response.status_code, message, body.get("code"))
 
-    def _error(self, status: int, message: str) -> StagingError:
+    def _error(self, status: int, message: str, code: object = None) -> StagingError:
         if status == 409:
-            return (
-                HoldsAnotherSlot(message) if HoldsAnotherSlot.MARK in message else Conflict(message)
-            )
+            return HoldsAnotherSlot(message) if code == HoldsAnotherSlot.code else Conflict(message)
         if status == 404:
             return UnknownSlot(message)
         if status == 400:

@@ -39,11 +39,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 class UnknownSlot(BadInput):
     """The slot is not in the registry (the API answers 404)."""
 
+    code = "unknown_slot"
+
 
 class HoldsAnotherSlot(Conflict):
     """The task already holds another slot: waiting for a free one cannot change that."""
 
-    MARK = "already holds slot"  # in its message, so that an API client can tell it apart
+    code = "holds_another_slot"
 
 
 def parse_task(value: object) -> str:

@@ -55,7 +55,7 @@ def holds_another_slot(task: str, slot_id: int, held: SlotState | None) -> Holds
     if held is None or held.slot_id == slot_id:
         return None
     return HoldsAnotherSlot(
-        f"task {task} {HoldsAnotherSlot.MARK} {held.slot_id} ({held.identifier}); "
+        f"task {task} already holds slot {held.slot_id} ({held.identifier}); "
         f"release it first: invoke release --slot {held.slot_id}"
     )
 

@@ -47,8 +47,9 @@ QUERY_PARAMETERS = {"history": {"slot_id", "limit"}}
 MAX_BODY = parsing.MAX_JSON_BODY
 
 
-def error_response(status: int, message: str) -> tuple[Response, int]:
-    return jsonify({"error": message}), status
+def error_response(status: int, message: str, code: str | None = None) -> tuple[Response, int]:
+    """`{"error": message}`, and the error's `code` when it is one of ours (StagingError)."""
+    return jsonify({"error": message, **({"code": code} if code else {})}), status
 
 
 def auth_error_response(exc: auth.AuthError) -> tuple[Response, int]:
@@ -63,11 +64,11 @@ def staging_error_response(exc: StagingError) -> tuple[Response, int]:
     """Our exceptions as HTTP answers. Registry failures are logged here and reported
     without detail: the client needs to know it failed, not where the database lives."""
     if isinstance(exc, UnknownSlot | UnknownBranch):
-        return error_response(404, str(exc))
+        return error_response(404, str(exc), exc.code)
     if isinstance(exc, BadInput):
-        return error_response(400, str(exc))
+        return error_response(400, str(exc), exc.code)
     if isinstance(exc, Conflict):
-        return error_response(409, str(exc))
+        return error_response(409, str(exc), exc.code)
     log.error("registry failure: %s", exc)
     return error_response(503, "registry unavailable")
 

@@ -69,7 +69,7 @@ class ProgressLog(output.StepLog):
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
-    def step(self, name: str) -> Iterator[dict[str, Any]]:
+    def step(self, name: str) -> Iterator[output.StepRecord]:
         with self.lock:
             self.number += 1
             self.running = name
@@ -93,8 +93,8 @@ class ProgressLog(output.StepLog):
         with self.lock:
             step = progress_text(self.number, self.running) if self.running else None
             return {
-                "step": step or (self.steps[-1]["step"] if self.steps else "starting"),
-                "steps": [dict(s) for s in self.steps],
+                "step": step or (self.steps[-1].step if self.steps else "starting"),
+                "steps": [s.as_json() for s in self.steps],
                 "lines": list(self.lines),
             }
 

@@ -45,7 +45,20 @@ def component_schemas() -> dict[str, Any]:
         "Error": {
             "type": "object",
             "required": ["error"],
-            "properties": {"error": {"type": "string"}},
+            "properties": {
+                "error": {"type": "string"},
+                # What kind of error, for a client to tell them apart (errors.StagingError.code).
+                "code": {
+                    "type": "string",
+                    "enum": [
+                        "bad_input",
+                        "unknown_slot",
+                        "unknown_branch",
+                        "conflict",
+                        "holds_another_slot",
+                    ],
+                },
+            },
         },
         "Slot": {
             "type": "object",

@@ -21,6 +21,8 @@ from staging_ops.slots.model import SlotState, UnknownSlot, parse_branch, parse_
 class UnknownBranch(BadInput):
     """The app repository has no such branch (the API answers 404)."""
 
+    code = "unknown_branch"
+
 
 # A release directory's name (deploy/release.py: UTC time and commit).
 RELEASE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")

@@ -120,7 +120,7 @@ def assert_json_error(response: requests.Response, status: int, *words: str) -> 
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str)
+    assert set(body) <= {"error", "code"} and isinstance(body["error"], str)
     for word in words:
         assert word in body["error"]
     assert "Traceback" not in response.text and 'File "' not in response.text
@@ -227,6 +227,7 @@ def test_claim_get_deploy_release_history(api: Api) -> None:
     assert deployed.json()["slot"]["branch"] == "feature/a"
     conflict = api.call("PUT", "/slots", json={"slot_id": 4, "task": "JA-6", "owner": "bob"})
     assert_json_error(conflict, 409, "JA-5", "alice", "since")
+    assert conflict.json()["code"] == "conflict"
     auto = api.call("PUT", "/slots", json={"slot_id": "auto", "task": "JA-6"})
     assert auto.json()["slot"]["slot_id"] == 1
     assert auto.json()["slot"]["owner"] == "admin@example.com"  # defaults to the token subject

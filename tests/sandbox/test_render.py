@@ -274,7 +274,7 @@ def test_real_nginx_routes_by_host_header(tmp_path, certificate):
             5: {"ui": "down", "served": None, "airflow": "down"},
         }
         # The certificate nginx serves for each slot is checked too: this one lives 2 days.
-        assert checks[4]["certificate"]["problem"] == "certificate expires in 2d"
+        assert checks[4]["certificate"].problem == "certificate expires in 2d"
         headers = {"Host": "staging-4.justapply.net"}
         # HTTP redirects to HTTPS, except ACME challenges.
         plain = requests.get(

@@ -2,7 +2,8 @@
 fast sample app: a Procfile's own worker shows beside web, airflow and the scheduler; a worker
 killed with SIGKILL is down in status (--json and the table), verify exits 1 with one line
 naming it and its unit, and the dashboard's page shows it; an Airflow health answer that is a
-200 but says the scheduler is unhealthy makes the scheduler unhealthy everywhere."""
+200 but says the scheduler is unhealthy makes the scheduler unhealthy everywhere; a release
+whose scheduler never beats after its restart is refused by the deploy and rolled back."""
 
 from __future__ import annotations
 
@@ -24,16 +25,28 @@ from tests.sandbox.test_processes import PROCFILE  # the sample app with a `hear
 SLOT = 3  # no other test of the shared sandbox deploys to it
 TASK = "JA-303"
 HEARTBEAT_UNIT = "job-search-worker@staging-3:heartbeat.service"
-# An `airflow` process that answers as Airflow 2 does while its scheduler has stopped
-# heart-beating: 200, a healthy metadatabase, an unhealthy scheduler.
+# An `airflow` process that answers as Airflow 2 does: 200 and a healthy metadatabase; the
+# scheduler healthy with a heartbeat of now until the slot's HOME holds SICK_MARK, then as
+# while its scheduler has stopped heart-beating (unhealthy, no heartbeat). NEVER_BEATS: from
+# the start, as a scheduler that never ran (the deploy's worker check refuses that release).
+SICK_MARK = "scheduler-sick"
 SICK_AIRFLOW = """\
-import http.server, json, os
+import datetime, http.server, json, os
 
-BODY = json.dumps({
-    "metadatabase": {"status": "healthy"},
-    "scheduler": {"status": "unhealthy", "latest_scheduler_heartbeat": None},
-    "triggerer": {"status": None, "latest_triggerer_heartbeat": None},
-}).encode()
+NEVER_BEATS = False
+
+
+def body():
+    sick = NEVER_BEATS or os.path.exists(os.path.join(os.environ["HOME"], "scheduler-sick"))
+    beat = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return json.dumps({
+        "metadatabase": {"status": "healthy"},
+        "scheduler": {
+            "status": "unhealthy" if sick else "healthy",
+            "latest_scheduler_heartbeat": None if sick else beat,
+        },
+        "triggerer": {"status": None, "latest_triggerer_heartbeat": None},
+    }).encode()
 
 
 class Health(http.server.BaseHTTPRequestHandler):
@@ -41,7 +54,7 @@ class Health(http.server.BaseHTTPRequestHandler):
         self.send_response(200 if self.path == "/airflow/health" else 404)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(BODY)
+        self.wfile.write(body())
 
 
 http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Health).serve_forever()
@@ -82,6 +95,10 @@ def box(sandbox, provisioned):
     sick = PROCFILE.replace("python app.py airflow-webserver", "python sick_airflow.py")
     push_branch(
         sandbox.repo_path, "procs-sick", {"Procfile": sick, "sick_airflow.py": SICK_AIRFLOW}
+    )
+    never = SICK_AIRFLOW.replace("NEVER_BEATS = False", "NEVER_BEATS = True")
+    push_branch(
+        sandbox.repo_path, "procs-never-beats", {"Procfile": sick, "sick_airflow.py": never}
     )
     return sandbox
 
@@ -150,6 +167,9 @@ def test_a_killed_worker_is_down_in_status_verify_and_the_dashboard(box, browser
 def test_a_200_that_says_the_scheduler_is_unhealthy_is_an_unhealthy_scheduler(box):
     done = deploy(box, "procs-sick")
     assert done.returncode == 0, done.stdout + done.stderr
+    # The scheduler beat after its restart (the deploy checked); now it stops.
+    home = box.hosts[0].root / f"srv/staging/staging-{SLOT}/shared/home"
+    (home / SICK_MARK).touch()
 
     row = status_row(box)
     # The health answer is a 200 (so the old Airflow column said "up"), its JSON is not.
@@ -166,3 +186,20 @@ def test_a_200_that_says_the_scheduler_is_unhealthy_is_an_unhealthy_scheduler(bo
         "scheduler (job-search-airflow-scheduler@staging-3.service) is unhealthy "
         "(/airflow/health: scheduler is unhealthy)"
     ], failed.stdout
+    (home / SICK_MARK).unlink()
+
+
+def test_a_release_whose_scheduler_never_beats_is_rolled_back(box):
+    """Its unit stays up, its Airflow answers 200: only the health answer's heartbeat says the
+    scheduler never ran since its restart (deploy/heartbeat.py)."""
+    good = deploy(box, "procs-status")
+    assert good.returncode == 0, good.stdout + good.stderr
+    failed = deploy(box, "procs-never-beats")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert (
+        "candidate stop + scheduler restart failed: job-search-airflow-scheduler@staging-3."
+        "service: scheduler is unhealthy and has no heartbeat" in failed.stderr
+    ), failed.stderr
+    assert "rolled back to" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert verify(box).returncode == 0

@@ -1,4 +1,4 @@
-#!/bin/sh
+# acme-certbot.sh CA_BUNDLE CERTBOT_ARG...
 # Obtains, expands or renews the host's certificate with certbot (webroot mode), run by
 # provision-all when its plan says so (staging_ops/provision/certificates.py).
 #   $1   a CA bundle that trusts the ACME server's own HTTPS ('' for the system's): a local

@@ -9,7 +9,7 @@
 #
 # A failed systemd step does not stop the later ones. MARKER (the pending-handlers file) is
 # removed last, only when everything succeeded, so a failed or killed run leaves its
-# handlers to the next run.
+# handlers to the next run; MARKER `-`: the caller removes it (slots are still to reload).
 #
 # Exit codes (named in staging_ops/provision/handlers.py, which decides what follows):
 #   0   all done, marker removed
@@ -90,7 +90,7 @@ while [ "$#" -gt 0 ]; do
     esac
 done
 
-if [ "$rc" -eq 0 ]; then
+if [ "$rc" -eq 0 ] && [ "$marker" != - ]; then
     rm -f -- "$marker"
 fi
 exit "$rc"

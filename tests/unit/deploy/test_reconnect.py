@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from staging_ops.deploy.reconnect import lost_line, unrecorded_line, unverified_note
+from staging_ops.deploy.releases_sh import Release
 
 
-def rel(name: str, ok: bool = True, bad: bool = False) -> dict:
-    return {"release": name, "ok": ok, "bad": bad, "commit": "c", "branch": "b"}
+def rel(name: str, ok: bool = True, bad: bool = False) -> Release:
+    return Release(name, bad=bad, ok=ok, commit="c", branch="b")
 
 
 @pytest.mark.parametrize(

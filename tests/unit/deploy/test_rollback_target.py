@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from staging_ops.deploy.rollback import newest_good, parse_releases, rollback_target
+from staging_ops.deploy.releases_sh import Release, parse_list
+from staging_ops.deploy.rollback import newest_good, rollback_target
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Slot
 
@@ -14,8 +15,8 @@ SLOT = Slot(
 )
 
 
-def rel(name: str, ok: bool = True, bad: bool = False) -> dict:
-    return {"release": name, "ok": ok, "bad": bad, "commit": f"c-{name}", "branch": "b"}
+def rel(name: str, ok: bool = True, bad: bool = False) -> Release:
+    return Release(name, bad=bad, ok=ok, commit=f"c-{name}", branch="b")
 
 
 # Newest first, as the listing gives them.
@@ -43,7 +44,7 @@ R5, R4, R3, R2, R1 = "r5", "r4", "r3", "r2", "r1"
 )
 def test_after_a_failed_deploy(releases, failed, previous, expected):
     target = newest_good(releases, exclude=failed, prefer=previous)
-    assert (target and target["release"]) == expected
+    assert (target and target.name) == expected
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,7 @@ def test_rollback_target(releases, current, to, expected):
         with pytest.raises(StagingError, match="no earlier verified-good release"):
             rollback_target(releases, current, to, SLOT)
     else:
-        assert rollback_target(releases, current, to, SLOT)["release"] == expected
+        assert rollback_target(releases, current, to, SLOT).name == expected
 
 
 @pytest.mark.parametrize(
@@ -84,33 +85,33 @@ def test_rollback_to_refuses(to, message):
         rollback_target([rel(R5), rel(R4, bad=True)], R5, to, SLOT)
 
 
-def test_parse_releases():
+def test_parse_list():
     out = (
         '20260101T000000000Z-abcdef1 0 1 "abcdef1234" "feat/x"\n'
         "20250101T000000Z-1234567 1 0 1234567890 main\n"
         "20240101T000000Z-7654321 0 0  \n"
         "short line\n"
     )
-    assert parse_releases(out) == [
-        {
-            "release": "20260101T000000000Z-abcdef1",
-            "bad": False,
-            "ok": True,
-            "commit": "abcdef1234",
-            "branch": "feat/x",
-        },
-        {
-            "release": "20250101T000000Z-1234567",
-            "bad": True,
-            "ok": False,
-            "commit": "1234567890",
-            "branch": "main",
-        },
-        {
-            "release": "20240101T000000Z-7654321",
-            "bad": False,
-            "ok": False,
-            "commit": "",
-            "branch": "",
-        },
+    assert parse_list(out) == [
+        Release(
+            name="20260101T000000000Z-abcdef1",
+            bad=False,
+            ok=True,
+            commit="abcdef1234",
+            branch="feat/x",
+        ),
+        Release(
+            name="20250101T000000Z-1234567",
+            bad=True,
+            ok=False,
+            commit="1234567890",
+            branch="main",
+        ),
+        Release(
+            name="20240101T000000Z-7654321",
+            bad=False,
+            ok=False,
+            commit="",
+            branch="",
+        ),
     ]

@@ -19,8 +19,8 @@ from staging_ops.deploy import fds
 from staging_ops.deploy import lock as slot_lock
 from staging_ops.deploy.fetch import NOT_FOUND
 from staging_ops.deploy.record import KEEP_RELEASES
+from staging_ops.deploy.releases_sh import parse_list
 from staging_ops.deploy.restart import RESTARTS_MARK, restarts_before
-from staging_ops.deploy.rollback import parse_releases
 from staging_ops.remote.scripts import SCRIPTS, script_command, script_text
 
 OURS = sorted(p.name for p in SCRIPTS.glob("*.sh") if p.name.startswith(("deploy-", "lock-")))
@@ -84,7 +84,7 @@ def make_release(releases: Path, name: str, *, ok=False, bad=False, commit="", b
 def listing(releases: Path) -> list[dict]:
     result = sh("deploy-releases.sh", "list", releases)
     assert result.returncode == 0, result.stderr
-    return parse_releases(result.stdout)
+    return parse_list(result.stdout)
 
 
 def test_the_listing_is_newest_first_with_marks_and_the_old_log_counts_as_verified(tmp_path):
@@ -95,7 +95,7 @@ def test_the_listing_is_newest_first_with_marks_and_the_old_log_counts_as_verifi
     make_release(releases, "r4")  # a killed deploy's
     (releases / ".r5.partial").mkdir()
     (tmp_path / "deploys.log").write_text("2025-01-01T00:00:00+00:00 me main c1 r1\n")
-    assert [(r["release"], r["ok"], r["bad"], r["branch"]) for r in listing(releases)] == [
+    assert [(r.name, r.ok, r.bad, r.branch) for r in listing(releases)] == [
         ("r4", False, False, "main"),
         ("r3", True, False, "main"),
         ("r2", True, True, "feat/x"),
@@ -236,7 +236,6 @@ def systemctl(tmp_path):
 def restart_script(tmp_path: Path, env: dict, verb: str, *units: str, waited: int = -1):
     return sh(
         "deploy-restart.sh",
-        script_text("deploy-restart-units.sh"),
         RESTARTS_MARK,
         tmp_path / ".restart.log",
         verb,
@@ -297,7 +296,7 @@ def candidate_script(tmp_path: Path, env: dict, verb: str, release: str = "", co
 
 
 def candidate_run(env: dict, *args: object) -> subprocess.CompletedProcess[str]:
-    return sh("deploy-candidate.sh", script_text("deploy-restart-units.sh"), *args, env=env)
+    return sh("deploy-candidate.sh", *args, env=env)
 
 
 @pytest.mark.parametrize("left", ["nothing", "link", "file"])
@@ -434,7 +433,7 @@ def test_fetch_clones_the_mirror_once_and_reads_the_branch(tmp_path):
     assert fetch("nope").returncode == NOT_FOUND
 
 
-# --- deploy-restart-units.sh: a served port drained, then the exit cut short ---------------
+# --- deploy-restart.sh: a served port drained, then the exit cut short ---------------------
 
 # A server that, on SIGTERM, stops listening (its last request answered) and then takes 30 s
 # to exit, as a big interpreter's teardown does; it writes `exited` if it ever gets there.
@@ -486,7 +485,7 @@ def test_a_drained_unit_has_its_slow_exit_killed_once_its_port_is_free(tmp_path)
             "CALLS": str(tmp_path / "calls"),
             "SERVER_PID": str(tmp_path / "pid"),
         }
-        result = sh("deploy-restart-units.sh", "stop", f"app.service={port}", env=env)
+        result = restart_script(tmp_path, env, "stop", f"app.service={port}")
         assert result.returncode == 0, result.stderr
         # Killed once it stopped listening, not waited for through its 30 s exit.
         assert server.wait(timeout=5) == -signal.SIGKILL
@@ -499,6 +498,8 @@ def test_a_drained_unit_has_its_slow_exit_killed_once_its_port_is_free(tmp_path)
 
 def test_a_unit_without_a_port_is_waited_for(tmp_path, systemctl):
     env, calls = systemctl
-    result = sh("deploy-restart-units.sh", "stop", "a.service", env=env)
+    result = restart_script(tmp_path, env, "stop", "a.service")
     assert result.returncode == 0, result.stderr
-    assert calls.read_text().splitlines() == ["stop a.service"]
+    lines = calls.read_text().splitlines()
+    assert "stop a.service" in lines
+    assert not [line for line in lines if "MainPID" in line]  # nothing to drain

@@ -128,7 +128,10 @@ def plan_as_json(facts: HostFacts, prep: PreparePlan, conv: ConvergePlan) -> dic
     arguments, the upload, the handlers and what a restore puts back."""
     steps = {"packages": package_changes(facts), **prep.changes, **conv.changes}
     upload = conv.upload
+    # Each slot to reload, how and why (only where there is one: older fixtures have none).
+    reloads = {r.slot.identifier: f"{r.how}: {r.why}" for r in conv.reloads}
     return {
+        **({"reloads": reloads} if reloads else {}),
         "changes": {
             step: [f"{c.action} {c.target}" for c in changes]
             for step, changes in steps.items()

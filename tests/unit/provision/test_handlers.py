@@ -21,6 +21,7 @@ def _handlers(data: dict) -> Handlers:
         nginx=data.get("nginx", False),
         daemon_reload=data.get("daemon_reload", False),
         restart=tuple(data.get("restart", [])),
+        reload=tuple(data.get("reload", [])),
     )
 
 
