@@ -166,13 +166,14 @@ def run_check(
     deadline: float,
     timeout: float,
     where: str,
+    started: float | None = None,
 ) -> str:
     """One check of `unit`'s process through `get`; the path that passed. A built-in check is
     final on any answer and asks a port that does not answer yet again until `deadline`; an
-    app.json check follows Dokku: `initialDelay`, then up to `attempts` requests `wait` apart,
-    each within `timeout`."""
+    app.json check follows Dokku: `initialDelay` after the process `started` (time.monotonic();
+    None: it starts now), then up to `attempts` requests `wait` apart, each within `timeout`."""
     if check.name != "built-in":
-        return _attempts(deployer, unit, get, check, where)
+        return _attempts(deployer, unit, get, check, where, started)
     path = check.path or "/"
     next_unit_check = time.monotonic() + 0.3
     waiting = Waiting(deployer, f"{_service(deployer, unit)} {where}")
@@ -208,9 +209,19 @@ def run_check(
     raise StagingError(f"{path} {where}: no answer within {timeout:.0f}s")
 
 
-def _attempts(deployer: Deployer, unit: str, get: Getter, check: HealthCheck, where: str) -> str:
+def _attempts(
+    deployer: Deployer,
+    unit: str,
+    get: Getter,
+    check: HealthCheck,
+    where: str,
+    started: float | None = None,
+) -> str:
     path = check.path or "/"
-    time.sleep(check.initial_delay)
+    # Dokku's initialDelay counts from the process's start, once: not again for the same
+    # process asked through nginx after its own port answered.
+    since = time.monotonic() if started is None else started
+    time.sleep(max(0.0, since + check.initial_delay - time.monotonic()))
     # What the last answer said, if any came: more telling than a request cut short after it.
     answered: str | None = None
     problem = "no answer"
