@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from staging_ops import remote
-from staging_ops.deploy.rollback import parse_releases
+from staging_ops.deploy import releases_sh
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.slot_layout import SlotPaths
 
@@ -33,13 +33,13 @@ def release_views(listing: str, current: str) -> list[ReleaseView]:
     live = current.strip().rsplit("/", 1)[-1]
     return [
         ReleaseView(
-            r["release"],
-            r["commit"],
-            r["branch"],
-            "bad" if r["bad"] else "verified" if r["ok"] else "unverified",
-            r["release"] == live,
+            r.name,
+            r.commit,
+            r.branch,
+            "bad" if r.bad else "verified" if r.ok else "unverified",
+            r.name == live,
         )
-        for r in parse_releases(listing)
+        for r in releases_sh.parse_list(listing)
     ]
 
 
@@ -48,7 +48,7 @@ def slot_releases(inventory: Inventory, slot: Slot) -> list[ReleaseView]:
     host = inventory.host_of(slot)
     paths = SlotPaths(host, slot)
     command = (
-        f"{remote.script_command('deploy-releases.sh', 'list', paths.releases)}; echo {MARKER};"
+        f"{releases_sh.list_command(paths.releases)}; echo {MARKER};"
         f" {remote.script_command('slot-current.sh', 'read', paths.current)}"
     )
     connection = remote.connect(host)

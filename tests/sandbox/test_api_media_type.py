@@ -1,9 +1,9 @@
 """A JSON body must be sent as application/json: every route that takes one (the API's claim,
-deploy, failed-deploy and release, both webhooks) answers 415 to a body sent as text/plain,
-form data, with no Content-Type or as a look-alike type (`application/json-patch`,
-`application/jsonx`), in one JSON error, and writes nothing. Parameters (`; charset=utf-8`)
-are fine, and a route sent no body needs no Content-Type. The real app on a real registry,
-over HTTP; the webhooks signed as their senders sign."""
+deploy, failed-deploy and release, the server-side deploy and rollback, both webhooks)
+answers 415 to a body sent as text/plain, form data, with no Content-Type or as a look-alike
+type (`application/json-patch`, `application/jsonx`), in one JSON error, and writes nothing.
+Parameters (`; charset=utf-8`) are fine, and a route sent no body needs no Content-Type. The
+real app on a real registry, over HTTP; the webhooks signed as their senders sign."""
 
 from __future__ import annotations
 
@@ -72,6 +72,10 @@ def _routes(token: str) -> list[Route]:
         ),
         Route("release", "POST", "/api/staging/slots/4/release", b'{"force": true}', auth),
         Route(
+            "server deploy", "POST", "/api/staging/slots/4/deploy", b'{"branch": "feat-x"}', auth
+        ),
+        Route("server rollback", "POST", "/api/staging/slots/4/rollback", b"{}", auth),
+        Route(
             "github",
             "POST",
             "/api/staging/webhooks/github",
@@ -115,9 +119,11 @@ class Served:
                 events = cur.fetchone()
                 cur.execute("SELECT count(*) FROM marts.staging_webhook_deliveries")
                 deliveries = cur.fetchone()
+                cur.execute("SELECT count(*) FROM marts.staging_deploy_requests")
+                requests_ = cur.fetchone()
         finally:
             conn.close()
-        return slots, events, deliveries
+        return slots, events, deliveries, requests_
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +154,16 @@ def served(postgres_admin_dsn: str, sandbox) -> Iterator[Served]:
         )
 
 
-ROUTES = ["claim", "deploy", "failed deploy", "release", "github", "linear"]
+ROUTES = [
+    "claim",
+    "deploy",
+    "failed deploy",
+    "release",
+    "server deploy",
+    "server rollback",
+    "github",
+    "linear",
+]
 NOT_JSON = [
     None,  # no Content-Type at all
     "text/plain",

@@ -74,6 +74,7 @@ def test_migrate_is_idempotent_and_counts_changes(registry_dsn: str, inventory: 
         (2, "slots_changed_notify"),
         (3, "webhook_deliveries"),
         (4, "integration_outbox"),
+        (5, "deploy_requests"),
     ]
 
 
@@ -268,7 +269,7 @@ def test_redact_and_describe() -> None:
 
 
 def test_dry_run_reports_and_changes_nothing(registry_dsn: str, inventory: Inventory) -> None:
-    assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 14
+    assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 15
     assert execute(registry_dsn, "SELECT to_regclass('marts.staging_slots')") == [(None,)]
-    assert migrate(registry_dsn, inventory) == 14
+    assert migrate(registry_dsn, inventory) == 15
     assert migrate_report(registry_dsn, inventory, dry_run=True).changes == 0

@@ -12,8 +12,25 @@ if [ -n "$bundle" ]; then
   REQUESTS_CA_BUNDLE=$bundle
   export REQUESTS_CA_BUNDLE
 fi
-certbot --quiet "$@"
-status=$?
+# Debian's certbot.timer renews on its own schedule: while that run holds certbot's lock, ours
+# is refused at once ("Another instance of Certbot is already running"); wait for it (up to a
+# minute) instead of failing the run.
+tries=0
+while :; do
+  err=$(mktemp) || exit 1
+  certbot --quiet "$@" 2>"$err"
+  status=$?
+  if [ "$status" -ne 0 ] && [ "$tries" -lt 30 ] &&
+    grep -q "Another instance of Certbot is already running" "$err"; then
+    tries=$((tries + 1))
+    rm -f "$err"
+    sleep 2
+    continue
+  fi
+  cat "$err" >&2
+  rm -f "$err"
+  break
+done
 if [ "$status" -ne 0 ]; then
   # Debian 12's certbot (2.1, Python 3.11) hides any ACME error behind "AttributeError: can't
   # set attribute" (certbot#9539); its log of this run keeps the server's problem document.

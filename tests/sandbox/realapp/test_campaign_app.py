@@ -188,12 +188,78 @@ def test_each_slot_keeps_airflow_to_itself_and_to_loopback(box):
             assert local.startswith("127.0.0.1:"), line
 
 
-def test_redeploy_and_rollback(box):
-    ok_deploy(box, AIRFLOW2_SLOT, "feat-x")
-    back = invoke(box, "rollback", "--slot", str(AIRFLOW2_SLOT), "--task", f"JA-{AIRFLOW2_SLOT}")
-    assert back.returncode == 0, back.stdout + back.stderr
+# Each slot's branch to redeploy, and Airflow's health path through nginx.
+REDEPLOY = {AIRFLOW2_SLOT: "feat-x", AIRFLOW3_SLOT: "airflow3"}
+HEALTH = {AIRFLOW2_SLOT: "/airflow/health", AIRFLOW3_SLOT: "/airflow/api/v2/monitor/health"}
+AFTER = 20  # seconds the probes go on after each run
+
+
+def _probed(box, runs: dict[int, list[str]]) -> dict[str, int]:
+    """Runs each slot's command at once (a thread each) under a probe of `/` and of Airflow
+    through nginx on every slot, and for AFTER seconds after; the failed requests per probe."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devtools.probe import Probe
+
+    inventory = load_inventory(box.inventory_path)
+    host = inventory.hosts["h1"]
+    probes = {
+        f"{what} of staging-{slot}": Probe(host, inventory.slots[slot], **extra)
+        for slot in (AIRFLOW2_SLOT, AIRFLOW3_SLOT)
+        for what, extra in (("/", {}), ("/airflow", {"path": HEALTH[slot]}))
+    }
+    for probe in probes.values():
+        probe.__enter__()
+    try:
+        with ThreadPoolExecutor(len(runs)) as pool:
+            results = list(pool.map(lambda args: invoke(box, *args), runs.values()))
+        for result in results:
+            assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        time.sleep(AFTER)
+        for probe in probes.values():
+            probe.stop(after=0)
+    assert all(probe.answers for probe in probes.values())
+    return {name: sum(a.startswith("failed") for a in p.answers) for name, p in probes.items()}
+
+
+def test_redeploy_rollback_and_a_provision_all_env_change_fail_no_request(box):
+    """Both slots at once (Airflow 2 and 3), under probes of `/` and `/airflow` through nginx
+    during each run and for 20 s after: a redeploy, a rollback, and a provision-all that
+    changes every process's environment (handed over, not restarted in place): 0 failed."""
+    redeploys = {
+        slot: ["deploy", "--slot", str(slot), "--branch", branch, "--task", f"JA-{slot}"]
+        for slot, branch in REDEPLOY.items()
+    }
+    assert set(_probed(box, redeploys).values()) == {0}
+    rollbacks = {
+        slot: ["rollback", "--slot", str(slot), "--task", f"JA-{slot}"] for slot in REDEPLOY
+    }
+    assert set(_probed(box, rollbacks).values()) == {0}
     assert served(box, AIRFLOW2_SLOT) == resolve(box.repo_path, "main")
     assert airflow_health(box, AIRFLOW2_SLOT)["metadatabase"]["status"] == "healthy"
+
+    text = box.inventory_path.read_text()
+    box.inventory_path.write_text(
+        text.replace("[app.env]\n", '[app.env]\nCAMPAIGN_PROBE = "on"\n', 1)
+    )
+    assert set(_probed(box, {0: ["provision-all"]}).values()) == {0}
+    from devtools.sandbox.processes import unit_pids
+
+    for slot in REDEPLOY:
+        running = {
+            unit: pid
+            for unit, pid in unit_pids(box.hosts[0]).items()
+            if unit.endswith(f"@staging-{slot}")
+            and "candidate" not in unit  # stopped since
+            and Path(f"/proc/{pid}").exists()
+        }
+        assert f"job-search-ui@staging-{slot}" in running, running
+        for unit, pid in running.items():
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert b"CAMPAIGN_PROBE=on" in environ, unit
+    again = invoke(box, "provision-all")
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
 
 
 @pytest.mark.parametrize(
