@@ -355,6 +355,18 @@ def test_keyboard_only_and_every_control_labelled(watched: Watched, dashboard: D
     assert dashboard.registry.get(9).ttl_seconds == 3 * 86400
 
 
+def test_a_link_to_a_slot_shows_its_row(watched: Watched, dashboard: Dashboard) -> None:
+    """The log_url on a PR and the Linear task (`…#staging-9`): that slot's row, in view and
+    focused, once the board is there."""
+    page = watched.page
+    page.goto(dashboard.page_url + "#staging-9")
+    page.get_by_label("Admin token (JWT)").fill(dashboard.token())
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#staging-9 th")).to_be_focused()
+    expect(page.locator("#staging-9")).to_be_in_viewport()
+    assert page.locator("#staging-9").get_attribute("data-slot") == "9"
+
+
 def test_narrow_screen_has_no_horizontal_scroll(browser: Browser, dashboard: Dashboard) -> None:
     long = "a-branch-name-long-enough-to-overflow-a-phone-screen-if-it-did-not-wrap"
     dashboard.registry.claim(3, "JA-3", "someone.with.a.long.name@example.com", HOUR, long)

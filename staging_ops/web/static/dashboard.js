@@ -252,7 +252,7 @@
       if (mine !== generation) return;
       skewMs = Date.parse(data.now) - Date.now();
       render(data);
-      if (focusBoard) $("slots-heading").focus();
+      if (!showLinkedSlot() && focusBoard) $("slots-heading").focus();
     } catch (err) {
       if (mine !== generation) return;
       const problem = authProblem(err);
@@ -284,6 +284,20 @@
     renderEvents(data.events);
     showFreshness(null);
     updateTimes();
+  }
+
+  // A link to one slot (`…/staging#staging-4`, the log_url on a PR): its row, once it exists
+  // (the rows come after the page, so the browser's own jump to the anchor finds nothing).
+  // Whether it did (then the slot's row has the focus, not the board's heading).
+  let linkedSlotShown = false;
+  function showLinkedSlot() {
+    if (linkedSlotShown || !location.hash) return false;
+    linkedSlotShown = true;
+    const row = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    if (!row || row.tagName !== "TR") return false;
+    row.scrollIntoView({ block: "center" });
+    row.querySelector("th")?.focus();
+    return true;
   }
 
   function showFreshness(problem) {
@@ -338,7 +352,8 @@
     const name = slot.identifier || `slot ${slot.slot}`;
     const state = slotState(slot);
     const signature = JSON.stringify([slot, board.linear_url]);
-    const row = el("tr", { dataset: { slot: slot.slot, signature } });
+    // id: the slot's own address on the board (`#staging-4`: the PR's and task's links).
+    const row = el("tr", { id: slot.identifier || null, dataset: { slot: slot.slot, signature } });
     const claimed = slot.status === "claimed";
     row.append(
       el(

@@ -194,9 +194,10 @@ HEALTH = {AIRFLOW2_SLOT: "/airflow/health", AIRFLOW3_SLOT: "/airflow/api/v2/moni
 AFTER = 20  # seconds the probes go on after each run
 
 
-def _probed(box, runs: dict[int, list[str]]) -> dict[str, int]:
+def _probed(box, runs: dict[int, list[str]]) -> tuple[dict[str, int], list]:
     """Runs each slot's command at once (a thread each) under a probe of `/` and of Airflow
-    through nginx on every slot, and for AFTER seconds after; the failed requests per probe."""
+    through nginx on every slot, and for AFTER seconds after; the failed requests per probe,
+    and the runs' results."""
     from concurrent.futures import ThreadPoolExecutor
 
     from devtools.probe import Probe
@@ -220,7 +221,8 @@ def _probed(box, runs: dict[int, list[str]]) -> dict[str, int]:
         for probe in probes.values():
             probe.stop(after=0)
     assert all(probe.answers for probe in probes.values())
-    return {name: sum(a.startswith("failed") for a in p.answers) for name, p in probes.items()}
+    failed = {name: sum(a.startswith("failed") for a in p.answers) for name, p in probes.items()}
+    return failed, results
 
 
 def test_redeploy_rollback_and_a_provision_all_env_change_fail_no_request(box):
@@ -231,33 +233,40 @@ def test_redeploy_rollback_and_a_provision_all_env_change_fail_no_request(box):
         slot: ["deploy", "--slot", str(slot), "--branch", branch, "--task", f"JA-{slot}"]
         for slot, branch in REDEPLOY.items()
     }
-    assert set(_probed(box, redeploys).values()) == {0}
+    failed, _ = _probed(box, redeploys)
+    assert set(failed.values()) == {0}, failed
     rollbacks = {
         slot: ["rollback", "--slot", str(slot), "--task", f"JA-{slot}"] for slot in REDEPLOY
     }
-    assert set(_probed(box, rollbacks).values()) == {0}
+    failed, _ = _probed(box, rollbacks)
+    assert set(failed.values()) == {0}, failed
     assert served(box, AIRFLOW2_SLOT) == resolve(box.repo_path, "main")
     assert airflow_health(box, AIRFLOW2_SLOT)["metadatabase"]["status"] == "healthy"
 
+    from devtools.sandbox.processes import unit_pids
+
+    def web_pids() -> dict[str, int]:
+        units = [f"job-search-ui@staging-{slot}" for slot in REDEPLOY]
+        return {unit: unit_pids(box.hosts[0])[unit] for unit in units}
+
+    before = web_pids()
     text = box.inventory_path.read_text()
     box.inventory_path.write_text(
         text.replace("[app.env]\n", '[app.env]\nCAMPAIGN_PROBE = "on"\n', 1)
     )
-    assert set(_probed(box, {0: ["provision-all"]}).values()) == {0}
-    from devtools.sandbox.processes import unit_pids
-
+    failed, (provisioned,) = _probed(box, {0: ["provision-all", "--json"]})
+    assert set(failed.values()) == {0}, failed
+    # gunicorn and Airflow rewrite their environment's memory (setproctitle): what shows the
+    # new environment live is the slots' env file and their processes, handed over anew.
+    reloads = json.loads(provisioned.stdout)["hosts"][0]["reloads"]
+    assert sorted((r["slot"], r["how"], r["ok"]) for r in reloads) == [
+        (f"staging-{slot}", "hand-over", True) for slot in sorted(REDEPLOY)
+    ], reloads
+    after = web_pids()
+    assert all(after[unit] != pid for unit, pid in before.items()), (before, after)
     for slot in REDEPLOY:
-        running = {
-            unit: pid
-            for unit, pid in unit_pids(box.hosts[0]).items()
-            if unit.endswith(f"@staging-{slot}")
-            and "candidate" not in unit  # stopped since
-            and Path(f"/proc/{pid}").exists()
-        }
-        assert f"job-search-ui@staging-{slot}" in running, running
-        for unit, pid in running.items():
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            assert b"CAMPAIGN_PROBE=on" in environ, unit
+        env_file = box.hosts[0].root / f"srv/staging/staging-{slot}/shared/app.env"
+        assert "CAMPAIGN_PROBE" in env_file.read_text()
     again = invoke(box, "provision-all")
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
 
