@@ -59,12 +59,19 @@ def check_heartbeats(deployer: Deployer, since: datetime) -> None:
     if AIRFLOW not in deployer.spec.port_types or not deployer.spec.workers:
         return
     deadline = time.monotonic() + HEARTBEAT_GRACE
+    # What the last answer said was missing: a moment without an answer judges nothing, and
+    # must not end the wait as if every worker had beaten.
+    missing: list[tuple[str, str]] = []
     while True:
-        problems = missing_beats(deployer, _answer_in_tries(deployer), since)
-        if not problems:
-            return
+        answer = _answer_in_tries(deployer)
+        if answer is not None:
+            missing = missing_beats(deployer, answer, since)
+            if not missing:
+                return
         if time.monotonic() >= deadline:
-            ptype, problem = problems[0]
+            if not missing:
+                return  # no answer to judge by, ever: nothing to judge
+            ptype, problem = missing[0]
             unit = slot_units(deployer.app, deployer.slot, (ptype,))[0]
             raise UnitFailed(f"{unit}: {problem}", unit)
         check_units_alive(deployer, deployer.worker_units)
