@@ -45,7 +45,7 @@ def hand_over(deployer: Deployer) -> None:
     stopping); the workers' settle time counts from now."""
     align_processes(deployer)
     restart(deployer, units=web_units(deployer), unwaited=other_units(deployer))
-    deployer.workers_restarted = time.monotonic()
+    deployer.handed_over = time.monotonic()
 
 
 def verify_main(deployer: Deployer, commit: str) -> None:
@@ -69,7 +69,7 @@ def verify_main(deployer: Deployer, commit: str) -> None:
         response = slot_get(host, slot, path, timeout=request_timeout)
         return response.status_code, response.content
 
-    started = deployer.workers_restarted  # the hand-over's restart, web units included
+    started = deployer.handed_over
     for check in candidate.checks_of(deployer, AIRFLOW):
         args = (commit, deadline, timeout)
         candidate.run_check(deployer, unit, direct, check, *args, "on its port", started)
@@ -87,7 +87,7 @@ def restart_scheduler(deployer: Deployer) -> None:
     units = other_units(deployer)
     if not units:
         return
-    settled = deployer.workers_restarted + worker_settle(deployer)
+    settled = deployer.handed_over + worker_settle(deployer)
     time.sleep(max(0.0, settled - time.monotonic()))
     check_units_alive(deployer, units)
     # Up is not enough where Airflow's health answer reports the worker: it must have beaten

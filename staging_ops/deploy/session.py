@@ -57,9 +57,10 @@ class Deployer:
         self.remote: remote.RemoteHost | None = None
         self.lock: slot_lock.SlotLock | None = None
         self.restarts_before: dict[str, int] = {}
-        # When the hand-over restarted the workers (time.monotonic()): their settle time
-        # counts from then.
-        self.workers_restarted = 0.0
+        # When the hand-over restarted the main web units and the workers (time.monotonic()):
+        # the workers' settle time and app.json's initialDelay of the main instances count
+        # from then.
+        self.handed_over = 0.0
         # What the run knows of itself, for its messages and the history (the log is output):
         # the step that failed last, and whether a step that changes something completed.
         self.last_failed: str | None = None
