@@ -147,10 +147,12 @@ def webhooks_blueprint(
                 202,
                 False,
                 f"nothing done: {decision.message}, but {outcome.summary()}",
-                slots=outcome.slots,
+                slots=outcome.slots_json(),
             )
         log.info("%s webhook: %s: %s", source, decision.message, outcome.summary())
-        return answer(200, True, f"{decision.message}: {outcome.summary()}", slots=outcome.slots)
+        return answer(
+            200, True, f"{decision.message}: {outcome.summary()}", slots=outcome.slots_json()
+        )
 
     def push_to_deploy(source: str, decision: Decision, keys: list[str]) -> tuple[Response, int]:
         """A push: deploys queued for the slots holding its branch (server_deploys.py), once
@@ -184,7 +186,7 @@ def webhooks_blueprint(
             bool(outcome.released),
             f"not done: {decision.message}, but {outcome.summary()}; not recorded as applied:"
             " redeliver it once that is over",
-            slots=outcome.slots,
+            slots=outcome.slots_json(),
         )
         response.headers["Retry-After"] = str(RETRY_AFTER)
         return response, status
