@@ -32,6 +32,7 @@ from flask import Blueprint, Response, jsonify, request
 from staging_ops.claims.auto_release import AutoReleaseOutcome, Trigger, auto_release
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory
+from staging_ops.jsondoc import JSONObject
 from staging_ops.registry import deliveries
 from staging_ops.slots.model import SlotRegistry
 from staging_ops.web.app_inventory import inventory_or_none
@@ -95,7 +96,7 @@ def _verified_body(
     return body
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def _json_object(body: bytes) -> JSONObject:
     """The verified body as a JSON object: 415 unless it was sent as application/json (a
     GitHub webhook set to form data, say: its settings say how), 400 unless it is one."""
     problem = json_type_problem()
