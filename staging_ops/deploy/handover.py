@@ -87,12 +87,14 @@ def restart_scheduler(deployer: Deployer) -> None:
     units = other_units(deployer)
     if not units:
         return
-    settled = deployer.handed_over + worker_settle(deployer)
-    time.sleep(max(0.0, settled - time.monotonic()))
+    # The settle time counts from the end of the workers' restart, not from the hand-over,
+    # which did not wait for it.
+    restarted, ago = heartbeat.workers_restarted(deployer)
+    time.sleep(max(0.0, worker_settle(deployer) - ago))
     check_units_alive(deployer, units)
     # Up is not enough where Airflow's health answer reports the worker: it must have beaten
     # since its restart, within the settle time (heartbeat.py).
-    heartbeat.check_heartbeats(deployer, heartbeat.workers_restarted_at(deployer))
+    heartbeat.check_heartbeats(deployer, restarted)
 
 
 def worker_settle(deployer: Deployer) -> float:

@@ -32,6 +32,8 @@ ANSWER_TRIES = 3
 POLL = 0.5
 # How long past the settle window a worker that is up may take to show its first heartbeat.
 HEARTBEAT_GRACE = 30.0
+# How long after the hand-over its restart of the workers may take to be done.
+RESTART_DONE_WAIT = 30.0
 
 
 def droplet_now(deployer: Deployer) -> datetime:
@@ -40,13 +42,26 @@ def droplet_now(deployer: Deployer) -> datetime:
     return datetime.fromtimestamp(float(out.strip()), UTC)
 
 
-def workers_restarted_at(deployer: Deployer) -> datetime:
+def workers_restarted(deployer: Deployer) -> tuple[datetime, float]:
     """When the hand-over's restart of the workers was done, by the droplet's clock (written
-    by deploy-restart.sh once the old processes were gone and the new ones started); the
-    droplet's clock now if it is still under way (then no new process has beaten yet)."""
-    done = f"{deployer.paths.root}/.restart.log.more.done"
-    _, out, _ = deployer.run(f"cat {shlex.quote(done)} 2>/dev/null || date -u +%s.%N")
-    return datetime.fromtimestamp(float(out.strip()), UTC)
+    by deploy-restart.sh once the old processes were gone and the new ones started), and how
+    many seconds ago: waited for, since the hand-over does not wait for it (an old scheduler
+    finishing its tasks can take its TimeoutStopSec) and a worker judged before its restart is
+    done would be found stopped. After RESTART_DONE_WAIT: the droplet's clock now (its units'
+    state then says what is wrong)."""
+    done = shlex.quote(f"{deployer.paths.root}/.restart.log.more.done")
+    command = f"printf '%s ' \"$(cat {done} 2>/dev/null)\"; date -u +%s.%N"
+    deadline = deployer.handed_over + RESTART_DONE_WAIT
+    while True:
+        _, out, _ = deployer.run(command)
+        fields = out.split()
+        now = datetime.fromtimestamp(float(fields[-1]), UTC)
+        if len(fields) == 2:
+            at = datetime.fromtimestamp(float(fields[0]), UTC)
+            return at, max(0.0, (now - at).total_seconds())
+        if time.monotonic() >= deadline:
+            return now, 0.0
+        time.sleep(POLL / 2)
 
 
 def check_heartbeats(deployer: Deployer, since: datetime) -> None:

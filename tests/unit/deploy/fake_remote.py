@@ -368,8 +368,10 @@ class FakeRemote:
     ) -> tuple[int, str, str]:
         self.commands += 1
         if command.endswith("date -u +%s.%N"):
-            # The droplet's clock (heartbeat.py), alone or after the workers' restart time.
-            return 0, f"{time.time():.9f}\n", ""
+            # The droplet's clock (heartbeat.py), alone or after the time the workers' restart
+            # was done (now: the fake's restarts are done at once).
+            now = f"{time.time():.9f}"
+            return 0, (f"{now} {now}\n" if "more.done" in command else f"{now}\n"), ""
         code, out, err = self.droplet.answer(parse_command(command))
         if check and code != 0:
             detail = " | ".join((err or out).strip().splitlines()[-3:])
