@@ -268,14 +268,16 @@ SCRIPTS: dict[str, Callable[[FakeDroplet, list[str]], tuple[int, str, str]]] = {
 
 def parse_command(command: str, guarded: bool = False) -> Call:
     """`sh -c TEXT NAME ARG...` (remote.script_command) -> the call; a command behind the
-    lock's fence (lock-guard.sh's last argument) is the call it guards."""
+    lock's fence (lock-guard.sh's PROGRAM ARG...) is the call it guards."""
     words = shlex.split(command)
     if words[-1] == "2>&1":
         words = words[:-1]
     assert words[:2] == ["sh", "-c"], command[:80]
     script, args = words[3], tuple(words[4:])
     if script == "lock-guard.sh":
-        return parse_command(args[-1], guarded=True)
+        program = args[args.index("--") + 1 :]
+        # A script's own words, or a line of shell run as `sh -c LINE`.
+        return parse_command(program[2] if len(program) == 3 else shlex.join(program), True)
     return Call(script, args, guarded)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -377,10 +378,28 @@ def test_a_guarded_command_runs_only_while_the_token_is_ours(tmp_path):
     path = str(tmp_path / ".deploy.lock")
     Path(slot_lock.holder_path(path)).write_text("tok-1 me on here (pid 1) at then\n")
     ours = run(slot_lock.guarded(path, "tok-1", 'echo "ran $0"; exit 3'))
-    assert (ours.returncode, ours.stdout.strip()) == (3, "ran lock-guard.sh")
+    assert (ours.returncode, ours.stdout.strip()) == (3, "ran sh")
     theirs = run(slot_lock.guarded(path, "tok-2", "echo ran"))
     assert theirs.returncode == slot_lock.LOST and theirs.stdout == ""
     assert theirs.stderr.strip() == f"{slot_lock.LOST_MARK} me on here (pid 1) at then"
+
+
+def test_a_guarded_script_gets_its_words_as_arguments_never_as_text(tmp_path):
+    """lock-guard.sh runs PROGRAM ARG... as given: a script's values (a branch may hold any
+    character) reach it as its $1..., and nothing in them is run."""
+    path = str(tmp_path / ".deploy.lock")
+    Path(slot_lock.holder_path(path)).write_text("tok-1 me\n")
+    value = 'x"; touch "$PWNED"; $(touch "$PWNED") `touch "$PWNED"` \\ \'q\''
+    release = tmp_path / value
+    release.mkdir()
+    command = script_command("deploy-mark-bad.sh", str(release))
+    guarded = slot_lock.guarded(path, "tok-1", command)
+    words = shlex.split(guarded)
+    assert words[words.index("--") + 1 :] == list(command.argv)
+    assert run(guarded, env={**os.environ, "PWNED": str(tmp_path / "pwned")}).returncode == 0
+    assert (release / ".bad").exists() and not (tmp_path / "pwned").exists()
+    bad = run(script_command("lock-guard.sh", slot_lock.holder_path(path), "tok-1", 1, 74, "M"))
+    assert bad.returncode == 2 and "usage" in bad.stderr
 
 
 def test_the_holder_takes_the_lock_writes_its_token_and_note_and_leaves_on_eof(tmp_path):
