@@ -130,7 +130,7 @@ def check(deployer: Deployer) -> Admission:
     # A process that exits while awk reads its /proc files can make that read fail (mawk: "read
     # error (No such process)"): the next reading no longer meets it.
     for _ in range(READ_TRIES):
-        code, out, err = deployer.run(memory_command([deployer.paths.root]), check=False)
+        code, out, err = deployer.run(memory_command(deployer.paths.root), check=False)
         if code == 0:
             break
     else:

@@ -7,11 +7,11 @@ import base64
 import binascii
 from typing import TYPE_CHECKING
 
-from staging_ops import remote
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.errors import StagingError
 from staging_ops.processes import SpecError, spec_from_files
 from staging_ops.processes.spec import APP_JSON, PROCFILE
+from staging_ops.remote.scripts import home, script_command
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
@@ -23,6 +23,22 @@ SPEC_FILES = (PROCFILE, APP_JSON)
 MAX_SPEC_BYTES = 256 * 1024
 
 
+@home("deploy-fetch.sh")
+def fetch_command(
+    base_dir: str,
+    mirror: str,
+    mirror_lock: str,
+    repo_url: str,
+    ref: str,
+    not_found: int,
+    *files: str,
+) -> str:
+    """Update MIRROR, print REF's commit and each of `files` (parse_fetch reads it)."""
+    return script_command(
+        "deploy-fetch.sh", base_dir, mirror, mirror_lock, repo_url, ref, not_found, *files
+    )
+
+
 def fetch(
     deployer: Deployer, branch: str, pin: str | None = None
 ) -> tuple[str, dict[str, str | None]]:
@@ -31,8 +47,7 @@ def fetch(
     the commit) is unknown."""
     paths = deployer.paths
     code, out, err = deployer.run(
-        remote.script_command(
-            "deploy-fetch.sh",
+        fetch_command(
             deployer.host.base_dir,
             paths.mirror,
             paths.mirror + ".lock",

@@ -140,9 +140,7 @@ def hold_command(
     lock: str, note: str, holder: str, fenced: str, note_prefix: str, busy: int, fence_wait: int
 ) -> str:
     """Take the lock at `lock` and hold it until stdin ends (see lock_script)."""
-    return script_command(
-        "lock-hold.sh", lock, note, holder, fenced, note_prefix, busy, fence_wait
-    )
+    return script_command("lock-hold.sh", lock, note, holder, fenced, note_prefix, busy, fence_wait)
 
 
 @home("lock-kill.sh")
@@ -169,9 +167,7 @@ def lock_script(path: str, note: dict[str, object], token: str | None = None) ->
     fenced = f"{token} {describe(note)} at {note.get('started', '?')}"
     # The note plus the holding shell's pid ($$), so a later deploy can end a hung holder.
     prefix = json.dumps(note)[:-1] + ', "remote_pid": '
-    hold = hold_command(
-        path, note_path(path), holder_path(path), fenced, prefix, BUSY, FENCE_WAIT
-    )
+    hold = hold_command(path, note_path(path), holder_path(path), fenced, prefix, BUSY, FENCE_WAIT)
     return f"exec setsid -w {hold}"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from staging_ops import remote
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory, Slot
+from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import public_url
 from staging_ops.slot_layout import SlotPaths
 
@@ -26,12 +27,18 @@ class AirflowLogin:
         return asdict(self)
 
 
+@home("slot-airflow-login.sh")
+def login_command(env_file: str) -> str:
+    """The slot's Airflow admin from its env file (parse_login reads the answer)."""
+    return script_command("slot-airflow-login.sh", env_file)
+
+
 def airflow_login(inventory: Inventory, slot: Slot) -> AirflowLogin:
     """The slot's Airflow URL and admin, read from the droplet in one command."""
     host = inventory.host_of(slot)
     session = remote.connect(host)
     try:
-        command = remote.script_command("slot-airflow-login.sh", SlotPaths(host, slot).env_file)
+        command = login_command(SlotPaths(host, slot).env_file)
         code, out, _ = session.run(command, check=False)
     finally:
         session.close()

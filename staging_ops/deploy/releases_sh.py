@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from staging_ops.remote.scripts import script_command
+from staging_ops.remote.scripts import home, script_command
 
 SCRIPT = "deploy-releases.sh"
 
@@ -24,16 +24,19 @@ class Release:
     branch: str
 
 
+@home(SCRIPT, "list")
 def list_command(releases: str) -> str:
     """Every release in the directory `releases`, newest first (parse_list reads it)."""
     return script_command(SCRIPT, "list", releases)
 
 
+@home(SCRIPT, "spec")
 def spec_command(releases: str, release: str) -> str:
     """`release`'s .process-spec.json, or nothing for a release made before there was one."""
     return script_command(SCRIPT, "spec", releases, release)
 
 
+@home(SCRIPT, "record")
 def record_command(
     releases: str, deploys_log: str, line: str, release: str, previous: str, keep: int
 ) -> str:

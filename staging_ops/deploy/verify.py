@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import paramiko
 
-from staging_ops import remote
 from staging_ops.drift import Drift, from_checks
 from staging_ops.errors import StagingError
 from staging_ops.health import CertificateCheck, airflow_health, certificate_check, slot_get
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.processes.status import process_lines
 from staging_ops.remote.live import read_live, slot_processes
+from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import public_url
 from staging_ops.slots.model import SlotRegistry
 
@@ -74,9 +74,15 @@ class UnitFailed(StagingError):
         self.unit = unit
 
 
+@home("deploy-verify-units.sh")
+def units_command(*units: str) -> str:
+    """Each of `units`' ActiveState, SubState and NRestarts (unit_problem reads them)."""
+    return script_command("deploy-verify-units.sh", *units)
+
+
 def check_units_alive(deployer: Deployer, units: list[str]) -> None:
     """Each of `units` is up and has not restarted since our restart; one command."""
-    _, out, _ = deployer.run(remote.script_command("deploy-verify-units.sh", *units), check=False)
+    _, out, _ = deployer.run(units_command(*units), check=False)
     problem = unit_problem(units, out, deployer.restarts_before)
     if problem:
         failed = next((u for u in units if problem.startswith(u)), units[0])

@@ -12,7 +12,7 @@ import paramiko
 
 from staging_ops.errors import StagingError
 from staging_ops.remote.connection import RemoteHost, Unreachable
-from staging_ops.remote.scripts import script_command
+from staging_ops.remote.scripts import home, script_command
 
 # Less free space than this where a write failed: the disk is full (our files are a few KiB).
 FULL_DISK_KIB = 1024
@@ -104,11 +104,23 @@ def _failure_reason(remote: RemoteHost, directory: str, exc: OSError) -> str:
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno != errno.ENOSPC and reason != "Failure":
         return reason
-    code, out, _ = remote.run(script_command("disk-free.sh", directory), check=False)
-    fields = out.strip().splitlines()[-1].split() if code == 0 and out.strip() else []
-    if len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) < FULL_DISK_KIB:
-        return f"no space left on the device ({fields[3]} KiB free in {directory})"
+    code, out, _ = remote.run(disk_free_command(directory), check=False)
+    free = parse_disk_free(out) if code == 0 else None
+    if free is not None and free < FULL_DISK_KIB:
+        return f"no space left on the device ({free} KiB free in {directory})"
     return reason
+
+
+@home("disk-free.sh")
+def disk_free_command(directory: str) -> str:
+    """`df -Pk` of the file system `directory` is on (parse_disk_free reads it)."""
+    return script_command("disk-free.sh", directory)
+
+
+def parse_disk_free(out: str) -> int | None:
+    """The KiB available in `df -Pk`'s last line (its 4th column); None: not a df answer."""
+    fields = out.strip().splitlines()[-1].split() if out.strip() else []
+    return int(fields[3]) if len(fields) >= 4 and fields[3].isdigit() else None
 
 
 def _temp_name(path: str) -> str:

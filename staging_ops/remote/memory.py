@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from staging_ops.errors import StagingError
-from staging_ops.remote.scripts import script_command
+from staging_ops.remote.scripts import home, script_command
 
 SCRIPT = "slot-memory.sh"
 KB_PER_MB = 1024
@@ -38,7 +38,8 @@ class SlotMemory:
         return round(sum(self.instances.values()) / KB_PER_MB)
 
 
-def memory_command(slot_dirs: list[str]) -> str:
+@home(SCRIPT)
+def memory_command(*slot_dirs: str) -> str:
     """The command that reads the droplet's MemAvailable and each of `slot_dirs`' instances."""
     return script_command(SCRIPT, *slot_dirs)
 
