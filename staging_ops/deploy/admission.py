@@ -135,7 +135,8 @@ def check(deployer: Deployer) -> Admission:
             break
     else:
         raise StagingError(f"reading the droplet's memory failed: {tail(err or out)}")
-    available, (slot,) = parse_memory(out, 1)
+    reading = parse_memory(out, 1)
+    available, (slot,) = reading.available_kb, reading.slots
     return decide(
         available,
         slot,

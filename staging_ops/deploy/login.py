@@ -4,6 +4,7 @@ repository; derived from the slot's database password, render.airflow_admin_pass
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -48,5 +49,17 @@ def airflow_login(inventory: Inventory, slot: Slot) -> AirflowLogin:
         )
     if code != 0:
         raise StagingError(f"{slot.identifier}: could not read its env file on {host.name}")
-    values = dict(line.partition(" ")[::2] for line in out.splitlines())
-    return AirflowLogin(f"{public_url(host, slot)}/airflow/", values["user"], values["password"])
+    return parse_login(out, f"{public_url(host, slot)}/airflow/")
+
+
+def parse_login(out: str, url: str) -> AirflowLogin:
+    """slot-airflow-login.sh's JSON line ({"user", "password"}) -> the login at `url`;
+    StagingError if it is not that (never showing the answer: it holds a password)."""
+    try:
+        found = json.loads(out)
+        user, password = found["user"], found["password"]
+    except (ValueError, TypeError, KeyError):
+        raise StagingError("slot-airflow-login.sh: unreadable answer") from None
+    if not (isinstance(user, str) and isinstance(password, str)):
+        raise StagingError("slot-airflow-login.sh: unreadable answer")
+    return AirflowLogin(url, user, password)

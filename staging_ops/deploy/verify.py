@@ -83,29 +83,56 @@ def units_command(*units: str) -> str:
 def check_units_alive(deployer: Deployer, units: list[str]) -> None:
     """Each of `units` is up and has not restarted since our restart; one command."""
     _, out, _ = deployer.run(units_command(*units), check=False)
-    problem = unit_problem(units, out, deployer.restarts_before)
+    problem = unit_problem(units, parse_units(out), deployer.restarts_before)
     if problem:
         failed = next((u for u in units if problem.startswith(u)), units[0])
         raise UnitFailed(problem, failed)
 
 
-def unit_problem(units: list[str], out: str, restarts_before: dict[str, int]) -> str | None:
-    """From deploy-verify-units.sh's output (a block of KEY=VALUE lines a unit, in order): the
-    first unit that failed, is inactive, died and waits to be restarted, or was restarted since
-    our restart; or None. A unit systemctl said nothing of is unknown, not failed."""
-    blocks = [b for b in out.replace("\r", "").split("\n\n") if b.strip()]
+@dataclass(frozen=True)
+class UnitShown:
+    """One unit as deploy-verify-units.sh shows it: what systemctl did not say is unknown."""
+
+    active: str = "unknown"
+    sub: str = ""
+    restarts: int | None = None
+
+
+def parse_units(out: str) -> list[UnitShown]:
+    """deploy-verify-units.sh's JSON line (an object of systemctl's properties a unit, in
+    order) -> each unit shown; nothing at all (systemctl said nothing) -> []. StagingError if
+    it is not that."""
+    if not out.strip():
+        return []
+    try:
+        found = json.loads(out)
+        if not isinstance(found, list):
+            raise TypeError("not an array")
+        return [
+            UnitShown(
+                str(props.get("ActiveState", "unknown")),
+                str(props.get("SubState", "")),
+                int(n) if (n := str(props.get("NRestarts", ""))).isdigit() else None,
+            )
+            for props in found
+        ]
+    except (ValueError, TypeError, AttributeError):
+        raise StagingError(f"deploy-verify-units.sh: unreadable answer {out[:200]!r}") from None
+
+
+def unit_problem(
+    units: list[str], shown: list[UnitShown], restarts_before: dict[str, int]
+) -> str | None:
+    """From deploy-verify-units.sh's answer (`shown`, the units in order): the first unit that
+    failed, is inactive, died and waits to be restarted, or was restarted since our restart;
+    or None. A unit systemctl said nothing of is unknown, not failed."""
     for n, unit in enumerate(units):
-        props = dict(
-            line.partition("=")[::2] for line in (blocks[n] if n < len(blocks) else "").split()
-        )
-        state = props.get("ActiveState", "unknown")
-        sub = props.get("SubState", "")
-        count = props.get("NRestarts", "")
-        restarted = count.isdigit() and int(count) > restarts_before.get(unit, 0)
-        if sub == "auto-restart":
+        state = shown[n] if n < len(shown) else UnitShown()
+        restarted = state.restarts is not None and state.restarts > restarts_before.get(unit, 0)
+        if state.sub == "auto-restart":
             return f"{unit} died and waits to be restarted: it does not stay up"
-        if state in ("failed", "inactive") or restarted:
-            return f"{unit} is {state}: it does not stay up"
+        if state.active in ("failed", "inactive") or restarted:
+            return f"{unit} is {state.active}: it does not stay up"
     return None
 
 

@@ -185,7 +185,7 @@ def _read_host(
     live_out, _, memory_out = out.partition(f"\n{MEMORY_MARK}\n")
     found, processes = parse_live(live_out, len(slots))
     try:
-        _, memory = parse_memory(memory_out, len(dirs))
+        memory = parse_memory(memory_out, len(dirs)).slots
         used = {slot.id: m.total_mb for slot, m in zip(slots, memory, strict=True)}
     except StagingError:
         used = {}  # status still says what runs; only the memory figure is unknown

@@ -1,9 +1,9 @@
 # slot-memory.sh SLOT_DIR...
 #
 # The droplet's memory and what each slot's processes use, for the deploy's memory admission
-# and status, in one command. First line: "available <MemAvailable kB>". Then one line per
-# SLOT_DIR, in order: its running instances as "<instance>=<PSS kB>" separated by blanks
-# ("candidate-web=1234 current-airflow=402112 current-web=61234"), or "-" when none runs.
+# and status, in one command, as one JSON line: {"available": <MemAvailable kB>, "slots":
+# [...]}, an object per SLOT_DIR, in order, of its running instances' PSS in kB
+# ({"candidate-web": 1234, "current-airflow": 402112, "current-web": 61234}; {}: none runs).
 #
 # An instance is a unit's process tree: the main PID bin/run-process records in
 # SLOT_DIR/shared/tmp/<instance>.pid ("PID STARTTIME"; a PID that now belongs to another
@@ -21,6 +21,16 @@ for dir do
 done
 shift "$count"
 exec awk '
+# A JSON string of s: backslashes and double quotes escaped, control characters dropped.
+function json(s,   out, i, c) {
+    out = ""
+    for (i = 1; i <= length(s); i++) {
+        c = substr(s, i, 1)
+        if (c == "\\" || c == "\"") out = out "\\" c
+        else if (c !~ /[[:cntrl:]]/) out = out c
+    }
+    return "\"" out "\""
+}
 function pss(pid,   file, line, f, kb) {
     file = "/proc/" pid "/smaps_rollup"
     kb = 0
@@ -33,7 +43,7 @@ BEGIN {
     while ((getline line < "/proc/meminfo") > 0)
         if (line ~ /^MemAvailable:/) { split(line, f, " "); available = f[2] }
     close("/proc/meminfo")
-    print "available", available + 0
+    printf "{\"available\": %d, \"slots\": [", available + 0
     slots = 0; proc = 0; roots = 0
     for (i = 1; i < ARGC; i++) {
         arg = ARGV[i]
@@ -72,8 +82,9 @@ BEGIN {
     for (s = 1; s <= slots; s++) {
         out = ""
         n = split(order[s], names, " ")
-        for (j = 1; j <= n; j++) out = out (j > 1 ? " " : "") names[j] "=" used[s, names[j]]
-        print (out == "" ? "-" : out)
+        for (j = 1; j <= n; j++) out = out (j > 1 ? ", " : "") json(names[j]) ": " used[s, names[j]]
+        printf "%s{%s}", (s > 1 ? ", " : ""), out
     }
+    print "]}"
     exit
 }' "$@" @proc /proc/[0-9]*/stat

@@ -172,7 +172,8 @@ def _fetch(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
     branch = args[4].removeprefix("refs/heads/").removesuffix("^{commit}")
     if branch not in d.branches:
         return int(args[5]), "", "not found"
-    return 0, f"{d.branches[branch]}\nnone Procfile\nnone app.json\n", ""
+    files = {"Procfile": None, "app.json": None}
+    return 0, json.dumps({"commit": d.branches[branch], "files": files}) + "\n", ""
 
 
 def _release(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
@@ -197,11 +198,11 @@ def _current(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
 def _releases(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
     verb = args[0]
     if verb == "list":
-        lines = [
-            f"{name} {int(r.bad)} {int(r.ok)} {r.commit} {r.branch}"
+        listed = [
+            {"name": name, "bad": r.bad, "verified": r.ok, "commit": r.commit, "branch": r.branch}
             for name, r in sorted(d.releases.items(), reverse=True)
         ]
-        return 0, "\n".join(lines) + "\n", ""
+        return 0, json.dumps(listed) + "\n", ""
     if verb == "record":
         d.releases[args[4]].ok = True
     return 0, "", ""  # `spec`: none written, the inventory's processes
@@ -235,17 +236,16 @@ def _restart(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
 
 
 def _verify_units(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
-    blocks = []
-    for unit in args:
-        if d.alive(unit):
-            blocks.append("ActiveState=active\nSubState=running\nNRestarts=0")
-        else:
-            blocks.append("ActiveState=failed\nSubState=failed\nNRestarts=0")
-    return 0, "\n\n".join(blocks) + "\n", ""
+    shown = [
+        {"ActiveState": state, "SubState": "running" if state == "active" else state}
+        | {"NRestarts": "0"}
+        for state in ("active" if d.alive(unit) else "failed" for unit in args)
+    ]
+    return 0, json.dumps(shown) + "\n", ""
 
 
 def _memory(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
-    return 0, f"available {d.available_kb}\n-\n", ""
+    return 0, json.dumps({"available": d.available_kb, "slots": [{}]}) + "\n", ""
 
 
 def _journal(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
