@@ -62,10 +62,17 @@ class Exported:
 
     @classmethod
     def parse(cls, out: str) -> Exported:
-        """Its last two lines: `built|reused <key>`, then `live <CURRENT's target>`."""
-        *_, venv, live = out.strip().splitlines()
-        target = live.removeprefix("live").strip()
-        return cls(venv, target.rsplit("/", 1)[-1] if target else None)
+        """Its last line, after whatever pip said: {"venv": "built|reused", "key", "live":
+        CURRENT's target or ""}; StagingError if it is not that."""
+        last = (out.strip().splitlines() or [""])[-1]
+        try:
+            found = json.loads(last)
+            venv, key, live = found["venv"], found["key"], found["live"]
+            if not all(isinstance(v, str) for v in (venv, key, live)):
+                raise TypeError("not strings")
+        except (ValueError, TypeError, KeyError):
+            raise StagingError(f"{ExportArgs.SCRIPT}: unreadable answer {last[:200]!r}") from None
+        return cls(f"{venv} {key}", live.rsplit("/", 1)[-1] if live else None)
 
 
 def export(deployer: Deployer, commit: str, branch: str) -> tuple[str, str, str | None]:

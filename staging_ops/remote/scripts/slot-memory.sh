@@ -21,16 +21,6 @@ for dir do
 done
 shift "$count"
 exec awk '
-# A JSON string of s: backslashes and double quotes escaped, control characters dropped.
-function json(s,   out, i, c) {
-    out = ""
-    for (i = 1; i <= length(s); i++) {
-        c = substr(s, i, 1)
-        if (c == "\\" || c == "\"") out = out "\\" c
-        else if (c !~ /[[:cntrl:]]/) out = out c
-    }
-    return "\"" out "\""
-}
 function pss(pid,   file, line, f, kb) {
     file = "/proc/" pid "/smaps_rollup"
     kb = 0
@@ -55,6 +45,9 @@ BEGIN {
             # A pid file: "PID STARTTIME", named <instance>.pid.
             split(line, f, " ")
             name = arg; sub(/.*\//, "", name); sub(/\.pid$/, "", name)
+            # Skip a file bin/run-process did not write: its names are <where>-<type>, in a
+            # type name characters (processes/model.py TYPE_NAME), which JSON takes as they are.
+            if (name !~ /^[a-z][a-z0-9_-]*$/) continue
             roots++; rslot[roots] = slots; rname[roots] = name; rpid[roots] = f[1]; rstart[roots] = f[2]
             continue
         }
@@ -82,7 +75,7 @@ BEGIN {
     for (s = 1; s <= slots; s++) {
         out = ""
         n = split(order[s], names, " ")
-        for (j = 1; j <= n; j++) out = out (j > 1 ? ", " : "") json(names[j]) ": " used[s, names[j]]
+        for (j = 1; j <= n; j++) out = out (j > 1 ? ", " : "") "\"" names[j] "\": " used[s, names[j]]
         printf "%s{%s}", (s > 1 ? ", " : ""), out
     }
     print "]}"

@@ -180,8 +180,9 @@ def _release(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
     commit, name = args[1], _name(args[3])
     branch = next((b for b, c in d.branches.items() if c == commit), "?")
     d.releases[name] = Release(commit, branch)
-    live = f"live {args[8]}/../releases/{d.current}" if d.current else "live"
-    return 0, f"exported\nreused 0123abcd\n{live}\n", ""
+    live = f"{args[8]}/../releases/{d.current}" if d.current else ""
+    answer = {"venv": "reused", "key": "0123abcd", "live": live}
+    return 0, f"exported\n{json.dumps(answer)}\n", ""
 
 
 def _current(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
