@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -113,14 +114,19 @@ def _failure_reason(remote: RemoteHost, directory: str, exc: OSError) -> str:
 
 @home("disk-free.sh")
 def disk_free_command(directory: str) -> str:
-    """`df -Pk` of the file system `directory` is on (parse_disk_free reads it)."""
+    """The KiB free where `directory` is (parse_disk_free reads it)."""
     return script_command("disk-free.sh", directory)
 
 
 def parse_disk_free(out: str) -> int | None:
-    """The KiB available in `df -Pk`'s last line (its 4th column); None: not a df answer."""
-    fields = out.strip().splitlines()[-1].split() if out.strip() else []
-    return int(fields[3]) if len(fields) >= 4 and fields[3].isdigit() else None
+    """disk-free.sh's JSON line -> the KiB available; None when it said nothing readable (the
+    write's own reason is then all there is to say: no error of its own)."""
+    try:
+        found = json.loads(out)
+    except ValueError:
+        return None
+    kib = found.get("available_kib") if isinstance(found, dict) else None
+    return kib if isinstance(kib, int) and not isinstance(kib, bool) else None
 
 
 def _temp_name(path: str) -> str:

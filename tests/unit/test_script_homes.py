@@ -12,6 +12,7 @@ import importlib
 import inspect
 import re
 import shlex
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,20 +93,42 @@ def test_every_remote_script_run_by_a_command_has_a_home():
     assert homed == set(ALL) - NOT_RUN_BY_COMMAND - PENDING_SCRIPTS
 
 
-@pytest.mark.parametrize(("script", "verb"), HOME_IDS)
-def test_a_builders_parameters_are_its_usage_headers_words(script, verb):
+def _disagreement(script: str, verb: str | None, builder: Callable[..., object]) -> str | None:
+    """How `builder`'s parameters differ from the header's words for `verb`; None: they agree."""
     fixed, tail = _usage(script, verb)
-    names, optional = _parameters(HOMES[(script, verb)])
-    assert [n.upper() for n in names] == fixed, (script, verb, header(script))
-    assert (optional is not None) == bool(tail), (script, verb, optional, tail)
+    names, optional = _parameters(builder)
+    if [n.upper() for n in names] != fixed:
+        return f"parameters {names}, header {fixed}"
+    if (optional is not None) != bool(tail):
+        return f"optional parameter {optional}, header's tail {tail}"
     if optional and VALUE.fullmatch(tail[0]):
         # Named as the repeated words: `units` for UNIT..., `link_units` for [LINK UNITS]...
         word = optional.upper().rstrip("S")
-        assert any(word.endswith(w.rstrip("S")) or w.endswith(word) for w in tail), (
-            script,
-            optional,
-            tail,
-        )
+        if not any(word.endswith(w.rstrip("S")) or w.endswith(word) for w in tail):
+            return f"optional parameter {optional}, header's tail {tail}"
+    return None
+
+
+@pytest.mark.parametrize(("script", "verb"), HOME_IDS)
+def test_a_builders_parameters_are_its_usage_headers_words(script, verb):
+    assert _disagreement(script, verb, HOMES[(script, verb)]) is None, header(script)
+
+
+def test_a_builder_that_disagrees_with_its_header_is_seen():
+    """The check above can fail: names swapped, one missing, a repeated one missing or
+    misnamed, each is a disagreement."""
+
+    def swapped(release: str, current: str) -> None: ...
+    def short(current: str) -> None: ...
+    def closed(current: str) -> None: ...
+    def misnamed(current: str, *pids: str) -> None: ...
+    def right(current: str, *units: str) -> None: ...
+
+    assert _disagreement("slot-current.sh", "set", swapped)
+    assert _disagreement("slot-current.sh", "set", short)
+    assert _disagreement("slot-current.sh", "stop", closed)
+    assert _disagreement("slot-current.sh", "stop", misnamed)
+    assert _disagreement("slot-current.sh", "stop", right) is None
 
 
 def _built(script: str, verb: str | None) -> tuple[list[str], list[str]]:
@@ -226,3 +249,16 @@ def test_a_script_command_joined_to_more_shell_is_a_line_again():
     command = script_command("disk-free.sh", "/")
     assert command.argv == ("sh", "-c", script_text("disk-free.sh"), "disk-free.sh", "/")
     assert type(command + " 2>&1") is str
+
+
+def test_disk_free_answers_one_json_line_read_back():
+    from staging_ops.remote.files import disk_free_command, parse_disk_free
+
+    out = subprocess.run(
+        ["sh", "-c", disk_free_command("/")], capture_output=True, text=True, check=True
+    ).stdout
+    assert len(out.splitlines()) == 1
+    free = parse_disk_free(out)
+    assert isinstance(free, int) and free >= 0
+    for unreadable in ("", "Filesystem 1024-blocks Used Available\n", '{"available_kib": "x"}'):
+        assert parse_disk_free(unreadable) is None
