@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from staging_ops.jsondoc import JSONObject
 
 REGISTRY, CURRENT, SERVED = "registry", "current", "served"
 PAIRS = ((REGISTRY, CURRENT), (REGISTRY, SERVED), (CURRENT, SERVED))
@@ -36,14 +37,7 @@ class LiveRelease:
     branch: str | None = None
     verified: bool = False
 
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> LiveRelease:
-        """From `as_json`'s shape (status --json's `live`, the dashboard's health cache)."""
-        return cls(
-            raw.get("release"), raw.get("commit"), raw.get("branch"), bool(raw.get("verified"))
-        )
-
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return {
             "release": self.release,
             "commit": self.commit,
@@ -78,7 +72,7 @@ class Drift:
             return ", ".join(parts)
         return "no" if self.state == "ok" else self.state
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return {
             "state": self.state,
             "pairs": [list(p) for p in self.pairs],
@@ -158,17 +152,26 @@ def _pair_text(
     return f"{_where(other, commits, current)} but {_where(reference, commits, current)}"
 
 
-def from_checks(
-    registry_commit: str | None, status: str | None, checks: Mapping[str, Any]
+def of_slot(
+    registry_commit: str | None,
+    status: str | None,
+    current: LiveRelease | None,
+    served: str | None,
+    unread: str = "not read",
 ) -> Drift:
-    """The verdict from a slot's live checks as status and the dashboard keep them:
-    {"live": LiveRelease.as_json() or {"error": why}, "served": commit or None}."""
-    live = checks.get("live") or {"error": "not read"}
-    current = None if "error" in live else LiveRelease.from_json(live)
+    """The verdict as status, verify and the dashboard ask it: of the claim's commit and
+    status, the release `current` points to (None: not read, `unread` says why) and the commit
+    /api/version serves."""
     return decide(
         registry_commit,
         current,
-        checks.get("served"),
+        served,
         released=status != "claimed",
-        unread_reason=live.get("error"),
+        unread_reason=None if current is not None else unread,
     )
+
+
+def live_json(current: LiveRelease | None, unread: str = "not read") -> JSONObject:
+    """`live` as status --json, verify --json and the dashboard carry it: the release
+    `current` points to, or {"error": why it was not read}."""
+    return current.as_json() if current is not None else {"error": unread}

@@ -22,9 +22,11 @@ from cryptography import x509
 from requests.adapters import HTTPAdapter
 
 from staging_ops import slot_access
+from staging_ops.drift import Drift, LiveRelease, live_json, of_slot
 from staging_ops.inventory import Host, Inventory, Slot
+from staging_ops.jsondoc import JSONObject
 from staging_ops.processes.judge import AIRFLOW2_HEALTH, VERSION_PATH, airflow_fallback
-from staging_ops.processes.status import HealthAnswer
+from staging_ops.processes.status import HealthAnswer, Processes
 from staging_ops.tls import CertificateFacts, certificate_problem
 
 CHECKS = {"ui": VERSION_PATH, "airflow": AIRFLOW2_HEALTH}
@@ -154,7 +156,7 @@ def _version_answer(host: Host, slot: Slot, timeout: float) -> tuple[bool, Any]:
         return True, None
 
 
-def public_version(host: Host, slot: Slot, timeout: float = 5.0) -> dict[str, Any] | None:
+def public_version(host: Host, slot: Slot, timeout: float = 5.0) -> JSONObject | None:
     """The slot's /api/version JSON through nginx, or None when it does not answer with one."""
     return _version_answer(host, slot, timeout)[1]
 
@@ -184,20 +186,58 @@ def _probe_ui(host: Host, slot: Slot, timeout: float) -> tuple[str, str | None]:
     return "up" if answered else "down", commit if isinstance(commit, str) else None
 
 
+@dataclass(frozen=True)
+class SlotChecks:
+    """One slot's probes through nginx: whether its UI's /api/version answers 200 ("up" or
+    "down") and the commit it serves (None: no version JSON), Airflow's health answer (its
+    JSON kept, judged per process by the caller) and the certificate, as certificate_check
+    says."""
+
+    ui: str
+    served: str | None
+    airflow_answer: HealthAnswer
+    certificate: CertificateCheck
+
+    @property
+    def airflow(self) -> str:
+        return "up" if self.airflow_answer.ok else "down"
+
+
+@dataclass(frozen=True)
+class LiveChecks:
+    """A slot's live health as status and the dashboard keep it: the probes through nginx
+    (None: they could not run at all), the release `current` points to (None: not read, and
+    `unread` says why), the PSS of its processes in MB (None: not read) and each process the
+    live release declares, judged (None: not read)."""
+
+    probes: SlotChecks | None = None
+    live: LiveRelease | None = None
+    unread: str = "not read"
+    memory_mb: int | None = None
+    processes: Processes | None = None
+
+    @property
+    def served(self) -> str | None:
+        return self.probes.served if self.probes else None
+
+    def live_json(self) -> JSONObject:
+        return live_json(self.live, self.unread)
+
+    def drift(self, registry_commit: str | None, status: str | None) -> Drift:
+        """The drift verdict against the registry's commit and the claim's status."""
+        return of_slot(registry_commit, status, self.live, self.served, self.unread)
+
+
 def check_slots(
     inventory: Inventory, slots: list[Slot], timeout: float = 3.0
-) -> dict[int, dict[str, Any]]:
-    """{slot id: {"ui": "up"|"down", "served": commit or None, "airflow": "up"|"down",
-    "airflow_answer": HealthAnswer, "certificate": CertificateCheck}}, all probes in parallel (the
-    certificate as certificate_check says; "served" is the commit the UI's /api/version
-    answered with; "airflow_answer" the health JSON, judged per process by the caller)."""
-    jobs = [(slot, name, path) for slot in slots for name, path in CHECKS.items()]
-    jobs += [(slot, "certificate", "") for slot in slots]
+) -> dict[int, SlotChecks]:
+    """Each slot's probes through nginx, all in parallel."""
+    jobs = [(slot, name) for slot in slots for name in (*CHECKS, "certificate")]
     if not jobs:
         return {}
 
-    def run(job: tuple[Slot, str, str]) -> Any:
-        slot, name, _ = job
+    def run(job: tuple[Slot, str]) -> Any:
+        slot, name = job
         host = inventory.host_of(slot)
         if name == "certificate":
             return certificate_check(host, slot, timeout)
@@ -206,13 +246,13 @@ def check_slots(
         return airflow_health(host, slot, timeout)
 
     with ThreadPoolExecutor(max_workers=min(32, len(jobs))) as pool:
-        health: dict[int, dict[str, Any]] = {}
-        for (slot, name, _), state in zip(jobs, pool.map(run, jobs), strict=True):
-            checks = health.setdefault(slot.id, {})
-            if name == "ui":
-                state, checks["served"] = state
-            elif name == "airflow":
-                checks["airflow_answer"] = state
-                state = "up" if state.ok else "down"
-            checks[name] = state
-    return health
+        found: dict[tuple[int, str], Any] = {
+            (slot.id, name): answer
+            for (slot, name), answer in zip(jobs, pool.map(run, jobs), strict=True)
+        }
+    return {
+        slot.id: SlotChecks(
+            *found[slot.id, "ui"], found[slot.id, "airflow"], found[slot.id, "certificate"]
+        )
+        for slot in slots
+    }

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from staging_ops.jsondoc import JSONObject
+
 _COLOURS = {"ok": "32", "changed": "33", "failed": "31", "skipped": "36", "warn": "33"}
 
 
@@ -42,7 +44,7 @@ class StepRecord:
     def failed(self) -> bool:
         return self.outcome == "failed"
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return {
             "step": self.step,
             "outcome": self.outcome,

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from staging_ops.claims.reap import deployed_by_holder as _deployed_by_holder
 from staging_ops.errors import Conflict, StagingError
 from staging_ops.integrations import released
 from staging_ops.inventory import Inventory
+from staging_ops.jsondoc import JSONObject
 from staging_ops.slots.model import SlotRegistry, SlotState
 
 
@@ -43,25 +43,54 @@ class NotDone(StagingError):
     same trigger, sent again later, does it."""
 
 
+@dataclass(frozen=True)
+class SlotOutcome:
+    """What became of one claim the trigger named: released or not, in words (`outcome`),
+    and `retry` when it could not be done now (the same trigger, sent again, does it)."""
+
+    slot: int
+    task: str | None
+    branch: str | None
+    released: bool
+    outcome: str
+    retry: bool = False
+
+    def as_json(self) -> JSONObject:
+        """The webhook answer's entry (`retry` only when set)."""
+        value: JSONObject = {
+            "slot": self.slot,
+            "task": self.task,
+            "branch": self.branch,
+            "released": self.released,
+            "outcome": self.outcome,
+        }
+        if self.retry:
+            value["retry"] = True
+        return value
+
+
 @dataclass
 class AutoReleaseOutcome:
-    """Per slot the trigger named: what became of it (`retry`: not done, to be sent again)."""
+    """Per slot the trigger named: what became of it."""
 
-    slots: list[dict[str, Any]] = field(default_factory=list)
+    slots: list[SlotOutcome] = field(default_factory=list)
 
     @property
     def released(self) -> list[int]:
-        return [s["slot"] for s in self.slots if s["released"]]
+        return [s.slot for s in self.slots if s.released]
 
     @property
     def not_done(self) -> list[int]:
         """The slots whose release could not be done now: the delivery is not done."""
-        return [s["slot"] for s in self.slots if s.get("retry")]
+        return [s.slot for s in self.slots if s.retry]
+
+    def slots_json(self) -> list[JSONObject]:
+        return [s.as_json() for s in self.slots]
 
     def summary(self) -> str:
         if not self.slots:
             return "no slot is held by it"
-        return "; ".join(f"slot {s['slot']} ({s['task']}): {s['outcome']}" for s in self.slots)
+        return "; ".join(f"slot {s.slot} ({s.task}): {s.outcome}" for s in self.slots)
 
 
 def _task_in_branch(branch: str) -> str | None:
@@ -97,17 +126,19 @@ def auto_release(
     who = trigger.actor or trigger.channel
     outcome = AutoReleaseOutcome()
     for state in holders(acting.status(), trigger):
-        entry: dict[str, Any] = {"slot": state.slot_id, "task": state.task, "branch": state.branch}
         by_branch = trigger.branch is not None and state.branch == trigger.branch
+        retry = False
         try:
-            entry["released"], entry["outcome"] = _release(
+            freed, said = _release(
                 acting, inventory, state, who, trigger.reason, state.commit if by_branch else None
             )
         except NotDone as exc:
-            entry["released"], entry["outcome"], entry["retry"] = False, f"not done: {exc}", True
+            freed, said, retry = False, f"not done: {exc}", True
         except Conflict as exc:  # the claim changed meanwhile: not the one the trigger named
-            entry["released"], entry["outcome"] = False, f"skipped: {exc}"
-        outcome.slots.append(entry)
+            freed, said = False, f"skipped: {exc}"
+        outcome.slots.append(
+            SlotOutcome(state.slot_id, state.task, state.branch, freed, said, retry)
+        )
     return outcome
 
 

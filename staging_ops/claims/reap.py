@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from staging_ops.errors import Conflict, StagingError
 from staging_ops.integrations import released
+from staging_ops.jsondoc import JSONObject
 from staging_ops.slots.model import MAIN_BRANCH, SlotRegistry, SlotState, format_duration
 from staging_ops.slots.owner import owner_or_default
 
@@ -33,7 +34,7 @@ class ReapItem:
     expired: bool
     outcome: str = "would release"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {
             "slot": self.slot.slot_id,
             "identifier": self.slot.identifier,

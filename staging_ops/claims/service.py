@@ -14,12 +14,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
 from staging_ops import parsing
 from staging_ops.claims.reap import reap
-from staging_ops.drift import Drift, from_checks
+from staging_ops.claims.rows import StatusRow
 from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.health import LiveChecks
 from staging_ops.integrations import released
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.slots.model import (
@@ -33,15 +33,12 @@ from staging_ops.slots.model import (
 )
 from staging_ops.slots.owner import owner_or_default
 
-if TYPE_CHECKING:
-    from staging_ops.health import CertificateCheck
-
-UNKNOWN_HEALTH = "?"
 MAX_WAIT = timedelta(days=1)  # how long `claim --wait` may keep trying
 # reap is claims/reap.py's; tasks.py and the tests reach every claim task through this module.
 __all__ = [
     "ClaimRequest",
     "ReleaseOutcome",
+    "StatusRow",
     "claim",
     "live_health",
     "reap",
@@ -196,12 +193,12 @@ def _release_claim(
 # ---- status ------------------------------------------------------------------------------
 
 
-def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, Any]]:
+def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, LiveChecks]:
     """UI and Airflow health per slot (checked through nginx, in parallel) with the commit the
-    UI serves, and meanwhile (one probe per host) the release `current` points to ("live",
-    or {"error": why} for a host not reached) and its units; from both, each process the
-    release declares, judged ("processes", None when not read); a check that cannot run at
-    all is missing, which status shows as "?"."""
+    UI serves, and meanwhile (one probe per host) the release `current` points to (or why the
+    host was not reached) and its units; from both, each process the release declares, judged
+    (None when not read); probes that cannot run at all are missing, which status shows as
+    "?"."""
     # requests and Fabric: only when health is asked for
     from staging_ops.health import check_slots
     from staging_ops.remote.live import read_live, slot_processes
@@ -209,31 +206,27 @@ def live_health(inventory: Inventory, slots: list[Slot]) -> dict[int, dict[str, 
     with ThreadPoolExecutor(max_workers=1) as pool:
         live_future = pool.submit(read_live, inventory, slots)
         try:
-            health = check_slots(inventory, slots)
+            probes = check_slots(inventory, slots)
         except (StagingError, OSError):
-            health = {}
+            probes = {}
         live = live_future.result()
+    health = {}
     for slot in slots:
-        checks = health.setdefault(slot.id, {})
-        checks["live"] = live.as_json(slot.id)
-        checks["memory_mb"] = live.memory_mb.get(slot.id)
-        checks["processes"] = slot_processes(
-            inventory.app,
-            slot,
-            live,
-            ui_up=checks["ui"] == "up" if "ui" in checks else None,
-            airflow=checks.get("airflow_answer"),
+        checks = probes.get(slot.id)
+        health[slot.id] = LiveChecks(
+            probes=checks,
+            live=live.releases.get(slot.id),
+            unread=live.unread.get(slot.id, "not read"),
+            memory_mb=live.memory_mb.get(slot.id),
+            processes=slot_processes(
+                inventory.app,
+                slot,
+                live,
+                ui_up=checks.ui == "up" if checks else None,
+                airflow=checks.airflow_answer if checks else None,
+            ),
         )
     return health
-
-
-def _as_json(check: CertificateCheck | None) -> dict[str, str | None] | None:
-    return check.as_json() if check else None
-
-
-def slot_drift(row: dict[str, Any], checks: dict[str, Any]) -> Drift:
-    """The drift verdict of one status row (registry side) and its live checks."""
-    return from_checks(row.get("commit"), row.get("status"), checks)
 
 
 def status_rows(
@@ -242,46 +235,22 @@ def status_rows(
     *,
     with_health: bool = True,
     now: datetime | None = None,
-) -> list[dict[str, Any]]:
-    """One dict per slot of the inventory or the registry; health is checked meanwhile."""
+) -> list[StatusRow]:
+    """One row per slot of the inventory or the registry; health is checked meanwhile."""
     now = now or datetime.now(UTC)
     slots = list(inventory.slots.values())
     with ThreadPoolExecutor(max_workers=1) as pool:
         health_future = pool.submit(live_health, inventory, slots) if with_health else None
         states = {s.slot_id: s for s in registry.status()}
         health = health_future.result() if health_future else {}
-    rows = []
-    for slot_id in sorted(set(inventory.slots) | set(states)):
-        state = states.get(slot_id)
-        slot = inventory.slots.get(slot_id)
-        row: dict[str, Any] = (
-            state.to_dict()
-            if state
-            else {
-                "slot_id": slot_id,
-                "identifier": slot.identifier if slot else None,
-                "subdomain": slot.subdomain if slot else None,
-                "role": slot.role if slot else None,
-                "status": "unregistered",
-            }
+    return [
+        StatusRow(
+            slot_id,
+            states.get(slot_id),
+            inventory.slots.get(slot_id),
+            expired=bool(slot_id in states and states[slot_id].expired(now)),
+            with_health=with_health,
+            checks=health.get(slot_id),
         )
-        checks = health.get(slot_id, {})
-        row = {
-            "slot": slot_id,
-            **row,
-            "expired": bool(state and state.expired(now)),
-            "ui": checks.get("ui", UNKNOWN_HEALTH) if with_health else None,
-            "airflow": checks.get("airflow", UNKNOWN_HEALTH) if with_health else None,
-            # Each process the live release declares: {type: {"state", "unit", "problem"}}.
-            "processes": checks.get("processes") if with_health else None,
-            # The certificate nginx serves for the slot: expiry, issuer, what is wrong with it.
-            "certificate": _as_json(checks.get("certificate")) if with_health else None,
-            # Registry, `current` on the droplet and /api/version: which of them disagree.
-            "live": checks.get("live") if with_health else None,
-            "served_commit": checks.get("served") if with_health else None,
-            "drift": slot_drift(row, checks).as_json() if with_health else None,
-            # PSS of the slot's processes on the droplet, MB (0: none runs; None: not read).
-            "memory_mb": checks.get("memory_mb") if with_health else None,
-        }
-        rows.append(row)
-    return rows
+        for slot_id in sorted(set(inventory.slots) | set(states))
+    ]

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from staging_ops.claims.reap import ReapItem
+from staging_ops.claims.rows import StatusRow
 from staging_ops.claims.service import ReleaseOutcome
+from staging_ops.health import CertificateCheck
 from staging_ops.output import table
 from staging_ops.processes.status import compact
 from staging_ops.slots.model import ClaimResult, SlotEvent, format_duration, utc_text
@@ -55,7 +57,7 @@ def describe_release(outcome: ReleaseOutcome) -> str:
     return "; ".join([line, *outcome.done])
 
 
-def _relative(moment: Any, now: datetime) -> str | None:
+def _relative(moment: datetime | str | None, now: datetime) -> str | None:
     if not moment:
         return None
     when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
@@ -65,20 +67,29 @@ def _relative(moment: Any, now: datetime) -> str | None:
     return f"{format_duration(-delta)} ago"
 
 
-def status_table(rows: list[dict[str, Any]], now: datetime | None = None) -> str:
+def status_table(rows: list[StatusRow], now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     shown = []
     for row in rows:
-        expires = _relative(row.get("expires_at"), now)
+        state = row.state
+        expires = _relative(state.expires_at if state else None, now)
+        drift = row.drift()
         shown.append(
             {
-                **row,
-                "commit": (row.get("commit") or "")[:8],
-                "deployed": _relative(row.get("deployed_at"), now),
-                "expires": f"EXPIRED {expires}" if row.get("expired") else expires,
-                "tls": _tls_text(row.get("certificate"), now),
-                "drift": _drift_text(row.get("drift")),
-                "processes": compact(row.get("processes")),
+                "slot": row.slot_id,
+                "subdomain": row.subdomain,
+                "status": row.status,
+                "task": state.task if state else None,
+                "owner": state.owner if state else None,
+                "branch": state.branch if state else None,
+                "commit": (row.commit or "")[:8],
+                "deployed": _relative(state.deployed_at if state else None, now),
+                "expires": f"EXPIRED {expires}" if row.expired else expires,
+                "ui": row.ui,
+                "airflow": row.airflow,
+                "processes": compact(row.processes),
+                "tls": _tls_text(row.certificate, now),
+                "drift": drift.label() if drift else None,
             }
         )
     columns = [
@@ -90,17 +101,13 @@ def status_table(rows: list[dict[str, Any]], now: datetime | None = None) -> str
     return table(shown, columns)
 
 
-def _tls_text(check: dict[str, Any] | None, now: datetime) -> str | None:
+def _tls_text(check: CertificateCheck | None, now: datetime) -> str | None:
     """The certificate column: what is wrong with it, else when it expires."""
     if not check:
         return None
-    if check.get("problem"):
-        return str(check["problem"])
-    return f"ok, expires {_relative(check.get('expires'), now)}"
-
-
-def _drift_text(drift: dict[str, Any] | None) -> str | None:
-    return str(drift["label"]) if drift else None
+    if check.problem:
+        return check.problem
+    return f"ok, expires {_relative(check.expires, now)}"
 
 
 def _change_text(event: SlotEvent) -> str:

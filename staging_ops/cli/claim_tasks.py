@@ -102,9 +102,14 @@ def status(c, json=False, health=True):
     with registry_session() as registry:
         rows = claims.status_rows(registry, inventory, with_health=health)
         told = summary(registry)
-    for row in rows:
-        row["integrations"] = told.for_slot(row["slot"])
-    print(output.to_json(rows) if json else f"{claims_view.status_table(rows)}\n{told.line()}")
+    if json:
+        print(
+            output.to_json(
+                [row.as_json() | {"integrations": told.for_slot(row.slot_id)} for row in rows]
+            )
+        )
+    else:
+        print(f"{claims_view.status_table(rows)}\n{told.line()}")
 
 
 @task(

@@ -108,7 +108,7 @@ def verify(c, slot="", json=False):
         served = result.served or {}
         expires = result.certificate.expires
         tls = f"; certificate valid until {expires}" if expires else ""
-        live = result.live.get("release") or "no release"
+        live = (result.live.release if result.live else None) or "no release"
         up = ", ".join(result.processes or {})
         processes = f"; {up} up and healthy" if up else ""
         print(

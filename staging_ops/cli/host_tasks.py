@@ -116,17 +116,10 @@ def provision_all(c, check=False, diff=False, slots=None, json=False):
     else:
         registry = result.registry
         if registry:
-            outcome = (
-                "failed"
-                if registry.get("error")
-                else ("changed" if registry.get("changed") else "ok")
-            )
+            outcome = "failed" if registry.error else ("changed" if registry.changed else "ok")
             print(
                 output.step_line(
-                    "registry migrations",
-                    outcome,
-                    registry.get("seconds", 0),
-                    registry.get("error", ""),
+                    "registry migrations", outcome, registry.seconds, registry.error or ""
                 )
             )
         print("summary:" + (" (check: nothing was changed)" if check else ""))

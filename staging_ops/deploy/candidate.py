@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 # One request's limit: the sample app answers in milliseconds; a release that accepts the
 # connection but says nothing for this long is one that hangs, and fails at once.
 REQUEST_TIMEOUT = 5.0
+# How often an app.json check asks again, within one attempt, a port that does not answer yet.
+NOT_LISTENING_POLL = 0.1
 NOT_YET = "not yet"
 # (status, body) of one GET, on whatever path the check asks.
 Getter = Callable[[str, float], tuple[int, bytes]]
@@ -70,8 +72,10 @@ def judge_version(status: int, body: bytes, commit: str) -> str:
 
 def start(deployer: Deployer, release: str) -> None:
     """Stop any candidate (a killed deploy's included), point `candidate` at `release`, start
-    the candidate units of the release's port types; behind the lock's fence."""
+    the candidate units of the release's port types; behind the lock's fence. Their start
+    time is what app.json's initialDelay counts from."""
     _script(deployer, "start", release)
+    deployer.candidate_started = time.monotonic()
 
 
 def stop(deployer: Deployer) -> None:
@@ -143,7 +147,17 @@ def verify(deployer: Deployer, commit: str, timeout: float | None = None) -> Non
 
         for check in checks_of(deployer, ptype):
             try:
-                run_check(deployer, unit, get, check, commit, deadline, timeout, "on the candidate")
+                run_check(
+                    deployer,
+                    unit,
+                    get,
+                    check,
+                    commit,
+                    deadline,
+                    timeout,
+                    "on the candidate",
+                    deployer.candidate_started,
+                )
             except UnitFailed:
                 raise
             except StagingError as failure:
@@ -227,19 +241,28 @@ def _attempts(
     problem = "no answer"
     waiting = Waiting(deployer, f"{_service(deployer, unit)} {where}")
     for attempt in range(1, check.attempts + 1):
-        try:
-            status, body = get(path, check.timeout)
-            problem = answered = judge_answer(check, status, body)
-        except TimeoutError:
-            problem = f"no answer within {check.timeout:g}s"
-        except (OSError, paramiko.SSHException, http.client.HTTPException) as exc:
-            problem = f"no answer ({type(exc).__name__})"
+        # An attempt lasts `wait`: a port that does not answer yet is asked again within it
+        # (every NOT_LISTENING_POLL), so a process is seen the moment it listens, not up to
+        # `wait` later; an answer, or a request that timed out, ends the attempt.
+        window = time.monotonic() + check.wait
+        while True:
+            try:
+                status, body = get(path, check.timeout)
+                problem = answered = judge_answer(check, status, body)
+            except TimeoutError:
+                problem = f"no answer within {check.timeout:g}s"
+            except (OSError, paramiko.SSHException, http.client.HTTPException) as exc:
+                problem = f"no answer ({type(exc).__name__})"
+                if time.monotonic() + NOT_LISTENING_POLL < window:
+                    time.sleep(NOT_LISTENING_POLL)
+                    continue
+            break
         if problem == OK:
             return path
         check_units_alive(deployer, [unit])
         waiting.tick(f"{path}: {problem}, attempt {attempt} of {check.attempts}")
         if attempt < check.attempts:
-            time.sleep(check.wait)
+            time.sleep(max(0.0, window - time.monotonic()))
     label = f" {check.name!r}" if check.name else ""
     raise StagingError(
         f"{path} {where}: app.json check{label} failed {check.attempts} attempts: "

@@ -5,11 +5,11 @@ droplet in one command, without the slot's deploy lock (it changes nothing)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from staging_ops import remote
 from staging_ops.deploy import current_sh, releases_sh
 from staging_ops.inventory import Inventory, Slot
+from staging_ops.jsondoc import JSONObject
 from staging_ops.slot_layout import SlotPaths
 
 # Between the two scripts' output in the one command.
@@ -24,7 +24,7 @@ class ReleaseView:
     state: str  # verified | bad | unverified
     live: bool
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return asdict(self)
 
 

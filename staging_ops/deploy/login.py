@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from staging_ops import remote
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory, Slot
+from staging_ops.jsondoc import JSONObject
 from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import public_url
 from staging_ops.slot_layout import SlotPaths
@@ -24,7 +24,7 @@ class AirflowLogin:
     user: str
     password: str
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return asdict(self)
 
 

@@ -61,6 +61,9 @@ class Deployer:
         # the workers' settle time and app.json's initialDelay of the main instances count
         # from then.
         self.handed_over = 0.0
+        # When the candidate units started (time.monotonic()), for their initialDelay; None
+        # before a candidate start in this run.
+        self.candidate_started: float | None = None
         # What the run knows of itself, for its messages and the history (the log is output):
         # the step that failed last, and whether a step that changes something completed.
         self.last_failed: str | None = None

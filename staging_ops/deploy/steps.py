@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from staging_ops import crash_points, output
+from staging_ops.jsondoc import JSONObject
 
 if TYPE_CHECKING:
     from staging_ops.deploy.claim import ClaimCheck
@@ -30,7 +31,7 @@ class DeployResult:
     warnings: list[str] = field(default_factory=list)
     steps: list[output.StepRecord] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return {**self.__dict__, "steps": [s.as_json() for s in self.steps]}
 
 

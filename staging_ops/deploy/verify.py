@@ -10,15 +10,16 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import paramiko
 
-from staging_ops.drift import Drift, from_checks
+from staging_ops.drift import Drift, LiveRelease, live_json, of_slot
 from staging_ops.errors import StagingError
 from staging_ops.health import CertificateCheck, airflow_health, certificate_check, slot_get
 from staging_ops.inventory import Inventory, Slot
-from staging_ops.processes.status import process_lines
+from staging_ops.jsondoc import JSONObject
+from staging_ops.processes.status import Processes, process_lines, processes_json
 from staging_ops.remote.live import read_live, slot_processes
 from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import public_url
@@ -181,21 +182,24 @@ class SlotVerdict:
     slot: int
     identifier: str
     url: str
-    served: dict[str, Any] | None
+    # /api/version's JSON, as the app answered it (None: no 200 answer).
+    served: JSONObject | None
     registry_commit: str | None
     registry_branch: str | None
-    live: dict[str, Any]
+    # The release `current` points to (None: not read, `unread` says why).
+    live: LiveRelease | None
+    unread: str
     drift: Drift
     problems: list[str]
     certificate: CertificateCheck
-    processes: dict[str, Any] | None
+    processes: Processes | None
     process_problems: list[str]
 
     @property
     def ok(self) -> bool:
         return not self.problems and not self.process_problems
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         everything = [*self.problems, *self.process_problems]
         return {
             "slot": self.slot,
@@ -204,13 +208,13 @@ class SlotVerdict:
             "served": self.served,
             "registry_commit": self.registry_commit,
             "registry_branch": self.registry_branch,
-            "live": self.live,
+            "live": live_json(self.live, self.unread),
             "drift": self.drift.as_json(),
             "ok": self.ok,
             "problem": "; ".join(everything) or None,
             "problems": self.problems,
             "certificate": self.certificate.as_json(),
-            "processes": self.processes,
+            "processes": processes_json(self.processes),
             "process_problems": self.process_problems,
         }
 
@@ -224,7 +228,7 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: SlotRegistry) -> Slo
     ("process_problems")."""
     state = registry.get(slot.id)
     host = inventory.host_of(slot)
-    answer: dict[str, Any] | None
+    answer: JSONObject | None
     with ThreadPoolExecutor(max_workers=3) as pool:
         live_future = pool.submit(read_live, inventory, [slot])
         # The certificate nginx serves for the slot: not covering it, or expiring within 14
@@ -238,13 +242,13 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: SlotRegistry) -> Slo
         except (OSError, ValueError) as exc:  # requests' errors are OSErrors
             answer, problems = None, [f"no answer ({type(exc).__name__})"]
         read = live_future.result()
-        live = read.as_json(slot.id)
         certificate = certificate_future.result()
         airflow = airflow_future.result()
     processes = slot_processes(inventory.app, slot, read, ui_up=answer is not None, airflow=airflow)
     process_problems = process_lines(processes or {})
     served = answer.get("commit") if isinstance(answer, dict) else None
-    drift = from_checks(state.commit, state.status, {"live": live, "served": served})
+    live, unread = read.releases.get(slot.id), read.unread.get(slot.id, "not read")
+    drift = of_slot(state.commit, state.status, live, served, unread)
     if answer is not None and served is None:
         problems.append("/api/version answers without a commit")
     if drift.state != "ok":
@@ -262,6 +266,7 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: SlotRegistry) -> Slo
         registry_commit=state.commit,
         registry_branch=state.branch,
         live=live,
+        unread=unread,
         drift=drift,
         problems=problems,
         certificate=certificate,

@@ -5,7 +5,8 @@ process (the Staging API server) needs no inventory."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+
+from staging_ops.jsondoc import JSONObject
 
 STARTED = "started"
 SUCCEEDED = "succeeded"
@@ -39,11 +40,11 @@ class Event:
         if self.kind not in KINDS:
             raise ValueError(f"unknown integration event {self.kind!r}")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Event:
+    def from_json(cls, data: JSONObject) -> Event:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -9,21 +9,20 @@ Deployment's id per slot and commit so that an event delivered twice makes no se
 
 from __future__ import annotations
 
-from typing import Any
-
 import requests
 
 from staging_ops.integrations.config import Service
 from staging_ops.integrations.events import FAILED, RELEASED, STARTED, SUCCEEDED, Event
 from staging_ops.integrations.http import DeliveryError, post_json
 from staging_ops.integrations.store import DeploymentStore
+from staging_ops.jsondoc import JSONObject
 
 API_VERSION = "2022-11-28"
 DESCRIPTION_MAX = 140  # GitHub's limit on a status's description
 STATE = {STARTED: "in_progress", SUCCEEDED: "success", FAILED: "failure", RELEASED: "inactive"}
 
 
-def deployment_body(event: Event) -> dict[str, Any]:
+def deployment_body(event: Event) -> JSONObject:
     """POST /repos/{owner}/{repo}/deployments: the commit, to the slot's environment. No
     auto-merge and no required status contexts: staging deploys a branch as it is."""
     return {
@@ -39,9 +38,9 @@ def deployment_body(event: Event) -> dict[str, Any]:
     }
 
 
-def status_body(event: Event, state: str) -> dict[str, Any]:
+def status_body(event: Event, state: str) -> JSONObject:
     """POST .../deployments/{id}/statuses: `state`, the slot's URL and the dashboard's page."""
-    body: dict[str, Any] = {
+    body: JSONObject = {
         "state": state,
         "environment": event.environment,
         "environment_url": event.url,
@@ -81,7 +80,7 @@ class GitHub:
             "User-Agent": "staging-ops",
         }
 
-    def create_deployment(self, repository: str, body: dict[str, Any]) -> int:
+    def create_deployment(self, repository: str, body: JSONObject) -> int:
         url = f"{self.service.url}/repos/{repository}/deployments"
         status, data = post_json(self.session, url, body, self.headers, "GitHub deployment")
         if status != 201 or not isinstance(data, dict) or not isinstance(data.get("id"), int):
@@ -89,7 +88,7 @@ class GitHub:
             raise DeliveryError(f"GitHub deployment: HTTP {status}, no deployment", retryable=False)
         return data["id"]
 
-    def create_status(self, repository: str, ident: int, body: dict[str, Any]) -> None:
+    def create_status(self, repository: str, ident: int, body: JSONObject) -> None:
         url = f"{self.service.url}/repos/{repository}/deployments/{ident}/statuses"
         post_json(self.session, url, body, self.headers, f"GitHub deployment {ident} status")
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import requests
 
+from staging_ops.jsondoc import JSONObject
+
 # Connect and read timeouts: a deliverer must give up quickly (the CLI waits for it at exit).
 TIMEOUT = (2.0, 3.0)
 # Worth another try: the service throttled us, had a moment, or was not reached.
@@ -24,7 +26,7 @@ class DeliveryError(Exception):
 def post_json(
     session: requests.Session,
     url: str,
-    body: dict[str, Any],
+    body: JSONObject,
     headers: dict[str, str],
     what: str,
 ) -> tuple[int, Any]:

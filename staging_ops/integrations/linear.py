@@ -6,13 +6,12 @@ them against Linear's published schema."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import requests
 
 from staging_ops.integrations.config import Service
 from staging_ops.integrations.events import FAILED, RELEASED, SUCCEEDED, Event
 from staging_ops.integrations.http import DeliveryError, post_json
+from staging_ops.jsondoc import JSONObject
 
 ATTACH = (
     "mutation StagingSlotLink($issueId: String!, $url: String!, $title: String) {"
@@ -46,7 +45,7 @@ def comment_text(event: Event) -> str:
     return f"{event.environment} ({event.url}) was released{who}: it no longer runs this task."
 
 
-def requests_for(event: Event) -> list[tuple[str, dict[str, Any]]]:
+def requests_for(event: Event) -> list[tuple[str, JSONObject]]:
     """(document, variables) to send for `event`, in order; none without a task."""
     if not event.task:
         return []
@@ -68,7 +67,7 @@ class Linear:
         # A personal API key is sent as it is (an OAuth token would be "Bearer ...").
         self.headers = {"Authorization": service.token, "User-Agent": "staging-ops"}
 
-    def send(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+    def send(self, document: str, variables: JSONObject) -> JSONObject:
         _, data = post_json(
             self.session,
             self.service.url,

@@ -10,6 +10,7 @@ from typing import Any
 
 from staging_ops.errors import StagingError
 from staging_ops.integrations import config
+from staging_ops.jsondoc import JSONObject
 from staging_ops.registry import outbox as rows
 from staging_ops.registry.outbox import OutboxCounts
 
@@ -23,9 +24,9 @@ class Summary:
     counts: dict[tuple[str, int], OutboxCounts] | None = field(default_factory=dict)
     problem: str | None = None
 
-    def for_slot(self, slot_id: int) -> dict[str, Any]:
+    def for_slot(self, slot_id: int) -> JSONObject:
         """A status row's `integrations`: {"github": {"pending", "failed"} or "off", ...}."""
-        out: dict[str, Any] = {}
+        out: JSONObject = {}
         for target in config.TARGETS:
             counts = None if self.counts is None else self.counts.get((target, slot_id))
             if target not in self.on and not counts:

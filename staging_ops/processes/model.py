@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from staging_ops.errors import StagingError
+from staging_ops.jsondoc import JSONObject
 
 WEB, AIRFLOW, RELEASE = "web", "airflow", "release"
 # Process types with a port (the slot's UI and Airflow ports), a candidate each, routed by nginx.
@@ -44,8 +44,8 @@ class HealthCheck:
     uptime: float | None = None
     components: tuple[str, ...] = ()
 
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def as_json(self) -> JSONObject:
+        out: JSONObject = {
             "type": self.kind,
             "attempts": self.attempts,
             "timeout": self.timeout,
@@ -101,7 +101,7 @@ class ProcessSpec:
     def startup_checks(self, kind: str) -> tuple[HealthCheck, ...]:
         return tuple(c for c in self.checks.get(kind, ()) if c.kind == "startup")
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return {
             "source": self.source,
             "processes": dict(self.commands),

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from staging_ops.inventory import App
+from staging_ops.jsondoc import JSONObject
 from staging_ops.processes.model import (
     AIRFLOW,
     CHECK_KINDS,
@@ -181,7 +182,7 @@ def _check(raw: Any, where: str, has_port: bool) -> HealthCheck:
         if key in UNSUPPORTED_CHECK_KEYS:
             raise SpecError(f"{where}: {key!r} is not supported by staging-ops")
     _no_unknown(raw, frozenset(CHECK_KEYS), where)
-    values: dict[str, Any] = {}
+    values: JSONObject = {}
     for key, value in raw.items():
         values[CHECK_KEYS[key]] = _check_value(key, value, where)
     check = HealthCheck(**values)
@@ -227,7 +228,7 @@ def _check_value(key: str, value: Any, where: str) -> Any:
     return float(value)
 
 
-def _no_unknown(raw: dict[str, Any], known: frozenset[str], where: str) -> None:
+def _no_unknown(raw: JSONObject, known: frozenset[str], where: str) -> None:
     for key in raw:
         if key not in known:
             close = difflib.get_close_matches(str(key), sorted(known), n=1)
@@ -257,6 +258,6 @@ def spec_from_json(text: str | None, app: App) -> ProcessSpec:
         return default_spec(app)
 
 
-def _from_json_check(raw: dict[str, Any]) -> HealthCheck:
+def _from_json_check(raw: JSONObject) -> HealthCheck:
     values = {CHECK_KEYS[k]: _check_value(k, v, "spec") for k, v in raw.items()}
     return HealthCheck(**values)

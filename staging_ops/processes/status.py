@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
+from staging_ops.jsondoc import JSONObject
 from staging_ops.processes.judge import HEALTHY
 from staging_ops.processes.model import AIRFLOW, WEB, ProcessSpec
 
@@ -61,7 +61,7 @@ class HealthAnswer:
 
     path: str
     ok: bool
-    data: dict[str, Any] | None = None
+    data: JSONObject | None = None
 
     @classmethod
     def from_body(cls, path: str, status: int, body: bytes) -> HealthAnswer:
@@ -80,7 +80,7 @@ class HealthAnswer:
         status = part["status"]
         return True, status if isinstance(status, str) else None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         """The components and their statuses, as status --json carries them."""
         components = {}
         for name in self.data or {}:
@@ -152,6 +152,30 @@ def judge_health(
     return None
 
 
+@dataclass(frozen=True)
+class ProcessVerdict:
+    """One process judged: its state (up, down, ...), its unit and what is wrong, if anything."""
+
+    state: str
+    unit: str
+    problem: str | None = None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"state": self.state, "unit": self.unit, "problem": self.problem}
+
+
+# Each long-running type of a release, judged, in the order the deploy starts them.
+Processes = dict[str, ProcessVerdict]
+
+
+def processes_json(processes: Processes | None) -> dict[str, dict[str, str | None]] | None:
+    """{type: {"state", "unit", "problem"}}, as status --json, verify --json and the dashboard
+    carry it (None: not read)."""
+    if processes is None:
+        return None
+    return {ptype: judged.as_json() for ptype, judged in processes.items()}
+
+
 def judge_processes(
     spec: ProcessSpec,
     units: dict[str, str],
@@ -159,12 +183,12 @@ def judge_processes(
     *,
     ui_up: bool | None = None,
     airflow: HealthAnswer | None = None,
-) -> dict[str, dict[str, Any]]:
-    """{type: {"state", "unit", "problem"}} for every long-running type `spec` declares, web
-    and airflow first, then the workers (as the deploy starts them). `units` maps each type
-    to its unit, `states` each unit to what systemd said; `ui_up` and `airflow` are the
-    probes through nginx (None: not probed)."""
-    judged: dict[str, dict[str, Any]] = {}
+) -> Processes:
+    """Every long-running type `spec` declares, judged, web and airflow first, then the
+    workers (as the deploy starts them). `units` maps each type to its unit, `states` each
+    unit to what systemd said; `ui_up` and `airflow` are the probes through nginx (None: not
+    probed)."""
+    judged: Processes = {}
     for ptype in (*spec.port_types, *spec.workers):
         unit = units[ptype]
         state, problem = judge_unit(states.get(unit))
@@ -172,29 +196,29 @@ def judge_processes(
             problem = judge_health(ptype, spec, ui_up, airflow)
             if problem:
                 state = UNHEALTHY
-        judged[ptype] = {"state": state, "unit": unit, "problem": problem}
+        judged[ptype] = ProcessVerdict(state, unit, problem)
     return judged
 
 
-def process_lines(processes: dict[str, dict[str, Any]]) -> list[str]:
+def process_lines(processes: Processes) -> list[str]:
     """One line per process that is not up: `scheduler (job-search-airflow-scheduler@staging-4
     .service) is down (systemd: failed)`."""
     lines = []
     for ptype, judged in processes.items():
-        if judged["state"] == UP:
+        if judged.state == UP:
             continue
-        detail = f" ({judged['problem']})" if judged.get("problem") else ""
-        lines.append(f"{ptype} ({judged['unit']}) is {judged['state']}{detail}")
+        detail = f" ({judged.problem})" if judged.problem else ""
+        lines.append(f"{ptype} ({judged.unit}) is {judged.state}{detail}")
     return lines
 
 
-def compact(processes: dict[str, dict[str, Any]] | None) -> str | None:
+def compact(processes: Processes | None) -> str | None:
     """status's processes column: `web✓ airflow✓ scheduler✗`; a state other than up or
     down is spelt out (`scheduler:unhealthy`)."""
     if not processes:
         return None
     marks = {UP: "✓", DOWN: "✗"}
     return " ".join(
-        f"{t}{marks[j['state']]}" if j["state"] in marks else f"{t}:{j['state']}"
+        f"{t}{marks[j.state]}" if j.state in marks else f"{t}:{j.state}"
         for t, j in processes.items()
     )

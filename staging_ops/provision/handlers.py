@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from staging_ops.jsondoc import JSONObject
 from staging_ops.remote.facts import PathState
 from staging_ops.remote.files import Link, Write
 
@@ -49,8 +50,8 @@ class Handlers:
     def systemd_work(self) -> bool:
         return self.daemon_reload or bool(self.restart)
 
-    def as_json(self) -> dict[str, Any]:
-        value: dict[str, Any] = {
+    def as_json(self) -> JSONObject:
+        value: JSONObject = {
             "nginx": self.nginx,
             "daemon_reload": self.daemon_reload,
             "restart": list(self.restart),

@@ -4,10 +4,46 @@ report `invoke provision-all` prints and `--json` emits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from staging_ops.jsondoc import JSONObject
 from staging_ops.output import StepRecord
 from staging_ops.provision.plan import Change
+
+
+@dataclass(frozen=True)
+class SlotReload:
+    """A deployed slot a run reloaded (or tried to): its identifier and why; once it ended,
+    how (hand-over or in place) and whether it worked, with how long the slot was down or
+    what failed (`ok` None: it never ended, the run was cut off)."""
+
+    slot: str
+    reason: str
+    how: str | None = None
+    ok: bool | None = None
+    down_seconds: float | None = None
+    error: str | None = None
+
+    def as_json(self) -> JSONObject:
+        value: JSONObject = {"slot": self.slot, "reason": self.reason}
+        if self.ok is True:
+            value.update(how=self.how, ok=True, down_seconds=self.down_seconds)
+        elif self.ok is False:
+            value.update(how=self.how, ok=False, error=self.error)
+        return value
+
+
+@dataclass(frozen=True)
+class RegistryMigrations:
+    """The registry's migrations in a run: how many changed (with --check, would change),
+    how long it took, and why they failed."""
+
+    changed: int
+    seconds: float
+    error: str | None = None
+
+    def as_json(self) -> JSONObject:
+        error = {"error": self.error} if self.error is not None else {}
+        return {"changed": self.changed, **error, "seconds": self.seconds}
 
 
 @dataclass
@@ -24,14 +60,14 @@ class HostReport:
     waiting: list[str] = field(default_factory=list)
     # The failure's exit code (errors.py): 2 when the host was refused as bad input, untouched.
     exit_code: int = 0
-    # Each deployed slot reloaded (or not): slot, reason, how, ok, down_seconds or error.
-    reloads: list[dict[str, Any]] = field(default_factory=list)
+    # Each deployed slot reloaded (or not).
+    reloads: list[SlotReload] = field(default_factory=list)
 
     @property
     def changed(self) -> int:
         return len(self.changes)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return {
             "host": self.host,
             "changed": self.changed,
@@ -50,7 +86,7 @@ class HostReport:
                 }
                 for c in self.changes
             ],
-            "reloads": self.reloads,
+            "reloads": [r.as_json() for r in self.reloads],
             "steps": [s.as_json() for s in self.steps],
         }
 
@@ -58,16 +94,21 @@ class HostReport:
 @dataclass
 class ProvisionReport:
     hosts: list[HostReport]
-    registry: dict[str, Any] = field(default_factory=dict)
+    # None: no registry to migrate (no STAGING_REGISTRY_DSN).
+    registry: RegistryMigrations | None = None
     check: bool = False
 
     @property
     def changed(self) -> int:
-        return sum(h.changed for h in self.hosts) + int(self.registry.get("changed", 0))
+        return sum(h.changed for h in self.hosts) + (self.registry.changed if self.registry else 0)
+
+    @property
+    def registry_error(self) -> str | None:
+        return self.registry.error if self.registry else None
 
     @property
     def failed(self) -> bool:
-        return any(h.error for h in self.hosts) or bool(self.registry.get("error"))
+        return any(h.error for h in self.hosts) or bool(self.registry_error)
 
     @property
     def exit_code(self) -> int:
@@ -75,13 +116,13 @@ class ProvisionReport:
         if not self.failed:
             return 0
         codes = {h.exit_code for h in self.hosts if h.error}
-        return 2 if codes == {2} and not self.registry.get("error") else 1
+        return 2 if codes == {2} and not self.registry_error else 1
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return {
             "check": self.check,
             "changed": self.changed,
             "failed": self.failed,
             "hosts": [h.as_dict() for h in self.hosts],
-            "registry": self.registry,
+            "registry": self.registry.as_json() if self.registry else {},
         }

@@ -16,8 +16,8 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
+from dataclasses import dataclass, replace
+from typing import NoReturn, Protocol
 
 import paramiko
 import psycopg2
@@ -43,7 +43,12 @@ from staging_ops.provision.plan import (
     services_args,
 )
 from staging_ops.provision.reloads import Reload
-from staging_ops.provision.report import HostReport, ProvisionReport
+from staging_ops.provision.report import (
+    HostReport,
+    ProvisionReport,
+    RegistryMigrations,
+    SlotReload,
+)
 from staging_ops.remote.facts import HostFacts
 from staging_ops.remote.files import Write
 
@@ -351,17 +356,17 @@ class HostRun:
             raise StagingError(f"{item.slot.identifier}: no way to reload it was given")
         where = f"{self.host.name}: {item.slot.identifier}"
         sub = _ReloadLog(quiet=True, on_progress=lambda line: self.progress(f"{where}: {line}"))
-        entry: dict[str, Any] = {"slot": item.slot.identifier, "reason": item.why}
-        self.report.reloads.append(entry)
+        reloaded = SlotReload(item.slot.identifier, item.why)
         try:
             with self.step(f"{item.how} {item.slot.identifier}") as rec:
                 done = self.reload(self.inventory, item.slot, item.in_place, sub)
                 rec.outcome, rec.detail = "changed", done.detail
-                entry.update(how=done.how, ok=True, down_seconds=done.down_seconds)
+                reloaded = replace(reloaded, how=done.how, ok=True, down_seconds=done.down_seconds)
         except StagingError as exc:
-            entry.update(how=item.how, ok=False, error=str(exc))
+            reloaded = replace(reloaded, how=item.how, ok=False, error=str(exc))
             raise
         finally:
+            self.report.reloads.append(reloaded)
             for line in sub.lines:
                 self.log.emit(f"    {line.strip()}")
 
@@ -496,7 +501,7 @@ def provision_all(
     return result
 
 
-def _migrate_registry(dsn: str, inventory: Inventory, check: bool) -> dict[str, Any]:
+def _migrate_registry(dsn: str, inventory: Inventory, check: bool) -> RegistryMigrations:
     from staging_ops import registry
 
     start = time.monotonic()
@@ -504,8 +509,8 @@ def _migrate_registry(dsn: str, inventory: Inventory, check: bool) -> dict[str, 
         if check:
             # The migration runs in one transaction, rolled back: it reports, changes nothing.
             pending = registry.migrate_report(dsn, inventory, dry_run=True).changes
-            return {"changed": pending, "seconds": round(time.monotonic() - start, 3)}
+            return RegistryMigrations(pending, round(time.monotonic() - start, 3))
         changed = registry.migrate(dsn, inventory)
     except StagingError as exc:
-        return {"changed": 0, "error": str(exc), "seconds": time.monotonic() - start}
-    return {"changed": changed, "seconds": round(time.monotonic() - start, 3)}
+        return RegistryMigrations(0, time.monotonic() - start, str(exc))
+    return RegistryMigrations(changed, round(time.monotonic() - start, 3))

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import requests
 
 from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.jsondoc import JSONObject
 from staging_ops.slots.model import (
     ClaimResult,
     DeployRecord,
@@ -68,7 +69,7 @@ class ApiRegistry(SlotRegistry):
     def close(self) -> None:
         self.session.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, method: str, path: str, **kwargs: Any) -> JSONObject:
         try:
             response = self.session.request(
                 method, self.base + path, timeout=self.timeout, **kwargs
@@ -132,7 +133,7 @@ class ApiRegistry(SlotRegistry):
         return ReleaseResult.from_dict(data)
 
     def apply_deploy(self, deploy: DeployRecord) -> SlotState:
-        body: dict[str, Any] = {"action": "deploy", **asdict(deploy)}
+        body: JSONObject = {"action": "deploy", **asdict(deploy)}
         if not deploy.serving:
             del body["serving"]  # only when set: an ordinary deploy sends the body it always did
         return SlotState.from_dict(self._call("PUT", "/slots", json=body)["slot"])

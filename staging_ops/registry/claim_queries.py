@@ -7,19 +7,46 @@ write. When an UPDATE is refused, these read the slot again and slots/rules.py s
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg2.errors
 
 from staging_ops.errors import Conflict, StagingError
 from staging_ops.registry.schema import compose, slot_columns, slot_state
-from staging_ops.slots.model import ClaimResult, ReleaseResult, SlotState
+from staging_ops.slots.model import ClaimResult, DeployRecord, ReleaseResult, SlotState
 from staging_ops.slots.rules import (
     held_by_another_task,
     holds_another_slot,
     no_free_qa_slot,
     not_registered,
 )
+
+
+@dataclass(frozen=True)
+class ClaimParams:
+    """A claim's checked values, the statements' named parameters: the slot (None: the
+    lowest free QA slot), the task, its owner and note, and the time to live in seconds."""
+
+    slot: int | None
+    task: str
+    owner: str
+    note: str | None
+    ttl: int
+
+
+@dataclass(frozen=True)
+class ReleaseParams:
+    """A release's checked terms, the statement's named parameters: who releases, the task
+    it must be (None: any), whether the owner may be another, whether only an expired claim,
+    and the commit the slot must still have (None: any)."""
+
+    slot: int
+    by: str
+    task: str | None
+    force: bool
+    expired_only: bool
+    commit: str | None
 
 
 class Retry(Exception):
@@ -35,8 +62,8 @@ def fetch_slot(cur: Any, slot_id: int) -> SlotState:
     return slot_state(row)
 
 
-def claim_slot(cur: Any, params: dict[str, Any], last: bool) -> ClaimResult:
-    """Claim `params["slot"]`; Retry when a concurrent change hides the reason for a refusal
+def claim_slot(cur: Any, claim: ClaimParams, last: bool) -> ClaimResult:
+    """Claim `claim.slot`; Retry when a concurrent change hides the reason for a refusal
     (unless this is the `last` attempt)."""
     # The holding task renews (owner and claimed_at kept); a free slot is taken — unless
     # the task already holds another slot. `claimed_at <> now()` tells a renewal from a
@@ -55,7 +82,7 @@ def claim_slot(cur: Any, params: dict[str, Any], last: bool) -> ClaimResult:
                 "   AND other.status = 'claimed' AND other.slot_id <> %(slot)s)"
                 " RETURNING {cols}, claimed_at <> now() AS renewed"
             ),
-            params,
+            asdict(claim),
         )
     except psycopg2.errors.UniqueViolation:
         # Same task, another slot, claimed concurrently: the index said no. Diagnose anew.
@@ -65,16 +92,16 @@ def claim_slot(cur: Any, params: dict[str, Any], last: bool) -> ClaimResult:
         return ClaimResult(slot_state(row), bool(row["renewed"]))
     # Refused: say which rule refused (the slot is read only if the task holds no other).
     refusal = holds_another_slot(
-        params["task"], params["slot"], _held_by_task(cur, params["task"])
-    ) or held_by_another_task(fetch_slot(cur, params["slot"]), params["task"])
+        claim.task, claim.slot, _held_by_task(cur, claim.task)
+    ) or held_by_another_task(fetch_slot(cur, claim.slot), claim.task)
     if refusal is not None:
         raise refusal
     if last:
-        raise StagingError(f"could not claim slot {params['slot']}: it kept changing")
+        raise StagingError(f"could not claim slot {claim.slot}: it kept changing")
     raise Retry()
 
 
-def claim_auto(cur: Any, params: dict[str, Any]) -> ClaimResult:
+def claim_auto(cur: Any, claim: ClaimParams) -> ClaimResult:
     """The task's own slot renewed, or else the lowest free QA slot."""
     # A task that already holds a slot gets that slot back, renewed: auto is idempotent.
     cur.execute(
@@ -84,7 +111,7 @@ def claim_auto(cur: Any, params: dict[str, Any]) -> ClaimResult:
             " note = coalesce(%(note)s, note)"
             " WHERE task = %(task)s AND status = 'claimed' RETURNING {cols}"
         ),
-        params,
+        asdict(claim),
     )
     row = cur.fetchone()
     if row is not None:
@@ -102,7 +129,7 @@ def claim_auto(cur: Any, params: dict[str, Any]) -> ClaimResult:
                 " WHERE s.slot_id = pick.slot_id RETURNING {scols}",
                 scols=slot_columns("s"),
             ),
-            params,
+            asdict(claim),
         )
     except psycopg2.errors.UniqueViolation:
         raise Retry() from None  # the same task won elsewhere a moment ago: renew it
@@ -121,7 +148,7 @@ def _held_by_task(cur: Any, task: str) -> SlotState | None:
     return slot_state(row) if row else None
 
 
-def release_claim(cur: Any, params: dict[str, Any]) -> ReleaseResult | None:
+def release_claim(cur: Any, terms: ReleaseParams) -> ReleaseResult | None:
     """The slot before and after its release, or None when the terms refused it."""
     # The check and the write are this one statement; the CTE locks the row first so
     # `before` is the version we actually released.
@@ -137,7 +164,7 @@ def release_claim(cur: Any, params: dict[str, Any]) -> ReleaseResult | None:
             " AND (%(commit)s::text IS NULL OR s.commit = %(commit)s)"
             " RETURNING to_jsonb(old) AS before, to_jsonb(s) AS after"
         ),
-        params,
+        asdict(terms),
     )
     row = cur.fetchone()
     if row is None:
@@ -145,7 +172,7 @@ def release_claim(cur: Any, params: dict[str, Any]) -> ReleaseResult | None:
     return ReleaseResult(SlotState.from_dict(row["before"]), SlotState.from_dict(row["after"]))
 
 
-def record_deploy(cur: Any, params: dict[str, Any]) -> SlotState:
+def record_deploy(cur: Any, deploy: DeployRecord) -> SlotState:
     """The slot with the deploy noted; Conflict when it is free or another task's (unless
     `serving`: then only what serves is noted, whatever the claim)."""
     cur.execute(
@@ -158,12 +185,12 @@ def record_deploy(cur: Any, params: dict[str, Any]) -> SlotState:
             " WHERE slot_id = %(slot_id)s AND (%(serving)s OR (status = 'claimed'"
             " AND (%(task)s::text IS NULL OR task = %(task)s))) RETURNING {cols}"
         ),
-        params,
+        asdict(deploy),
     )
     row = cur.fetchone()
     if row is not None:
         return slot_state(row)
-    state = fetch_slot(cur, params["slot_id"])
+    state = fetch_slot(cur, deploy.slot_id)
     slot = f"slot {state.slot_id} ({state.identifier})"
     if not state.claimed:
         raise Conflict(f"{slot} is free: claim it before recording a deploy")

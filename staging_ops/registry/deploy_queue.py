@@ -19,6 +19,7 @@ from typing import Any
 from psycopg2 import sql
 
 from staging_ops.errors import BadInput
+from staging_ops.jsondoc import JSONObject
 from staging_ops.registry.pool import Connections
 from staging_ops.slots.deploy_requests import (
     FAILED,
@@ -29,6 +30,7 @@ from staging_ops.slots.deploy_requests import (
     RUNNING,
     SUPERSEDED,
     DeployRequest,
+    Progress,
     plan_claim,
     superseded,
 )
@@ -148,7 +150,7 @@ class DeployQueue:
             return _request(cur.fetchone())
 
     def heartbeat(
-        self, request_id: int, worker: str, progress: dict[str, Any], lease: timedelta = LEASE
+        self, request_id: int, worker: str, progress: Progress, lease: timedelta = LEASE
     ) -> bool:
         """Renew `worker`'s lease and write its progress (step, steps, lines); False when the
         request is no longer its own (its lease expired and another worker took it)."""
@@ -168,9 +170,9 @@ class DeployQueue:
         request_id: int,
         worker: str,
         state: str,
-        progress: dict[str, Any],
+        progress: Progress,
         *,
-        result: dict[str, Any] | None = None,
+        result: JSONObject | None = None,
         error: str | None = None,
     ) -> bool:
         """The request ends `state` (done or failed), if it is still `worker`'s."""
@@ -236,11 +238,11 @@ class DeployQueue:
             )
 
 
-def _progress(progress: dict[str, Any]) -> tuple[str | None, str, str]:
+def _progress(progress: Progress) -> tuple[str | None, str, str]:
     return (
-        progress.get("step"),
-        json.dumps(progress.get("steps", []), default=str),
-        json.dumps(progress.get("lines", []), default=str),
+        progress.step,
+        json.dumps(progress.steps, default=str),
+        json.dumps(progress.lines, default=str),
     )
 
 

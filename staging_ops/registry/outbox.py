@@ -19,6 +19,7 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
+from staging_ops.jsondoc import JSONObject
 from staging_ops.registry.dsn import connect, database_failure
 
 OUTBOX = sql.Identifier("marts", "staging_outbox")
@@ -34,7 +35,7 @@ class OutboxRow:
     target: str
     slot_id: int
     kind: str
-    event: dict[str, Any]
+    event: JSONObject
     attempts: int
 
 
@@ -63,7 +64,7 @@ def _q(template: str) -> sql.Composed:
     return sql.SQL(template).format(outbox=OUTBOX, deployments=DEPLOYMENTS)
 
 
-def add(dsn: str, rows: list[tuple[str, int, str, dict[str, Any]]]) -> list[int]:
+def add(dsn: str, rows: list[tuple[str, int, str, JSONObject]]) -> list[int]:
     """Insert (target, slot_id, kind, event) rows in one transaction; their ids."""
     ids = []
     with _cursor(dsn) as cur:

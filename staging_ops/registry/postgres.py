@@ -16,13 +16,13 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import replace
 from datetime import timedelta
 
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.registry import claim_queries
 from staging_ops.registry.changes import MAX_AGE_SECONDS, ReadCache
-from staging_ops.registry.claim_queries import Retry, fetch_slot
+from staging_ops.registry.claim_queries import ClaimParams, ReleaseParams, Retry, fetch_slot
 from staging_ops.registry.history import insert_failed_deploy, select_history
 from staging_ops.registry.pool import Connections
 from staging_ops.registry.schema import compose, slot_state
@@ -119,13 +119,7 @@ class PostgresRegistry(SlotRegistry):
         self, slot_id: int | None, task: str, owner: str, ttl: timedelta, note: str | None = None
     ) -> ClaimResult:
         task = parse_task(task)
-        params = {
-            "slot": slot_id,
-            "task": task,
-            "owner": owner,
-            "note": note,
-            "ttl": int(ttl.total_seconds()),
-        }
+        params = ClaimParams(slot_id, task, owner, note, int(ttl.total_seconds()))
         for attempt in range(ATTEMPTS):
             try:
                 with self._db.transaction(self.via, actor=owner, action="claim") as cur:
@@ -140,14 +134,7 @@ class PostgresRegistry(SlotRegistry):
     def apply_release(self, slot_id: int, by: str, terms: ReleaseTerms) -> ReleaseResult:
         task = parse_task(terms.task) if terms.task else None
         commit = parse_commit(terms.expect_commit) if terms.expect_commit else None
-        params = {
-            "slot": slot_id,
-            "by": by,
-            "task": task,
-            "force": terms.force,
-            "expired_only": terms.expired_only,
-            "commit": commit,
-        }
+        params = ReleaseParams(slot_id, by, task, terms.force, terms.expired_only, commit)
         detail = terms.reason or ""
         with self._db.transaction(self.via, actor=by, action=terms.action, detail=detail) as cur:
             released = claim_queries.release_claim(cur, params)
@@ -172,12 +159,12 @@ class PostgresRegistry(SlotRegistry):
     def apply_deploy(self, deploy: DeployRecord) -> SlotState:
         task = parse_task(deploy.task) if deploy.task else None
         branch, commit = parse_branch(deploy.branch), parse_commit(deploy.commit)
-        params = {**asdict(deploy), "branch": branch, "commit": commit, "task": task}
+        checked = replace(deploy, branch=branch, commit=commit, task=task)
         detail = f"{branch}@{commit[:12]}"
         if deploy.serving:
             detail += " (serving, claim untouched)"
         with self._db.transaction(self.via, actor=deploy.by, action="deploy", detail=detail) as cur:
-            return claim_queries.record_deploy(cur, params)
+            return claim_queries.record_deploy(cur, checked)
 
     def record_failed_deploy(
         self, slot_id: int, branch: str, commit: str, by: str, step: str, serving: str

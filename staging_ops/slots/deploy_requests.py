@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+
+from staging_ops.jsondoc import JSONObject
 
 KINDS = ("deploy", "rollback")
 VIAS = ("api", "push")
@@ -51,9 +52,11 @@ class DeployRequest:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     step: str | None = None
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    # Each step done, as StepRecord.as_json() wrote it into the row's JSON column.
+    steps: list[JSONObject] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
-    result: dict[str, Any] | None = None
+    # What the deploy or rollback returned (its as_dict()), as stored: the API shows it.
+    result: JSONObject | None = None
     error: str | None = None
     superseded_by: int | None = None
 
@@ -61,12 +64,23 @@ class DeployRequest:
     def finished(self) -> bool:
         return self.state not in OPEN
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         values = asdict(self)
         for key, value in values.items():
             if isinstance(value, datetime):
                 values[key] = value.isoformat()
         return values
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a running request's row shows, as its worker writes it on each heartbeat and at
+    the end: the step running now (None: none named yet), the steps done (each
+    StepRecord.as_json()) and the last lines of its log."""
+
+    step: str | None = None
+    steps: list[JSONObject] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

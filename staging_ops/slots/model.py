@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from staging_ops.errors import BadInput, Conflict
+from staging_ops.jsondoc import JSONObject
 from staging_ops.parsing import duration, shown
 
 TASK_KEY = re.compile(r"^[A-Z][A-Z0-9]*-[0-9]+$")
@@ -179,7 +180,7 @@ class SlotState:
             f"expires {utc_text(self.expires_at)}"
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         # Field by field rather than dataclasses.asdict, which deep-copies every value: this
         # runs for every slot of every GET /api/staging/slots.
         data = {name: getattr(self, name) for name in _SLOT_FIELDS}
@@ -188,7 +189,7 @@ class SlotState:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SlotState:
+    def from_dict(cls, data: JSONObject) -> SlotState:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         for key in cls._TIMES:
@@ -210,8 +211,8 @@ class SlotEvent:
     via: str
     at: datetime
     detail: str | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    before: JSONObject | None
+    after: JSONObject | None
 
     def changes(self) -> dict[str, tuple[Any, Any]]:
         """The fields this event changed (updated_at excluded: it always changes)."""
@@ -219,13 +220,13 @@ class SlotEvent:
         keys = [k for k in (after or before) if k != "updated_at"]
         return {k: (before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         data = asdict(self)
         data["at"] = self.at.isoformat()
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SlotEvent:
+    def from_dict(cls, data: JSONObject) -> SlotEvent:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["at"] = _parse_time(values["at"])
@@ -239,11 +240,11 @@ class ClaimResult:
     slot: SlotState
     renewed: bool
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {"slot": self.slot.to_dict(), "renewed": self.renewed}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClaimResult:
+    def from_dict(cls, data: JSONObject) -> ClaimResult:
         return cls(SlotState.from_dict(data["slot"]), bool(data["renewed"]))
 
 
@@ -258,7 +259,7 @@ class ReleaseResult:
     def released(self) -> bool:
         return self.before.claimed and not self.after.claimed
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {
             "before": self.before.to_dict(),
             "after": self.after.to_dict(),
@@ -266,7 +267,7 @@ class ReleaseResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ReleaseResult:
+    def from_dict(cls, data: JSONObject) -> ReleaseResult:
         return cls(SlotState.from_dict(data["before"]), SlotState.from_dict(data["after"]))
 
 

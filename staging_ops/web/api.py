@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from staging_ops import integrations, parsing
 from staging_ops.errors import BadInput, Conflict, StagingError
+from staging_ops.jsondoc import JSONObject
 from staging_ops.registry.deploy_queue import DeployQueue
 from staging_ops.slots.model import (
     SlotRegistry,
@@ -40,8 +41,8 @@ FAILED_DEPLOY_FIELDS = {"branch", "commit", "by", "step", "serving"}
 RELEASE_FIELDS = {"by", "task", "force", "expired_only", "action", "reason", "expect_commit"}
 RELEASE_ACTIONS = ("release", "reap")
 MAX_HISTORY = parsing.MAX_HISTORY
-QUEUE_DEPLOY_FIELDS = {"branch", "task"}
-QUEUE_ROLLBACK_FIELDS = {"release", "task"}
+# What a queued deploy or rollback names besides its task (its only other field).
+QUEUED_TARGET = {"deploy": "branch", "rollback": "release"}
 RECENT_DEPLOYS = 10
 QUERY_PARAMETERS = {"history": {"slot_id", "limit"}}
 MAX_BODY = parsing.MAX_JSON_BODY
@@ -82,7 +83,7 @@ def _raw_body() -> bytes:
     return body
 
 
-def _body(allowed: set[str], optional: bool = False) -> dict[str, Any]:
+def _body(allowed: set[str], optional: bool = False) -> JSONObject:
     """The JSON object body, its fields among `allowed` (none sent: {} where `optional`).
     Judged before anything is written: 413, 415 (media.py), then 400."""
     body = _raw_body()
@@ -127,26 +128,18 @@ def _query_slot(text: str) -> int:
     return parsing.integer(text, "slot_id", low=1, high=parsing.MAX_SLOT_ID)
 
 
-def _flag(data: dict[str, Any], key: str) -> bool:
+def _flag(data: JSONObject, key: str) -> bool:
     value = data.get(key, False)
     if not isinstance(value, bool):
         raise BadInput(f"{key} must be true or false")
     return value
 
 
-def _string(data: dict[str, Any], key: str) -> str | None:
+def _string(data: JSONObject, key: str) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
         raise BadInput(f"{key} must be a string")
     return value
-
-
-def _queued(request_id: int, body: dict[str, Any]) -> tuple[Response, int]:
-    """202: queued, and where to poll its progress."""
-    url = f"{PREFIX}/deploys/{request_id}"
-    response = jsonify({"request": body, "url": url})
-    response.headers["Location"] = url
-    return response, 202
 
 
 def api_blueprint(
@@ -230,7 +223,7 @@ def api_blueprint(
             body["auto_deploy"] = claim_settings.auto_deploy(state.slot_id, state.claimed_at)
         return jsonify(body)
 
-    def _deploy(data: dict[str, Any]) -> Response:
+    def _deploy(data: JSONObject) -> Response:
         extra = sorted(set(data) - DEPLOY_FIELDS)
         if extra:
             raise BadInput(f"field(s) not allowed in a deploy: {', '.join(extra)}")
@@ -289,33 +282,36 @@ def api_blueprint(
             abort(404, "server deploys are off on this server (inventory: [deploys] server)")
         return deploys
 
-    @bp.post("/slots/<slot_id>/deploy")
-    def queue_deploy(slot_id: str) -> tuple[Response, int]:
-        """Queue a deploy of the held slot (branch: the slot's by default)."""
+    def _queue(action: str, slot_id: str) -> tuple[Response, int]:
+        """Queue a deploy or a rollback of the held slot: 202, and where to poll its progress.
+        Judged in the order the answers are: the slot (404), the body (413, 415, 400), server
+        deploys on (404), then the request itself."""
         slot = _path_slot(slot_id)
-        data = _body(QUEUE_DEPLOY_FIELDS, optional=True)
-        queued = _server_deploys().request_deploy(
+        target = QUEUED_TARGET[action]
+        data = _body({target, "task"}, optional=True)
+        service = _server_deploys()
+        enqueue = service.request_deploy if action == "deploy" else service.request_rollback
+        queued = enqueue(
             g.staging_registry,
             slot,
             g.staging_subject,
-            branch=_string(data, "branch"),
+            **{target: _string(data, target)},
             task=_string(data, "task"),
         )
-        return _queued(queued.id, queued.to_dict())
+        url = f"{PREFIX}/deploys/{queued.id}"
+        response = jsonify({"request": queued.to_dict(), "url": url})
+        response.headers["Location"] = url
+        return response, 202
+
+    @bp.post("/slots/<slot_id>/deploy")
+    def queue_deploy(slot_id: str) -> tuple[Response, int]:
+        """Queue a deploy of the held slot (branch: the slot's by default)."""
+        return _queue("deploy", slot_id)
 
     @bp.post("/slots/<slot_id>/rollback")
     def queue_rollback(slot_id: str) -> tuple[Response, int]:
         """Queue a rollback of the held slot (release: the previous verified by default)."""
-        slot = _path_slot(slot_id)
-        data = _body(QUEUE_ROLLBACK_FIELDS, optional=True)
-        queued = _server_deploys().request_rollback(
-            g.staging_registry,
-            slot,
-            g.staging_subject,
-            release=_string(data, "release"),
-            task=_string(data, "task"),
-        )
-        return _queued(queued.id, queued.to_dict())
+        return _queue("rollback", slot_id)
 
     @bp.get("/deploys/<request_id>")
     def get_deploy(request_id: str) -> Response:

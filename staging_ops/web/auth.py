@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 
 from staging_ops.errors import BadInput
+from staging_ops.jsondoc import JSONObject
 
 ENV_SECRET = "STAGING_API_JWT_SECRET"  # noqa: S105 - the variable's name, not a secret
 ALGORITHM = "HS256"
@@ -23,7 +24,7 @@ MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the ha
 # Tokens already verified, by (token, secret): a dashboard or script sends the same token with
 # every request, and its signature cannot change. Only `exp` is checked again each time.
 MAX_VERIFIED = 1024
-_verified: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}  # -> (claims, exp)
+_verified: dict[tuple[str, str], tuple[JSONObject, int]] = {}  # -> (claims, exp)
 
 
 class AuthError(Exception):
@@ -45,7 +46,7 @@ def secret_from_env(env: dict[str, str] | None = None) -> str:
     return secret
 
 
-def is_admin(claims: dict[str, Any]) -> bool:
+def is_admin(claims: JSONObject) -> bool:
     roles = claims.get("roles")
     return (
         claims.get("admin") is True
@@ -54,7 +55,7 @@ def is_admin(claims: dict[str, Any]) -> bool:
     )
 
 
-def verify(authorization: str | None, secret: str) -> dict[str, Any]:
+def verify(authorization: str | None, secret: str) -> JSONObject:
     """The claims of an admin bearer token, or AuthError. The claims are shared: read only."""
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
@@ -76,7 +77,7 @@ def verify(authorization: str | None, secret: str) -> dict[str, Any]:
     return claims
 
 
-def _decode(token: str, secret: str) -> dict[str, Any]:
+def _decode(token: str, secret: str) -> JSONObject:
     try:
         claims = jwt.decode(
             token,
@@ -96,7 +97,7 @@ def _decode(token: str, secret: str) -> dict[str, Any]:
     return claims
 
 
-def subject(claims: dict[str, Any]) -> str:
+def subject(claims: JSONObject) -> str:
     return str(claims.get("sub") or claims.get("email") or "admin")
 
 

@@ -41,6 +41,7 @@ from typing import Any
 from staging_ops import output
 from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Inventory
+from staging_ops.jsondoc import JSONObject
 from staging_ops.registry.deploy_queue import DeployQueue
 from staging_ops.slots.deploy_requests import (
     DONE,
@@ -48,6 +49,7 @@ from staging_ops.slots.deploy_requests import (
     HEARTBEAT,
     LEASE,
     DeployRequest,
+    Progress,
     already_serving,
     progress_text,
 )
@@ -88,15 +90,15 @@ class ProgressLog(output.StepLog):
             self.lines.append(line)
             del self.lines[:-MAX_LINES]
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Progress:
         """What the request row shows now: step, steps done, lines."""
         with self.lock:
             step = progress_text(self.number, self.running) if self.running else None
-            return {
-                "step": step or (self.steps[-1].step if self.steps else "starting"),
-                "steps": [s.as_json() for s in self.steps],
-                "lines": list(self.lines),
-            }
+            return Progress(
+                step or (self.steps[-1].step if self.steps else "starting"),
+                [s.as_json() for s in self.steps],
+                list(self.lines),
+            )
 
 
 class Heartbeat:
@@ -175,7 +177,7 @@ class Worker:
 
     def _outcome(
         self, request: DeployRequest, progress: ProgressLog
-    ) -> tuple[str, dict[str, Any] | None, str | None]:
+    ) -> tuple[str, JSONObject | None, str | None]:
         from staging_ops.deploy import recipes
         from staging_ops.deploy.session import Interrupted
 

@@ -5,15 +5,14 @@ Hand-written so it reads as documentation; tests check that every route it lists
 
 from __future__ import annotations
 
-from typing import Any
-
 from staging_ops import parsing
+from staging_ops.jsondoc import JSONObject
 from staging_ops.web.openapi_deploys import deploy_paths, deploy_schemas
 from staging_ops.web.openapi_schemas import component_schemas
 from staging_ops.web.webhooks.openapi import webhook_paths
 
 
-def _digits(low: int, high: int) -> dict[str, Any]:
+def _digits(low: int, high: int) -> JSONObject:
     """A number in a URL (path or query): ASCII digits, no sign, leading zero, '.' or
     exponent, from `low` to `high` (a JSON Schema integer would allow "1.0")."""
     pattern = "|".join(parsing.decimal_pieces(low, high))
@@ -23,14 +22,14 @@ def _digits(low: int, high: int) -> dict[str, Any]:
 _SLOT_IN_URL = _digits(1, parsing.MAX_SLOT_ID)
 
 
-def _error(description: str) -> dict[str, Any]:
+def _error(description: str) -> JSONObject:
     return {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
 
 
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def _ok(description: str, schema: JSONObject) -> JSONObject:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
@@ -53,7 +52,7 @@ _SLOT_ID = {
 }
 
 
-def _link(operation: str, pointer: str) -> dict[str, Any]:
+def _link(operation: str, pointer: str) -> JSONObject:
     """An OpenAPI link: the answer's slot id (at `pointer`) is `operation`'s slot_id."""
     return {"operationId": operation, "parameters": {"slot_id": f"$response.body#/{pointer}"}}
 
@@ -69,7 +68,7 @@ _CLAIMED = {
 }
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document() -> JSONObject:
     ref = {"$ref": "#/components/schemas/Slot"}
     return {
         "openapi": "3.1.0",

@@ -4,8 +4,8 @@ deploy or rollback of a held slot, poll its progress, read the slot's releases."
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from staging_ops.jsondoc import JSONObject
 from staging_ops.slots.deploy_requests import KINDS, STATES, VIAS
 from staging_ops.slots.model import BRANCH_PATTERN
 
@@ -14,7 +14,7 @@ _TASK = {"type": ["string", "null"], "pattern": "^(?:[A-Za-z][A-Za-z0-9]*-[0-9]+
 _REQUEST = {"$ref": "#/components/schemas/DeployRequestState"}
 
 
-def deploy_schemas() -> dict[str, Any]:
+def deploy_schemas() -> JSONObject:
     text = {"type": ["string", "null"]}
     return {
         "QueueDeploy": {
@@ -67,11 +67,11 @@ def deploy_schemas() -> dict[str, Any]:
 
 
 def deploy_paths(
-    error: Callable[[str], dict[str, Any]],
-    ok: Callable[[str, dict[str, Any]], dict[str, Any]],
-    slot_param: dict[str, Any],
-    common: dict[str, Any],
-) -> dict[str, Any]:
+    error: Callable[[str], JSONObject],
+    ok: Callable[[str, JSONObject], JSONObject],
+    slot_param: JSONObject,
+    common: JSONObject,
+) -> JSONObject:
     """The operations; `common`: the auth, 413 and 415 answers every body-taking one has."""
     queued = {
         "description": "Queued: poll `url` (also in Location) for its progress.",
@@ -86,7 +86,7 @@ def deploy_paths(
         },
     }
 
-    def queue(operation: str, summary: str, schema: str) -> dict[str, Any]:
+    def queue(operation: str, summary: str, schema: str) -> JSONObject:
         return {
             "post": {
                 "operationId": operation,

@@ -7,9 +7,8 @@ same constants the server's parsers use.
 
 from __future__ import annotations
 
-from typing import Any
-
 from staging_ops import parsing
+from staging_ops.jsondoc import JSONObject
 from staging_ops.slots.model import BRANCH_PATTERN, MAX_TEXT, MAX_TTL, MIN_TTL
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -19,9 +18,9 @@ _TASK = "[A-Za-z][A-Za-z0-9]*-[0-9]+"
 _COMMIT = "[0-9a-fA-F]{7,64}"
 
 
-def _free_text(what: str, description: str = "") -> dict[str, Any]:
+def _free_text(what: str, description: str = "") -> JSONObject:
     """owner, note, by, reason: null or "" for none (or the default); no control characters."""
-    schema: dict[str, Any] = {
+    schema: JSONObject = {
         "type": ["string", "null"],
         "maxLength": MAX_TEXT.get(what, 1000),
         "pattern": "^[^\\x00-\\x1f\\x7f]*$",
@@ -29,7 +28,7 @@ def _free_text(what: str, description: str = "") -> dict[str, Any]:
     return {**schema, "description": description} if description else schema
 
 
-def _optional_text(pattern: str, description: str) -> dict[str, Any]:
+def _optional_text(pattern: str, description: str) -> JSONObject:
     """null or "" for none, else `pattern`."""
     return {"type": ["string", "null"], "pattern": f"^(?:{pattern})?$", "description": description}
 
@@ -39,7 +38,7 @@ def _ttl_text() -> str:
     return "^$|" + parsing.duration_pattern(MIN_TTL, MAX_TTL)
 
 
-def component_schemas() -> dict[str, Any]:
+def component_schemas() -> JSONObject:
     """Every schema the document's operations name with `#/components/schemas/...`."""
     return {
         "Error": {

@@ -228,10 +228,10 @@ def test_a_route_sent_no_body_needs_no_content_type(served: Served) -> None:
 
 
 # What a header value can be on the wire (latin-1, no line breaks; requests refuses leading
-# whitespace).
-_HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=60).map(
-    str.strip
-)
+# whitespace; DEL is no field character (RFC 9110): waitress answers it 400 before the app).
+_HEADER_TEXT = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=60
+).map(str.strip)
 WEBHOOKS = ("github", "linear")
 
 

@@ -14,6 +14,7 @@ import pytest
 from staging_ops.inventory import load_inventory
 from staging_ops.registry import migrate
 from staging_ops.registry.deploy_queue import DeployQueue, NewRequest
+from staging_ops.slots.deploy_requests import Progress
 from tests.conftest import execute
 
 SHORT = timedelta(seconds=0.3)
@@ -40,22 +41,22 @@ def test_one_request_per_slot_runs_and_the_newest_queued_wins(queue: DeployQueue
     assert queue.claim("w2").id == other.id
     third = queue.enqueue(deploy(4))
     assert queue.claim("w3") is None  # slot 4 runs second; third waits for it
-    assert queue.finish(second.id, "w1", "done", {"step": "record"})
+    assert queue.finish(second.id, "w1", "done", Progress("record"))
     assert queue.claim("w3").id == third.id
 
 
 def test_only_the_worker_holding_a_request_writes_to_it(queue: DeployQueue) -> None:
     request = queue.enqueue(deploy(4))
     queue.claim("w1", lease=SHORT)
-    assert not queue.heartbeat(request.id, "w2", {"step": "x"})
-    assert queue.heartbeat(request.id, "w1", {"step": "running step 4: fetch"}, SHORT)
+    assert not queue.heartbeat(request.id, "w2", Progress("x"))
+    assert queue.heartbeat(request.id, "w1", Progress("running step 4: fetch"), SHORT)
     assert queue.get(request.id).step == "running step 4: fetch"
     time.sleep(0.5)  # w1 stops beating (killed): its lease runs out
     retaken = queue.claim("w2")
     assert (retaken.id, retaken.attempts, retaken.worker) == (request.id, 2, "w2")
-    assert not queue.heartbeat(request.id, "w1", {"step": "late"})
-    assert not queue.finish(request.id, "w1", "done", {})
-    assert queue.finish(request.id, "w2", "done", {"step": "record"})
+    assert not queue.heartbeat(request.id, "w1", Progress("late"))
+    assert not queue.finish(request.id, "w1", "done", Progress())
+    assert queue.finish(request.id, "w2", "done", Progress("record"))
     assert queue.get(request.id).state == "done"
 
 

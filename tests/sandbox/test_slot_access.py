@@ -221,9 +221,9 @@ def test_deploy_status_verify_and_the_dashboards_checks_log_in(box, monkeypatch)
     monkeypatch.setenv(slot_access.ENV, CREDENTIALS)
     inventory = load_inventory(box.inventory)
     health = check_slots(inventory, [inventory.slots[SLOT]])
-    assert health[SLOT]["ui"] == "up" and health[SLOT]["served"]
+    assert health[SLOT].ui == "up" and health[SLOT].served
     monkeypatch.setenv(slot_access.ENV, "")
-    assert check_slots(inventory, [inventory.slots[SLOT]])[SLOT]["ui"] == "down"  # a 401
+    assert check_slots(inventory, [inventory.slots[SLOT]])[SLOT].ui == "down"  # a 401
     # Without credentials, what would only see 401s refuses at once, in one line.
     for args in (
         ("verify", "--slot", "1"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from staging_ops.drift import LiveRelease, decide, from_checks
+from staging_ops.drift import LiveRelease, decide, live_json, of_slot
 from staging_ops.errors import StagingError
 from staging_ops.remote.live import parse_live
 
@@ -103,40 +103,30 @@ def test_unverified_is_said_alone_or_after_the_drift():
 
 
 @pytest.mark.parametrize(
-    ("checks", "status", "state", "label"),
+    ("current", "served", "status", "state", "label"),
     [
-        ({"live": R_A.as_json(), "served": A}, "claimed", "ok", "no"),
-        (
-            {"live": R_B.as_json(), "served": A},
-            "claimed",
-            "drift",
-            "registry≠current, current≠served",
-        ),
-        ({"live": {"error": "cannot reach h1"}, "served": A}, "claimed", "unknown", "unknown"),
-        ({"served": A}, "claimed", "unknown", "unknown"),  # never read
-        ({"live": NO_LINK.as_json(), "served": None}, "free", "ok", "no"),
-        ({"live": NO_LINK.as_json(), "served": None}, "claimed", "drift", "registry≠current"),
-        ({"live": NO_LINK.as_json()}, "unregistered", "ok", "no"),
-        ({"live": U_A.as_json(), "served": A}, "claimed", "unverified", "unverified"),
-        (
-            {"live": U_B.as_json(), "served": B},
-            "claimed",
-            "drift",
-            "registry≠current, registry≠served, unverified",
-        ),
-        # status --json's `live` without the flag (an older shape): not proven, so unverified
-        (
-            {"live": {"release": R_A.release, "commit": A}, "served": A},
-            "claimed",
-            "unverified",
-            "unverified",
-        ),
+        (R_A, A, "claimed", "ok", "no"),
+        (R_B, A, "claimed", "drift", "registry≠current, current≠served"),
+        (None, A, "claimed", "unknown", "unknown"),  # not read
+        (NO_LINK, None, "free", "ok", "no"),
+        (NO_LINK, None, "claimed", "drift", "registry≠current"),
+        (NO_LINK, None, "unregistered", "ok", "no"),
+        (U_A, A, "claimed", "unverified", "unverified"),
+        (U_B, B, "claimed", "drift", "registry≠current, registry≠served, unverified"),
     ],
 )
-def test_from_checks(checks, status, state, label):
-    verdict = from_checks(A, status, checks)
+def test_of_slot(current, served, status, state, label):
+    verdict = of_slot(A, status, current, served)
     assert (verdict.state, verdict.label()) == (state, label)
     assert verdict.as_json()["label"] == label
+
+
+def test_a_release_not_read_says_why():
+    assert of_slot(A, "claimed", None, A, "cannot reach h1").message == (
+        "drift unknown: the droplet's current release was not read: cannot reach h1"
+    )
+    assert live_json(None, "cannot reach h1") == {"error": "cannot reach h1"}
+    assert live_json(R_A) == R_A.as_json()
 
 
 def test_the_json_verdict_carries_everything_the_views_show():
@@ -156,9 +146,14 @@ def test_the_json_verdict_carries_everything_the_views_show():
     }
 
 
-def test_live_release_json_round_trip():
-    for live in (NO_LINK, DANGLING, LiveRelease("r1", A, "main", True)):
-        assert LiveRelease.from_json(live.as_json()) == live
+def test_live_release_json():
+    assert LiveRelease("r1", A, "main", True).as_json() == {
+        "release": "r1",
+        "commit": A,
+        "branch": "main",
+        "verified": True,
+    }
+    assert NO_LINK.as_json() == {"release": None, "commit": None, "branch": None, "verified": False}
 
 
 # status-live.sh's lines (remote/live.py parses them) -> the releases, in the links' order

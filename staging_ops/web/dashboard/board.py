@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from staging_ops.claims.service import slot_drift, status_rows
+from staging_ops.claims.service import StatusRow, status_rows
 from staging_ops.inventory import Inventory, Slot
+from staging_ops.jsondoc import JSONObject
+from staging_ops.processes.status import processes_json
 from staging_ops.slots.model import SlotEvent, SlotRegistry, utc_text
 from staging_ops.web.dashboard.health_cache import Health
 
@@ -38,13 +40,11 @@ def slot_url(inventory: Inventory, slot: Slot) -> str:
     return f"{host.public_scheme}://{slot.subdomain}{suffix}/"
 
 
-def _rows(registry: SlotRegistry, inventory: Inventory | None, now: datetime) -> list[dict]:
+def _rows(registry: SlotRegistry, inventory: Inventory | None, now: datetime) -> list[StatusRow]:
     if inventory is not None:
         return status_rows(registry, inventory, with_health=False, now=now)
     # Without an inventory the registry alone still says who holds what.
-    return [
-        {"slot": s.slot_id, **s.to_dict(), "expired": s.expired(now)} for s in registry.status()
-    ]
+    return [StatusRow(s.slot_id, s, None, s.expired(now)) for s in registry.status()]
 
 
 def _change_text(value: Any, key: str) -> str:
@@ -71,7 +71,7 @@ def _changes(event: SlotEvent) -> list[dict[str, str]]:
     return sorted(found, key=lambda change: order.index(change["field"]))
 
 
-def event_summary(event: SlotEvent) -> dict[str, Any]:
+def event_summary(event: SlotEvent) -> JSONObject:
     """An event without its full before/after rows: only the changes worth reading."""
     return {
         "id": event.id,
@@ -92,21 +92,26 @@ def build_board(
     health: Health,
     health_checked_at: datetime | None,
     now: datetime,
-) -> dict[str, Any]:
+) -> JSONObject:
     """The whole page's data. Health and drift are None for a slot nobody has checked yet."""
     slots = []
     for row in _rows(registry, inventory, now):
-        slot = inventory.slots.get(row["slot"]) if inventory else None
-        checks = health.get(row["slot"], {})
-        row["url"] = slot_url(inventory, slot) if inventory and slot else None
-        row["ui"] = checks.get("ui")
-        row["airflow"] = checks.get("airflow")
-        # Each process the live release declares: {type: {"state", "unit", "problem"}}.
-        row["processes"] = checks.get("processes")
-        # Registry, the droplet's `current` and /api/version, once health has been checked.
-        row["drift"] = slot_drift(row, checks).as_json() if checks else None
-        row.pop("updated_at", None)
-        slots.append(row)
+        checks = health.get(row.slot_id)
+        probes = checks.probes if checks else None
+        drift = checks.drift(row.commit, row.status) if checks else None
+        shown = {
+            # Without an inventory, only the registry's side.
+            **(row.as_json() if inventory else row.claim_json()),
+            "url": slot_url(inventory, row.slot) if inventory and row.slot else None,
+            "ui": probes.ui if probes else None,
+            "airflow": probes.airflow if probes else None,
+            # Each process the live release declares: {type: {"state", "unit", "problem"}}.
+            "processes": processes_json(checks.processes) if checks else None,
+            # Registry, the droplet's `current` and /api/version, once health has been checked.
+            "drift": drift.as_json() if drift else None,
+        }
+        shown.pop("updated_at", None)
+        slots.append(shown)
     return {
         "now": now.isoformat(),
         "linear_url": inventory.app.linear_url.rstrip("/") if inventory else None,

@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from staging_ops.claims.service import live_health
+from staging_ops.health import LiveChecks
 from staging_ops.inventory import Inventory
 
-Health = dict[int, dict[str, Any]]
+Health = dict[int, LiveChecks]
 DEFAULT_MAX_AGE = 10.0
 
 

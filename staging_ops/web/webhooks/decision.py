@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 RELEASE = "release"
 DEPLOY = "deploy"
@@ -38,7 +37,6 @@ class Decision:
     reason: str = ""
     actor: str | None = None
     commit: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def ignore(message: str) -> Decision:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from staging_ops.jsondoc import JSONObject
 
 _ANSWER = {
     "type": "object",
@@ -31,11 +31,11 @@ _ANSWER = {
 }
 
 
-def _answer(description: str) -> dict[str, Any]:
+def _answer(description: str) -> JSONObject:
     return {"description": description, "content": {"application/json": {"schema": _ANSWER}}}
 
 
-def _webhook(summary: str, description: str, headers: list[tuple[str, str]]) -> dict[str, Any]:
+def _webhook(summary: str, description: str, headers: list[tuple[str, str]]) -> JSONObject:
     return {
         "post": {
             "summary": summary,
@@ -73,7 +73,7 @@ def _webhook(summary: str, description: str, headers: list[tuple[str, str]]) -> 
     }
 
 
-def webhook_paths() -> dict[str, Any]:
+def webhook_paths() -> JSONObject:
     """`paths` entries of POST /api/staging/webhooks/github and /linear."""
     return {
         "/api/staging/webhooks/github": _webhook(

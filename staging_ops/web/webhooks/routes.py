@@ -32,6 +32,7 @@ from flask import Blueprint, Response, jsonify, request
 from staging_ops.claims.auto_release import AutoReleaseOutcome, Trigger, auto_release
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Inventory
+from staging_ops.jsondoc import JSONObject
 from staging_ops.registry import deliveries
 from staging_ops.slots.model import SlotRegistry
 from staging_ops.web.app_inventory import inventory_or_none
@@ -95,7 +96,7 @@ def _verified_body(
     return body
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def _json_object(body: bytes) -> JSONObject:
     """The verified body as a JSON object: 415 unless it was sent as application/json (a
     GitHub webhook set to form data, say: its settings say how), 400 unless it is one."""
     problem = json_type_problem()
@@ -147,10 +148,12 @@ def webhooks_blueprint(
                 202,
                 False,
                 f"nothing done: {decision.message}, but {outcome.summary()}",
-                slots=outcome.slots,
+                slots=outcome.slots_json(),
             )
         log.info("%s webhook: %s: %s", source, decision.message, outcome.summary())
-        return answer(200, True, f"{decision.message}: {outcome.summary()}", slots=outcome.slots)
+        return answer(
+            200, True, f"{decision.message}: {outcome.summary()}", slots=outcome.slots_json()
+        )
 
     def push_to_deploy(source: str, decision: Decision, keys: list[str]) -> tuple[Response, int]:
         """A push: deploys queued for the slots holding its branch (server_deploys.py), once
@@ -184,7 +187,7 @@ def webhooks_blueprint(
             bool(outcome.released),
             f"not done: {decision.message}, but {outcome.summary()}; not recorded as applied:"
             " redeliver it once that is over",
-            slots=outcome.slots,
+            slots=outcome.slots_json(),
         )
         response.headers["Retry-After"] = str(RETRY_AFTER)
         return response, status

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from staging_ops.errors import BadInput, StagingError
+from staging_ops.jsondoc import JSONObject
 from staging_ops.web.webhooks import github, linear
 from staging_ops.web.webhooks.decision import hmac_hex
 from staging_ops.web.webhooks.routes import GITHUB_SECRET_ENV, LINEAR_SECRET_ENV, PREFIX
@@ -28,7 +29,7 @@ LINEAR_STATES = ("completed", "canceled")
 
 def github_payload(
     event: str, repository: str, branch: str, *, merged: bool = True, number: int = 1
-) -> dict[str, Any]:
+) -> JSONObject:
     """A `pull_request` (closed), `delete` (a branch) or `ping` event of `repository`."""
     owner = repository.split("/", 1)[0]
     repo = {
@@ -70,7 +71,7 @@ def github_payload(
     }
 
 
-def linear_payload(task: str, state: str, *, now_ms: int | None = None) -> dict[str, Any]:
+def linear_payload(task: str, state: str, *, now_ms: int | None = None) -> JSONObject:
     """An Issue `update` that moved `task` to a `state` ("completed"/"canceled") state."""
     stamp = int(time.time() * 1000) if now_ms is None else now_ms
     team, number = task.split("-", 1)
@@ -157,7 +158,7 @@ def secret_for(source: str, env: Mapping[str, str] | None = None) -> str:
     return secret
 
 
-def send(signed: Signed, timeout: float = 15.0) -> tuple[int, dict[str, Any]]:
+def send(signed: Signed, timeout: float = 15.0) -> tuple[int, JSONObject]:
     """POST it; the status and the JSON answer (or the text, as `message`)."""
     import requests
 
@@ -185,7 +186,7 @@ def test_event(
     state: str = "completed",
     repository: str = "",
     inventory_repository: str | None = None,
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, JSONObject]:
     """Build, sign and send one sample event (what `invoke webhooks.test` does)."""
     if source == "github":
         if event not in GITHUB_EVENTS:

@@ -5,13 +5,15 @@ process."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from staging_ops import output
 from staging_ops.deploy.verify import SlotVerdict
-from staging_ops.drift import Drift
+from staging_ops.drift import Drift, LiveRelease
 from staging_ops.health import CertificateCheck
+from staging_ops.processes.status import ProcessVerdict
 
 KEYS = [
     "slot",
@@ -39,11 +41,12 @@ def verdict(problems: list[str], process_problems: list[str]) -> SlotVerdict:
         served={"commit": "c" * 40, "branch": "main"},
         registry_commit="c" * 40,
         registry_branch="main",
-        live={"release": "r1", "commit": "c" * 40, "verified": True},
+        live=LiveRelease("r1", "c" * 40, None, True),
+        unread="not read",
         drift=Drift("ok"),
         problems=problems,
         certificate=CertificateCheck("2027-01-01T00:00:00+00:00", "R3", None),
-        processes={"web": {"state": "up"}},
+        processes={"web": ProcessVerdict("up", "job-search-web@staging-4.service")},
         process_problems=process_problems,
     )
 
@@ -67,3 +70,12 @@ def test_the_verdict_as_json(problems, process_problems, ok, problem):
         "problem": None,
     }
     assert data["drift"] == Drift("ok").as_json()
+    assert data["live"] == {"release": "r1", "commit": "c" * 40, "branch": None, "verified": True}
+    assert data["processes"] == {
+        "web": {"state": "up", "unit": "job-search-web@staging-4.service", "problem": None}
+    }
+
+
+def test_a_live_release_not_read_is_its_reason():
+    unread = replace(verdict([], []), live=None, unread="cannot reach h1")
+    assert unread.as_json()["live"] == {"error": "cannot reach h1"}

@@ -11,11 +11,13 @@ import pytest
 from staging_ops.processes import HealthCheck, ProcessSpec
 from staging_ops.processes.status import (
     HealthAnswer,
+    ProcessVerdict,
     UnitState,
     compact,
     judge_processes,
     judge_unit,
     process_lines,
+    processes_json,
 )
 from staging_ops.remote.live import parse_live
 
@@ -52,14 +54,21 @@ def all_active(units: dict[str, str]) -> dict[str, UnitState]:
 
 
 def states(judged: dict) -> dict[str, str]:
-    return {t: j["state"] for t, j in judged.items()}
+    return {t: j.state for t, j in judged.items()}
 
 
 def test_all_up_when_every_unit_is_active_and_every_component_healthy():
     airflow = answer(scheduler="healthy")
     judged = judge_processes(AIRFLOW2, UNITS2, all_active(UNITS2), ui_up=True, airflow=airflow)
     assert states(judged) == {"web": "up", "airflow": "up", "scheduler": "up"}
-    assert judged["scheduler"] == {"state": "up", "unit": UNITS2["scheduler"], "problem": None}
+    assert judged["scheduler"] == ProcessVerdict("up", UNITS2["scheduler"])
+    # status --json, verify --json and the dashboard carry it as this object.
+    assert processes_json(judged)["scheduler"] == {
+        "state": "up",
+        "unit": UNITS2["scheduler"],
+        "problem": None,
+    }
+    assert processes_json(None) is None
     assert process_lines(judged) == []
     assert compact(judged) == "web✓ airflow✓ scheduler✓"
 
@@ -81,12 +90,12 @@ def test_airflow3_dag_processor_is_judged_by_its_underscored_component():
     assert states(judged) == {
         "web": "up", "airflow": "up", "scheduler": "up", "dag-processor": "unhealthy"
     }  # fmt: skip
-    assert judged["dag-processor"]["problem"] == f"{A3}: dag_processor is unhealthy"
+    assert judged["dag-processor"].problem == f"{A3}: dag_processor is unhealthy"
     # A declared worker whose component never reported a heartbeat (status null) is not up.
     never = answer(A3, scheduler="healthy", dag_processor=None)
     judged = judge_processes(AIRFLOW3, UNITS3, all_active(UNITS3), airflow=never)
-    assert judged["dag-processor"]["state"] == "unhealthy"
-    assert "dag_processor is not reported" in judged["dag-processor"]["problem"]
+    assert judged["dag-processor"].state == "unhealthy"
+    assert "dag_processor is not reported" in judged["dag-processor"].problem
 
 
 def test_a_worker_the_answer_does_not_report_is_judged_by_its_unit_alone():
@@ -129,11 +138,11 @@ def test_port_types_are_unhealthy_when_their_probe_through_nginx_fails():
     down = HealthAnswer(A2, ok=False)
     judged = judge_processes(AIRFLOW2, UNITS2, all_active(UNITS2), ui_up=False, airflow=down)
     assert states(judged) == {"web": "unhealthy", "airflow": "unhealthy", "scheduler": "up"}
-    assert judged["airflow"]["problem"] == "/airflow/health does not answer 200 through nginx"
+    assert judged["airflow"].problem == "/airflow/health does not answer 200 through nginx"
     # An unhealthy metadatabase is the airflow process's own.
     sick_db = HealthAnswer.from_body(A2, 200, b'{"metadatabase": {"status": "unhealthy"}}')
     judged = judge_processes(AIRFLOW2, UNITS2, all_active(UNITS2), airflow=sick_db)
-    assert judged["airflow"]["problem"] == "/airflow/health: metadatabase is unhealthy"
+    assert judged["airflow"].problem == "/airflow/health: metadatabase is unhealthy"
     # Nothing probed (no health asked for): judged by the units alone.
     assert states(judge_processes(AIRFLOW2, UNITS2, all_active(UNITS2))) == {
         "web": "up", "airflow": "up", "scheduler": "up"
@@ -146,7 +155,7 @@ def test_app_json_components_name_what_the_airflow_process_answers_for():
         {"airflow": (HealthCheck(path=A2, components=("metadatabase", "triggerer")),)},
     )
     judged = judge_processes(spec, UNITS2, all_active(UNITS2), airflow=answer(triggerer=None))
-    assert judged["airflow"]["problem"] == "/airflow/health: triggerer is not reported"
+    assert judged["airflow"].problem == "/airflow/health: triggerer is not reported"
 
 
 def test_an_answer_that_is_not_json_judges_no_component():
