@@ -130,12 +130,13 @@ def check(deployer: Deployer) -> Admission:
     # A process that exits while awk reads its /proc files can make that read fail (mawk: "read
     # error (No such process)"): the next reading no longer meets it.
     for _ in range(READ_TRIES):
-        code, out, err = deployer.run(memory_command([deployer.paths.root]), check=False)
+        code, out, err = deployer.run(memory_command(deployer.paths.root), check=False)
         if code == 0:
             break
     else:
         raise StagingError(f"reading the droplet's memory failed: {tail(err or out)}")
-    available, (slot,) = parse_memory(out, 1)
+    reading = parse_memory(out, 1)
+    available, (slot,) = reading.available_kb, reading.slots
     return decide(
         available,
         slot,

@@ -3,8 +3,9 @@ names them. A shell redirection takes the number literally (`exec 8>file`), so e
 writes its numbers out and names them in its header; tests/unit/deploy/test_scripts.py checks
 that every script uses only the ones listed for it here.
 
-Each lock has a number of its own: a guarded command (lock-guard.sh) runs inside the shell
-that holds the fence, so a step that took another lock on the fence's number would drop it."""
+Each lock has a number of its own: a guarded command (lock-guard.sh's PROGRAM) runs as a child
+of the shell that holds the fence, so a step that took another lock on the fence's number would
+drop it."""
 
 from __future__ import annotations
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from staging_ops import remote
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.errors import StagingError
 from staging_ops.processes import SpecError, spec_from_files
 from staging_ops.processes.spec import APP_JSON, PROCFILE
+from staging_ops.remote.scripts import home, script_command
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
@@ -23,16 +25,29 @@ SPEC_FILES = (PROCFILE, APP_JSON)
 MAX_SPEC_BYTES = 256 * 1024
 
 
-def fetch(
-    deployer: Deployer, branch: str, pin: str | None = None
-) -> tuple[str, dict[str, str | None]]:
+@home("deploy-fetch.sh")
+def fetch_command(
+    base_dir: str,
+    mirror: str,
+    mirror_lock: str,
+    repo_url: str,
+    ref: str,
+    not_found: int,
+    *files: str,
+) -> str:
+    """Update MIRROR, print REF's commit and each of `files` (parse_fetch reads it)."""
+    return script_command(
+        "deploy-fetch.sh", base_dir, mirror, mirror_lock, repo_url, ref, not_found, *files
+    )
+
+
+def fetch(deployer: Deployer, branch: str, pin: str | None = None) -> Fetched:
     """Update the droplet's shared mirror; the branch's commit (or `pin`, a commit pushed to
     it) and its Procfile and app.json texts (None: absent), or StagingError if the branch (or
     the commit) is unknown."""
     paths = deployer.paths
     code, out, err = deployer.run(
-        remote.script_command(
-            "deploy-fetch.sh",
+        fetch_command(
             deployer.host.base_dir,
             paths.mirror,
             paths.mirror + ".lock",
@@ -52,19 +67,31 @@ def fetch(
     return parse_fetch(out)
 
 
-def parse_fetch(out: str) -> tuple[str, dict[str, str | None]]:
-    """deploy-fetch.sh's output -> (commit, {file name: its text or None})."""
-    lines = out.strip().splitlines()
-    commit, files = lines[0].strip(), {}
-    rest = iter(lines[1:])
-    for line in rest:
-        kind, _, name_size = line.partition(" ")
-        name, _, size = name_size.partition(" ")
-        if kind == "none":
-            files[name] = None
-        elif kind == "file":
-            files[name] = _decoded(name, int(size), next(rest, ""))
-    return commit, files
+@dataclass(frozen=True)
+class Fetched:
+    """deploy-fetch.sh's answer: the commit, and each file asked for: its text, None if the
+    commit has none."""
+
+    commit: str
+    files: dict[str, str | None]
+
+
+def parse_fetch(out: str) -> Fetched:
+    """deploy-fetch.sh's JSON line -> Fetched (each file decoded: SpecError if it is too large
+    or not UTF-8); StagingError if it is not that."""
+    try:
+        found = json.loads(out)
+        commit, listed = found["commit"], found["files"]
+        if not isinstance(commit, str) or not isinstance(listed, dict):
+            raise TypeError("not a commit and files")
+        sent = {
+            str(name): None if file is None else (int(file["size"]), str(file["base64"]))
+            for name, file in listed.items()
+        }
+    except (ValueError, TypeError, KeyError):
+        raise StagingError(f"deploy-fetch.sh: unreadable answer {out[:200]!r}") from None
+    files = {name: None if f is None else _decoded(name, *f) for name, f in sent.items()}
+    return Fetched(commit, files)
 
 
 def _decoded(name: str, size: int, encoded: str) -> str:
@@ -77,8 +104,9 @@ def _decoded(name: str, size: int, encoded: str) -> str:
 
 
 def _step(deployer: Deployer, run: Run) -> str:
-    run.result.commit, files = fetch(deployer, run.result.branch, run.pin)
-    spec = spec_from_files(files.get(PROCFILE), files.get(APP_JSON), deployer.app)
+    fetched = fetch(deployer, run.result.branch, run.pin)
+    run.result.commit = fetched.commit
+    spec = spec_from_files(fetched.files.get(PROCFILE), fetched.files.get(APP_JSON), deployer.app)
     deployer.use_spec(spec)
     if spec.source == PROCFILE:
         return f"{run.result.commit[:12]} (Procfile: {', '.join(spec.types)})"

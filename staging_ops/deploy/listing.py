@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from staging_ops import remote
-from staging_ops.deploy import releases_sh
+from staging_ops.deploy import current_sh, releases_sh
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.jsondoc import JSONObject
 from staging_ops.slot_layout import SlotPaths
@@ -49,7 +49,7 @@ def slot_releases(inventory: Inventory, slot: Slot) -> list[ReleaseView]:
     paths = SlotPaths(host, slot)
     command = (
         f"{releases_sh.list_command(paths.releases)}; echo {MARKER};"
-        f" {remote.script_command('slot-current.sh', 'read', paths.current)}"
+        f" {current_sh.read_command(paths.current)}"
     )
     connection = remote.connect(host)
     try:

@@ -13,8 +13,9 @@ it to `<slot>/.deploy.lock.holder`, and the steps that change what the slot serv
 ours. That check and the command run under a flock on the holder file, and a new holder
 writes its token under that flock too, so no takeover lands between the check and the step.
 
-The remote shell is remote/scripts/lock-hold.sh and lock-guard.sh; their flocks' file
-descriptors are named in fds.py.
+The remote shell is remote/scripts/lock-hold.sh and lock-guard.sh (lock-kill.sh ends a hung
+holder); this module is the three scripts' home (their builders, by the names of their usage
+headers); their flocks' file descriptors are named in fds.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import paramiko
 
 from staging_ops import remote as remote_mod
 from staging_ops.errors import Conflict, StagingError
+from staging_ops.remote.scripts import argv_of, home, script_command
 
 BUSY = 73
 # The exit code and stderr marker of a guarded command whose holder lost the lock.
@@ -123,12 +125,35 @@ def describe(note: dict[str, object]) -> str:
     return f"{note.get('holder', '?')} on {note.get('host', '?')} (pid {note.get('pid', '?')})"
 
 
+@home("lock-guard.sh")
+def guard_command(
+    holder: str, token: str, fence_wait: int, lost: int, lost_mark: str, program: str, *args: str
+) -> str:
+    """PROGRAM ARG... run (under the fence) only while `holder`'s first word is `token`."""
+    return script_command(
+        "lock-guard.sh", holder, token, fence_wait, lost, lost_mark, "--", program, *args
+    )
+
+
+@home("lock-hold.sh")
+def hold_command(
+    lock: str, note: str, holder: str, fenced: str, note_prefix: str, busy: int, fence_wait: int
+) -> str:
+    """Take the lock at `lock` and hold it until stdin ends (see lock_script)."""
+    return script_command("lock-hold.sh", lock, note, holder, fenced, note_prefix, busy, fence_wait)
+
+
+@home("lock-kill.sh")
+def kill_command(pid: int) -> str:
+    """End the hung holder `pid` and its process group."""
+    return script_command("lock-kill.sh", pid)
+
+
 def guarded(path: str, token: str, command: str) -> str:
     """`command`, run (by lock-guard.sh, under the fence) only while the holder file of the
-    lock at `path` still starts with `token`; else exit LOST, naming the holder on stderr."""
-    return remote_mod.script_command(
-        "lock-guard.sh", holder_path(path), token, FENCE_WAIT, LOST, LOST_MARK, command
-    )
+    lock at `path` still starts with `token`; else exit LOST, naming the holder on stderr.
+    A script's command is handed over as its words (argv_of), a line of shell as `sh -c`."""
+    return guard_command(holder_path(path), token, FENCE_WAIT, LOST, LOST_MARK, *argv_of(command))
 
 
 def lock_script(path: str, note: dict[str, object], token: str | None = None) -> str:
@@ -142,9 +167,7 @@ def lock_script(path: str, note: dict[str, object], token: str | None = None) ->
     fenced = f"{token} {describe(note)} at {note.get('started', '?')}"
     # The note plus the holding shell's pid ($$), so a later deploy can end a hung holder.
     prefix = json.dumps(note)[:-1] + ', "remote_pid": '
-    hold = remote_mod.script_command(
-        "lock-hold.sh", path, note_path(path), holder_path(path), fenced, prefix, BUSY, FENCE_WAIT
-    )
+    hold = hold_command(path, note_path(path), holder_path(path), fenced, prefix, BUSY, FENCE_WAIT)
     return f"exec setsid -w {hold}"
 
 
@@ -178,7 +201,7 @@ def acquire(
         age = _age(since)
         if attempt == 0 and age is not None and age > timeout and held.get("remote_pid"):
             pid = int(held["remote_pid"])
-            remote.run(remote_mod.script_command("lock-kill.sh", pid), check=False)
+            remote.run(kill_command(pid), check=False)
             warning = f"took over the deploy lock of {who}, held since {since} (> {timeout:.0f}s)"
             continue
         raise Conflict(

@@ -12,6 +12,7 @@ from staging_ops.errors import BadInput, StagingError
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.processes import PORT_TYPES, spec_from_json
 from staging_ops.processes.model import TYPE_NAME
+from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import SERVICES, candidate_unit, process_unit
 from staging_ops.slot_layout import SlotPaths
 
@@ -72,9 +73,7 @@ def logs(
             *SERVICES,
         ):
             _declared(session, inventory, slot, service)
-        command = remote.script_command(
-            "slot-journal.sh", unit, lines, *(["follow"] if follow else [])
-        )
+        command = journal_command(unit, lines, "follow" if follow else "")
         # stderr is kept (hide), not echoed: a failure is reported in our one line instead.
         result = session.connection.run(
             session.as_root(command),
@@ -93,9 +92,16 @@ def logs(
         )
 
 
+@home("slot-journal.sh")
+def journal_command(unit: str, lines: int, since: str = "") -> str:
+    """UNIT's last LINES log lines; `since` "follow" (then every new line) or "this-start"
+    (only those of its latest start); its answer is the log itself."""
+    return script_command("slot-journal.sh", unit, lines, *([since] if since else []))
+
+
 def last_lines(deployer: Deployer, lines: int = 20, unit: str | None = None) -> str:
     """`unit`'s (default: the slot's UI unit's) last `lines` log lines of its latest start."""
     unit = unit or deployer.units[0]
-    command = remote.script_command("slot-journal.sh", unit, lines, "this-start") + " 2>&1"
+    command = journal_command(unit, lines, "this-start") + " 2>&1"
     _, out, err = deployer.run(command, check=False)
     return (out or err).rstrip()

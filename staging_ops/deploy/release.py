@@ -9,9 +9,10 @@ from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from staging_ops import remote
+from staging_ops.deploy import current_sh
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.errors import StagingError
+from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import render_release_env
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ def release_name(now: datetime, commit: str) -> str:
     return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{commit[:7]}"
 
 
+@home("deploy-release.sh")
 @dataclass(frozen=True)
 class ExportArgs:
     """deploy-release.sh's arguments by name, in the order of its usage header (a unit test
@@ -47,7 +49,7 @@ class ExportArgs:
 
     def command(self) -> str:
         *fixed, requirements = astuple(self)
-        return remote.script_command(self.SCRIPT, *fixed, *requirements)
+        return script_command(self.SCRIPT, *fixed, *requirements)
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,17 @@ class Exported:
 
     @classmethod
     def parse(cls, out: str) -> Exported:
-        """Its last two lines: `built|reused <key>`, then `live <CURRENT's target>`."""
-        *_, venv, live = out.strip().splitlines()
-        target = live.removeprefix("live").strip()
-        return cls(venv, target.rsplit("/", 1)[-1] if target else None)
+        """Its last line, after whatever pip said: {"venv": "built|reused", "key", "live":
+        CURRENT's target or ""}; StagingError if it is not that."""
+        last = (out.strip().splitlines() or [""])[-1]
+        try:
+            found = json.loads(last)
+            venv, key, live = found["venv"], found["key"], found["live"]
+            if not all(isinstance(v, str) for v in (venv, key, live)):
+                raise TypeError("not strings")
+        except (ValueError, TypeError, KeyError):
+            raise StagingError(f"{ExportArgs.SCRIPT}: unreadable answer {last[:200]!r}") from None
+        return cls(f"{venv} {key}", live.rsplit("/", 1)[-1] if live else None)
 
 
 def export(deployer: Deployer, commit: str, branch: str) -> tuple[str, str, str | None]:
@@ -92,19 +101,23 @@ def export(deployer: Deployer, commit: str, branch: str) -> tuple[str, str, str 
     )
     code, out, err = deployer.run(args.command(), check=False)
     if code != 0:
-        deployer.run(remote.script_command("slot-current.sh", "discard", partial), check=False)
+        deployer.run(current_sh.discard_command(partial), check=False)
         raise StagingError(tail(err or out))
     exported = Exported.parse(out)
     return name, exported.venv, exported.live
+
+
+@home("deploy-mark-bad.sh")
+def mark_bad_command(release_dir: str) -> str:
+    """`.bad` in `release_dir`."""
+    return script_command("deploy-mark-bad.sh", release_dir)
 
 
 def mark_bad(deployer: Deployer, release: str) -> None:
     """`.bad` on a release that failed: rollback never picks it."""
     # Guarded like every step that changes what rollback and pruning see.
     deployer.run(
-        remote.script_command("deploy-mark-bad.sh", f"{deployer.paths.releases}/{release}"),
-        check=False,
-        guarded=True,
+        mark_bad_command(f"{deployer.paths.releases}/{release}"), check=False, guarded=True
     )
 
 

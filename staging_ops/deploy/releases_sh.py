@@ -1,12 +1,14 @@
 """Remote script deploy-releases.sh in one place: its verbs' commands, their arguments by name
-in the order of its usage header, and the parser of `list`'s answer (Release). Pure: the
-steps that run them are rollback.py (list, spec), record.py (record) and logs.py (spec)."""
+in the order of its usage header, and the parser of `list`'s answer (one JSON line: Releases).
+Pure: the steps that run them are rollback.py (list, spec), record.py (record), logs.py (spec)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from staging_ops.remote.scripts import script_command
+from staging_ops.errors import StagingError
+from staging_ops.remote.scripts import home, script_command
 
 SCRIPT = "deploy-releases.sh"
 
@@ -24,16 +26,19 @@ class Release:
     branch: str
 
 
+@home(SCRIPT, "list")
 def list_command(releases: str) -> str:
     """Every release in the directory `releases`, newest first (parse_list reads it)."""
     return script_command(SCRIPT, "list", releases)
 
 
+@home(SCRIPT, "spec")
 def spec_command(releases: str, release: str) -> str:
     """`release`'s .process-spec.json, or nothing for a release made before there was one."""
     return script_command(SCRIPT, "spec", releases, release)
 
 
+@home(SCRIPT, "record")
 def record_command(
     releases: str, deploys_log: str, line: str, release: str, previous: str, keep: int
 ) -> str:
@@ -43,20 +48,24 @@ def record_command(
 
 
 def parse_list(out: str) -> list[Release]:
-    """`list`'s lines (`<release> <bad 0|1> <verified 0|1> <commit> <branch>`) -> Releases;
-    a line that is not one is skipped."""
-    found = []
-    for line in out.splitlines():
-        parts = line.split(" ", 4)
-        if len(parts) == 5:
-            found.append(
-                Release(
-                    name=parts[0],
-                    bad=parts[1] == "1",
-                    ok=parts[2] == "1",
-                    # Quoted since .release-env is sourced by sh; older releases are not.
-                    commit=parts[3].strip('"'),
-                    branch=parts[4].strip('"'),
-                )
+    """`list`'s one JSON line (an array of releases, newest first) -> Releases; StagingError
+    if it is not that."""
+    try:
+        return [
+            Release(
+                name=str(r["name"]),
+                bad=r["bad"] is True,
+                ok=r["verified"] is True,
+                commit=str(r["commit"]),
+                branch=str(r["branch"]),
             )
-    return found
+            for r in _array(json.loads(out))
+        ]
+    except (ValueError, TypeError, KeyError):
+        raise StagingError(f"{SCRIPT} list: unreadable answer {out[:200]!r}") from None
+
+
+def _array(value: object) -> list[dict[str, object]]:
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        raise TypeError("not an array of objects")
+    return value

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from staging_ops import remote
+from staging_ops.deploy import current_sh, processes_sh
 from staging_ops.deploy import lock as slot_lock
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.render import slot_units, worker_unit_prefix
@@ -64,9 +65,7 @@ def stop_slot(
     current = SlotPaths(host, slot).current
     # Worker units of process types a release declared (no template of their own): stopped
     # and disabled, since nothing declares them any more.
-    workers = remote.script_command(
-        "deploy-processes.sh", host.systemd_dir, worker_unit_prefix(inventory.app, slot), 0
-    )
+    workers = processes_sh.command(host.systemd_dir, worker_unit_prefix(inventory.app, slot), 0)
     lock.run(session, workers)
-    lock.run(session, remote.script_command("slot-current.sh", "stop", current, *units))
+    lock.run(session, current_sh.stop_command(current, *units))
     return f"stopped {', '.join(units)}"

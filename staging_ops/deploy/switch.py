@@ -5,30 +5,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from staging_ops import remote
+from staging_ops.deploy import current_sh
 from staging_ops.deploy.claim import fence
 from staging_ops.deploy.steps import Run, Step
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
 
-SCRIPT = "slot-current.sh"
-
 
 def switch(deployer: Deployer, release: str | None) -> None:
     """Point `current` at `release` (None: remove it, the slot has no release to serve)."""
     current = deployer.paths.current
     if release is None:
-        deployer.run(remote.script_command(SCRIPT, "clear", current), guarded=True)
+        deployer.run(current_sh.clear_command(current), guarded=True)
         return
-    deployer.run(remote.script_command(SCRIPT, "set", current, release), guarded=True)
+    deployer.run(current_sh.set_command(current, release), guarded=True)
 
 
 def current_release(deployer: Deployer) -> str | None:
     """The release `current` points at, or None."""
-    _, out, _ = deployer.run(remote.script_command(SCRIPT, "read", deployer.paths.current))
-    target = out.strip()
-    return target.rsplit("/", 1)[-1] if target else None
+    _, out, _ = deployer.run(current_sh.read_command(deployer.paths.current))
+    return current_sh.parse_read(out)
 
 
 def _fence(deployer: Deployer, run: Run) -> None:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from staging_ops import remote
 from staging_ops.drift import Drift, LiveRelease, live_json, of_slot
 from staging_ops.errors import StagingError
 from staging_ops.health import CertificateCheck, airflow_health, certificate_check, slot_get
@@ -22,6 +21,7 @@ from staging_ops.inventory import Inventory, Slot
 from staging_ops.jsondoc import JSONObject
 from staging_ops.processes.status import Processes, process_lines, processes_json
 from staging_ops.remote.live import read_live, slot_processes
+from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import public_url
 from staging_ops.slots.model import SlotRegistry
 
@@ -75,32 +75,65 @@ class UnitFailed(StagingError):
         self.unit = unit
 
 
+@home("deploy-verify-units.sh")
+def units_command(*units: str) -> str:
+    """Each of `units`' ActiveState, SubState and NRestarts (unit_problem reads them)."""
+    return script_command("deploy-verify-units.sh", *units)
+
+
 def check_units_alive(deployer: Deployer, units: list[str]) -> None:
     """Each of `units` is up and has not restarted since our restart; one command."""
-    _, out, _ = deployer.run(remote.script_command("deploy-verify-units.sh", *units), check=False)
-    problem = unit_problem(units, out, deployer.restarts_before)
+    _, out, _ = deployer.run(units_command(*units), check=False)
+    problem = unit_problem(units, parse_units(out), deployer.restarts_before)
     if problem:
         failed = next((u for u in units if problem.startswith(u)), units[0])
         raise UnitFailed(problem, failed)
 
 
-def unit_problem(units: list[str], out: str, restarts_before: dict[str, int]) -> str | None:
-    """From deploy-verify-units.sh's output (a block of KEY=VALUE lines a unit, in order): the
-    first unit that failed, is inactive, died and waits to be restarted, or was restarted since
-    our restart; or None. A unit systemctl said nothing of is unknown, not failed."""
-    blocks = [b for b in out.replace("\r", "").split("\n\n") if b.strip()]
+@dataclass(frozen=True)
+class UnitShown:
+    """One unit as deploy-verify-units.sh shows it: what systemctl did not say is unknown."""
+
+    active: str = "unknown"
+    sub: str = ""
+    restarts: int | None = None
+
+
+def parse_units(out: str) -> list[UnitShown]:
+    """deploy-verify-units.sh's JSON line (an object of systemctl's properties a unit, in
+    order) -> each unit shown; nothing at all (systemctl said nothing) -> []. StagingError if
+    it is not that."""
+    if not out.strip():
+        return []
+    try:
+        found = json.loads(out)
+        if not isinstance(found, list):
+            raise TypeError("not an array")
+        return [
+            UnitShown(
+                str(props.get("ActiveState", "unknown")),
+                str(props.get("SubState", "")),
+                int(n) if (n := str(props.get("NRestarts", ""))).isdigit() else None,
+            )
+            for props in found
+        ]
+    except (ValueError, TypeError, AttributeError):
+        raise StagingError(f"deploy-verify-units.sh: unreadable answer {out[:200]!r}") from None
+
+
+def unit_problem(
+    units: list[str], shown: list[UnitShown], restarts_before: dict[str, int]
+) -> str | None:
+    """From deploy-verify-units.sh's answer (`shown`, the units in order): the first unit that
+    failed, is inactive, died and waits to be restarted, or was restarted since our restart;
+    or None. A unit systemctl said nothing of is unknown, not failed."""
     for n, unit in enumerate(units):
-        props = dict(
-            line.partition("=")[::2] for line in (blocks[n] if n < len(blocks) else "").split()
-        )
-        state = props.get("ActiveState", "unknown")
-        sub = props.get("SubState", "")
-        count = props.get("NRestarts", "")
-        restarted = count.isdigit() and int(count) > restarts_before.get(unit, 0)
-        if sub == "auto-restart":
+        state = shown[n] if n < len(shown) else UnitShown()
+        restarted = state.restarts is not None and state.restarts > restarts_before.get(unit, 0)
+        if state.sub == "auto-restart":
             return f"{unit} died and waits to be restarted: it does not stay up"
-        if state in ("failed", "inactive") or restarted:
-            return f"{unit} is {state}: it does not stay up"
+        if state.active in ("failed", "inactive") or restarted:
+            return f"{unit} is {state.active}: it does not stay up"
     return None
 
 

@@ -28,6 +28,7 @@ from psycopg2 import sql
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Host, Slot
 from staging_ops.provision.scram import scram_verifier, verifier_matches
+from staging_ops.remote.scripts import home, script_command
 
 ADMIN_PASSWORD_ENV = "STAGING_PG_ADMIN_PASSWORD"  # noqa: S105 - a variable name
 ADMIN_SECRET_DIR = ".staging-ops"  # noqa: S105 - a directory name
@@ -89,15 +90,10 @@ def bootstrap_admin_password(remote: Any, host: Host) -> str:
 
     password = secrets.token_urlsafe(32)
     path = admin_secret_path(host)
-    remote.run(
-        remote_mod.script_command("provision-admin-secret.sh", "mkdir", path.rsplit("/", 1)[0])
-    )
+    remote.run(secret_mkdir_command(path.rsplit("/", 1)[0]))
     remote_mod.apply_files(remote, [remote_mod.Write(path, password + "\n", 0o600)], [])
-    script = remote_mod.script_command(
-        "provision-pg-admin-password.sh",
-        host.postgres_port,
-        host.postgres_admin_user,
-        scram_verifier(password),
+    script = admin_password_command(
+        host.postgres_port, host.postgres_admin_user, scram_verifier(password)
     )
     code, out, err = remote.run(script, check=False)
     if code != 0:
@@ -112,13 +108,26 @@ def bootstrap_admin_password(remote: Any, host: Host) -> str:
 def read_admin_secret(remote: Any, host: Host) -> str | None:
     """The admin password the droplet keeps, read in one command (for tasks that gather no
     facts, e.g. release --reset-db); None when there is none."""
-    from staging_ops import remote as remote_mod
-
-    command = remote_mod.script_command(
-        "provision-admin-secret.sh", "read", admin_secret_path(host)
-    )
-    code, out, _ = remote.run(command, check=False)
+    code, out, _ = remote.run(secret_read_command(admin_secret_path(host)), check=False)
     return (out.strip() or None) if code == 0 else None
+
+
+@home("provision-admin-secret.sh", "mkdir")
+def secret_mkdir_command(dir: str) -> str:
+    """DIR for the kept admin password, root only."""
+    return script_command("provision-admin-secret.sh", "mkdir", dir)
+
+
+@home("provision-admin-secret.sh", "read")
+def secret_read_command(file: str) -> str:
+    """FILE's content: the kept admin password (nothing: none)."""
+    return script_command("provision-admin-secret.sh", "read", file)
+
+
+@home("provision-pg-admin-password.sh")
+def admin_password_command(port: int, admin: str, verifier: str) -> str:
+    """The PostgreSQL role ADMIN's password set to the SCRAM VERIFIER, through peer auth."""
+    return script_command("provision-pg-admin-password.sh", port, admin, verifier)
 
 
 def admin_connect(host: Host, port: int, dbname: str = "postgres", password: str | None = None):

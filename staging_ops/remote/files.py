@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ import paramiko
 
 from staging_ops.errors import StagingError
 from staging_ops.remote.connection import RemoteHost, Unreachable
-from staging_ops.remote.scripts import script_command
+from staging_ops.remote.scripts import home, script_command
 
 # Less free space than this where a write failed: the disk is full (our files are a few KiB).
 FULL_DISK_KIB = 1024
@@ -104,11 +105,28 @@ def _failure_reason(remote: RemoteHost, directory: str, exc: OSError) -> str:
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno != errno.ENOSPC and reason != "Failure":
         return reason
-    code, out, _ = remote.run(script_command("disk-free.sh", directory), check=False)
-    fields = out.strip().splitlines()[-1].split() if code == 0 and out.strip() else []
-    if len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) < FULL_DISK_KIB:
-        return f"no space left on the device ({fields[3]} KiB free in {directory})"
+    code, out, _ = remote.run(disk_free_command(directory), check=False)
+    free = parse_disk_free(out) if code == 0 else None
+    if free is not None and free < FULL_DISK_KIB:
+        return f"no space left on the device ({free} KiB free in {directory})"
     return reason
+
+
+@home("disk-free.sh")
+def disk_free_command(directory: str) -> str:
+    """The KiB free where `directory` is (parse_disk_free reads it)."""
+    return script_command("disk-free.sh", directory)
+
+
+def parse_disk_free(out: str) -> int | None:
+    """disk-free.sh's JSON line -> the KiB available; None when it said nothing readable (the
+    write's own reason is then all there is to say: no error of its own)."""
+    try:
+        found = json.loads(out)
+    except ValueError:
+        return None
+    kib = found.get("available_kib") if isinstance(found, dict) else None
+    return kib if isinstance(kib, int) and not isinstance(kib, bool) else None
 
 
 def _temp_name(path: str) -> str:

@@ -23,7 +23,7 @@ from staging_ops.processes import ProcessSpec, spec_from_json
 from staging_ops.processes.status import HealthAnswer, UnitState, judge_processes
 from staging_ops.remote.connection import connect
 from staging_ops.remote.memory import memory_command, parse_memory
-from staging_ops.remote.scripts import script_command
+from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import RUNNER_DIR, TYPE_SERVICES, process_unit, worker_unit_prefix
 from staging_ops.slot_layout import SlotPaths
 
@@ -81,6 +81,13 @@ def slot_processes(
     spec = procs.spec(app)
     units = {ptype: process_unit(app, slot, ptype) for ptype in spec.types}
     return judge_processes(spec, units, procs.states, ui_up=ui_up, airflow=airflow)
+
+
+@home("status-live.sh")
+def live_command(table: str, link: str, units: str, *link_units: str) -> str:
+    """What the runner's TABLE, each slot's `current` LINK and its UNITS (unit_map) run; more
+    slots follow as LINK UNITS pairs (parse_live reads the answer)."""
+    return script_command("status-live.sh", table, link, units, *link_units)
 
 
 def unit_map(app: App, slot: Slot) -> str:
@@ -162,8 +169,7 @@ def _read_host(
     # One command: the links and units, then (whatever the memory reading makes of it) the
     # memory.
     command = (
-        f"{script_command('status-live.sh', *args)} && echo {MEMORY_MARK!r} && "
-        f"{{ {memory_command(dirs)} || :; }}"
+        f"{live_command(*args)} && echo {MEMORY_MARK!r} && {{ {memory_command(*dirs)} || :; }}"
     )
     # Status's bound wins over any ConnectTimeout the ssh config would fill in.
     bounded = replace(
@@ -179,7 +185,7 @@ def _read_host(
     live_out, _, memory_out = out.partition(f"\n{MEMORY_MARK}\n")
     found, processes = parse_live(live_out, len(slots))
     try:
-        _, memory = parse_memory(memory_out, len(dirs))
+        memory = parse_memory(memory_out, len(dirs)).slots
         used = {slot.id: m.total_mb for slot, m in zip(slots, memory, strict=True)}
     except StagingError:
         used = {}  # status still says what runs; only the memory figure is unknown

@@ -8,10 +8,11 @@ droplet; the droplet's side is the kernel's MemAvailable (what can be had withou
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from staging_ops.errors import StagingError
-from staging_ops.remote.scripts import script_command
+from staging_ops.remote.scripts import home, script_command
 
 SCRIPT = "slot-memory.sh"
 KB_PER_MB = 1024
@@ -38,27 +39,38 @@ class SlotMemory:
         return round(sum(self.instances.values()) / KB_PER_MB)
 
 
-def memory_command(slot_dirs: list[str]) -> str:
+@home(SCRIPT)
+def memory_command(*slot_dirs: str) -> str:
     """The command that reads the droplet's MemAvailable and each of `slot_dirs`' instances."""
     return script_command(SCRIPT, *slot_dirs)
 
 
-def parse_memory(out: str, count: int) -> tuple[int, list[SlotMemory]]:
-    """slot-memory.sh's answer for `count` slot directories: (MemAvailable in kB, each slot's
-    instances in their order); StagingError if it is not that."""
-    lines = out.splitlines()
-    if len(lines) != count + 1 or not lines[0].startswith("available "):
-        raise StagingError(f"{SCRIPT}: {len(lines)} lines for {count} slots, expected {count + 1}")
+@dataclass(frozen=True)
+class MemoryReading:
+    """slot-memory.sh's answer: the droplet's MemAvailable (kB) and each slot's instances, in
+    the order the slot directories were given."""
+
+    available_kb: int
+    slots: tuple[SlotMemory, ...]
+
+
+def parse_memory(out: str, count: int) -> MemoryReading:
+    """slot-memory.sh's JSON line for `count` slot directories; StagingError if it is not
+    that."""
     try:
-        available = int(lines[0].split()[1])
-        slots = []
-        for line in lines[1:]:
-            instances = {}
-            if line != "-":
-                for item in line.split():
-                    name, _, kb = item.partition("=")
-                    instances[name] = int(kb)
-            slots.append(SlotMemory(instances))
-    except (ValueError, IndexError):
+        found = json.loads(out)
+        slots = tuple(
+            SlotMemory({str(name): _kb(kb) for name, kb in slot.items()}) for slot in found["slots"]
+        )
+        reading = MemoryReading(_kb(found["available"]), slots)
+    except (ValueError, TypeError, KeyError, AttributeError):
         raise StagingError(f"{SCRIPT}: unreadable answer {out[:200]!r}") from None
-    return available, slots
+    if len(reading.slots) != count:
+        raise StagingError(f"{SCRIPT}: {len(reading.slots)} slots answered, {count} asked")
+    return reading
+
+
+def _kb(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"not a number of kB: {value!r}")
+    return value

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from staging_ops.deploy.release import Exported
 from staging_ops.remote.scripts import script_command
 
 PYTHON = "/usr/bin/python3"
@@ -104,7 +105,7 @@ def release(
     result = subprocess.run(
         ["sh", "-c", command], capture_output=True, text=True, env=env, check=False
     )
-    state = result.stdout.splitlines()[0].split() if result.returncode == 0 else ["", ""]
+    state = Exported.parse(result.stdout).venv.split() if result.returncode == 0 else ["", ""]
     return result, state[0], state[1]
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from staging_ops.deploy import releases_sh
 from staging_ops.deploy.release import ExportArgs, Exported
+from staging_ops.errors import StagingError
 from staging_ops.remote.scripts import script_text
 from tests.unit.remote_usage import ALL, Form, check, forms
 
@@ -67,13 +68,24 @@ def test_deploy_release_sh_named_arguments_are_its_usage_headers():
 @pytest.mark.parametrize(
     ("out", "venv", "live"),
     [
-        ("exported\nbuilt 0123\nlive /srv/s/releases/r1\n", "built 0123", "r1"),
-        ("reused abcd\nlive \n", "reused abcd", None),
-        ("reused abcd\nlive", "reused abcd", None),
+        (
+            'pip: a warning\n{"venv": "built", "key": "0123", "live": "/srv/s/releases/r1"}\n',
+            "built 0123",
+            "r1",
+        ),
+        ('{"venv": "reused", "key": "abcd", "live": ""}', "reused abcd", None),
     ],
 )
 def test_deploy_release_sh_answer(out, venv, live):
     assert Exported.parse(out) == Exported(venv, live)
+
+
+@pytest.mark.parametrize(
+    "out", ["", "reused abcd\nlive \n", '{"venv": "built", "key": "0123"}', '{"venv": 1}']
+)
+def test_an_unreadable_deploy_release_sh_answer_is_one_clear_error(out):
+    with pytest.raises(StagingError, match=r"deploy-release\.sh: unreadable answer"):
+        Exported.parse(out)
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,19 @@
 # empty: the release runs the inventory's), links it to a venv in VENVS keyed by the sha of
 # everything pip reads (the REQUIREMENTS files, names relative to the release, and every file
 # they name with -r/-c, recursively) and PYTHON's version (built under a flock on fd 7, or
-# reused), gives it to SERVICE_USER and renames it to RELEASE when whole. Prints
-# "built|reused <key>", then "live <CURRENT's target>" (saves the deploy a round trip).
+# reused), gives it to SERVICE_USER and renames it to RELEASE when whole. Its answer, after
+# whatever pip said, is one JSON line: {"venv": "built|reused", "key": KEY, "live": CURRENT's
+# target, "" for none} (the live release saves the deploy a round trip).
 # FIND_LINKS and INDEX_URL (either may be empty) are where pip gets packages: find-links alone
 # means offline (--no-index), for a droplet that reaches no index. They are pip's arguments for
 # that pip call only, and not part of the key (the same files give the same packages).
 #
 # File descriptors (staging_ops/deploy/fds.py): 7 the venv being built.
 set -e
+# "$1" as a JSON string: backslashes and double quotes escaped, control characters dropped.
+json_string() {
+  printf '"%s"' "$(printf '%s' "$1" | tr -d '\000-\037\177' | sed 's/[\\"]/\\&/g')"
+}
 mirror=$1 commit=$2 partial=$3 release=$4 venvs=$5 release_env=$6 python=$7 service_user=$8
 current=$9 spec=${10} processes=${11} find_links=${12} index_url=${13}
 shift 13
@@ -78,5 +83,5 @@ exec 7>&-
 ln -s "$venv" "$partial/.venv"
 chown -R "$service_user:" "$partial"
 mv -T "$partial" "$release"
-echo "$state $key"
-echo "live $(readlink "$current" || true)"
+printf '{"venv": "%s", "key": "%s", "live": %s}\n' "$state" "$key" \
+  "$(json_string "$(readlink "$current" || true)")"

@@ -2,8 +2,9 @@
 # deploy-releases.sh spec RELEASES RELEASE
 # deploy-releases.sh record RELEASES DEPLOYS_LOG LINE RELEASE PREVIOUS KEEP
 #
-# list: every release in RELEASES, newest first, one line each:
-#   "<release> <bad 0|1> <verified 0|1> <commit> <branch>".
+# list: every release in RELEASES, newest first, as one JSON line: an array of
+#   {"name": ..., "bad": true|false, "verified": true|false, "commit": ..., "branch": ...}
+#   (commit and branch as its .release-env says, without their double quotes; "" if none).
 # record: appends LINE to DEPLOYS_LOG, marks RELEASE verified (.ok) and keeps the newest KEEP
 #   releases, never RELEASE, PREVIOUS or the one rollback would pick (the newest verified one
 #   older than RELEASE, not marked bad). Exit 3 if the line or the mark could not be written.
@@ -19,15 +20,34 @@ verified() {
   [ -e "$1/.ok" ] || awk -v r="$1" '$NF == r { found = 1 } END { exit !found }' ../deploys.log 2>/dev/null
 }
 
+# "$1" as a JSON string: backslashes and double quotes escaped, control characters (none
+# belongs in these values) dropped.
+json_string() {
+  printf '"%s"' "$(printf '%s' "$1" | tr -d '\000-\037\177' | sed 's/[\\"]/\\&/g')"
+}
+
+# Release "$1"'s .release-env value "$2", without the double quotes it is written in.
+release_value() {
+  v=$(sed -n "s/^$2=//p" "$1/.release-env" 2>/dev/null)
+  v=${v#\"}
+  printf '%s' "${v%\"}"
+}
+
 list() {
-  cd "$1" 2>/dev/null || exit 0
-  # shellcheck disable=SC2012  # our release names: no blanks, no leading dash
-  for r in $(ls -1 | sort -r); do
-    c=$(sed -n "s/^DEPLOYED_COMMIT=//p" "$r/.release-env" 2>/dev/null)
-    b=$(sed -n "s/^DEPLOYED_BRANCH=//p" "$r/.release-env" 2>/dev/null)
-    bad=0; [ -e "$r/.bad" ] && bad=1; ok=0; verified "$r" && ok=1
-    echo "$r $bad $ok $c $b"
-  done
+  printf '['
+  sep=
+  if cd "$1" 2>/dev/null; then
+    # shellcheck disable=SC2012  # our release names: no blanks, no leading dash
+    for r in $(ls -1 | sort -r); do
+      bad=false; [ -e "$r/.bad" ] && bad=true; ok=false; verified "$r" && ok=true
+      printf '%s{"name": %s, "bad": %s, "verified": %s, "commit": %s, "branch": %s}' "$sep" \
+        "$(json_string "$r")" "$bad" "$ok" \
+        "$(json_string "$(release_value "$r" DEPLOYED_COMMIT)")" \
+        "$(json_string "$(release_value "$r" DEPLOYED_BRANCH)")"
+      sep=', '
+    done
+  fi
+  echo ']'
 }
 
 spec() {

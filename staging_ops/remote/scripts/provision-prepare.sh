@@ -1,4 +1,4 @@
-# provision-prepare.sh ACTION ARG... [ACTION ARG...]...: provision-all's prepare step, run
+# provision-prepare.sh [ACTION ARG...]...: provision-all's prepare step, run
 # as root before the upload (staging_ops/provision/plan.py builds the arguments).
 #
 #   useradd USER            the service user (system user, own group, no home, nologin)
@@ -8,7 +8,8 @@
 #   certificate CRT KEY SUBJECT SAN
 #                           a self-signed placeholder certificate (EC P-256, 90 days), the
 #                           key 0600 (umask 077), the certificate 0644
-#   ids USER                print "UID GID" of USER (the plan needs them for file owners)
+#   ids USER                print USER's ids as one JSON line, {"uid": UID, "gid": GID}
+#                           (the plan needs them for file owners)
 #
 # Every value is an argument: nothing is pasted into this text. Stops at the first failure.
 set -eu
@@ -59,7 +60,7 @@ while [ "$#" -gt 0 ]; do
         ;;
     ids)
         need 2 "$@"
-        echo "$(id -u -- "$2") $(id -g -- "$2")"
+        printf '{"uid": %s, "gid": %s}\n' "$(id -u -- "$2")" "$(id -g -- "$2")"
         shift 2
         ;;
     *)

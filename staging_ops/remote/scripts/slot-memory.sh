@@ -1,9 +1,9 @@
 # slot-memory.sh SLOT_DIR...
 #
 # The droplet's memory and what each slot's processes use, for the deploy's memory admission
-# and status, in one command. First line: "available <MemAvailable kB>". Then one line per
-# SLOT_DIR, in order: its running instances as "<instance>=<PSS kB>" separated by blanks
-# ("candidate-web=1234 current-airflow=402112 current-web=61234"), or "-" when none runs.
+# and status, in one command, as one JSON line: {"available": <MemAvailable kB>, "slots":
+# [...]}, an object per SLOT_DIR, in order, of its running instances' PSS in kB
+# ({"candidate-web": 1234, "current-airflow": 402112, "current-web": 61234}; {}: none runs).
 #
 # An instance is a unit's process tree: the main PID bin/run-process records in
 # SLOT_DIR/shared/tmp/<instance>.pid ("PID STARTTIME"; a PID that now belongs to another
@@ -33,7 +33,7 @@ BEGIN {
     while ((getline line < "/proc/meminfo") > 0)
         if (line ~ /^MemAvailable:/) { split(line, f, " "); available = f[2] }
     close("/proc/meminfo")
-    print "available", available + 0
+    printf "{\"available\": %d, \"slots\": [", available + 0
     slots = 0; proc = 0; roots = 0
     for (i = 1; i < ARGC; i++) {
         arg = ARGV[i]
@@ -45,6 +45,9 @@ BEGIN {
             # A pid file: "PID STARTTIME", named <instance>.pid.
             split(line, f, " ")
             name = arg; sub(/.*\//, "", name); sub(/\.pid$/, "", name)
+            # Skip a file bin/run-process did not write: its names are <where>-<type>, in a
+            # type name characters (processes/model.py TYPE_NAME), which JSON takes as they are.
+            if (name !~ /^[a-z][a-z0-9_-]*$/) continue
             roots++; rslot[roots] = slots; rname[roots] = name; rpid[roots] = f[1]; rstart[roots] = f[2]
             continue
         }
@@ -72,8 +75,9 @@ BEGIN {
     for (s = 1; s <= slots; s++) {
         out = ""
         n = split(order[s], names, " ")
-        for (j = 1; j <= n; j++) out = out (j > 1 ? " " : "") names[j] "=" used[s, names[j]]
-        print (out == "" ? "-" : out)
+        for (j = 1; j <= n; j++) out = out (j > 1 ? ", " : "") "\"" names[j] "\": " used[s, names[j]]
+        printf "%s{%s}", (s > 1 ? ", " : ""), out
     }
+    print "]}"
     exit
 }' "$@" @proc /proc/[0-9]*/stat

@@ -172,15 +172,17 @@ def _fetch(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
     branch = args[4].removeprefix("refs/heads/").removesuffix("^{commit}")
     if branch not in d.branches:
         return int(args[5]), "", "not found"
-    return 0, f"{d.branches[branch]}\nnone Procfile\nnone app.json\n", ""
+    files = {"Procfile": None, "app.json": None}
+    return 0, json.dumps({"commit": d.branches[branch], "files": files}) + "\n", ""
 
 
 def _release(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
     commit, name = args[1], _name(args[3])
     branch = next((b for b, c in d.branches.items() if c == commit), "?")
     d.releases[name] = Release(commit, branch)
-    live = f"live {args[8]}/../releases/{d.current}" if d.current else "live"
-    return 0, f"exported\nreused 0123abcd\n{live}\n", ""
+    live = f"{args[8]}/../releases/{d.current}" if d.current else ""
+    answer = {"venv": "reused", "key": "0123abcd", "live": live}
+    return 0, f"exported\n{json.dumps(answer)}\n", ""
 
 
 def _current(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
@@ -197,11 +199,11 @@ def _current(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
 def _releases(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
     verb = args[0]
     if verb == "list":
-        lines = [
-            f"{name} {int(r.bad)} {int(r.ok)} {r.commit} {r.branch}"
+        listed = [
+            {"name": name, "bad": r.bad, "verified": r.ok, "commit": r.commit, "branch": r.branch}
             for name, r in sorted(d.releases.items(), reverse=True)
         ]
-        return 0, "\n".join(lines) + "\n", ""
+        return 0, json.dumps(listed) + "\n", ""
     if verb == "record":
         d.releases[args[4]].ok = True
     return 0, "", ""  # `spec`: none written, the inventory's processes
@@ -235,17 +237,16 @@ def _restart(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
 
 
 def _verify_units(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
-    blocks = []
-    for unit in args:
-        if d.alive(unit):
-            blocks.append("ActiveState=active\nSubState=running\nNRestarts=0")
-        else:
-            blocks.append("ActiveState=failed\nSubState=failed\nNRestarts=0")
-    return 0, "\n\n".join(blocks) + "\n", ""
+    shown = [
+        {"ActiveState": state, "SubState": "running" if state == "active" else state}
+        | {"NRestarts": "0"}
+        for state in ("active" if d.alive(unit) else "failed" for unit in args)
+    ]
+    return 0, json.dumps(shown) + "\n", ""
 
 
 def _memory(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
-    return 0, f"available {d.available_kb}\n-\n", ""
+    return 0, json.dumps({"available": d.available_kb, "slots": [{}]}) + "\n", ""
 
 
 def _journal(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
@@ -268,14 +269,16 @@ SCRIPTS: dict[str, Callable[[FakeDroplet, list[str]], tuple[int, str, str]]] = {
 
 def parse_command(command: str, guarded: bool = False) -> Call:
     """`sh -c TEXT NAME ARG...` (remote.script_command) -> the call; a command behind the
-    lock's fence (lock-guard.sh's last argument) is the call it guards."""
+    lock's fence (lock-guard.sh's PROGRAM ARG...) is the call it guards."""
     words = shlex.split(command)
     if words[-1] == "2>&1":
         words = words[:-1]
     assert words[:2] == ["sh", "-c"], command[:80]
     script, args = words[3], tuple(words[4:])
     if script == "lock-guard.sh":
-        return parse_command(args[-1], guarded=True)
+        program = args[args.index("--") + 1 :]
+        # A script's own words, or a line of shell run as `sh -c LINE`.
+        return parse_command(program[2] if len(program) == 3 else shlex.join(program), True)
     return Call(script, args, guarded)
 
 

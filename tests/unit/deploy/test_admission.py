@@ -81,8 +81,12 @@ def test_the_step_detail_names_each_figure():
 
 
 def test_parse_memory():
-    out = "available 2048000\ncurrent-web=1024 current-airflow=2048\n-\ncandidate-web=512\n"
-    available, slots = parse_memory(out, 3)
+    out = (
+        '{"available": 2048000, "slots": [{"current-web": 1024, "current-airflow": 2048}, {},'
+        ' {"candidate-web": 512}]}\n'
+    )
+    reading = parse_memory(out, 3)
+    available, slots = reading.available_kb, reading.slots
     assert available == 2048000
     assert slots[0].of("current", "airflow") == 2048 and slots[0].of("candidate", "web") is None
     assert slots[0].total_mb == 3 and slots[1].instances == {}
@@ -90,7 +94,16 @@ def test_parse_memory():
 
 
 @pytest.mark.parametrize(
-    "out", ["", "available 1\n", "available x\n-\n", "available 1\nweb=many\n", "free 1\n-\n"]
+    "out",
+    [
+        "",
+        "available 1\n-\n",  # the old line format
+        '{"available": 1, "slots": []}',  # no slot: one was asked for
+        '{"available": "x", "slots": [{}]}',
+        '{"available": 1, "slots": [{"web": "many"}]}',
+        '{"free": 1, "slots": [{}]}',
+        '{"available": 1, "slots": [[]]}',
+    ],
 )
 def test_parse_memory_refuses_what_is_not_the_scripts_answer(out):
     with pytest.raises(StagingError, match=r"slot-memory\.sh"):
@@ -130,7 +143,9 @@ def test_slot_memory_sums_each_instance_tree_and_ignores_a_reused_pid(tmp_path):
     finally:
         parent.kill()
         parent.wait()
-    available, (one, two) = parse_memory(out, 2)
+    assert len(out.splitlines()) == 1
+    reading = parse_memory(out, 2)
+    available, (one, two) = reading.available_kb, reading.slots
     meminfo = Path("/proc/meminfo").read_text()
     assert 0 < available <= int(meminfo.split("MemTotal:")[1].split()[0])
     assert 40 * MB <= one.of("current", "web") < 80 * MB  # the child's 40 MB, under its parent

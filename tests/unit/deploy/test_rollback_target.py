@@ -3,6 +3,8 @@ listing, what is current, --to) in, the release out."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from staging_ops.deploy.releases_sh import Release, parse_list
@@ -86,32 +88,31 @@ def test_rollback_to_refuses(to, message):
 
 
 def test_parse_list():
-    out = (
-        '20260101T000000000Z-abcdef1 0 1 "abcdef1234" "feat/x"\n'
-        "20250101T000000Z-1234567 1 0 1234567890 main\n"
-        "20240101T000000Z-7654321 0 0  \n"
-        "short line\n"
+    out = json.dumps(
+        [
+            {"name": "r3", "bad": False, "verified": True, "commit": "abcdef1234", "branch": "x"},
+            {"name": "r2", "bad": True, "verified": False, "commit": "12345", "branch": "main"},
+            {"name": "r1", "bad": False, "verified": False, "commit": "", "branch": ""},
+        ]
     )
-    assert parse_list(out) == [
-        Release(
-            name="20260101T000000000Z-abcdef1",
-            bad=False,
-            ok=True,
-            commit="abcdef1234",
-            branch="feat/x",
-        ),
-        Release(
-            name="20250101T000000Z-1234567",
-            bad=True,
-            ok=False,
-            commit="1234567890",
-            branch="main",
-        ),
-        Release(
-            name="20240101T000000Z-7654321",
-            bad=False,
-            ok=False,
-            commit="",
-            branch="",
-        ),
+    assert parse_list(out + "\n") == [
+        Release(name="r3", bad=False, ok=True, commit="abcdef1234", branch="x"),
+        Release(name="r2", bad=True, ok=False, commit="12345", branch="main"),
+        Release(name="r1", bad=False, ok=False, commit="", branch=""),
     ]
+    assert parse_list("[]\n") == []
+
+
+@pytest.mark.parametrize(
+    "out",
+    [
+        "",
+        "r1 0 1 abc main\n",  # the old line format
+        '[{"name": "r1"}]',
+        '{"name": "r1"}',
+        "[1]",
+    ],
+)
+def test_an_unreadable_listing_is_one_clear_error(out):
+    with pytest.raises(StagingError, match=r"deploy-releases\.sh list: unreadable answer"):
+        parse_list(out)

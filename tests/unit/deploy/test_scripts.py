@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -17,10 +18,11 @@ import pytest
 
 from staging_ops.deploy import fds
 from staging_ops.deploy import lock as slot_lock
-from staging_ops.deploy.fetch import NOT_FOUND
+from staging_ops.deploy.fetch import NOT_FOUND, Fetched, parse_fetch
 from staging_ops.deploy.record import KEEP_RELEASES
 from staging_ops.deploy.releases_sh import parse_list
 from staging_ops.deploy.restart import RESTARTS_MARK, restarts_before
+from staging_ops.errors import StagingError
 from staging_ops.remote.scripts import SCRIPTS, script_command, script_text
 
 OURS = sorted(p.name for p in SCRIPTS.glob("*.sh") if p.name.startswith(("deploy-", "lock-")))
@@ -105,6 +107,21 @@ def test_the_listing_is_newest_first_with_marks_and_the_old_log_counts_as_verifi
 
 def test_no_releases_dir_lists_nothing(tmp_path):
     assert listing(tmp_path / "releases") == []
+
+
+def test_the_listing_is_one_json_line_whatever_the_branch_holds(tmp_path):
+    """A .release-env written by hand (or by an older deploy) may hold any character: the
+    listing stays one JSON line, and the branch reads back as written between its quotes."""
+    releases = tmp_path / "releases"
+    branch = 'fe"at\\x\\'
+    make_release(releases, "r1", branch=branch, commit="c1")
+    (releases / "r2").mkdir()  # no .release-env at all
+    result = sh("deploy-releases.sh", "list", releases)
+    assert len(result.stdout.splitlines()) == 1
+    assert [(r.name, r.commit, r.branch) for r in parse_list(result.stdout)] == [
+        ("r2", "", ""),
+        ("r1", "c1", branch),
+    ]
 
 
 def record(tmp_path: Path, release: str, previous: str = "", keep: int = KEEP_RELEASES):
@@ -377,10 +394,28 @@ def test_a_guarded_command_runs_only_while_the_token_is_ours(tmp_path):
     path = str(tmp_path / ".deploy.lock")
     Path(slot_lock.holder_path(path)).write_text("tok-1 me on here (pid 1) at then\n")
     ours = run(slot_lock.guarded(path, "tok-1", 'echo "ran $0"; exit 3'))
-    assert (ours.returncode, ours.stdout.strip()) == (3, "ran lock-guard.sh")
+    assert (ours.returncode, ours.stdout.strip()) == (3, "ran sh")
     theirs = run(slot_lock.guarded(path, "tok-2", "echo ran"))
     assert theirs.returncode == slot_lock.LOST and theirs.stdout == ""
     assert theirs.stderr.strip() == f"{slot_lock.LOST_MARK} me on here (pid 1) at then"
+
+
+def test_a_guarded_script_gets_its_words_as_arguments_never_as_text(tmp_path):
+    """lock-guard.sh runs PROGRAM ARG... as given: a script's values (a branch may hold any
+    character) reach it as its $1..., and nothing in them is run."""
+    path = str(tmp_path / ".deploy.lock")
+    Path(slot_lock.holder_path(path)).write_text("tok-1 me\n")
+    value = 'x"; touch "$PWNED"; $(touch "$PWNED") `touch "$PWNED"` \\ \'q\''
+    release = tmp_path / value
+    release.mkdir()
+    command = script_command("deploy-mark-bad.sh", str(release))
+    guarded = slot_lock.guarded(path, "tok-1", command)
+    words = shlex.split(guarded)
+    assert words[words.index("--") + 1 :] == list(command.argv)
+    assert run(guarded, env={**os.environ, "PWNED": str(tmp_path / "pwned")}).returncode == 0
+    assert (release / ".bad").exists() and not (tmp_path / "pwned").exists()
+    bad = run(script_command("lock-guard.sh", slot_lock.holder_path(path), "tok-1", 1, 74, "M"))
+    assert bad.returncode == 2 and "usage" in bad.stderr
 
 
 def test_the_holder_takes_the_lock_writes_its_token_and_note_and_leaves_on_eof(tmp_path):
@@ -425,12 +460,34 @@ def test_fetch_clones_the_mirror_once_and_reads_the_branch(tmp_path):
         return sh("deploy-fetch.sh", base, mirror, f"{mirror}.lock", repo, ref, NOT_FOUND)
 
     first = fetch("main")
-    assert (first.returncode, first.stdout) == (0, head)
+    assert first.returncode == 0
+    assert parse_fetch(first.stdout) == Fetched(head.strip(), {})
     assert mirror.is_dir() and not Path(f"{mirror}.tmp").exists()
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "two"], check=True)
-    again = fetch("main")
-    assert again.returncode == 0 and again.stdout != head
+    (repo / "Procfile").write_text('web: echo "a \\ b"\n')
+    subprocess.run([*git, "add", "Procfile"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "two"], check=True)
+    again = sh(
+        "deploy-fetch.sh",
+        base,
+        mirror,
+        f"{mirror}.lock",
+        repo,
+        "refs/heads/main^{commit}",
+        NOT_FOUND,
+        "Procfile",
+        "app.json",
+    )
+    assert again.returncode == 0 and len(again.stdout.splitlines()) == 1
+    fetched = parse_fetch(again.stdout)
+    assert fetched.commit != head.strip()
+    assert fetched.files == {"Procfile": 'web: echo "a \\ b"\n', "app.json": None}
     assert fetch("nope").returncode == NOT_FOUND
+
+
+@pytest.mark.parametrize("out", ["", "abc\nnone Procfile\n", '{"commit": 1}', '{"files": {}}'])
+def test_an_unreadable_fetch_answer_is_one_clear_error(out):
+    with pytest.raises(StagingError, match=r"deploy-fetch\.sh: unreadable answer"):
+        parse_fetch(out)
 
 
 # --- deploy-restart.sh: a served port drained, then the exit cut short ---------------------

@@ -3,23 +3,26 @@ NRestarts) and the baseline the restart read in, the first unit that does not st
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from staging_ops.deploy.verify import unit_problem
+from staging_ops.deploy.verify import UnitShown, parse_units, unit_problem
+from staging_ops.errors import StagingError
 
 UNITS = ["ui", "web", "sched"]
 
 
 def show(*units: tuple[str, str, str | None]) -> str:
-    """`systemctl show -p ActiveState -p SubState -p NRestarts` of units given as (active,
-    sub, restarts); systemd lists the properties in its own order, not ours."""
-    blocks = []
+    """deploy-verify-units.sh's JSON line for units given as (active, sub, restarts): the
+    properties systemctl showed, in its own order, not ours."""
+    shown = []
     for active, sub, restarts in units:
-        lines = [f"SubState={sub}", f"ActiveState={active}"]
+        props = {"SubState": sub, "ActiveState": active}
         if restarts is not None:  # the sandbox's stand-in has no NRestarts
-            lines.insert(1, f"NRestarts={restarts}")
-        blocks.append("\n".join(lines) + "\n")
-    return "\n".join(blocks)
+            props["NRestarts"] = restarts
+        shown.append(props)
+    return json.dumps(shown) + "\n"
 
 
 UP = ("active", "running", "0")
@@ -61,4 +64,17 @@ UP = ("active", "running", "0")
     ],
 )
 def test_unit_problem(out, before, problem):
-    assert unit_problem(UNITS, out, before) == problem
+    assert unit_problem(UNITS, parse_units(out), before) == problem
+
+
+def test_the_scripts_answer_reads_as_units_shown():
+    assert parse_units(show(("active", "running", "2"), ("failed", "failed", None))) == [
+        UnitShown("active", "running", 2),
+        UnitShown("failed", "failed", None),
+    ]
+
+
+@pytest.mark.parametrize("out", ["ActiveState=active\n", '{"ActiveState": "active"}', "[1]"])
+def test_an_unreadable_units_answer_is_one_clear_error(out):
+    with pytest.raises(StagingError, match=r"deploy-verify-units\.sh: unreadable answer"):
+        parse_units(out)

@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from staging_ops import remote
+from staging_ops.errors import StagingError
 from staging_ops.provision import handlers
+from staging_ops.provision.apply import parse_ids
 from staging_ops.provision.plan import INSTALL_SCRIPT, PREPARE_SCRIPT, SERVICES_SCRIPT
+from staging_ops.remote.facts import UserIds
 
 # Each fake logs its arguments one per line after a header line, and fails when told to.
 FAKE = """#!/bin/sh
@@ -175,7 +178,7 @@ def test_prepare_makes_directories_with_mode_and_owner(tmp_path: Path):
     assert run.returncode == 0, run.stderr
     nobody = subprocess.run(["id", "-u", "nobody"], capture_output=True, text=True).stdout
     group = subprocess.run(["id", "-g", "nobody"], capture_output=True, text=True).stdout
-    assert run.stdout.split() == [nobody.strip(), group.strip()]
+    assert parse_ids(run.stdout) == UserIds(int(nobody), int(group))
     info = odd.stat()
     assert (stat.S_IMODE(info.st_mode), odd.owner(), info.st_gid) == (0o750, "nobody", int(group))
     assert stat.S_IMODE(kept.stat().st_mode) == 0o700 and kept.owner() == "nobody"
@@ -221,3 +224,20 @@ def test_admin_password_goes_to_psql_as_variables_never_into_the_sql(tmp_path: P
     assert lines[lines.index("-p") : lines.index("-p") + 2] == ["-p", "5433"]
     assert "admin=post gres" in lines and f"verifier={verifier}" in lines
     assert lines[-1] == "ALTER ROLE :\"admin\" PASSWORD :'verifier';"
+
+
+@pytest.mark.parametrize(
+    ("out", "ids"),
+    [
+        ('{"uid": 999, "gid": 998}\n', UserIds(999, 998)),
+        ('mkdir said something\n{"uid": 0, "gid": 0}\n', UserIds(0, 0)),
+    ],
+)
+def test_prepare_answers_the_ids_in_one_json_line(out, ids):
+    assert parse_ids(out) == ids
+
+
+@pytest.mark.parametrize("out", ["", "999 998\n", '{"uid": , "gid": }\n', '{"uid": 1}\n', "[]"])
+def test_an_unreadable_ids_answer_is_one_clear_error(out):
+    with pytest.raises(StagingError, match=r"provision-prepare\.sh: no user ids"):
+        parse_ids(out)
