@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from staging_ops import remote
-from staging_ops.deploy.restart import drained, restart_command
+from staging_ops.deploy import candidate_sh
+from staging_ops.deploy.restart import restart_command
+from staging_ops.deploy.restart_sh import drained
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.deploy.verify import UnitFailed, check_units_alive, ssh_get
 from staging_ops.errors import StagingError
@@ -104,14 +105,9 @@ def _script(deployer: Deployer, verb: str, release: str) -> None:
 
 
 def _command(deployer: Deployer, verb: str, release: str) -> str:
-    return remote.script_command(
-        "deploy-candidate.sh",
-        verb,
-        deployer.paths.root,
-        release,
-        len(deployer.candidate_units),
-        *_all_units(deployer),
-    )
+    build = candidate_sh.start_command if verb == "start" else candidate_sh.stop_command
+    units = _all_units(deployer)
+    return build(deployer.paths.root, release, len(deployer.candidate_units), *units)
 
 
 def _run(deployer: Deployer, command: str) -> None:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from staging_ops import remote
-from staging_ops.deploy import candidate, heartbeat
+from staging_ops.deploy import candidate, heartbeat, processes_sh
 from staging_ops.deploy.restart import restart
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.deploy.verify import check_units_alive, ssh_get, verify
@@ -117,8 +116,7 @@ def align_processes(deployer: Deployer) -> None:
     own = slot_units(deployer.app, deployer.slot, tuple(TYPE_SERVICES))
     declared = set(deployer.units)
     keep = [u for u in deployer.worker_units if u not in own]
-    command = remote.script_command(
-        "deploy-processes.sh",
+    command = processes_sh.command(
         deployer.host.systemd_dir,
         worker_unit_prefix(deployer.app, deployer.slot),
         len(keep),

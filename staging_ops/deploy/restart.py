@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from staging_ops import remote
+from staging_ops.deploy import restart_sh
+from staging_ops.deploy.restart_sh import drained
 from staging_ops.deploy.steps import tail
 from staging_ops.errors import StagingError
 from staging_ops.processes import AIRFLOW, WEB
@@ -14,8 +15,6 @@ from staging_ops.render import slot_units
 
 if TYPE_CHECKING:
     from staging_ops.deploy.session import Deployer
-
-RESTARTS_MARK = "restarts-before:"
 
 
 def restart(
@@ -35,8 +34,12 @@ def restart(
     verb = "stop" if stop_only else "restart"
     command = restart_command(deployer, verb, drained(units, main_ports(deployer)), unwaited)
     code, out, err = deployer.run(command, check=False, guarded=True)
-    first, _, out = out.partition("\n")
-    deployer.restarts_before.update(restarts_before([*units, *unwaited], first))
+    first, _, rest = out.partition("\n")
+    # The counts come first; a run refused before them (the lock lost) answers only why.
+    if code == 0 or first.startswith("{"):
+        before = restart_sh.parse_restarts_before([*units, *unwaited], first)
+        deployer.restarts_before.update(before)
+        out = rest
     if code != 0:
         raise StagingError(tail(out or err))
 
@@ -48,14 +51,8 @@ def restart_command(
     # systemd's NRestarts counts automatic restarts and is not reset by our restart (a restart
     # of a unit waiting to auto-restart keeps the count): the script prints it first, so that
     # verify counts only the restarts that come after ours.
-    return remote.script_command(
-        "deploy-restart.sh",
-        RESTARTS_MARK,
-        f"{deployer.paths.root}/.restart.log",
-        verb,
-        len(units),
-        *units,
-        *(unwaited or []),
+    return restart_sh.command(
+        f"{deployer.paths.root}/.restart.log", verb, len(units), *units, *(unwaited or [])
     )
 
 
@@ -65,16 +62,3 @@ def main_ports(deployer: Deployer) -> dict[str, int]:
     types = deployer.spec.port_types
     units = slot_units(deployer.app, deployer.slot, types)
     return dict(zip(units, (ports[t] for t in types), strict=True))
-
-
-def drained(units: list[str], ports: dict[str, int]) -> list[str]:
-    """`units` as deploy-restart.sh takes them: UNIT=PORT for a unit that serves a port
-    (drained, then its exit cut short), the others by name."""
-    return [f"{unit}={ports[unit]}" if unit in ports else unit for unit in units]
-
-
-def restarts_before(units: list[str], line: str) -> dict[str, int]:
-    """Each unit's NRestarts from the script's first line (`restarts-before: 0 3 0`); a count
-    systemd did not give is 0."""
-    counts = line.removeprefix(RESTARTS_MARK).split()
-    return {unit: int(c) if c.isdigit() else 0 for unit, c in zip(units, counts, strict=False)}

@@ -25,11 +25,6 @@ PRODUCT = Path(__file__).resolve().parents[2] / "staging_ops"
 
 # Scripts run otherwise: run-process.sh is installed as bin/run-process (systemd runs it).
 NOT_RUN_BY_COMMAND = {"run-process.sh"}
-# Modules still calling script_command for themselves: the candidate, restart and hand-over
-# steps (deploy-candidate.sh, deploy-restart.sh, deploy-processes.sh's keep), being changed
-# meanwhile; their homes follow.
-PENDING = {"deploy/candidate.py", "deploy/restart.py", "deploy/handover.py"}
-PENDING_SCRIPTS = {"deploy-candidate.sh", "deploy-restart.sh"}
 
 VALUE = re.compile(r"[A-Z][A-Z0-9_]*")
 
@@ -90,7 +85,7 @@ HOME_IDS = sorted(HOMES, key=lambda k: (k[0], k[1] or ""))
 
 def test_every_remote_script_run_by_a_command_has_a_home():
     homed = {script for script, _ in HOMES}
-    assert homed == set(ALL) - NOT_RUN_BY_COMMAND - PENDING_SCRIPTS
+    assert homed == set(ALL) - NOT_RUN_BY_COMMAND
 
 
 def _disagreement(script: str, verb: str | None, builder: Callable[..., object]) -> str | None:
@@ -192,7 +187,7 @@ def test_only_home_builders_call_script_command():
         for path in sorted(PRODUCT.rglob("*.py"))
         if (lines := _calls_outside_homes(path))
     }
-    assert set(outside) == PENDING, outside
+    assert not outside, outside
 
 
 def test_a_call_outside_a_builder_is_seen(tmp_path):

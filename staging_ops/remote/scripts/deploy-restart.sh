@@ -1,9 +1,10 @@
-# deploy-restart.sh MARK OUTLOG VERB WAITED UNIT[=PORT]...
+# deploy-restart.sh OUTLOG VERB WAITED UNIT[=PORT]...
 #
 # Resets each UNIT's failed state (a unit that crash-looped has hit systemd's start limit, and
-# a restart into a good release would be refused), then prints MARK and each UNIT's NRestarts
-# (reset-failed zeroes it, a restart of a unit waiting to auto-restart keeps it: verify counts
-# only the restarts after this line), then runs `systemctl VERB` on the UNITs, all at once,
+# a restart into a good release would be refused), then prints each UNIT's NRestarts as one
+# JSON line, `{"restarts_before": [0, 3, 0]}` in the UNITs' order (reset-failed zeroes it, a
+# restart of a unit waiting to auto-restart keeps it: verify counts only the restarts after
+# this line), then runs `systemctl VERB` on the UNITs, all at once,
 # under setsid, detached from our session: a deploy killed now still leaves the units
 # restarted. The first WAITED UNITs are waited for: their output goes to OUTLOG, printed
 # after, and their exit code is ours. The others (the workers, judged later by their settle
@@ -26,8 +27,8 @@
 # exit, which is killed instead of waited for (Airflow's webserver takes 3-9 s to exit after
 # its last request, and a deploy stops one twice). Only a shortcut: a deploy killed meanwhile
 # leaves systemd's own stop to finish the usual way.
-mark=$1 outlog=$2 verb=$3 waited=$4
-shift 4
+outlog=$1 verb=$2 waited=$3
+shift 3
 # `systemctl VERB` for every unit at once; exit 1 if any of them failed. A program of its own
 # (setsid runs a program, not a function of this shell).
 # shellcheck disable=SC2016  # expanded by the detached sh, not here
@@ -115,12 +116,14 @@ for arg in "$@"; do
         [ -n "$old" ] && drains="$drains $unit=${arg##*=}=$old"
     fi
 done
-# Unit names have no blanks: split on purpose, here and for the counts (one line of them,
-# after MARK).
+# Unit names have no blanks: split on purpose, here and for the counts (a count systemd does
+# not give as digits is 0, in its place).
 # shellcheck disable=SC2086
 systemctl reset-failed $names 2>/dev/null
-# shellcheck disable=SC2046,SC2086
-echo "$mark" $(systemctl show -p NRestarts --value $names 2>/dev/null)
+# shellcheck disable=SC2086
+counts=$(systemctl show -p NRestarts --value $names 2>/dev/null | awk '
+    { for (i = 1; i <= NF; i++) { printf "%s%s", sep, ($i ~ /^[0-9]+$/ ? $i : 0); sep = ", " } }')
+echo "{\"restarts_before\": [$counts]}"
 if [ "$#" -gt "$waited" ]; then
     # shellcheck disable=SC2086
     set -- $names

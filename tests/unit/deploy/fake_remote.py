@@ -53,7 +53,7 @@ class Call:
 
 
 # Where a script that does several things takes its verb.
-VERB_AT = {"deploy-restart.sh": 2}
+VERB_AT = {"deploy-restart.sh": 1}
 
 
 @dataclass
@@ -227,13 +227,13 @@ def _candidate(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
 
 
 def _restart(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
-    mark, verb, units = args[0], args[2], [a.partition("=")[0] for a in args[4:]]
+    verb, units = args[1], [a.partition("=")[0] for a in args[3:]]
     for unit in units:
         if verb == "stop" or d.current is None:
             d.running.pop(unit, None)
         else:
             d.running[unit] = d.current
-    return 0, f"{mark} {' '.join('0' for _ in units)}\n", ""
+    return 0, json.dumps({"restarts_before": [0 for _ in units]}) + "\n", ""
 
 
 def _verify_units(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:

@@ -21,7 +21,7 @@ from staging_ops.deploy import lock as slot_lock
 from staging_ops.deploy.fetch import NOT_FOUND, Fetched, parse_fetch
 from staging_ops.deploy.record import KEEP_RELEASES
 from staging_ops.deploy.releases_sh import parse_list
-from staging_ops.deploy.restart import RESTARTS_MARK, restarts_before
+from staging_ops.deploy.restart_sh import parse_restarts_before
 from staging_ops.errors import StagingError
 from staging_ops.remote.scripts import SCRIPTS, script_command, script_text
 
@@ -253,7 +253,6 @@ def systemctl(tmp_path):
 def restart_script(tmp_path: Path, env: dict, verb: str, *units: str, waited: int = -1):
     return sh(
         "deploy-restart.sh",
-        RESTARTS_MARK,
         tmp_path / ".restart.log",
         verb,
         len(units) if waited < 0 else waited,
@@ -270,8 +269,8 @@ def test_restart_prints_the_baseline_then_restarts_every_unit(tmp_path, systemct
     first = result.stdout.splitlines()[0]
     # The baseline is read after reset-failed (which zeroes NRestarts: read before it, the
     # first three restarts of a crash-looping release would go unseen) and before the restart.
-    assert first == f"{RESTARTS_MARK} 0 0 0"
-    assert restarts_before(units, first) == dict.fromkeys(units, 0)
+    assert first == '{"restarts_before": [0, 0, 0]}'
+    assert parse_restarts_before(units, first) == dict.fromkeys(units, 0)
     lines = calls.read_text().splitlines()
     assert lines[0] == "reset-failed a.service b.service c.service"
     assert lines[1] == "show -p NRestarts --value a.service b.service c.service"
@@ -284,7 +283,7 @@ def test_restart_waits_only_for_the_first_units(tmp_path, systemctl):
     env, calls = systemctl
     result = restart_script(tmp_path, env, "restart", "a.service", "bad.service", waited=1)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [f"{RESTARTS_MARK} 0 0"]
+    assert result.stdout.splitlines() == ['{"restarts_before": [0, 0]}']
     deadline = time.monotonic() + 5
     while "restart bad.service" not in calls.read_text() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -377,14 +376,21 @@ def test_only_the_release_s_port_types_start_but_every_candidate_stops(tmp_path,
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (f"{RESTARTS_MARK} 0 3 1", {"u1": 0, "u2": 3, "u3": 1}),
-        (f"{RESTARTS_MARK} 2", {"u1": 2}),  # systemctl said less: the rest never restarted
-        (f"{RESTARTS_MARK} x 1 ", {"u1": 0, "u2": 1}),
-        (RESTARTS_MARK, {}),
+        ('{"restarts_before": [0, 3, 1]}', {"u1": 0, "u2": 3, "u3": 1}),
+        ('{"restarts_before": [2]}', {"u1": 2}),  # systemctl said less: the rest never restarted
+        ('{"restarts_before": []}', {}),
     ],
 )
 def test_restarts_before(line, expected):
-    assert restarts_before(["u1", "u2", "u3"], line) == expected
+    assert parse_restarts_before(["u1", "u2", "u3"], line) == expected
+
+
+@pytest.mark.parametrize(
+    "line", ["", "restarts-before: 0 3", '{"restarts_before": ["3"]}', '{"other": []}', "[1]"]
+)
+def test_an_unreadable_restart_answer_is_one_clear_error(line):
+    with pytest.raises(StagingError, match=r"deploy-restart\.sh: unreadable answer"):
+        parse_restarts_before(["u1"], line)
 
 
 # --- lock-guard.sh and lock-hold.sh ------------------------------------------------------
