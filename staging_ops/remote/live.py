@@ -10,6 +10,7 @@ each slot's processes use (slot-memory.sh, memory.py): status's `memory_mb`."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -99,41 +100,23 @@ def unit_map(app: App, slot: Slot) -> str:
 
 
 def parse_live(out: str, count: int) -> tuple[list[LiveRelease], list[LiveProcesses | None]]:
-    """status-live.sh's answer for `count` links, in their order: "-" is no link, else
-    "target<TAB>commit<TAB>branch<TAB>verified" (the .release-env's quotes still on), then
-    the release's "spec" and "unit" lines; then "systemctl" and its blocks, a unit each."""
-    lines = out.replace("\r", "").split("\n")
-    if "systemctl" not in lines:
-        raise StagingError("status-live.sh: no systemctl section in its answer")
-    cut = lines.index("systemctl")
-    head, tail = [x for x in lines[:cut] if x], "\n".join(lines[cut + 1 :])
-    found: list[LiveRelease] = []
-    specs: list[str | None] = []
-    units: list[list[str]] = []
-    for line in head:
-        if line.startswith("spec\t") and found:
-            specs[-1] = line[5:] or None
-        elif line.startswith("unit\t") and found:
-            units[-1].append(line.split("\t")[-1])
-        elif line == "-":
-            found.append(LiveRelease())
-            specs.append(None)
-            units.append([])
-        else:
-            target, commit, branch, verified = [*line.split("\t"), "", "", ""][:4]
-            found.append(
-                LiveRelease(
-                    target.rstrip("/").rsplit("/", 1)[-1],
-                    commit.strip('"') or None,
-                    branch.strip('"') or None,
-                    verified == "1",
-                )
-            )
-            specs.append(None)
-            units.append([])
+    """status-live.sh's answer (one JSON line) for `count` links, in their order: each
+    slot's live release (null: no link), its spec and units; then the units' states."""
+    try:
+        answer = json.loads(out.strip().splitlines()[0] if out.strip() else "")
+        slots, shown = answer["slots"], answer["units"]
+        if not isinstance(slots, list) or not isinstance(shown, list):
+            raise TypeError(answer)
+        found = [_live_release(entry) for entry in slots]
+        units = [[str(unit) for _, unit in (entry or {}).get("units", [])] for entry in slots]
+        specs = [(entry or {}).get("spec") or None for entry in slots]
+        states_shown = [UnitState.from_props(props) for props in shown]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise StagingError(f"status-live.sh: unreadable answer {out[:200]!r}") from None
     if len(found) != count:
         raise StagingError(f"status-live.sh: {len(found)} answers for {count} slots")
-    states = _unit_states([u for slot_units in units for u in slot_units], tail)
+    listed = [u for slot_units in units for u in slot_units]
+    states = {u: st for u, st in zip(listed, states_shown, strict=False) if st is not None}
     processes: list[LiveProcesses | None] = [
         LiveProcesses(spec, {u: states[u] for u in slot_units if u in states})
         if live.release
@@ -143,16 +126,18 @@ def parse_live(out: str, count: int) -> tuple[list[LiveRelease], list[LiveProces
     return found, processes
 
 
-def _unit_states(units: list[str], out: str) -> dict[str, UnitState]:
-    """`systemctl show`'s blocks (KEY=VALUE lines, blank-line apart, in the units' order)."""
-    blocks = [b for b in out.split("\n\n") if b.strip()]
-    states = {}
-    for unit, block in zip(units, blocks, strict=False):
-        props = dict(line.partition("=")[::2] for line in block.split())
-        state = UnitState.from_props(props)
-        if state is not None:
-            states[unit] = state
-    return states
+def _live_release(entry: object) -> LiveRelease:
+    """One slot's entry of the answer: null (no link) or its release as the script read it."""
+    if entry is None:
+        return LiveRelease()
+    if not isinstance(entry, dict):
+        raise TypeError(entry)
+    return LiveRelease(
+        str(entry["target"]).rstrip("/").rsplit("/", 1)[-1],
+        str(entry["commit"]) or None,
+        str(entry["branch"]) or None,
+        entry["verified"] == 1,
+    )
 
 
 # Between status-live.sh's answer and slot-memory.sh's, in the one command's output.

@@ -4,6 +4,8 @@ the pairs that differ and the unverified live release out."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from staging_ops.drift import LiveRelease, decide, live_json, of_slot
@@ -156,33 +158,38 @@ def test_live_release_json():
     assert NO_LINK.as_json() == {"release": None, "commit": None, "branch": None, "verified": False}
 
 
-# status-live.sh's lines (remote/live.py parses them) -> the releases, in the links' order
-LIVE_LINES = [
-    ("no link", "-", NO_LINK),
-    (
-        "a verified release",
-        f'releases/r1\t"{A}"\t"main"\t1',
-        LiveRelease("r1", A, "main", True),
-    ),
-    ("not verified", f'releases/r2\t"{B}"\t"feat/x"\t0', LiveRelease("r2", B, "feat/x")),
-    ("no .release-env", "releases/r3\t\t\t0", LiveRelease("r3", None, None)),
+# status-live.sh's entries (remote/live.py parses its JSON line) -> the releases, in order
+def entry(target: str, commit: str, branch: str, verified: int) -> dict:
+    return {"target": target, "commit": commit, "branch": branch, "verified": verified}
+
+
+LIVE_ENTRIES = [
+    ("no link", None, NO_LINK),
+    ("a verified release", entry("releases/r1", A, "main", 1), LiveRelease("r1", A, "main", True)),
+    ("not verified", entry("releases/r2", B, "feat/x", 0), LiveRelease("r2", B, "feat/x")),
+    ("no .release-env", entry("releases/r3", "", "", 0), LiveRelease("r3", None, None)),
     (
         "an absolute target",
-        f"/srv/staging/staging-1/releases/r4/\t{A}\tmain\t1",
+        entry("/srv/staging/staging-1/releases/r4/", A, "main", 1),
         LiveRelease("r4", A, "main", True),
     ),
 ]
 
 
+def answer(*slots: object) -> str:
+    return json.dumps({"slots": list(slots), "units": []}) + "\n"
+
+
 @pytest.mark.parametrize(
-    ("line", "live"), [c[1:] for c in LIVE_LINES], ids=[c[0] for c in LIVE_LINES]
+    ("slot", "live"), [c[1:] for c in LIVE_ENTRIES], ids=[c[0] for c in LIVE_ENTRIES]
 )
-def test_status_live_lines(line, live):
-    assert parse_live(line + "\nsystemctl\n", 1)[0] == [live]
+def test_status_live_entries(slot, live):
+    assert parse_live(answer(slot), 1)[0] == [live]
 
 
-def test_status_live_answer_must_have_one_line_per_slot():
+def test_status_live_answer_must_have_one_entry_per_slot_and_be_json():
     with pytest.raises(StagingError, match="1 answers for 2 slots"):
-        parse_live("-\nsystemctl\n", 2)
-    with pytest.raises(StagingError, match="no systemctl section"):
-        parse_live("-\n", 1)
+        parse_live(answer(None), 2)
+    for bad in ("-\nsystemctl\n", "", '{"slots": [{"target": "r"}], "units": []}', "[]"):
+        with pytest.raises(StagingError, match="unreadable answer"):
+            parse_live(bad, 1)

@@ -168,16 +168,19 @@ def test_an_answer_that_is_not_json_judges_no_component():
 
 def test_status_live_answer_carries_the_spec_and_the_units_states():
     spec = json.dumps({"source": "Procfile", "processes": {"web": "w", "hb": "h"}})
-    out = (
-        'releases/r1\t"abc"\t"main"\t1\n'
-        f"spec\t{spec}\n"
-        "unit\tweb\tjob-search-ui@staging-1.service\n"
-        "unit\thb\tjob-search-worker@staging-1:hb.service\n"
-        "-\n"
-        "systemctl\n"
-        "ActiveState=active\nSubState=running\nNRestarts=0\n\n"
-        "ActiveState=failed\nSubState=failed\nNRestarts=4\n"
-    )
+    release = {"target": "releases/r1", "commit": "abc", "branch": "main", "verified": 1}
+    release |= {
+        "spec": spec,
+        "units": [
+            ["web", "job-search-ui@staging-1.service"],
+            ["hb", "job-search-worker@staging-1:hb.service"],
+        ],
+    }
+    shown = [
+        {"ActiveState": "active", "SubState": "running", "NRestarts": "0"},
+        {"ActiveState": "failed", "SubState": "failed", "NRestarts": "4"},
+    ]
+    out = json.dumps({"slots": [release, None], "units": shown}) + "\n"
     found, processes = parse_live(out, 2)
     assert [f.release for f in found] == ["r1", None]
     assert processes[1] is None
