@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from staging_ops.errors import StagingError
+from staging_ops.jsondoc import JSONObject
 from staging_ops.remote.connection import RemoteHost
 from staging_ops.tls import CertificateFacts
 
@@ -40,7 +41,7 @@ class FactsRequest:
     certificates: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return {
             "stat": list(self.stat),
             "read": list(self.read),
@@ -77,7 +78,7 @@ class PathState:
     def from_json(cls, data: Mapping[str, Any]) -> PathState:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 

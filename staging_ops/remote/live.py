@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from invoke.exceptions import Failure
 
@@ -21,7 +20,7 @@ from staging_ops.drift import LiveRelease
 from staging_ops.errors import StagingError
 from staging_ops.inventory import App, Host, Inventory, Slot
 from staging_ops.processes import ProcessSpec, spec_from_json
-from staging_ops.processes.status import HealthAnswer, UnitState, judge_processes
+from staging_ops.processes.status import HealthAnswer, Processes, UnitState, judge_processes
 from staging_ops.remote.connection import connect
 from staging_ops.remote.memory import memory_command, parse_memory
 from staging_ops.remote.scripts import home, script_command
@@ -57,13 +56,6 @@ class LiveReleases:
     # read is missing.
     memory_mb: dict[int, int] = field(default_factory=dict)
 
-    def as_json(self, slot_id: int) -> dict[str, Any]:
-        """The slot's entry as status --json and the dashboard carry it."""
-        found = self.releases.get(slot_id)
-        if found is not None:
-            return found.as_json()
-        return {"error": self.unread.get(slot_id, "not read")}
-
 
 def slot_processes(
     app: App,
@@ -72,7 +64,7 @@ def slot_processes(
     *,
     ui_up: bool | None = None,
     airflow: HealthAnswer | None = None,
-) -> dict[str, dict[str, Any]] | None:
+) -> Processes | None:
     """Each process the slot's live release declares, judged (processes.status): its unit
     as systemd says, and the probes through nginx where they were made. None for a slot
     without a live release or whose host was not read."""
