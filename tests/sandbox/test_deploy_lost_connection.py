@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import INVOKE, ROOT, inventory_variant, run_invoke
-from tests.sandbox.test_deploy import commit_of, deploy, releases, served, wait_served
+from tests.sandbox.deploying import commit_of, deploy, releases, served, wait_served
+from tests.sandbox.slots import slot_for
 from tests.sandbox.test_deploy_safety import push_app_variant
 
-SLOT = 2  # no other test of the shared sandbox claims, deploys to or releases it
+SLOT = slot_for(__name__)
 TASK = f"JA-{SLOT}"
 
 

@@ -20,10 +20,11 @@ from staging_ops.health import public_version
 from staging_ops.inventory import load_inventory
 from staging_ops.render import render_release_env
 from tests.conftest import INVOKE, ROOT, inventory_as, run_invoke
-from tests.sandbox.test_deploy import commit_of, deploy, served, wait_served
-from tests.sandbox.test_deploy import releases as slot_releases
+from tests.sandbox.deploying import commit_of, deploy, served, wait_served
+from tests.sandbox.deploying import releases as slot_releases
+from tests.sandbox.slots import slot_for
 
-SLOT = 5
+SLOT = slot_for(__name__)
 
 
 @pytest.fixture(scope="module")
@@ -333,4 +334,4 @@ def test_logs_exits_1_when_the_remote_command_fails(box, os_user, tmp_path):
     result = run_invoke("logs", "--slot", str(SLOT), "-n", "3", env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.strip().count("\n") == 0, result.stderr
-    assert "journalctl -u job-search-ui@staging-5.service failed on h1" in result.stderr
+    assert f"journalctl -u job-search-ui@staging-{SLOT}.service failed on h1" in result.stderr

@@ -29,10 +29,11 @@ from staging_ops.web import create_app
 from staging_ops.web.auth import mint_token
 from staging_ops.web.server import BackgroundServer
 from tests.conftest import inventory_variant, run_invoke
+from tests.sandbox.deploying import commit_of, deploy, served
+from tests.sandbox.slots import slot_for
 from tests.sandbox.test_dashboard import browser  # noqa: F401  (the fixture: Debian's Chromium)
-from tests.sandbox.test_deploy import commit_of, deploy, served
 
-SLOT = 10  # the shared staging slot: no other test of the shared sandbox deploys to it
+SLOT = slot_for(__name__)
 SECRET = "test-secret-for-the-drift-dashboard-0123456789"
 
 

@@ -17,13 +17,14 @@ from staging_ops import remote
 from staging_ops.health import public_version
 from staging_ops.inventory import load_inventory
 from tests.conftest import inventory_variant, run_invoke
+from tests.sandbox.slots import slot_for
 
-SLOT = 3  # no other test of the shared sandbox deploys to it
+SLOT = slot_for(__name__)
 TASK = "JA-303"
 # More than any machine has: every hand-over must be refused.
 HUGE_RESERVE = ("[hosts.h1]\n", "[hosts.h1]\nmemory_reserve_mb = 1048576\n")
 REFUSAL = re.compile(
-    r"^error: staging-3: memory check failed: not enough memory for the hand-over: "
+    rf"^error: staging-{SLOT}: memory check failed: not enough memory for the hand-over: "
     r"it needs (\d+) MB "
     r"\(candidate web (\d+) MB measured \+ airflow (\d+) MB measured \+ memory_reserve_mb "
     r"1048576 MB kept free\), the droplet has (\d+) MB available; no candidate was started; "

@@ -17,9 +17,10 @@ import pytest
 from devtools.probe import Probe
 from staging_ops.inventory import load_inventory
 from tests.conftest import run_invoke
-from tests.sandbox.test_deploy import commit_of, deploy
+from tests.sandbox.deploying import commit_of, deploy
+from tests.sandbox.slots import slot_for
 
-SLOT = 7  # only test_deploy_handover's two-slot test deploys to it too, and deploys it first
+SLOT = slot_for(__name__)
 IDENTIFIER = f"staging-{SLOT}"
 MARK = "RELOAD_MARK"
 
