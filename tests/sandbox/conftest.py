@@ -1,5 +1,5 @@
-"""The slot table (tests/sandbox/slots.py) checked at collection, and each module's shared
-slots released before its first test."""
+"""The slot table (tests/sandbox/slots.py) checked at collection, each module's shared slots
+released before its first test, and the dashboard tests' Chromium (`browser`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import run_invoke
 from tests.sandbox import slots
+from tests.sandbox.dashboard_pages import browser  # noqa: F401 - the fixture, for every module
 
 HERE = Path(__file__).parent
 

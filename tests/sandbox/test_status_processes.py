@@ -18,9 +18,8 @@ from playwright.sync_api import expect
 from devtools.sample_repo import push_branch
 from devtools.sandbox.processes import unit_pids
 from tests.conftest import run_invoke
+from tests.sandbox.dashboard_pages import dashboard_app, health_cell
 from tests.sandbox.slots import slot_for
-from tests.sandbox.test_dashboard import browser  # noqa: F401  (the fixture: Debian's Chromium)
-from tests.sandbox.test_drift import dashboard_app
 from tests.sandbox.test_processes import PROCFILE  # the sample app with a `heartbeat` worker
 
 SLOT = slot_for(__name__)
@@ -104,7 +103,7 @@ def box(sandbox, provisioned):
     return sandbox
 
 
-def test_a_killed_worker_is_down_in_status_verify_and_the_dashboard(box, browser):  # noqa: F811
+def test_a_killed_worker_is_down_in_status_verify_and_the_dashboard(box, browser):
     done = deploy(box, "procs-status")
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -143,23 +142,17 @@ def test_a_killed_worker_is_down_in_status_verify_and_the_dashboard(box, browser
     ], failed.stdout
     assert "Traceback" not in failed.stderr
 
-    with dashboard_app(box) as (page_url, token):
-        context = browser.new_context()
-        try:
-            page = context.new_page()
-            page.goto(page_url)
-            page.get_by_label("Admin token (JWT)").fill(token)
-            page.get_by_role("button", name="Sign in").click()
-            cell = page.locator(f'#slots tr[data-slot="{SLOT}"] td[data-label="Health"]')
-            processes = cell.get_by_role("group", name="Processes")
-            expect(processes).to_contain_text("heartbeat down", timeout=20_000)
-            for ptype in ("web", "airflow", "scheduler"):
-                expect(processes).to_contain_text(f"{ptype} up")
-            badge = processes.locator('[data-process="heartbeat"]')
-            expect(badge).to_have_attribute("title", f"heartbeat ({HEARTBEAT_UNIT}) is down: "
-                                            "systemd: failed (failed)")  # fmt: skip
-        finally:
-            context.close()
+    with (
+        dashboard_app(box) as (page_url, token),
+        health_cell(browser, page_url, token, SLOT) as cell,
+    ):
+        processes = cell.get_by_role("group", name="Processes")
+        expect(processes).to_contain_text("heartbeat down", timeout=20_000)
+        for ptype in ("web", "airflow", "scheduler"):
+            expect(processes).to_contain_text(f"{ptype} up")
+        badge = processes.locator('[data-process="heartbeat"]')
+        expect(badge).to_have_attribute("title", f"heartbeat ({HEARTBEAT_UNIT}) is down: "
+                                        "systemd: failed (failed)")  # fmt: skip
 
     # A deploy brings the worker back: verify is content again.
     again = deploy(box, "procs-status")
