@@ -32,3 +32,16 @@ def run_deploy(
         timeout=timeout,
         check=False,
     )
+
+
+def start_deploy(env: Mapping[str, str], slot: int, branch: str, *extra: str) -> subprocess.Popen:
+    """The deploy in the background, for a caller that watches its steps or signals it: its
+    output on pipes, as text, unbuffered so each step line arrives when it is printed."""
+    return subprocess.Popen(
+        [INVOKE, *deploy_args(slot, branch, *extra)],
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from devtools.deploys import run_deploy
+from devtools import deploys
 from devtools.sample_repo import resolve
 from staging_ops.health import public_version
 from staging_ops.inventory import load_inventory
@@ -16,7 +16,14 @@ from staging_ops.inventory import load_inventory
 def deploy(
     box, branch: str, slot: int, *extra: str, env: dict | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return run_deploy({**box.env(), **(env or {})}, slot, branch, *extra)
+    return deploys.run_deploy({**box.env(), **(env or {})}, slot, branch, *extra)
+
+
+def start_deploy(
+    box, branch: str, slot: int, *extra: str, env: dict | None = None
+) -> subprocess.Popen:
+    """The deploy in the background (devtools.deploys.start_deploy)."""
+    return deploys.start_deploy({**box.env(), **(env or {})}, slot, branch, *extra)
 
 
 def served(box, slot: int) -> str | None:

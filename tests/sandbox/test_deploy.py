@@ -18,8 +18,8 @@ import pytest
 from devtools import sandbox as sandbox_mod
 from devtools.sample_repo import WRONG_COMMIT, push_branch
 from staging_ops.inventory import load_inventory
-from tests.conftest import INVOKE, ROOT, inventory_as, run_invoke, sandbox_ports
-from tests.sandbox.deploying import commit_of, deploy, releases, served, wait_served
+from tests.conftest import ROOT, inventory_as, run_invoke, sandbox_ports
+from tests.sandbox.deploying import commit_of, deploy, releases, served, start_deploy, wait_served
 from tests.sandbox.slots import slots_for
 
 # SLOT: this module's deploys; NAMELESS_SLOT and LINEAR_SLOT: deploys that claim a free slot.
@@ -110,14 +110,7 @@ def test_new_requirements_build_a_venv_and_same_requirements_reuse_it(box):
 
 def test_two_deploys_at_once_one_waits_for_nobody(box):
     lock_note = box.hosts[0].root / f"srv/staging/staging-{SLOT}/.deploy.lock.json"
-    first = subprocess.Popen(
-        [INVOKE, "deploy", "--slot", str(SLOT), "--branch", "feat-x", "--task", f"JA-{SLOT}"],
-        cwd=ROOT,
-        env={**os.environ, **box.env()},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start_deploy(box, "feat-x", SLOT)
     try:
         deadline = time.monotonic() + 10
         while not lock_note.exists() and time.monotonic() < deadline:
