@@ -193,7 +193,7 @@ def module_problems(use: ModuleUse, table: Mapping[str, Row] = TABLE) -> list[st
         if use.takes_sandbox:
             return [f"{use.name} is listed as on a sandbox of its own but takes the shared one"]
         return []
-    used = {n: s for n, s in use.constants.items()}
+    used = dict(use.constants)
     if use.literals:
         used["a slot number in its code"] = tuple(sorted(use.literals))
     if not used or not use.takes_provisioned:
