@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench.results import INVOKE, ROOT, timed, update_section
 from devtools import sandbox
+from devtools.deploys import deploy_args
 from devtools.probe import Probe
 from devtools.sample_repo import WRONG_COMMIT, push_branch, resolve
 from staging_ops.inventory import load_inventory
@@ -28,7 +29,7 @@ RUNS = 5
 
 
 def _deploy(box: sandbox.Sandbox, slot: int, branch: str) -> float:
-    args = [INVOKE, "deploy", "--slot", str(slot), "--branch", branch, "--task", f"JA-{slot}"]
+    args = [INVOKE, *deploy_args(slot, branch)]
     if branch.startswith("broken"):  # must fail (exit 1), on the candidate
         done = subprocess.run(
             args,
@@ -82,7 +83,7 @@ def main() -> None:
         push_branch(box.repo_path, "bench", {"BENCH.txt": "locked\n"})
         env = {**os.environ, **box.env()}
         holder = subprocess.Popen(
-            [INVOKE, "deploy", "--slot", "4", "--branch", "bench", "--task", "JA-4"],
+            [INVOKE, *deploy_args(4, "bench")],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -93,7 +94,7 @@ def main() -> None:
             time.sleep(0.01)
         start = time.perf_counter()
         refused = subprocess.run(
-            [INVOKE, "deploy", "--slot", "4", "--branch", "main", "--task", "JA-4"],
+            [INVOKE, *deploy_args(4, "main")],
             cwd=ROOT,
             env=env,
             capture_output=True,

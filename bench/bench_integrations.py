@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.results import INVOKE, timed, update_section
 from devtools import sandbox
+from devtools.deploys import deploy_args
 from devtools.standins import GitHubStandIn, LinearStandIn
 from staging_ops.integrations import emit, settle
 from staging_ops.integrations.events import STARTED, SUCCEEDED, Event
@@ -35,7 +36,7 @@ def _deploys(box: sandbox.Sandbox, env: dict[str, str], slot: int) -> list[float
     runs = []
     for i in range(RUNS):
         branch = ("main", "feat-x")[i % 2]
-        args = [INVOKE, "deploy", "--slot", str(slot), "--branch", branch, "--task", f"JA-{slot}"]
+        args = [INVOKE, *deploy_args(slot, branch)]
         runs.append(timed(args, env={**box.env(), **env})[0])
     return runs
 

@@ -11,13 +11,13 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.results import INVOKE, ROOT, timed, update_section
+from bench.results import INVOKE, timed, update_section
 from devtools import sandbox
+from devtools.deploys import run_deploy
 from devtools.sample_repo import push_branch
 from staging_ops import remote
 from staging_ops.inventory import load_inventory
@@ -29,24 +29,8 @@ RUNS = 5
 
 
 def _step_seconds(box: sandbox.Sandbox, slot: int, branch: str, step: str) -> float:
-    done = subprocess.run(
-        [
-            INVOKE,
-            "deploy",
-            "--slot",
-            str(slot),
-            "--branch",
-            branch,
-            "--task",
-            f"JA-{slot}",
-            "--json",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **box.env()},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_deploy(box.env(), slot, branch, "--json", timeout=600)
+    done.check_returncode()
     return next(s["seconds"] for s in json.loads(done.stdout)["steps"] if s["step"] == step)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import jwt
 import pytest
 import requests
-from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect
 
 from devtools import sandbox as sandbox_mod
 from staging_ops.inventory import load_inventory
@@ -27,42 +27,12 @@ from staging_ops.web import create_app
 from staging_ops.web.auth import mint_token
 from staging_ops.web.server import BackgroundServer
 from tests.conftest import ROOT, sandbox_ports
+from tests.sandbox.dashboard_pages import sign_in
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Debian's Chromium, not Playwright's download (which does not work on these machines); no
-# network beyond what the page asks for, so a test can also tell that nothing leaves loopback.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SECRET = "test-secret-for-the-staging-dashboard-0123456789"
 ARTIFACTS = ROOT / "test-artifacts"
 OPERATOR = "operator@example.com"
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One Chromium for the module; each test gets its own context (fresh storage)."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: these tests need Debian's chromium package "
-            "(scripts/setup.sh installs it; or: apt-get install chromium)"
-        )
-    # launch() (not launch_persistent_context) gives Chromium a fresh temporary user-data
-    # directory of its own, removed when the browser closes.
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @dataclass
@@ -124,12 +94,6 @@ def watched(browser: Browser, dashboard: Dashboard) -> Iterator[Watched]:
     assert all(url.startswith(dashboard.url + "/") for url, _ in watched.requests), watched.requests
 
 
-def sign_in(page: Page, dashboard: Dashboard, token: str) -> None:
-    page.goto(dashboard.page_url)
-    page.get_by_label("Admin token (JWT)").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def row(page: Page, slot: int) -> dict[str, object]:
     """Locators of one slot's row and its cells by column label."""
     tr = page.locator(f'#slots tr[data-slot="{slot}"]')
@@ -153,7 +117,7 @@ def test_sign_in_claim_release_and_conflict(watched: Watched, dashboard: Dashboa
     expect(page.locator("#board")).to_be_hidden()
 
     token = dashboard.token()
-    sign_in(page, dashboard, token)
+    sign_in(page, dashboard.page_url, token)
     expect(page.locator("#slots tbody tr")).to_have_count(10)
     expect(page.locator("#session-subject")).to_have_text(OPERATOR)
     expect(page.get_by_role("heading", name="Sign in")).to_be_hidden()
@@ -230,7 +194,7 @@ def test_another_operators_claims_appear_without_reload(
     page = watched.page
     dashboard.registry.claim(2, "JA-120", "dana@example.com", timedelta(days=3), "regression run")
     dashboard.registry.record_deploy(2, "main", "9f8e7d6c5b4a39281706", "dana@example.com")
-    sign_in(page, dashboard, dashboard.token())
+    sign_in(page, dashboard.page_url, dashboard.token())
     expect(row(page, 2)["Branch"]).to_have_text("main")
     page.evaluate("window.sameDocument = true")  # gone if the page were reloaded
 
@@ -275,7 +239,7 @@ def test_expired_and_refused_tokens_say_so_and_offer_sign_in(
     watched: Watched, dashboard: Dashboard
 ) -> None:
     page = watched.page
-    sign_in(page, dashboard, dashboard.token(ttl_seconds=-120))
+    sign_in(page, dashboard.page_url, dashboard.token(ttl_seconds=-120))
     expect(page.locator("#problem-text")).to_have_text(
         "Your admin token has expired. Sign in again with a fresh one."
     )
@@ -283,11 +247,11 @@ def test_expired_and_refused_tokens_say_so_and_offer_sign_in(
     expect(page.locator("#board")).to_be_hidden()
     assert page.evaluate("sessionStorage.length") == 0
 
-    sign_in(page, dashboard, dashboard.token(admin=False))
+    sign_in(page, dashboard.page_url, dashboard.token(admin=False))
     expect(page.locator("#problem-text")).to_contain_text("not an admin token")
 
     # Signed in, then the token expires while the page is open: the next refresh says so.
-    sign_in(page, dashboard, dashboard.token())
+    sign_in(page, dashboard.page_url, dashboard.token())
     expect(page.locator("#slots tbody tr")).to_have_count(10)
     expired = dashboard.token(ttl_seconds=-120)
     page.evaluate("t => sessionStorage.setItem('staging-ops:admin-token', t)", expired)
@@ -297,7 +261,7 @@ def test_expired_and_refused_tokens_say_so_and_offer_sign_in(
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
 
     # Signing out forgets the token.
-    sign_in(page, dashboard, dashboard.token())
+    sign_in(page, dashboard.page_url, dashboard.token())
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("#notice")).to_contain_text("Signed out")
     assert page.evaluate("sessionStorage.length") == 0
@@ -359,9 +323,7 @@ def test_a_link_to_a_slot_shows_its_row(watched: Watched, dashboard: Dashboard) 
     """The log_url on a PR and the Linear task (`…#staging-9`): that slot's row, in view and
     focused, once the board is there."""
     page = watched.page
-    page.goto(dashboard.page_url + "#staging-9")
-    page.get_by_label("Admin token (JWT)").fill(dashboard.token())
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, dashboard.page_url + "#staging-9", dashboard.token())
     expect(page.locator("#staging-9 th")).to_be_focused()
     expect(page.locator("#staging-9")).to_be_in_viewport()
     assert page.locator("#staging-9").get_attribute("data-slot") == "9"
@@ -376,7 +338,7 @@ def test_narrow_screen_has_no_horizontal_scroll(browser: Browser, dashboard: Das
     try:
         page.goto(dashboard.page_url)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
-        sign_in(page, dashboard, dashboard.token())
+        sign_in(page, dashboard.page_url, dashboard.token())
         expect(page.locator("#slots tbody tr")).to_have_count(10)
         expect(row(page, 3)["Branch"]).to_contain_text("feature/")
         assert page.evaluate("document.documentElement.scrollWidth") <= 375

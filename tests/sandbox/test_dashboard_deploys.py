@@ -15,11 +15,13 @@ from staging_ops.registry import PostgresRegistry
 from staging_ops.web import create_app
 from staging_ops.web.auth import mint_token
 from staging_ops.web.server import BackgroundServer
-from tests.sandbox.test_dashboard import SECRET, browser  # noqa: F401 - the module's Chromium fixture
-from tests.sandbox.test_deploy import commit_of, deploy, served
+from tests.sandbox.dashboard_pages import sign_in
+from tests.sandbox.deploying import commit_of, deploy, served
+from tests.sandbox.slots import slot_for
+from tests.sandbox.test_dashboard import SECRET
 from tests.sandbox.test_server_deploys import worker
 
-SLOT = 7
+SLOT = slot_for(__name__)
 DONE_TIMEOUT = 180_000  # ms: a deploy under the test machine's load
 
 
@@ -37,16 +39,14 @@ def app_url(sandbox, provisioned) -> Iterator[str]:
 def test_deploy_and_roll_back_from_the_dashboard(
     sandbox,
     app_url: str,
-    browser: Browser,  # noqa: F811 - the fixture imported above
+    browser: Browser,
 ) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{app_url}/staging")
-    page.get_by_label("Admin token (JWT)").fill(mint_token(SECRET, "qa@example.com"))
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, f"{app_url}/staging", mint_token(SECRET, "qa@example.com"))
 
     page.get_by_role("button", name=f"Deploys of staging-{SLOT}").click()
     dialog = page.locator("#deploy-dialog")
@@ -78,13 +78,11 @@ def test_deploy_and_roll_back_from_the_dashboard(
     assert errors == []
 
 
-def test_a_failed_deploy_shows_its_lines(sandbox, app_url: str, browser: Browser) -> None:  # noqa: F811
+def test_a_failed_deploy_shows_its_lines(sandbox, app_url: str, browser: Browser) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
-    page.goto(f"{app_url}/staging")
-    page.get_by_label("Admin token (JWT)").fill(mint_token(SECRET, "qa@example.com"))
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, f"{app_url}/staging", mint_token(SECRET, "qa@example.com"))
     page.get_by_role("button", name=f"Deploys of staging-{SLOT}").click()
     dialog = page.locator("#deploy-dialog")
     dialog.get_by_label("Branch to deploy").fill("broken-start")

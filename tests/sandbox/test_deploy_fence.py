@@ -34,11 +34,12 @@ from staging_ops.registry import PostgresRegistry
 from staging_ops.registry.api_client import ApiRegistry
 from staging_ops.slots.model import SlotState
 from tests.conftest import INVOKE, ROOT, run_invoke
-from tests.sandbox.test_deploy import commit_of, deploy, served, wait_served
+from tests.sandbox.deploying import commit_of, deploy, served, wait_served
+from tests.sandbox.slots import slot_for
 from tests.sandbox.webhook_server import GITHUB_SECRET, api_server
 from tests.webhook_fixtures import github_headers, merged_pr
 
-SLOT = 9  # no other test of the shared sandbox claims, deploys to or releases it
+SLOT = slot_for(__name__)
 TASK = f"JA-{SLOT}"
 REGISTRY_VARS = ("STAGING_REGISTRY_DSN", "STAGING_API_URL", "STAGING_API_TOKEN")
 # The deploy's steps as printed (recipes.py), each a moment to release at; "start" is before

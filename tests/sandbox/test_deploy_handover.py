@@ -16,9 +16,12 @@ from devtools.sample_repo import WRONG_COMMIT
 from staging_ops.inventory import load_inventory
 from staging_ops.slots.owner import default_owner
 from tests.conftest import run_invoke
-from tests.sandbox.test_deploy import GO_LIVE_STEPS, commit_of, deploy, releases, served
+from tests.sandbox.deploying import commit_of, deploy, releases, served
+from tests.sandbox.slots import slots_for
+from tests.sandbox.test_deploy import GO_LIVE_STEPS
 
-SLOT = 6
+# SLOT: most tests; SECOND_SLOT: deploys at the same time as SLOT.
+SLOT, SECOND_SLOT = slots_for(__name__)
 NEW_STEPS = GO_LIVE_STEPS
 
 
@@ -70,7 +73,7 @@ def test_a_good_deploy_drops_nothing_and_switches_once(box):
 @pytest.mark.parametrize(
     ("branch", "problem"),
     [
-        ("broken-start", "job-search-ui-candidate@staging-6.service is "),
+        ("broken-start", f"job-search-ui-candidate@staging-{SLOT}.service is "),
         ("broken-version", f"candidate /api/version reports commit '{WRONG_COMMIT}'"),
         ("broken-500", "candidate /api/version answers HTTP 500"),
         ("broken-hang", "/api/version on the candidate: no answer within 5s (it hangs)"),
@@ -83,7 +86,7 @@ def test_a_broken_release_never_answers_a_request(box, branch, problem):
         result = deploy(box, branch, SLOT)
         watch.stop(after=2)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "staging-6: candidate verify failed: " in result.stderr
+    assert f"staging-{SLOT}: candidate verify failed: " in result.stderr
     assert problem in result.stderr
     assert "nothing was switched, the previous release keeps serving" in result.stderr
     assert "Traceback" not in result.stderr
@@ -118,7 +121,7 @@ def test_rollback_hands_over_the_same_way(box):
 
 
 def test_two_slots_deploying_at_once_drop_nothing(box):
-    slots = (SLOT, SLOT + 1)
+    slots = (SLOT, SECOND_SLOT)
     for slot in slots:
         assert deploy(box, "main", slot).returncode == 0
     watches = [probe(box, slot) for slot in slots]

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import INVOKE, ROOT, inventory_variant, run_invoke
-from tests.sandbox.test_deploy import commit_of, deploy, releases, served, wait_served
+from tests.conftest import inventory_variant, run_invoke
+from tests.sandbox.deploying import commit_of, deploy, releases, served, start_deploy, wait_served
+from tests.sandbox.slots import slot_for
 from tests.sandbox.test_deploy_safety import push_app_variant
 
-SLOT = 2  # no other test of the shared sandbox claims, deploys to or releases it
+SLOT = slot_for(__name__)
 TASK = f"JA-{SLOT}"
 
 
@@ -63,23 +64,12 @@ def push_slow_stop_branch(box) -> str:
     )
 
 
-def start_deploy(box, branch: str, env: dict | None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [INVOKE, "deploy", "--slot", str(SLOT), "--branch", branch, "--task", TASK],
-        cwd=ROOT,
-        env={**os.environ, **box.env(), **(env or {}), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def deploy_cut_after(
     box, step: str, branch: str = "main", env: dict | None = None, freeze: bool = False
 ):
     """Deploy `branch`, cutting its connection as soon as `step`'s line is printed (the next step
     is running); `freeze` also stops sshd from answering new connections until the end."""
-    process = start_deploy(box, branch, env)
+    process = start_deploy(box, branch, SLOT, env=env)
     lines = []
     try:
         assert process.stdout is not None
@@ -170,7 +160,7 @@ def deploy_cut_during_record(box, branch: str, env: dict | None = None, freeze: 
     deploy's own retry can finish the record."""
     log = box.hosts[0].root / f"srv/staging/staging-{SLOT}/deploys.log"
     before = log.read_bytes() if log.exists() else b""
-    process = start_deploy(box, branch, env)
+    process = start_deploy(box, branch, SLOT, env=env)
     assert process.stdout is not None
     lines = []
     for line in process.stdout:  # earlier steps read the log too (is a release verified?)

@@ -19,11 +19,12 @@ from devtools.sample_repo import push_branch
 from staging_ops.health import public_version
 from staging_ops.inventory import load_inventory
 from staging_ops.render import render_release_env
-from tests.conftest import INVOKE, ROOT, inventory_as, run_invoke
-from tests.sandbox.test_deploy import commit_of, deploy, served, wait_served
-from tests.sandbox.test_deploy import releases as slot_releases
+from tests.conftest import inventory_as, run_invoke
+from tests.sandbox.deploying import commit_of, deploy, served, start_deploy, wait_served
+from tests.sandbox.deploying import releases as slot_releases
+from tests.sandbox.slots import slot_for
 
-SLOT = 5
+SLOT = slot_for(__name__)
 
 
 @pytest.fixture(scope="module")
@@ -250,15 +251,7 @@ def test_an_interrupt_during_the_candidates_verify_leaves_the_old_release(box, s
     assert deploy(box, "feat-x", SLOT).returncode == 0
     good = current(box)
     push_hanging_branch(box)
-    cmd = [INVOKE, "deploy", "--slot", str(SLOT), "--branch", "hangs-at-start"]
-    proc = subprocess.Popen(
-        [*cmd, "--task", f"JA-{SLOT}"],
-        cwd=ROOT,
-        env={**os.environ, **box.env()},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_deploy(box, "hangs-at-start", SLOT)
     try:
         for line in proc.stdout:
             if " candidate start " in line:
@@ -333,4 +326,4 @@ def test_logs_exits_1_when_the_remote_command_fails(box, os_user, tmp_path):
     result = run_invoke("logs", "--slot", str(SLOT), "-n", "3", env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.strip().count("\n") == 0, result.stderr
-    assert "journalctl -u job-search-ui@staging-5.service failed on h1" in result.stderr
+    assert f"journalctl -u job-search-ui@staging-{SLOT}.service failed on h1" in result.stderr

@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,13 @@ from playwright.sync_api import expect
 
 from staging_ops import remote
 from staging_ops.inventory import load_inventory
-from staging_ops.registry import PostgresRegistry
 from staging_ops.render import slot_units
-from staging_ops.web import create_app
-from staging_ops.web.auth import mint_token
-from staging_ops.web.server import BackgroundServer
 from tests.conftest import inventory_variant, run_invoke
-from tests.sandbox.test_dashboard import browser  # noqa: F401  (the fixture: Debian's Chromium)
-from tests.sandbox.test_deploy import commit_of, deploy, served
+from tests.sandbox.dashboard_pages import dashboard_app, health_cell
+from tests.sandbox.deploying import commit_of, deploy, served
+from tests.sandbox.slots import slot_for
 
-SLOT = 10  # the shared staging slot: no other test of the shared sandbox deploys to it
-SECRET = "test-secret-for-the-drift-dashboard-0123456789"
+SLOT = slot_for(__name__)
 
 
 def slot_dir(box) -> Path:
@@ -78,20 +73,6 @@ def status_table_line(box) -> str:
     return next(line for line in result.stdout.splitlines() if line.startswith(f"{SLOT} "))
 
 
-@contextmanager
-def dashboard_app(box) -> Iterator[tuple[str, str]]:
-    """The real app (API + dashboard) on the sandbox's registry and inventory: (page URL,
-    admin token). A fresh app each time, so its health cache holds no earlier round."""
-    inventory = load_inventory(box.inventory_path)
-    registry = PostgresRegistry(box.registry_dsn, max_connections=2)
-    app = create_app(registry, jwt_secret=SECRET, inventory=inventory)
-    try:
-        with BackgroundServer(app, threads=2) as server:
-            yield f"{server.url}/staging", mint_token(SECRET, "operator@example.com", 600)
-    finally:
-        registry.close()
-
-
 def board_drift(box) -> dict | None:
     """The slot's drift as board.json gives it once the first health round (HTTPS probes and
     the droplet's command) is in."""
@@ -109,18 +90,12 @@ def board_drift(box) -> dict | None:
 
 def page_health_text(box, chromium) -> str:
     """The slot's Health cell as a browser shows it, once it carries the drift verdict."""
-    with dashboard_app(box) as (page_url, token):
-        context = chromium.new_context()
-        try:
-            page = context.new_page()
-            page.goto(page_url)
-            page.get_by_label("Admin token (JWT)").fill(token)
-            page.get_by_role("button", name="Sign in").click()
-            cell = page.locator(f'#slots tr[data-slot="{SLOT}"] td[data-label="Health"]')
-            expect(cell).to_contain_text("UI up", timeout=20_000)
-            return cell.inner_text()
-        finally:
-            context.close()
+    with (
+        dashboard_app(box) as (page_url, token),
+        health_cell(chromium, page_url, token, SLOT) as cell,
+    ):
+        expect(cell).to_contain_text("UI up", timeout=20_000)
+        return cell.inner_text()
 
 
 CLEAN = {"state": "ok", "pairs": [], "unverified": None, "label": "no", "message": None}
@@ -152,7 +127,7 @@ def releases(sandbox, provisioned) -> tuple[str, str]:
     return feat, main
 
 
-def test_moved_current_then_restart_then_back(sandbox, releases, browser):  # noqa: F811
+def test_moved_current_then_restart_then_back(sandbox, releases, browser):
     box, (feat_release, main_release) = sandbox, releases
     main, feat = commit_of(box, "main"), commit_of(box, "feat-x")
 
@@ -247,7 +222,7 @@ def assert_unverified_only(box, release: str, chromium=None) -> None:
 def test_a_deploy_killed_after_its_switch_leaves_unverified_until_a_rollback(
     sandbox,
     releases,
-    browser,  # noqa: F811
+    browser,
 ):
     # kill -9 at the crash point just after the switch: a redeploy of the recorded commit,
     # so the registry, `current` and /api/version agree and only the .ok is missing.

@@ -14,6 +14,7 @@ from devtools.standins import GitHubStandIn, LinearStandIn
 from staging_ops.inventory import load_inventory
 from staging_ops.render import public_url
 from tests.conftest import run_invoke
+from tests.sandbox.slots import slots_for
 
 GITHUB_TOKEN = "ghp_standin_token_0123456789"
 LINEAR_KEY = "lin_api_standin_0123456789"
@@ -36,18 +37,14 @@ def linear():
     stand_in.stop()
 
 
-# The slots this module claims for tasks of its own.
-SLOTS = (5, 6, 8)
+# The slots this module claims for tasks of its own: for the PR and task test, the GitHub
+# outage test and the API's release. The conftest's module_slots fixture frees them first, with
+# the integrations off, so only this module's events reach the stand-ins.
+PR_SLOT, OUTAGE_SLOT, API_SLOT = slots_for(__name__)
 
 
 @pytest.fixture(scope="module")
 def box(sandbox, provisioned):
-    """The shared sandbox, with this module's slots free: other modules on the same sandbox
-    leave their own tasks' claims on them (released here with the integrations off, so that
-    only this module's events reach the stand-ins)."""
-    for slot in SLOTS:
-        freed = run_invoke("release", "--slot", str(slot), "--force", env=sandbox.env())
-        assert freed.returncode == 0, freed.stdout + freed.stderr
     return sandbox
 
 
@@ -93,7 +90,7 @@ def wait_for(condition, timeout: float = 30.0):
 
 def test_deploy_rollback_release_on_the_pr_and_the_task(box, github, linear):
     env = told_env(box, github, linear)
-    slot, task = 5, "JA-55"
+    slot, task = PR_SLOT, "JA-55"
     url = slot_url(box, slot)
     page = f"{env['STAGING_DASHBOARD_URL']}#staging-{slot}"
     main, feat = resolve(box.repo_path, "main"), resolve(box.repo_path, "feat-x")
@@ -160,7 +157,7 @@ def test_deploy_rollback_release_on_the_pr_and_the_task(box, github, linear):
 
 def test_github_down_never_fails_a_deploy_and_is_told_when_back(box, github, linear, monkeypatch):
     env = told_env(box, github, linear)
-    slot, task = 6, "JA-66"
+    slot, task = OUTAGE_SLOT, "JA-66"
     commit = resolve(box.repo_path, "main")
     github.stop()
     try:
@@ -254,14 +251,14 @@ def test_a_release_through_the_api_is_told(box, github, linear, monkeypatch):
     for name in told_env(box, github, linear).keys() - box.env().keys():
         monkeypatch.setenv(name, env[name])
     monkeypatch.setenv("STAGING_INVENTORY", str(box.inventory_path))
-    claimed = invoke(env, "claim", "--slot", "8", "--task", "JA-88")
+    claimed = invoke(env, "claim", "--slot", str(API_SLOT), "--task", "JA-88")
     assert claimed.returncode == 0, claimed.stderr
     secret = "s" * 40
     registry = PostgresRegistry(env["STAGING_REGISTRY_DSN"], max_connections=2)
     try:
         with BackgroundServer(create_app(registry, jwt_secret=secret), threads=2) as server:
             answer = requests.post(
-                f"{server.url}/api/staging/slots/8/release",
+                f"{server.url}/api/staging/slots/{API_SLOT}/release",
                 headers={"Authorization": f"Bearer {mint_token(secret, 'qa@example.com')}"},
                 json={"task": "JA-88"},
                 timeout=10,
@@ -272,7 +269,7 @@ def test_a_release_through_the_api_is_told(box, github, linear, monkeypatch):
         outbox.stop_loop()
         registry.close()
     issue = linear.issue("JA-88")
-    url = slot_url(box, 8)
-    assert issue.attachments[url]["title"] == "staging-8: released"
+    url = slot_url(box, API_SLOT)
+    assert issue.attachments[url]["title"] == f"staging-{API_SLOT}: released"
     assert "released by qa@example.com" in issue.comments[-1]["body"]
     linear.assert_valid()

@@ -17,13 +17,14 @@ from staging_ops import remote
 from staging_ops.health import public_version
 from staging_ops.inventory import load_inventory
 from tests.conftest import inventory_variant, run_invoke
+from tests.sandbox.slots import slot_for
 
-SLOT = 3  # no other test of the shared sandbox deploys to it
+SLOT = slot_for(__name__)
 TASK = "JA-303"
 # More than any machine has: every hand-over must be refused.
 HUGE_RESERVE = ("[hosts.h1]\n", "[hosts.h1]\nmemory_reserve_mb = 1048576\n")
 REFUSAL = re.compile(
-    r"^error: staging-3: memory check failed: not enough memory for the hand-over: "
+    rf"^error: staging-{SLOT}: memory check failed: not enough memory for the hand-over: "
     r"it needs (\d+) MB "
     r"\(candidate web (\d+) MB measured \+ airflow (\d+) MB measured \+ memory_reserve_mb "
     r"1048576 MB kept free\), the droplet has (\d+) MB available; no candidate was started; "
@@ -36,6 +37,13 @@ def run(box, verb: str, *args: str, inventory: Path | None = None):
     if inventory:
         env["STAGING_INVENTORY"] = str(inventory)
     return run_invoke(verb, "--slot", str(SLOT), "--task", TASK, *args, env=env)
+
+
+def newest_event_id(box) -> int:
+    """The id of the slot's newest history event (0 for none)."""
+    history = run_invoke("history", "--slot", str(SLOT), "--json", env=box.env())
+    assert history.returncode == 0, history.stderr
+    return max((e["id"] for e in json.loads(history.stdout)), default=0)
 
 
 def served(box) -> str | None:
@@ -103,6 +111,7 @@ def test_a_hand_over_that_does_not_fit_is_refused_before_anything_starts(box, tm
     releases_before = sorted(p.name for p in (slot_dir(box) / "releases").iterdir())
     current_before = os.readlink(slot_dir(box) / "current")
     tight = inventory_variant(box, tmp_path, HUGE_RESERVE)
+    seen = newest_event_id(box)
 
     refused = run(box, "deploy", "--branch", "feat-x", inventory=tight)
 
@@ -124,9 +133,11 @@ def test_a_hand_over_that_does_not_fit_is_refused_before_anything_starts(box, tm
         if p.name not in releases_before and not p.name.startswith(".")
     ]
     assert len(new) == 1 and not (new[0] / ".bad").exists() and not (new[0] / ".ok").exists()
-    # The refusal is in the slot's history, naming the step.
+    # The refusal is in the slot's history, naming the step (the slot is shared: only events
+    # since this deploy count).
     history = run_invoke("history", "--slot", str(SLOT), "--json", env=box.env())
-    failed = [e for e in json.loads(history.stdout) if e["action"] == "deploy failed"]
+    since = [e for e in json.loads(history.stdout) if e["id"] > seen]
+    failed = [e for e in since if e["action"] == "deploy failed"]
     assert len(failed) == 1 and "memory check" in json.dumps(failed[0]), history.stdout
     assert run_invoke("verify", "--slot", str(SLOT), env=box.env()).returncode == 0
 

@@ -14,8 +14,9 @@ from devtools.sample_repo import push_branch, resolve
 from staging_ops import remote
 from staging_ops.inventory import load_inventory
 from tests.conftest import run_invoke
+from tests.sandbox.slots import slot_for
 
-SLOT = 1  # no other test of the shared sandbox deploys to it
+SLOT = slot_for(__name__)
 TASK = "JA-101"
 PROCFILE = """\
 # The sample app's modes as process types, plus a worker of its own.
@@ -59,11 +60,11 @@ def units(box) -> dict[str, str]:
 
 def wants(box) -> list[str]:
     wanted = box.hosts[0].root / "etc/systemd/system/multi-user.target.wants"
-    return sorted(p.name for p in wanted.glob("job-search-worker@staging-1:*"))
+    return sorted(p.name for p in wanted.glob(f"job-search-worker@staging-{SLOT}:*"))
 
 
 def releases(box) -> list[str]:
-    base = box.hosts[0].root / "srv/staging/staging-1/releases"
+    base = box.hosts[0].root / f"srv/staging/staging-{SLOT}/releases"
     return sorted(p.name for p in base.iterdir()) if base.exists() else []
 
 
@@ -87,8 +88,8 @@ def test_a_branch_brings_its_processes_and_the_slot_follows_its_live_release(box
     assert units(box) == {
         "web": "active", "airflow": "active", "scheduler": "active", "heartbeat": "active"
     }  # fmt: skip
-    assert wants(box) == ["job-search-worker@staging-1:heartbeat.service"]
-    live = box.hosts[0].root / "srv/staging/staging-1/current"
+    assert wants(box) == [f"job-search-worker@staging-{SLOT}:heartbeat.service"]
+    live = box.hosts[0].root / f"srv/staging/staging-{SLOT}/current"
     spec = json.loads((live / ".process-spec.json").read_text())
     assert spec["source"] == "Procfile" and "heartbeat" in spec["processes"]
     assert (live / ".processes").read_text().startswith("web\tpython app.py ui\n")
@@ -153,7 +154,7 @@ def test_logs_name_every_declared_process_and_refuse_others(box):
 )
 def test_a_malformed_declaration_is_refused_before_anything_starts(box, files, problem):
     assert deploy(box, "procs").returncode == 0
-    serving = (box.hosts[0].root / "srv/staging/staging-1/current").resolve().name
+    serving = (box.hosts[0].root / f"srv/staging/staging-{SLOT}/current").resolve().name
     before = releases(box)
     push_branch(box.repo_path, "procs-bad", files)
     refused = deploy(box, "procs-bad")
@@ -163,7 +164,7 @@ def test_a_malformed_declaration_is_refused_before_anything_starts(box, files, p
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "nothing was switched" in refused.stderr
     assert releases(box) == before  # nothing exported, nothing started
-    assert (box.hosts[0].root / "srv/staging/staging-1/current").resolve().name == serving
+    assert (box.hosts[0].root / f"srv/staging/staging-{SLOT}/current").resolve().name == serving
 
 
 def test_an_app_json_check_that_fails_refuses_the_release_naming_the_check(box):
@@ -183,7 +184,7 @@ def test_an_app_json_check_that_fails_refuses_the_release_naming_the_check(box):
         "app.json check failed 2 attempts: /health answers without 'never there'" in refused.stderr
     )
     assert "candidate verify failed" in refused.stderr and "nothing was switched" in refused.stderr
-    assert "--- last lines of job-search-ui-candidate@staging-1.service ---" in refused.stderr
+    assert f"--- last lines of job-search-ui-candidate@staging-{SLOT}.service ---" in refused.stderr
     assert time.monotonic() - started < 30
     status = run_invoke("status", "--json", env=box.env())
     row = next(r for r in json.loads(status.stdout) if r["slot"] == SLOT)

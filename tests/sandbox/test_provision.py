@@ -27,6 +27,10 @@ from tests.conftest import (
     run_invoke,
     sandbox_ports,
 )
+from tests.sandbox.slots import slot_for
+
+# The slot a stand-in release is started on (the other slots it reads are in its row).
+SLOT = slot_for(__name__)
 
 
 def provision(sandbox, *args: str, env: dict[str, str] | None = None):
@@ -194,16 +198,16 @@ def test_handler_interrupted_by_kill_runs_on_the_next_provision(sandbox, provisi
 def test_deployed_slot_services_are_started_and_served(sandbox, provisioned):
     """A slot with a release gets its units started by provision (a stand-in release here;
     the deploy tests cover real ones)."""
-    slot_dir = sandbox.hosts[0].root / "srv/staging/staging-9"
+    slot_dir = sandbox.hosts[0].root / f"srv/staging/staging-{SLOT}"
     units = [
-        "job-search-ui@staging-9.service",
-        "job-search-airflow-webserver@staging-9.service",
-        "job-search-airflow-scheduler@staging-9.service",
+        f"job-search-ui@staging-{SLOT}.service",
+        f"job-search-airflow-webserver@staging-{SLOT}.service",
+        f"job-search-airflow-scheduler@staging-{SLOT}.service",
     ]
     systemctl = str(Path(sandbox.hosts[0].dir) / "bin/systemctl")
-    # Slot 9 as provision finds a slot nobody deployed to: what another test left is stopped.
-    subprocess.run([systemctl, "stop", *units], capture_output=True, check=False)
-    (slot_dir / "current").unlink(missing_ok=True)
+    # Released and stopped before the module's first test (tests/sandbox/slots.py: shared), as
+    # provision finds a slot nobody deployed to.
+    assert not (slot_dir / "current").exists()
     release = slot_dir / "releases/manual"
     release.mkdir(parents=True)
     archive = subprocess.run(
@@ -223,11 +227,12 @@ def test_deployed_slot_services_are_started_and_served(sandbox, provisioned):
         inventory = load_inventory(sandbox.inventory_path)
         deadline = time.monotonic() + 10
         while True:
-            response = slot_get(inventory.hosts["h1"], inventory.slots[9], "/api/version")
+            response = slot_get(inventory.hosts["h1"], inventory.slots[SLOT], "/api/version")
             if response.status_code == 200 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        assert response.json() == {"commit": "feedface", "branch": "manual", "slot": "staging-9"}
+        expected = {"commit": "feedface", "branch": "manual", "slot": f"staging-{SLOT}"}
+        assert response.json() == expected
         assert provision_json(sandbox)["changed"] == 0
     finally:
         subprocess.run([systemctl, "stop", *units], capture_output=True, check=False)

@@ -17,9 +17,10 @@ import pytest
 from devtools.probe import Probe
 from staging_ops.inventory import load_inventory
 from tests.conftest import run_invoke
-from tests.sandbox.test_deploy import commit_of, deploy
+from tests.sandbox.deploying import commit_of, deploy
+from tests.sandbox.slots import slot_for
 
-SLOT = 7  # only test_deploy_handover's two-slot test deploys to it too, and deploys it first
+SLOT = slot_for(__name__)
 IDENTIFIER = f"staging-{SLOT}"
 MARK = "RELOAD_MARK"
 
@@ -70,13 +71,10 @@ def box(sandbox, provisioned):
     first = deploy(sandbox, "main", SLOT)
     assert first.returncode == 0, first.stdout + first.stderr
     yield sandbox
-    # The slot as the sandbox's own inventory has it, for every later test's provision-all,
-    # and free (test_deploy claims it for another task).
+    # The slot as the sandbox's own inventory has it, for every later test's provision-all
+    # (the next module to use the slot releases it itself: tests/sandbox/slots.py).
     back = provision(sandbox, None)
     assert back.returncode == 0, back.stdout + back.stderr
-    free = ["release", "--slot", str(SLOT), "--task", f"JA-{SLOT}", "--stop"]
-    released = run_invoke(*free, env=sandbox.env())
-    assert released.returncode == 0, released.stdout + released.stderr
 
 
 def test_a_changed_env_goes_live_through_the_hand_over_dropping_nothing(box, tmp_path):

@@ -11,8 +11,9 @@ from staging_ops.inventory import load_inventory
 from staging_ops.remote import connect
 from staging_ops.slot_layout import SlotPaths
 from tests.conftest import run_invoke
+from tests.sandbox.slots import slot_for
 
-SLOT = 8  # no other test of the shared sandbox claims, deploys to or stops it
+SLOT = slot_for(__name__)
 
 
 def hold_lock(sandbox, operator: str):
@@ -40,7 +41,7 @@ def test_stop_while_a_deploy_holds_the_lock_is_a_conflict_naming_it(sandbox, pro
         started = time.monotonic()
         result = stop(sandbox)
         assert result.returncode == 3, result.stdout + result.stderr
-        assert "staging-8: a deploy is already running: lock held by " in result.stderr
+        assert f"staging-{SLOT}: a deploy is already running: lock held by " in result.stderr
         assert "deployer@busy on " in result.stderr and "since 20" in result.stderr
         assert time.monotonic() - started >= 4  # it waited a moment for the deploy first
         # The deploy still holds its lock: it was not taken over.

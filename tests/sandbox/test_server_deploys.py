@@ -22,10 +22,12 @@ from staging_ops.web.auth import mint_token
 from staging_ops.web.server import BackgroundServer
 from staging_ops.web.webhooks.routes import GITHUB_SECRET_ENV, MAX_BODY
 from tests.conftest import ROOT, execute
-from tests.sandbox.test_deploy import commit_of, deploy, served
+from tests.sandbox.deploying import commit_of, deploy, served
+from tests.sandbox.slots import slots_for
 from tests.webhook_fixtures import github_headers, pushed
 
-SLOT = 6
+# SLOT: deployed by the module; FREE_SLOT: left free (cleaned by the conftest's module_slots).
+SLOT, FREE_SLOT = slots_for(__name__)
 TASK = f"JA-{SLOT}"
 SECRET = "test-secret-for-the-staging-api-0123456789"
 GITHUB_SECRET = "push-to-deploy-test-secret"
@@ -165,16 +167,13 @@ def test_rollback_from_the_api_goes_back_to_a_verified_release(sandbox, server) 
         (SLOT, {"branch": "feat-x", "task": "JA-999"}, 409, "held by"),
         (SLOT, {"branch": "feat-x", "force": True}, 400, "unknown field"),
         (SLOT, {"branch": "-x"}, 400, "branch"),
-        (9, {"branch": "main"}, 409, "free"),
+        (FREE_SLOT, {"branch": "main"}, 409, "free"),
         (77, {"branch": "main"}, 404, "slot"),
     ],
 )
 def test_bad_deploy_requests_are_one_line_and_queue_nothing(
     server, slot: int, body: dict, status: int, word: str
 ) -> None:
-    if word == "free":  # another module on the shared sandbox may have left it claimed
-        freed = server.call("POST", f"/slots/{slot}/release", json={"force": True})
-        assert freed.status_code == 200, freed.text
     before = server.queued()
     answer = server.call("POST", f"/slots/{slot}/deploy", json=body)
     assert answer.status_code == status, answer.text

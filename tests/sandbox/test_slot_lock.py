@@ -19,8 +19,9 @@ from staging_ops.inventory import Inventory, load_inventory
 from staging_ops.remote import RemoteHost, connect
 from staging_ops.slot_layout import SlotPaths
 from tests.conftest import inventory_as
+from tests.sandbox.slots import slot_for
 
-SLOT = 5  # no other test deploys to it
+SLOT = slot_for(__name__)
 OLD = "2000-01-01T00:00:00+00:00"
 
 
@@ -52,7 +53,7 @@ def test_a_taken_over_holder_is_fenced_out_and_the_new_one_runs(sandbox, provisi
         try:
             with pytest.raises(
                 slot_lock.LockLost,
-                match=r"^staging-5: the slot's lock was taken over by fresh@new on .+ "
+                match=rf"^staging-{SLOT}: the slot's lock was taken over by fresh@new on .+ "
                 r"\(pid \d+\) at 20\d\d-.+; this deploy stops$",
             ):
                 old.run(old_session, f"touch {old_ran}")

@@ -18,13 +18,13 @@ from playwright.sync_api import expect
 from devtools.sample_repo import push_branch
 from devtools.sandbox.processes import unit_pids
 from tests.conftest import run_invoke
-from tests.sandbox.test_dashboard import browser  # noqa: F401  (the fixture: Debian's Chromium)
-from tests.sandbox.test_drift import dashboard_app
+from tests.sandbox.dashboard_pages import dashboard_app, health_cell
+from tests.sandbox.slots import slot_for
 from tests.sandbox.test_processes import PROCFILE  # the sample app with a `heartbeat` worker
 
-SLOT = 3  # no other test of the shared sandbox deploys to it
+SLOT = slot_for(__name__)
 TASK = "JA-303"
-HEARTBEAT_UNIT = "job-search-worker@staging-3:heartbeat.service"
+HEARTBEAT_UNIT = f"job-search-worker@staging-{SLOT}:heartbeat.service"
 # An `airflow` process that answers as Airflow 2 does: 200 and a healthy metadatabase; the
 # scheduler healthy with a heartbeat of now until the slot's HOME holds SICK_MARK, then as
 # while its scheduler has stopped heart-beating (unhealthy, no heartbeat). NEVER_BEATS: from
@@ -103,7 +103,7 @@ def box(sandbox, provisioned):
     return sandbox
 
 
-def test_a_killed_worker_is_down_in_status_verify_and_the_dashboard(box, browser):  # noqa: F811
+def test_a_killed_worker_is_down_in_status_verify_and_the_dashboard(box, browser):
     done = deploy(box, "procs-status")
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -112,7 +112,10 @@ def test_a_killed_worker_is_down_in_status_verify_and_the_dashboard(box, browser
     assert row["processes"]["heartbeat"] == {
         "state": "up", "unit": HEARTBEAT_UNIT, "problem": None
     }  # fmt: skip
-    assert row["processes"]["scheduler"]["unit"] == "job-search-airflow-scheduler@staging-3.service"
+    assert (
+        row["processes"]["scheduler"]["unit"]
+        == f"job-search-airflow-scheduler@staging-{SLOT}.service"
+    )
     # The fields other readers rely on are still there.
     assert (row["ui"], row["airflow"], row["drift"]["state"]) == ("up", "up", "ok")
     header, line = status_line(box)
@@ -139,23 +142,17 @@ def test_a_killed_worker_is_down_in_status_verify_and_the_dashboard(box, browser
     ], failed.stdout
     assert "Traceback" not in failed.stderr
 
-    with dashboard_app(box) as (page_url, token):
-        context = browser.new_context()
-        try:
-            page = context.new_page()
-            page.goto(page_url)
-            page.get_by_label("Admin token (JWT)").fill(token)
-            page.get_by_role("button", name="Sign in").click()
-            cell = page.locator(f'#slots tr[data-slot="{SLOT}"] td[data-label="Health"]')
-            processes = cell.get_by_role("group", name="Processes")
-            expect(processes).to_contain_text("heartbeat down", timeout=20_000)
-            for ptype in ("web", "airflow", "scheduler"):
-                expect(processes).to_contain_text(f"{ptype} up")
-            badge = processes.locator('[data-process="heartbeat"]')
-            expect(badge).to_have_attribute("title", f"heartbeat ({HEARTBEAT_UNIT}) is down: "
-                                            "systemd: failed (failed)")  # fmt: skip
-        finally:
-            context.close()
+    with (
+        dashboard_app(box) as (page_url, token),
+        health_cell(browser, page_url, token, SLOT) as cell,
+    ):
+        processes = cell.get_by_role("group", name="Processes")
+        expect(processes).to_contain_text("heartbeat down", timeout=20_000)
+        for ptype in ("web", "airflow", "scheduler"):
+            expect(processes).to_contain_text(f"{ptype} up")
+        badge = processes.locator('[data-process="heartbeat"]')
+        expect(badge).to_have_attribute("title", f"heartbeat ({HEARTBEAT_UNIT}) is down: "
+                                        "systemd: failed (failed)")  # fmt: skip
 
     # A deploy brings the worker back: verify is content again.
     again = deploy(box, "procs-status")
@@ -183,7 +180,7 @@ def test_a_200_that_says_the_scheduler_is_unhealthy_is_an_unhealthy_scheduler(bo
     failed = verify(box)
     assert failed.returncode == 1
     assert failed.stdout.splitlines() == [
-        "scheduler (job-search-airflow-scheduler@staging-3.service) is unhealthy "
+        f"scheduler (job-search-airflow-scheduler@staging-{SLOT}.service) is unhealthy "
         "(/airflow/health: scheduler is unhealthy)"
     ], failed.stdout
     (home / SICK_MARK).unlink()
@@ -197,7 +194,7 @@ def test_a_release_whose_scheduler_never_beats_is_rolled_back(box):
     failed = deploy(box, "procs-never-beats")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert (
-        "candidate stop + scheduler restart failed: job-search-airflow-scheduler@staging-3."
+        f"candidate stop + scheduler restart failed: job-search-airflow-scheduler@staging-{SLOT}."
         "service: scheduler is unhealthy and has no heartbeat" in failed.stderr
     ), failed.stderr
     assert "rolled back to" in failed.stderr

@@ -14,11 +14,12 @@ import requests
 
 from staging_ops.registry import PostgresRegistry
 from tests.conftest import INVOKE, ROOT
+from tests.sandbox.slots import slot_for
 from tests.sandbox.test_api_server import wait_for
 from tests.sandbox.webhook_server import api_server, post_linear
 from tests.webhook_fixtures import linear_done
 
-SLOT = 9
+SLOT = slot_for(__name__)
 
 
 @pytest.mark.parametrize("moment", ["before-the-claim", "after-the-claim", "after-the-deploy"])
