@@ -12,15 +12,6 @@
 # restart is done (the old processes gone, the new ones started: what their heartbeats must
 # be newer than) to OUTLOG.more.done.
 #
-# While the waited units start, the others (workers) yield the CPU to them: a deploy's main
-# web processes and its workers restart at once, and on a busy droplet an Airflow webserver
-# that shares the CPU equally with a scheduler and a DAG processor starting too takes twice as
-# long to answer (main verify waits for it). Until each drained PORT listens again (at most
-# YIELD_MAX s), the workers get a fifth of the CPU: CPUWeight (systemd's cpu controller) and
-# their session's nice (the kernel's autogroups, where units share CPU time by session); then
-# back to equal shares. Never for good: a scheduler kept below every web process would starve
-# on a busy droplet.
-#
 # A UNIT given with the loopback PORT it serves is drained, then its exit cut short: systemd
 # signals its processes as usual; once none of them listens on PORT any more and no connection
 # on PORT is open (every request they took is answered), what is left is their interpreters'
@@ -37,30 +28,6 @@ for unit in "$@"; do systemctl "$verb" "$unit" & pids="$pids $!"; done
 for pid in $pids; do wait "$pid" || rc=1; done
 [ -z "$DONE" ] || date -u +%s.%N > "$DONE"
 exit $rc'
-
-YIELD_MAX=20
-# The workers' yield, detached: `yield_cpu FLAG DONE PORTS UNIT...` (PORTS: comma-separated).
-# Until every PORT listens and DONE (the workers' restart is done) exists, at most YIELD_MAX s;
-# then FLAG goes, and the UNITs' sessions and CPUWeight are back to equal.
-# shellcheck disable=SC2016  # expanded by the detached sh, not here
-yield_cpu='flag=$1 done=$2 ports=$3; shift 3
-listening() {
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p="$(printf ":%04X" "$1")" '"'"'
-        substr($2, length($2) - 4) == p && $4 == "0A" { found = 1 } END { exit !found }'"'"'
-}
-# Counted in 0.05 s naps, not by the clock: nothing but the test runs while waiting.
-n=0 max=$(('"$YIELD_MAX"' * 20))
-for port in $(echo "$ports" | tr "," " "); do
-    while ! listening "$port" && [ "$n" -lt "$max" ]; do sleep 0.05; n=$((n + 1)); done
-done
-while [ ! -e "$done" ] && [ "$n" -lt "$max" ]; do sleep 0.05; n=$((n + 1)); done
-rm -f "$flag"
-for unit in "$@"; do
-    pid=$(systemctl show -p MainPID "$unit" 2>/dev/null)
-    [ "${pid#MainPID=}" != 0 ] && echo 0 > "/proc/${pid#MainPID=}/autogroup" 2>/dev/null
-    systemctl set-property --runtime "$unit" CPUWeight=100 >/dev/null 2>&1
-done
-exit 0'
 
 # PID and every process below it, one a line (from /proc: no procps needed).
 tree() {
@@ -103,13 +70,12 @@ drain() {
     done
 }
 
-names="" first="" n=0 drains="" ports=""
+names="" first="" n=0 drains=""
 for arg in "$@"; do
     unit=${arg%=*}
     names="$names $unit"
     n=$((n + 1))
     if [ "$n" -le "$waited" ]; then first="$first $unit"; fi
-    [ "$unit" != "$arg" ] && ports="$ports,${arg##*=}"
     if [ "$unit" != "$arg" ] && [ "$verb" != start ]; then
         main=$(systemctl show -p MainPID "$unit" 2>/dev/null)
         old=$(tree "${main#MainPID=}" | tr '\n' ',')
@@ -129,26 +95,8 @@ if [ "$#" -gt "$waited" ]; then
     set -- $names
     shift "$waited"
     rm -f "$outlog.more.done"
-    yielding=
-    if [ "$verb" = restart ] && [ -n "$ports" ]; then
-        # The flag run-process reads (a worker starting while it exists lowers its session's
-        # priority itself); the old processes, still stopping, yield as well.
-        yielding=$(dirname "$outlog")/.workers-yield
-        # Until when (epoch seconds): a flag left by a yield that never ended (a reboot
-        # meanwhile) does not slow a worker started later.
-        echo $(($(date +%s) + YIELD_MAX)) > "$yielding"
-        for unit in "$@"; do
-            pid=$(systemctl show -p MainPID "$unit" 2>/dev/null)
-            [ "${pid#MainPID=}" != 0 ] && echo 10 > "/proc/${pid#MainPID=}/autogroup" 2>/dev/null
-            systemctl set-property --runtime "$unit" CPUWeight=20 >/dev/null 2>&1
-        done
-    fi
     DONE=$outlog.more.done setsid sh -c "$all_at_once" deploy-restart.sh "$verb" "$@" \
         > "$outlog.more" 2>&1 < /dev/null &
-    if [ -n "$yielding" ]; then
-        setsid sh -c "$yield_cpu" deploy-restart.sh "$yielding" "$outlog.more.done" \
-            "${ports#,}" "$@" > "$outlog.yield" 2>&1 < /dev/null &
-    fi
 fi
 # shellcheck disable=SC2086  # unit names have no blanks: split on purpose
 setsid sh -c "$all_at_once" deploy-restart.sh "$verb" $first > "$outlog" 2>&1 < /dev/null &

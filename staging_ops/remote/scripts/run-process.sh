@@ -96,15 +96,6 @@ case "$where" in
             printf '%s %s\n' "$$" "${20}" > "$TMPDIR.pid.tmp" && mv -f "$TMPDIR.pid.tmp" "$TMPDIR.pid"
         ;;
 esac
-# A worker (no port) that starts during a deploy's hand-over yields the CPU to the main web
-# processes starting with it until they listen: deploy-restart.sh holds the flag meanwhile,
-# then puts the session's priority back (raising it takes root; lowering it does not).
-if [ -z "${PORT:-}" ] && [ "$where" = current ] && [ -f "$dir/.workers-yield" ]; then
-    until=$(cat "$dir/.workers-yield" 2>/dev/null)
-    if [ "${until:-0}" -gt "$(date +%s)" ] 2>/dev/null; then
-        { echo 10 > /proc/self/autogroup; } 2>/dev/null || :
-    fi
-fi
 # A simple command replaces the shell (the unit's main process is the app's, as bash -c would
 # make it); a compound one, or one that starts with a variable assignment, runs under it.
 first=${command%% *}

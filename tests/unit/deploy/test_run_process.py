@@ -144,37 +144,3 @@ def test_nothing_to_run_exits_0_saying_so(base, instance, where, said):
 def test_a_bad_instance_or_release_is_refused(base, instance, where):
     done = run(base, instance, where)
     assert done.returncode == 2 and "run-process: bad" in done.stderr
-
-
-def session_nice(base: Path, ptype: str, flag: int | None) -> str:
-    """The autogroup nice of `ptype`'s process started (in a session of its own, as a unit's)
-    with the hand-over's yield flag saying `flag` (epoch seconds; None: no flag)."""
-    import time
-
-    release = base / "staging-4" / "current"
-    (release / ".processes").write_text(
-        "web\tcat /proc/self/autogroup\nscheduler\tcat /proc/self/autogroup\n"
-    )
-    marker = base / "staging-4" / ".workers-yield"
-    if flag is None:
-        marker.unlink(missing_ok=True)
-    else:
-        marker.write_text(f"{int(time.time()) + flag}\n")
-    result = subprocess.run(
-        ["sh", str(SCRIPTS / "run-process.sh"), str(base), f"staging-4:{ptype}", "current"],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-        check=True,
-        start_new_session=True,
-    )
-    return result.stdout.split()[-1]
-
-
-@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no autogroups")
-def test_a_worker_started_during_a_hand_over_yields_its_session_and_no_other(base):
-    assert session_nice(base, "scheduler", flag=20) == "10"
-    # The web processes it yields to; a flag whose time is past (left by a reboot), none.
-    assert session_nice(base, "web", flag=20) == "0"
-    assert session_nice(base, "scheduler", flag=-1) == "0"
-    assert session_nice(base, "scheduler", flag=None) == "0"
