@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,7 +16,16 @@ import pytest
 
 import staging_ops.remote as remote_pkg
 from staging_ops import output
-from staging_ops.deploy import handover, recipes, reconnect, verify
+from staging_ops.deploy import (
+    candidate,
+    handover,
+    heartbeat,
+    lock,
+    recipes,
+    reconnect,
+    reload,
+    verify,
+)
 from staging_ops.deploy.session import Interrupted, Stop
 from staging_ops.errors import Conflict, StagingError
 from staging_ops.inventory import load_inventory
@@ -129,8 +139,31 @@ class Rig:
         return failure.value
 
 
+class VirtualTime:
+    """`time` as the deploy's modules see it here: a sleep advances a clock of their own at
+    once (a wait for a unit that never answers is the same wait, taken in no time)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+WAITING_MODULES = (candidate, handover, heartbeat, lock, reconnect, reload, verify)
+
+
 @pytest.fixture
 def rig(monkeypatch) -> Rig:
+    clock = VirtualTime()
+    for module in WAITING_MODULES:
+        monkeypatch.setattr(module, "time", clock)
     inventory = load_inventory(DEFAULT_INVENTORY)
     # No wait for the scheduler to settle: the fake's units are up or dead at once.
     inventory = replace(inventory, app=replace(inventory.app, worker_uptime=0))
