@@ -41,7 +41,7 @@ def hand_over(deployer: Deployer) -> None:
     """The slot's processes made those the release declares (align_processes), then the main
     web units and the workers restarted into `current` in one detached command (restart.py),
     waiting only for the web units (main verify must not find the old instance still
-    stopping); the workers' settle time counts from now."""
+    stopping); the workers' settle time counts from the end of their restart."""
     align_processes(deployer)
     restart(deployer, units=web_units(deployer), unwaited=other_units(deployer))
     deployer.handed_over = time.monotonic()

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
+from staging_ops.deploy.restart import restart_log
+from staging_ops.deploy.restart_sh import workers_done_path
 from staging_ops.deploy.verify import UnitFailed, check_units_alive, ssh_get
 from staging_ops.processes import AIRFLOW
 from staging_ops.processes.judge import AIRFLOW2_HEALTH, airflow_fallback, judge_heartbeat
@@ -49,7 +51,7 @@ def workers_restarted(deployer: Deployer) -> tuple[datetime, float]:
     finishing its tasks can take its TimeoutStopSec) and a worker judged before its restart is
     done would be found stopped. After RESTART_DONE_WAIT: the droplet's clock now (its units'
     state then says what is wrong)."""
-    done = shlex.quote(f"{deployer.paths.root}/.restart.log.more.done")
+    done = shlex.quote(workers_done_path(restart_log(deployer)))
     command = f"printf '%s ' \"$(cat {done} 2>/dev/null)\"; date -u +%s.%N"
     deadline = deployer.handed_over + RESTART_DONE_WAIT
     while True:

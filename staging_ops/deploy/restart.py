@@ -51,9 +51,12 @@ def restart_command(
     # systemd's NRestarts counts automatic restarts and is not reset by our restart (a restart
     # of a unit waiting to auto-restart keeps the count): the script prints it first, so that
     # verify counts only the restarts that come after ours.
-    return restart_sh.command(
-        f"{deployer.paths.root}/.restart.log", verb, len(units), *units, *(unwaited or [])
-    )
+    return restart_sh.command(restart_log(deployer), verb, len(units), *units, *(unwaited or []))
+
+
+def restart_log(deployer: Deployer) -> str:
+    """The slot's deploy-restart.sh OUTLOG (the waited units' output; beside it the workers')."""
+    return f"{deployer.paths.root}/.restart.log"
 
 
 def main_ports(deployer: Deployer) -> dict[str, int]:

@@ -20,6 +20,12 @@ def command(outlog: str, verb: str, waited: int, *units: str) -> str:
     return script_command(SCRIPT, outlog, verb, waited, *units)
 
 
+def workers_done_path(outlog: str) -> str:
+    """Where the script writes the droplet's clock once the unwaited units' restart is done
+    (OUTLOG.more.done)."""
+    return f"{outlog}.more.done"
+
+
 def drained(units: list[str], ports: dict[str, int]) -> list[str]:
     """`units` as deploy-restart.sh takes them: UNIT=PORT for a unit that serves a port
     (drained, then its exit cut short), the others by name."""

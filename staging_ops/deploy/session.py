@@ -57,9 +57,9 @@ class Deployer:
         self.remote: remote.RemoteHost | None = None
         self.lock: slot_lock.SlotLock | None = None
         self.restarts_before: dict[str, int] = {}
-        # When the hand-over restarted the main web units and the workers (time.monotonic()):
-        # the workers' settle time and app.json's initialDelay of the main instances count
-        # from then.
+        # When the hand-over restarted the main web units (time.monotonic()): app.json's
+        # initialDelay of the main instances counts from then (the workers' settle, from the
+        # end of their own restart: heartbeat.workers_restarted).
         self.handed_over = 0.0
         # When the candidate units started (time.monotonic()), for their initialDelay; None
         # before a candidate start in this run.
