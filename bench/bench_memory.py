@@ -1,6 +1,6 @@
 """The memory admission's cost on the sandbox: the `memory check` step of a redeploy (one remote
-command, slot-memory.sh, plus the decision; median of 5), status's one command per host with
-and without slot-memory.sh (interleaved over one SSH connection: what status adds), and
+command, slot-instances.sh, plus the decision; median of 5), status's one command per host with
+and without slot-instances.sh (interleaved over one SSH connection: what status adds), and
 `invoke status` with it (target <= 0.8 s, as bench_claims). Writes its own section of RESULTS.md.
 
 STAGING_BENCH_PORT_BASE moves the sandbox's ports (default 24800)."""
@@ -80,7 +80,7 @@ def main() -> None:
 |---|---|---|---|
 | `memory check` step of a redeploy (one remote command + the decision) | {statistics.median(checks):.3f} s | {_fmt(checks)} | - |
 | status's command for a host's {len(dirs)} slots over an open SSH connection, before: status-live.sh | {statistics.median(before):.3f} s | {_fmt(before)} | - |
-| the same, now: status-live.sh + slot-memory.sh | {statistics.median(after):.3f} s | {_fmt(after)} | - |
+| the same, now: status-live.sh + slot-instances.sh | {statistics.median(after):.3f} s | {_fmt(after)} | - |
 | `invoke status` (its one command per host now reads memory too) | {statistics.median(status):.2f} s | {_fmt(status)} | <= 0.8 s |
 """  # noqa: E501
     update_section("memory admission", body)

@@ -11,7 +11,7 @@ What the candidate will need is measured: the PSS its port types' main instances
 same processes of the same app, so the best guess of a second copy); a type the slot does not
 run now (a first deploy, a type the release adds) counts the inventory's `candidate_memory_mb`.
 A candidate a killed deploy left running is stopped by `candidate start` before it starts the
-new one, so its memory counts as free. One remote command (slot-memory.sh, remote/memory.py);
+new one, so its memory counts as free. One remote command (slot-instances.sh, remote/memory.py);
 the decision (`decide`) is pure.
 
 The rollback after a failed go-live (rollback.py) does not ask: it is the way back to a

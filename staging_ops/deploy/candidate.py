@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from staging_ops.deploy import candidate_sh
+from staging_ops.deploy.loopback import CANDIDATE, check_loopback
 from staging_ops.deploy.restart import restart_command
 from staging_ops.deploy.restart_sh import drained
 from staging_ops.deploy.steps import Run, Step, tail
@@ -159,6 +160,7 @@ def verify(deployer: Deployer, commit: str, timeout: float | None = None) -> Non
             except StagingError as failure:
                 raise UnitFailed(str(failure), unit) from None
     check_units_alive(deployer, units)
+    check_loopback(deployer, CANDIDATE)
 
 
 def _service(deployer: Deployer, unit: str) -> str:

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from staging_ops.deploy import candidate, heartbeat, processes_sh
+from staging_ops.deploy.loopback import CURRENT, check_loopback
 from staging_ops.deploy.restart import restart
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.deploy.verify import check_units_alive, ssh_get, verify
@@ -81,19 +82,20 @@ def restart_scheduler(deployer: Deployer) -> None:
     each still be up, not restarted, their settle time after that restart (the inventory's
     worker_uptime, or app.json's `uptime` for the type): one that dies on start is then failed
     or dead waiting for its automatic restart (RestartSec); and, where Airflow's health answer
-    reports its component, have beaten since the restart (heartbeat.py)."""
+    reports its component, have beaten since the restart (heartbeat.py). Then every process
+    of the slot listens on loopback only (loopback.py)."""
     candidate.stop(deployer)
     units = other_units(deployer)
-    if not units:
-        return
-    # The settle time counts from the end of the workers' restart, not from the hand-over,
-    # which did not wait for it.
-    restarted, ago = heartbeat.workers_restarted(deployer)
-    time.sleep(max(0.0, worker_settle(deployer) - ago))
-    check_units_alive(deployer, units)
-    # Up is not enough where Airflow's health answer reports the worker: it must have beaten
-    # since its restart, within the settle time (heartbeat.py).
-    heartbeat.check_heartbeats(deployer, restarted)
+    if units:
+        # The settle time counts from the end of the workers' restart, not from the
+        # hand-over, which did not wait for it.
+        restarted, ago = heartbeat.workers_restarted(deployer)
+        time.sleep(max(0.0, worker_settle(deployer) - ago))
+        check_units_alive(deployer, units)
+        # Up is not enough where Airflow's health answer reports the worker: it must have
+        # beaten since its restart, within the settle time (heartbeat.py).
+        heartbeat.check_heartbeats(deployer, restarted)
+    check_loopback(deployer, CURRENT)
 
 
 def worker_settle(deployer: Deployer) -> float:

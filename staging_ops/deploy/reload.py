@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from staging_ops import output
 from staging_ops.deploy import admission, candidate, handover, heartbeat
 from staging_ops.deploy.logs import last_lines
+from staging_ops.deploy.loopback import CURRENT, check_loopback
 from staging_ops.deploy.restart import restart
 from staging_ops.deploy.rollback import releases, use_release_spec
 from staging_ops.deploy.session import Deployer, session, signals_ignored
@@ -125,6 +126,7 @@ def _in_place(deployer: Deployer, run: Run) -> Reloaded:
             time.sleep(max(0.0, began + handover.worker_settle(deployer) - time.monotonic()))
             check_units_alive(deployer, deployer.units)
             heartbeat.check_heartbeats(deployer, restarted)
+            check_loopback(deployer, CURRENT)
         except StagingError as failure:
             raise StagingError(
                 f"{deployer.slot.identifier}: {IN_PLACE} failed: {failure}; "

@@ -20,6 +20,7 @@ from staging_ops.health import CertificateCheck, airflow_health, certificate_che
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.jsondoc import JSONObject
 from staging_ops.processes.status import Processes, process_lines, processes_json
+from staging_ops.remote.listeners import listens_beyond_loopback
 from staging_ops.remote.live import read_live, slot_processes
 from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import public_url
@@ -230,7 +231,7 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: SlotRegistry) -> Slo
     host = inventory.host_of(slot)
     answer: JSONObject | None
     with ThreadPoolExecutor(max_workers=3) as pool:
-        live_future = pool.submit(read_live, inventory, [slot])
+        live_future = pool.submit(read_live, inventory, [slot], listening=True)
         # The certificate nginx serves for the slot: not covering it, or expiring within 14
         # days, is a problem too.
         certificate_future = pool.submit(certificate_check, host, slot)
@@ -246,6 +247,13 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: SlotRegistry) -> Slo
         airflow = airflow_future.result()
     processes = slot_processes(inventory.app, slot, read, ui_up=answer is not None, airflow=airflow)
     process_problems = process_lines(processes or {})
+    # Only nginx and SSH may face the network: a process of the slot that listens beyond
+    # loopback is a problem of its own, whatever its health.
+    for instance, sockets in sorted(read.listening.get(slot.id, {}).items()):
+        where, _, ptype = instance.partition("-")
+        outside = listens_beyond_loopback(ptype, where, sockets)
+        if outside:
+            process_problems.append(outside)
     served = answer.get("commit") if isinstance(answer, dict) else None
     live, unread = read.releases.get(slot.id), read.unread.get(slot.id, "not read")
     drift = of_slot(state.commit, state.status, live, served, unread)

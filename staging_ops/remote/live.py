@@ -6,7 +6,7 @@ not reached is a reason per slot, never an exception).
 
 A shell script rather than the facts probe: status runs it on every call, and starting
 python3 on the droplet costs more than the whole script. The same command then reads what
-each slot's processes use (slot-memory.sh, memory.py): status's `memory_mb`."""
+each slot's processes use (slot-instances.sh, memory.py): status's `memory_mb`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from staging_ops.inventory import App, Host, Inventory, Slot
 from staging_ops.processes import ProcessSpec, spec_from_json
 from staging_ops.processes.status import HealthAnswer, Processes, UnitState, judge_processes
 from staging_ops.remote.connection import connect
+from staging_ops.remote.listeners import SlotListening, listeners_command, parse_listeners
 from staging_ops.remote.memory import memory_command, parse_memory
 from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import RUNNER_DIR, TYPE_SERVICES, process_unit, worker_unit_prefix
@@ -55,6 +56,9 @@ class LiveReleases:
     # The PSS of each slot's processes in MB (0: none runs); a slot whose figure could not be
     # read is missing.
     memory_mb: dict[int, int] = field(default_factory=dict)
+    # What each slot's running instances listen on (read only when asked: verify); a slot
+    # whose answer could not be read is missing.
+    listening: dict[int, SlotListening] = field(default_factory=dict)
 
 
 def slot_processes(
@@ -132,22 +136,32 @@ def _live_release(entry: object) -> LiveRelease:
     )
 
 
-# Between status-live.sh's answer and slot-memory.sh's, in the one command's output.
+# Between status-live.sh's answer and slot-instances.sh's, in the one command's output.
 MEMORY_MARK = "--- memory"
+LISTENING_MARK = "--- listening"
+
+
+# One host's answer: per slot id, its live release and processes; its memory figure (MB);
+# what its instances listen on (when asked).
+HostReading = tuple[
+    dict[int, tuple[LiveRelease, LiveProcesses | None]], dict[int, int], dict[int, SlotListening]
+]
 
 
 def _read_host(
-    host: Host, app: App, slots: list[Slot], timeout: float
-) -> tuple[dict[int, tuple[LiveRelease, LiveProcesses | None]], dict[int, int]]:
+    host: Host, app: App, slots: list[Slot], timeout: float, listening: bool = False
+) -> HostReading:
     args = [f"{host.base_dir}/{RUNNER_DIR}/app.processes"]
     for slot in slots:
         args += [SlotPaths(host, slot).current, unit_map(app, slot)]
     dirs = [SlotPaths(host, slot).root for slot in slots]
     # One command: the links and units, then (whatever the memory reading makes of it) the
-    # memory.
+    # memory, and what the instances listen on where asked.
     command = (
         f"{live_command(*args)} && echo {MEMORY_MARK!r} && {{ {memory_command(*dirs)} || :; }}"
     )
+    if listening:
+        command += f" && echo {LISTENING_MARK!r} && {{ {listeners_command(*dirs)} || :; }}"
     # Status's bound wins over any ConnectTimeout the ssh config would fill in.
     bounded = replace(
         host,
@@ -159,33 +173,43 @@ def _read_host(
         _, out, _ = session.run(command, timeout=timeout)
     finally:
         session.close()
-    live_out, _, memory_out = out.partition(f"\n{MEMORY_MARK}\n")
+    live_out, _, rest = out.partition(f"\n{MEMORY_MARK}\n")
+    memory_out, _, listening_out = rest.partition(f"\n{LISTENING_MARK}\n")
     found, processes = parse_live(live_out, len(slots))
     try:
         memory = parse_memory(memory_out, len(dirs)).slots
         used = {slot.id: m.total_mb for slot, m in zip(slots, memory, strict=True)}
     except StagingError:
         used = {}  # status still says what runs; only the memory figure is unknown
+    heard: dict[int, SlotListening] = {}
+    if listening:
+        try:
+            answers = parse_listeners(listening_out, len(dirs))
+            heard = {slot.id: a for slot, a in zip(slots, answers, strict=True)}
+        except StagingError:
+            pass  # what listens is unknown: verify says so for no slot rather than wrongly
     answer = {
         slot.id: (live, procs) for slot, live, procs in zip(slots, found, processes, strict=True)
     }
-    return answer, used
+    return answer, used, heard
 
 
-def read_live(inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT) -> LiveReleases:
-    """Every slot's live release and its processes' units, one command per host, hosts in
-    parallel."""
+def read_live(
+    inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT, listening: bool = False
+) -> LiveReleases:
+    """Every slot's live release and its processes' units (and, `listening`, what its
+    instances listen on), one command per host, hosts in parallel."""
     by_host: dict[str, list[Slot]] = {}
     for slot in slots:
         by_host.setdefault(slot.host, []).append(slot)
     if not by_host:
         return LiveReleases()
 
-    def run(
-        name: str,
-    ) -> tuple[dict[int, tuple[LiveRelease, LiveProcesses | None]], dict[int, int]] | str:
+    def run(name: str) -> HostReading | str:
         try:
-            return _read_host(inventory.hosts[name], inventory.app, by_host[name], timeout)
+            return _read_host(
+                inventory.hosts[name], inventory.app, by_host[name], timeout, listening
+            )
         except (StagingError, OSError, Failure) as exc:
             return str(exc) or type(exc).__name__
 
@@ -200,4 +224,5 @@ def read_live(inventory: Inventory, slots: list[Slot], timeout: float = TIMEOUT)
                     if procs is not None:
                         result.processes[slot_id] = procs
                 result.memory_mb.update(answer[1])
+                result.listening.update(answer[2])
     return result

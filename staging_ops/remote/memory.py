@@ -1,6 +1,6 @@
 """What the droplet has free and what each slot's processes use, read by remote script
-slot-memory.sh: the deploy's memory admission (deploy/admission.py) runs it for its slot,
-status appends it to its one command per host (live.py).
+slot-instances.sh (`memory`): the deploy's memory admission (deploy/admission.py) runs it for
+its slot, status appends it to its one command per host (live.py).
 
 Sizes are PSS (proportional set size: a page shared by n processes counts 1/n to each), summed
 over each unit's process tree, so the figures of all slots add up to what they take from the
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from staging_ops.errors import StagingError
 from staging_ops.remote.scripts import home, script_command
 
-SCRIPT = "slot-memory.sh"
+SCRIPT = "slot-instances.sh"
 KB_PER_MB = 1024
 
 
@@ -39,23 +39,23 @@ class SlotMemory:
         return round(sum(self.instances.values()) / KB_PER_MB)
 
 
-@home(SCRIPT)
+@home(SCRIPT, "memory")
 def memory_command(*slot_dirs: str) -> str:
     """The command that reads the droplet's MemAvailable and each of `slot_dirs`' instances."""
-    return script_command(SCRIPT, *slot_dirs)
+    return script_command(SCRIPT, "memory", *slot_dirs)
 
 
 @dataclass(frozen=True)
 class MemoryReading:
-    """slot-memory.sh's answer: the droplet's MemAvailable (kB) and each slot's instances, in
-    the order the slot directories were given."""
+    """slot-instances.sh memory's answer: the droplet's MemAvailable (kB) and each slot's
+    instances, in the order the slot directories were given."""
 
     available_kb: int
     slots: tuple[SlotMemory, ...]
 
 
 def parse_memory(out: str, count: int) -> MemoryReading:
-    """slot-memory.sh's JSON line for `count` slot directories; StagingError if it is not
+    """slot-instances.sh memory's JSON line for `count` slot directories; StagingError if it is not
     that."""
     try:
         found = json.loads(out)

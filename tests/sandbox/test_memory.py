@@ -70,7 +70,7 @@ def candidate_states(box) -> list[str]:
 
 
 def pss_kb_of_processes_in(releases: Path) -> int:
-    """What the slot's processes use, found another way than slot-memory.sh's: every process
+    """What the slot's processes use, found another way than slot-instances.sh's: every process
     whose working directory is one of the slot's releases, its smaps_rollup's Pss."""
     total = 0
     for entry in Path("/proc").iterdir():

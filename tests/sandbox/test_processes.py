@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from devtools.sample_repo import push_branch, resolve
+from devtools.sample_repo import DEFAULT_SOURCE, push_branch, resolve
 from staging_ops import remote
 from staging_ops.inventory import load_inventory
 from tests.conftest import run_invoke
@@ -189,3 +189,85 @@ def test_an_app_json_check_that_fails_refuses_the_release_naming_the_check(box):
     status = run_invoke("status", "--json", env=box.env())
     row = next(r for r in json.loads(status.stdout) if r["slot"] == SLOT)
     assert row["commit"] == good
+
+
+# A worker that listens on every address (an ephemeral port): what Airflow's log server did.
+LISTENER = (
+    "listener: python -c \"import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 0)); "
+    's.listen(); time.sleep(3600)"\n'
+)
+
+
+def _public_web(box) -> dict[str, str]:
+    """The sample app serving on every address."""
+    app = (DEFAULT_SOURCE / "app.py").read_text()
+    public = app.replace('BIND_HOST = "127.0.0.1"', 'BIND_HOST = "0.0.0.0"')
+    assert public != app
+    return {"Procfile": PROCFILE, "app.py": public}
+
+
+@pytest.mark.parametrize(
+    ("files", "failed", "problem", "after"),
+    [
+        (
+            _public_web,
+            "candidate verify",
+            "web (candidate) listens on 0.0.0.0:",
+            "nothing was switched, the previous release keeps serving",
+        ),
+        (
+            lambda box: {"Procfile": PROCFILE + LISTENER},
+            "candidate stop + scheduler restart",
+            "listener (current) listens on 0.0.0.0:",
+            "rolled back to",
+        ),
+    ],
+    ids=["web", "worker"],
+)
+def test_a_process_listening_beyond_loopback_is_refused(box, files, failed, problem, after):
+    assert deploy(box, "procs").returncode == 0
+    good = resolve(box.repo_path, "procs")
+    push_branch(box.repo_path, "procs-public", files(box))
+    refused = deploy(box, "procs-public")
+    assert refused.returncode == 1
+    first = refused.stderr.splitlines()[0]
+    assert f"{failed} failed: {problem}" in first, refused.stderr
+    assert "beyond loopback: only nginx may face the network" in first
+    assert after in first
+    status = run_invoke("status", "--json", env=box.env())
+    row = next(r for r in json.loads(status.stdout) if r["slot"] == SLOT)
+    assert row["commit"] == good
+    # What the refused release started is gone: the worker's unit too.
+    assert units(box)["heartbeat"] == "active"
+    listener = f"job-search-worker@staging-{SLOT}:listener.service"
+    inventory = load_inventory(box.inventory_path)
+    session = remote.connect(inventory.hosts[inventory.slots[SLOT].host])
+    try:
+        _, out, _ = session.run(f"systemctl is-active {listener}", check=False)
+    finally:
+        session.close()
+    assert out.strip() in ("inactive", "unknown")
+
+
+def test_verify_names_a_process_that_listens_beyond_loopback_later(box):
+    """A worker that opens a server on every address after the deploy judged it: `verify`
+    says so, naming the type and the address (and exits 1)."""
+    late = LISTENER.replace(
+        'listener: python -c "import', 'late: python -c "import time; time.sleep(4); import'
+    )
+    push_branch(box.repo_path, "procs-late", {"Procfile": PROCFILE + late})
+    assert deploy(box, "procs-late").returncode == 0
+    deadline = time.monotonic() + 20
+    while True:
+        verify = run_invoke("verify", "--slot", str(SLOT), "--json", env=box.env())
+        verdict = json.loads(verify.stdout)
+        outside = [p for p in verdict["process_problems"] if "beyond loopback" in p]
+        if outside or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert verify.returncode == 1
+    assert outside and outside[0].startswith("late (current) listens on 0.0.0.0:"), verdict
+    # Back to a release without it: nothing of the slot listens beyond loopback.
+    assert deploy(box, "procs").returncode == 0
+    again = run_invoke("verify", "--slot", str(SLOT), "--json", env=box.env())
+    assert again.returncode == 0, again.stdout

@@ -82,7 +82,9 @@ def test_airflow3_brings_its_pins_procfile_and_app_json(trees):
             name, command = line.split(":", 1)
             types[name] = command.strip()
     assert set(types) == {"release", "web", "airflow", "scheduler", "dag-processor"}
-    assert types["airflow"].startswith("airflow api-server --host 127.0.0.1 --port $PORT")
+    # Told only $PORT, as on Heroku: staging-ops points them at loopback.
+    assert types["airflow"].startswith("airflow api-server --port $PORT")
+    assert "--bind" not in types["web"] and "--host" not in types["airflow"]
     assert "--skip-serve-logs" in types["scheduler"]
     checks = json.loads((tree / "app.json").read_text())["healthchecks"]
     assert checks["web"][0]["path"] == "/api/version"

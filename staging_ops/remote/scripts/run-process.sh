@@ -10,7 +10,8 @@
 # candidate ports (WHERE = candidate), then shared/app.env (the inventory's [app.env], which
 # may name ${RELEASE_DIR}); PORT is the type's port (web: UI_PORT, airflow: AIRFLOW_PORT),
 # TMPDIR (and XDG_RUNTIME_DIR) a directory of this instance's own, HOME the slot's, PATH the
-# release's venv first.
+# release's venv first; a type with a port gets gunicorn's, uvicorn's and Flask's address
+# variables set to 127.0.0.1:$PORT where the app's environment does not set them.
 # A type the release does not declare exits 0 at once, saying so: its unit stays inactive.
 base=$1 instance=$2 where=$3
 slot=${instance%%:*}
@@ -59,7 +60,15 @@ HOME=$dir/shared/home
 XDG_RUNTIME_DIR=$TMPDIR
 PATH=$release/.venv/bin:${PATH:-/usr/local/bin:/usr/bin:/bin}
 export RELEASE_DIR TMPDIR HOME XDG_RUNTIME_DIR PATH
-[ -n "${PORT:-}" ] && export PORT
+if [ -n "${PORT:-}" ]; then
+    # A server told only its port binds every address (gunicorn's default once $PORT is set,
+    # uvicorn's and Flask's with their own variables): point the usual ones at loopback, where
+    # nginx reaches them, unless the app's environment says otherwise. A command that binds
+    # elsewhere itself fails its deploy (deploy/loopback.py).
+    : "${GUNICORN_CMD_ARGS=--bind=127.0.0.1:$PORT}" "${UVICORN_HOST=127.0.0.1}" "${UVICORN_PORT=$PORT}"
+    : "${FLASK_RUN_HOST=127.0.0.1}" "${FLASK_RUN_PORT=$PORT}"
+    export PORT GUNICORN_CMD_ARGS UVICORN_HOST UVICORN_PORT FLASK_RUN_HOST FLASK_RUN_PORT
+fi
 # Airflow 3's simple auth manager reads the slot's admin password from this file: 0600.
 if [ -n "${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-}" ] && [ -n "${AIRFLOW_ADMIN_PASSWORD:-}" ]; then
     passwords=$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
@@ -87,7 +96,7 @@ fi
 # The mark a failed deploy's log starts from (slot-journal.sh this-start): this run's lines only.
 echo "run-process: starting $type of $(basename "$(pwd -P)")${PORT:+ on port $PORT}"
 # The instance's main process (every exec below keeps this PID) and its start time, which
-# slot-memory.sh measures from: without cgroups (the sandbox's systemctl) no other record says
+# slot-instances.sh measures from: without cgroups (the sandbox's systemctl) no other record says
 # which processes are the unit's, and the start time tells a reused PID from ours.
 case "$where" in
     current | candidate)

@@ -78,6 +78,8 @@ class FakeDroplet:
     running: dict[str, str] = field(default_factory=dict)
     # (commit, role): that commit's `role` unit dies at start (roles: see `roles`)
     sick: set[tuple[str, str]] = field(default_factory=set)
+    # (commit, type): that commit's `type` instances listen on every address, not loopback
+    public: set[tuple[str, str]] = field(default_factory=set)
     branches: dict[str, str] = field(default_factory=dict)
     available_kb: int = 8 * 1024 * 1024
     faults: list[Fault] = field(default_factory=list)
@@ -249,6 +251,21 @@ def _memory(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
     return 0, json.dumps({"available": d.available_kb, "slots": [{}]}) + "\n", ""
 
 
+def _listeners(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
+    running = {}
+    for unit, release in d.running.items():
+        role = d.roles.get(unit, unit.rpartition(":")[2].removesuffix(".service"))
+        ptype = role.removesuffix("-candidate")
+        where = "candidate" if role.endswith("-candidate") else "current"
+        public = (d.releases[release].commit, ptype) in d.public
+        running[f"{where}-{ptype}"] = ["00000000:1F41" if public else "0100007F:1F41"]
+    return 0, json.dumps({"slots": [running]}) + "\n", ""
+
+
+def _instances(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
+    return (_memory if args[0] == "memory" else _listeners)(d, args[1:])
+
+
 def _journal(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
     return 0, f"the last lines of {args[0]}\n", ""
 
@@ -262,7 +279,7 @@ SCRIPTS: dict[str, Callable[[FakeDroplet, list[str]], tuple[int, str, str]]] = {
     "deploy-candidate.sh": _candidate,
     "deploy-restart.sh": _restart,
     "deploy-verify-units.sh": _verify_units,
-    "slot-memory.sh": _memory,
+    "slot-instances.sh": _instances,
     "slot-journal.sh": _journal,
 }
 

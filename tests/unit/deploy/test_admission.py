@@ -1,5 +1,5 @@
 """The memory admission (deploy/admission.py): the pure decision from a table, the parser of
-slot-memory.sh's answer, and slot-memory.sh itself run with sh over real processes."""
+slot-instances.sh's answer, and slot-instances.sh itself run with sh over real processes."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def test_parse_memory():
     ],
 )
 def test_parse_memory_refuses_what_is_not_the_scripts_answer(out):
-    with pytest.raises(StagingError, match=r"slot-memory\.sh"):
+    with pytest.raises(StagingError, match=r"slot-instances\.sh"):
         parse_memory(out, 1)
 
 
@@ -134,7 +134,7 @@ def test_slot_memory_sums_each_instance_tree_and_ignores_a_reused_pid(tmp_path):
         (slot2 / "shared/tmp/current-web.pid").write_text(f"{parent.pid} 1\n")
         started = time.monotonic()
         out = subprocess.run(
-            ["sh", str(SCRIPTS / "slot-memory.sh"), str(slot1), str(slot2)],
+            ["sh", str(SCRIPTS / "slot-instances.sh"), "memory", str(slot1), str(slot2)],
             capture_output=True,
             text=True,
             check=True,

@@ -60,6 +60,11 @@ UI_CANDIDATE = "job-search-ui-candidate@staging-1.service"
 SCHEDULER = "job-search-airflow-scheduler@staging-1.service"
 DIES = "is failed: it does not stay up"
 NOTHING_SWITCHED = "nothing was switched, the previous release keeps serving"
+PUBLIC = "listens on 0.0.0.0:8001, beyond loopback: only nginx may face the network"
+WORKER_MEND = (
+    "a worker serves no one: turn its server off (Airflow's log server: `--skip-serve-logs`) "
+    "or bind it to 127.0.0.1"
+)
 
 
 class FakeRegistry:
@@ -219,6 +224,10 @@ def _candidate_dies(rig: Rig) -> None:
     rig.droplet.sick.add((B, "web-candidate"))
 
 
+def _candidate_binds_every_address(rig: Rig) -> None:
+    rig.droplet.public.add((B, "web"))
+
+
 @pytest.mark.parametrize(
     ("fault", "failed", "bad", "why", "recorded"),
     [
@@ -229,6 +238,13 @@ def _candidate_dies(rig: Rig) -> None:
         (_no_memory, "memory check", False, "not enough memory for the hand-over", True),
         (_candidate_start_fails, "candidate start", True, "unit not found", True),
         (_candidate_dies, "candidate verify", True, f"{UI_CANDIDATE} {DIES}", True),
+        (
+            _candidate_binds_every_address,
+            "candidate verify",
+            True,
+            f"web (candidate) {PUBLIC}",
+            True,
+        ),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else None,
 )
@@ -279,12 +295,22 @@ def _scheduler_dies(rig: Rig) -> None:
     rig.droplet.sick.add((B, "scheduler"))
 
 
+def _scheduler_binds_every_address(rig: Rig) -> None:
+    rig.droplet.public.add((B, "scheduler"))
+
+
 @pytest.mark.parametrize(
     ("fault", "failed", "why", "unit"),
     [
         (_hand_over_fails, "hand-over", "Job failed", UI),
         (_main_dies, "main verify", f"{UI} {DIES}", UI),
         (_scheduler_dies, "candidate stop + scheduler restart", f"{SCHEDULER} {DIES}", SCHEDULER),
+        (
+            _scheduler_binds_every_address,
+            "candidate stop + scheduler restart",
+            f"scheduler (current) {PUBLIC}; {WORKER_MEND}",
+            SCHEDULER,
+        ),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else None,
 )
@@ -364,6 +390,7 @@ def test_the_way_back_runs_the_go_live_steps_of_a_deploy(rig):
         ("deploy-restart.sh", "stop"),  # the candidate units, drained
         ("deploy-candidate.sh", "stop"),
         ("deploy-verify-units.sh", SCHEDULER),
+        ("slot-instances.sh", "listening"),  # on loopback only
         ("slot-current.sh", "read"),  # what serves, for the history
     ]
     # Behind the lock's fence, as the deploy's own.
