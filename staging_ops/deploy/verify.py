@@ -19,8 +19,9 @@ from staging_ops.errors import StagingError
 from staging_ops.health import CertificateCheck, airflow_health, certificate_check, slot_get
 from staging_ops.inventory import Inventory, Slot
 from staging_ops.jsondoc import JSONObject
+from staging_ops.processes import AIRFLOW, WEB
 from staging_ops.processes.status import Processes, process_lines, processes_json
-from staging_ops.remote.listeners import listens_beyond_loopback
+from staging_ops.remote.listeners import listening_problems
 from staging_ops.remote.live import read_live, slot_processes
 from staging_ops.remote.scripts import home, script_command
 from staging_ops.render import public_url
@@ -247,13 +248,13 @@ def verify_slot(inventory: Inventory, slot: Slot, registry: SlotRegistry) -> Slo
         airflow = airflow_future.result()
     processes = slot_processes(inventory.app, slot, read, ui_up=answer is not None, airflow=airflow)
     process_problems = process_lines(processes or {})
-    # Only nginx and SSH may face the network: a process of the slot that listens beyond
-    # loopback is a problem of its own, whatever its health.
-    for instance, sockets in sorted(read.listening.get(slot.id, {}).items()):
-        where, _, ptype = instance.partition("-")
-        outside = listens_beyond_loopback(ptype, where, sockets)
-        if outside:
-            process_problems.append(outside)
+    # Only nginx and SSH may face the network, and what answers on a slot's port must be the
+    # process started for it: each is a problem of its own, whatever the health answers say.
+    live_procs = read.processes.get(slot.id)
+    if slot.id in read.listening and live_procs is not None:
+        own = {WEB: slot.ui_port, AIRFLOW: slot.airflow_port}
+        ports = {t: own[t] for t in live_procs.spec(inventory.app).port_types}
+        process_problems += listening_problems(read.listening[slot.id], ports)
     served = answer.get("commit") if isinstance(answer, dict) else None
     live, unread = read.releases.get(slot.id), read.unread.get(slot.id, "not read")
     drift = of_slot(state.commit, state.status, live, served, unread)

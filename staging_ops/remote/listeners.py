@@ -102,3 +102,34 @@ def listens_beyond_loopback(ptype: str, where: str, listening: tuple[Listening, 
         f"{ptype} ({where}) listens on {addresses}, beyond loopback: only nginx may face "
         f"the network; {mend}"
     )
+
+
+def misses_its_port(
+    ptype: str, where: str, listening: tuple[Listening, ...], port: int
+) -> str | None:
+    """The one line a `where` `ptype` instance fails with when it does not itself listen on
+    loopback `port`, its own: what answered there is another process (one that held the port
+    first), not what was started; None when it does."""
+    if any(s.port == port and s.loopback for s in listening):
+        return None
+    return (
+        f"{ptype} ({where}) does not listen on 127.0.0.1:{port}, its port: another process "
+        "answers there"
+    )
+
+
+def listening_problems(running: SlotListening, ports: dict[str, int]) -> list[str]:
+    """`verify`'s lines for a slot whose running instances listen on `running`: each instance
+    that listens beyond loopback, and each live port type (`ports`: type -> its port) whose
+    main instance does not listen on its port itself."""
+    problems = []
+    for instance, sockets in sorted(running.items()):
+        where, _, ptype = instance.partition("-")
+        line = listens_beyond_loopback(ptype, where, sockets)
+        if line:
+            problems.append(line)
+    for ptype, port in ports.items():
+        line = misses_its_port(ptype, "current", running.get(f"current-{ptype}", ()), port)
+        if line:
+            problems.append(line)
+    return problems

@@ -80,6 +80,9 @@ class FakeDroplet:
     sick: set[tuple[str, str]] = field(default_factory=set)
     # (commit, type): that commit's `type` instances listen on every address, not loopback
     public: set[tuple[str, str]] = field(default_factory=set)
+    # (commit, type): another process holds that commit's `type` instances' port (they listen
+    # on nothing; the impostor answers their checks)
+    squatted: set[tuple[str, str]] = field(default_factory=set)
     branches: dict[str, str] = field(default_factory=dict)
     available_kb: int = 8 * 1024 * 1024
     faults: list[Fault] = field(default_factory=list)
@@ -252,13 +255,18 @@ def _memory(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
 
 
 def _listeners(d: FakeDroplet, args: list[str]) -> tuple[int, str, str]:
+    on_port = {unit: port for port, unit in d.ports.items()}
     running = {}
     for unit, release in d.running.items():
         role = d.roles.get(unit, unit.rpartition(":")[2].removesuffix(".service"))
         ptype = role.removesuffix("-candidate")
         where = "candidate" if role.endswith("-candidate") else "current"
         public = (d.releases[release].commit, ptype) in d.public
-        running[f"{where}-{ptype}"] = ["00000000:1F41" if public else "0100007F:1F41"]
+        # Its own port on loopback, or (public) a server on every address.
+        own = f"0100007F:{on_port[unit]:04X}" if unit in on_port else None
+        if (d.releases[release].commit, ptype) in d.squatted:
+            own = None
+        running[f"{where}-{ptype}"] = ["00000000:1F41"] if public else [own] if own else []
     return 0, json.dumps({"slots": [running]}) + "\n", ""
 
 

@@ -228,6 +228,10 @@ def _candidate_binds_every_address(rig: Rig) -> None:
     rig.droplet.public.add((B, "web"))
 
 
+def _candidate_port_held_by_another(rig: Rig) -> None:
+    rig.droplet.squatted.add((B, "web"))
+
+
 @pytest.mark.parametrize(
     ("fault", "failed", "bad", "why", "recorded"),
     [
@@ -243,6 +247,13 @@ def _candidate_binds_every_address(rig: Rig) -> None:
             "candidate verify",
             True,
             f"web (candidate) {PUBLIC}",
+            True,
+        ),
+        (
+            _candidate_port_held_by_another,
+            "candidate verify",
+            True,
+            "web (candidate) does not listen on 127.0.0.1:6001, its port: another process answers",
             True,
         ),
     ],

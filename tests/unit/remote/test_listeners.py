@@ -15,6 +15,7 @@ from staging_ops.errors import StagingError
 from staging_ops.remote.listeners import (
     beyond_loopback,
     decode,
+    listening_problems,
     listens_beyond_loopback,
     parse_listeners,
 )
@@ -154,3 +155,18 @@ def test_the_script_lists_each_instance_trees_sockets(tmp_path):
     assert sorted(str(s) for s in beyond_loopback(scheduler)) == sorted(
         [f"0.0.0.0:{ports['current-scheduler'][0]}", f"[::]:{ports['current-scheduler'][1]}"]
     )
+
+
+def test_verify_names_what_listens_beyond_loopback_and_a_port_answered_by_another():
+    web = decode("0100007F:1F41", "little")  # 127.0.0.1:8001
+    public = decode("00000000:1F90", "little")  # 0.0.0.0:8080
+    running = {"current-web": (web,), "current-airflow": (), "current-scheduler": (public,)}
+    assert listening_problems(running, {"web": 8001, "airflow": 8081}) == [
+        "scheduler (current) listens on 0.0.0.0:8080, beyond loopback: only nginx may face the "
+        "network; a worker serves no one: turn its server off (Airflow's log server: "
+        "`--skip-serve-logs`) or bind it to 127.0.0.1",
+        "airflow (current) does not listen on 127.0.0.1:8081, its port: another process "
+        "answers there",
+    ]
+    # Only the live release's port types are asked for (here: no airflow).
+    assert listening_problems({"current-web": (web,)}, {"web": 8001}) == []
