@@ -108,10 +108,15 @@ def spec_from_files(procfile: str | None, app_json: str | None, app: App) -> Pro
     return ProcessSpec(spec.commands, checks, spec.source)
 
 
+BOM = "\ufeff"
+
+
 def parse_procfile(text: str) -> dict[str, str]:
     """Heroku's Procfile: `type: command` a line, `#` comments and blank lines skipped."""
     commands: dict[str, str] = {}
     lines: dict[str, int] = {}
+    # An editor's byte order mark is not part of the first type's name.
+    text = text.removeprefix(BOM)
     if "\0" in text:
         raise SpecError(f"{PROCFILE}: contains a NUL byte")
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -150,7 +155,7 @@ def _check_type_name(kind: str, where: str) -> None:
 def parse_app_json(text: str, spec: ProcessSpec) -> dict[str, tuple[HealthCheck, ...]]:
     """app.json's `healthchecks` (Dokku's format) for the spec's types."""
     try:
-        data = json.loads(text)
+        data = json.loads(text.removeprefix(BOM))
     except json.JSONDecodeError as exc:
         raise SpecError(f"{APP_JSON} line {exc.lineno}: malformed JSON: {exc.msg}") from None
     except RecursionError:
@@ -248,7 +253,7 @@ def spec_from_json(text: str | None, app: App) -> ProcessSpec:
     if not text:
         return default_spec(app)
     try:
-        data = json.loads(text)
+        data = json.loads(text.removeprefix(BOM))
         commands = {str(k): str(v) for k, v in data["processes"].items()}
         checks = {
             str(t): tuple(_from_json_check(c) for c in cs) for t, cs in data["healthchecks"].items()

@@ -95,6 +95,14 @@ def test_comments_blank_lines_and_crlf_are_read_as_heroku_does():
     }
 
 
+def test_a_byte_order_mark_an_editor_wrote_is_not_part_of_either_file():
+    procfile = "\ufeffweb: gunicorn x\nairflow: airflow api-server\n"
+    assert parse_procfile(procfile) == {"web": "gunicorn x", "airflow": "airflow api-server"}
+    app_json = '\ufeff{"healthchecks": {"web": [{"path": "/api/version"}]}}'
+    spec = spec_from_files(procfile, app_json, APP)
+    assert [c.path for c in spec.startup_checks("web")] == ["/api/version"]
+
+
 def test_app_json_health_checks_in_dokkus_format():
     app_json = {
         "name": "campaign",
