@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from staging_ops.deploy import candidate_sh
-from staging_ops.deploy.loopback import CANDIDATE, check_loopback
+from staging_ops.deploy.loopback import CANDIDATE, check_loopback, elsewhere
 from staging_ops.deploy.restart import restart_command
 from staging_ops.deploy.restart_sh import drained
 from staging_ops.deploy.steps import Run, Step, tail
@@ -158,7 +158,8 @@ def verify(deployer: Deployer, commit: str, timeout: float | None = None) -> Non
             except UnitFailed:
                 raise
             except StagingError as failure:
-                raise UnitFailed(str(failure), unit) from None
+                hint = elsewhere(deployer, CANDIDATE, ptype, port)
+                raise UnitFailed(f"{failure}{hint}", unit) from None
     check_units_alive(deployer, units)
     check_loopback(deployer, CANDIDATE)
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from staging_ops.deploy.verify import UnitFailed
+from staging_ops.errors import StagingError
 from staging_ops.processes import AIRFLOW, WEB
 from staging_ops.remote.listeners import (
     listeners_command,
     listens_beyond_loopback,
+    listens_elsewhere,
     misses_its_port,
     parse_listeners,
 )
@@ -51,3 +53,16 @@ def check_loopback(deployer: Deployer, where: str) -> None:
             problem = misses_its_port(ptype, where, sockets, ports[ptype])
         if problem:
             raise UnitFailed(problem, unit)
+
+
+def elsewhere(deployer: Deployer, where: str, ptype: str, port: int) -> str:
+    """After `where`'s `ptype` instance failed its check on `port`: "; it listens on ...
+    instead ..." when it serves another port, else "" (also when that cannot be read: the
+    failure says enough without it)."""
+    try:
+        _, out, _ = deployer.run(listeners_command(deployer.paths.root), check=False)
+        (running,) = parse_listeners(out, 1)
+    except StagingError:
+        return ""
+    hint = listens_elsewhere(running.get(f"{where}-{ptype}", ()), port)
+    return f"; {hint}" if hint else ""

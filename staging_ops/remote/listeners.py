@@ -133,3 +133,13 @@ def listening_problems(running: SlotListening, ports: dict[str, int]) -> list[st
         if line:
             problems.append(line)
     return problems
+
+
+def listens_elsewhere(listening: tuple[Listening, ...], port: int) -> str | None:
+    """What to add to the failure of a port type's check when its instance listens, but not
+    on `port`, its own (a command that names a port of its own instead of `$PORT`); None
+    otherwise."""
+    if not listening or any(s.port == port for s in listening):
+        return None
+    shown = ", ".join(sorted({str(s) for s in listening}))
+    return f"it listens on {shown} instead: it must serve $PORT ({port})"

@@ -6,6 +6,7 @@ declaration is refused before anything starts, and logs name every declared proc
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -271,3 +272,19 @@ def test_verify_names_a_process_that_listens_beyond_loopback_later(box):
     assert deploy(box, "procs").returncode == 0
     again = run_invoke("verify", "--slot", str(SLOT), "--json", env=box.env())
     assert again.returncode == 0, again.stdout
+
+
+def test_a_web_that_serves_another_port_than_its_own_is_refused_saying_where_it_listens(box):
+    assert deploy(box, "procs").returncode == 0
+    with socket.socket() as probe:  # a free loopback port, not the slot's
+        probe.bind(("127.0.0.1", 0))
+        other = probe.getsockname()[1]
+    own_port = PROCFILE.replace("web: python app.py ui", f"web: UI_PORT={other} python app.py ui")
+    push_branch(
+        box.repo_path, "procs-port", {"Procfile": own_port, "app.json": json.dumps(APP_JSON)}
+    )
+    refused = deploy(box, "procs-port")
+    assert refused.returncode == 1
+    first = refused.stderr.splitlines()[0]
+    assert "candidate verify failed" in first and "nothing was switched" in first
+    assert f"; it listens on 127.0.0.1:{other} instead: it must serve $PORT (" in first

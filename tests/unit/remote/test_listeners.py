@@ -17,6 +17,7 @@ from staging_ops.remote.listeners import (
     decode,
     listening_problems,
     listens_beyond_loopback,
+    listens_elsewhere,
     parse_listeners,
 )
 
@@ -170,3 +171,13 @@ def test_verify_names_what_listens_beyond_loopback_and_a_port_answered_by_anothe
     ]
     # Only the live release's port types are asked for (here: no airflow).
     assert listening_problems({"current-web": (web,)}, {"web": 8001}) == []
+
+
+def test_a_check_that_found_nobody_says_where_the_instance_listens_instead():
+    other = decode("0100007F:1F40", "little")  # 127.0.0.1:8000
+    own = decode("0100007F:1F41", "little")  # 127.0.0.1:8001
+    assert listens_elsewhere((other,), 8001) == (
+        "it listens on 127.0.0.1:8000 instead: it must serve $PORT (8001)"
+    )
+    assert listens_elsewhere((other, own), 8001) is None  # on its port too: not the reason
+    assert listens_elsewhere((), 8001) is None  # on nothing: the check's failure says it all
