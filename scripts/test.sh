@@ -17,4 +17,5 @@ shellcheck scripts/*.sh .ci/run
 # Two workers: most tests wait on servers, not on the CPU. A module stays on one worker, in
 # order (they share module fixtures; a droplet module its droplet), each worker with its own
 # sandbox and ports (tests/conftest.py).
-exec .venv/bin/pytest -n "${STAGING_TEST_WORKERS:-2}" --dist loadfile "$@"
+# The 25 slowest tests close the report: where the suite's time goes.
+exec .venv/bin/pytest -n "${STAGING_TEST_WORKERS:-2}" --dist loadfile --durations=25 "$@"

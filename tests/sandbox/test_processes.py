@@ -274,14 +274,21 @@ def test_verify_names_a_process_that_listens_beyond_loopback_later(box):
     assert again.returncode == 0, again.stdout
 
 
-def test_a_web_that_serves_another_port_than_its_own_is_refused_saying_where_it_listens(box):
+def test_a_process_that_serves_another_port_than_its_own_is_refused_saying_where_it_listens(box):
+    """Airflow told a port of its own instead of $PORT: its app.json check finds nobody on the
+    slot's port, and the failure says where it listens."""
     assert deploy(box, "procs").returncode == 0
     with socket.socket() as probe:  # a free loopback port, not the slot's
         probe.bind(("127.0.0.1", 0))
         other = probe.getsockname()[1]
-    own_port = PROCFILE.replace("web: python app.py ui", f"web: UI_PORT={other} python app.py ui")
+    procfile = PROCFILE.replace(
+        "airflow: python app.py airflow-webserver",
+        f"airflow: AIRFLOW_PORT={other} python app.py airflow-webserver",
+    )
+    app_json = json.loads(json.dumps(APP_JSON))
+    app_json["healthchecks"]["airflow"] = [{"path": "/airflow/health", "attempts": 5, "wait": 0.2}]
     push_branch(
-        box.repo_path, "procs-port", {"Procfile": own_port, "app.json": json.dumps(APP_JSON)}
+        box.repo_path, "procs-port", {"Procfile": procfile, "app.json": json.dumps(app_json)}
     )
     refused = deploy(box, "procs-port")
     assert refused.returncode == 1
