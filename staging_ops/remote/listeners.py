@@ -3,14 +3,14 @@
 process that binds every address (a server told only `$PORT`, whose default host is 0.0.0.0)
 fails its deploy (deploy/loopback.py) and is a problem `verify` names.
 
-The kernel writes a socket's local address in hex, in host byte order by 32-bit word
-(x86, little-endian: 127.0.0.1:8001 is "0100007F:1F41"); `decode` reads that."""
+The kernel writes a socket's local address in hex, in the droplet's byte order by 32-bit word
+(x86-64 and arm64 droplets are little-endian: 127.0.0.1:8001 is "0100007F:1F41"); `decode`
+reads that, whatever the operator's machine is."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import sys
 from dataclasses import dataclass
 
 from staging_ops.errors import StagingError
@@ -53,7 +53,7 @@ def listeners_command(*slot_dirs: str) -> str:
 SlotListening = dict[str, tuple[Listening, ...]]
 
 
-def decode(local: str, byteorder: str = sys.byteorder) -> Listening:
+def decode(local: str, byteorder: str = "little") -> Listening:
     """/proc/net/tcp{,6}'s `ADDRESS:PORT` (hex) -> Listening; ValueError if it is not that."""
     hex_address, _, hex_port = local.partition(":")
     raw = bytes.fromhex(hex_address)
@@ -121,7 +121,7 @@ def misses_its_port(
 def listening_problems(running: SlotListening, ports: dict[str, int]) -> list[str]:
     """`verify`'s lines for a slot whose running instances listen on `running`: each instance
     that listens beyond loopback, and each live port type (`ports`: type -> its port) whose
-    main instance does not listen on its port itself."""
+    running main instance does not listen on its port itself."""
     problems = []
     for instance, sockets in sorted(running.items()):
         where, _, ptype = instance.partition("-")
@@ -129,7 +129,10 @@ def listening_problems(running: SlotListening, ports: dict[str, int]) -> list[st
         if line:
             problems.append(line)
     for ptype, port in ports.items():
-        line = misses_its_port(ptype, "current", running.get(f"current-{ptype}", ()), port)
+        # One that does not run at all is `down` already (processes/status.py), not this.
+        if f"current-{ptype}" not in running:
+            continue
+        line = misses_its_port(ptype, "current", running[f"current-{ptype}"], port)
         if line:
             problems.append(line)
     return problems
