@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from staging_ops.deploy import candidate_sh
-from staging_ops.deploy.loopback import CANDIDATE, check_loopback, elsewhere
+from staging_ops.deploy.loopback import CANDIDATE, check_loopback, elsewhere, type_ports
 from staging_ops.deploy.restart import restart_command
 from staging_ops.deploy.restart_sh import drained
 from staging_ops.deploy.steps import Run, Step, tail
@@ -134,7 +134,7 @@ def verify(deployer: Deployer, commit: str, timeout: float | None = None) -> Non
     inventory's verify_timeout (an app.json check: until its attempts are spent)."""
     timeout = deployer.app.verify_timeout if timeout is None else timeout
     deadline = time.monotonic() + timeout
-    ports = dict(zip(("web", "airflow"), deployer.slot.candidate_ports(deployer.host), strict=True))
+    ports = type_ports(deployer, CANDIDATE)
     units = deployer.candidate_units
     for ptype, unit in zip(deployer.spec.port_types, units, strict=True):
         port = ports[ptype]

@@ -31,17 +31,25 @@ CANDIDATE = "candidate"
 CURRENT = "current"
 
 
+def type_ports(deployer: Deployer, where: str) -> dict[str, int]:
+    """The port of each port type's `where` instance (candidate: the host's candidate ports;
+    current: the slot's UI and Airflow ports)."""
+    slot = deployer.slot
+    if where == CANDIDATE:
+        return dict(zip((WEB, AIRFLOW), slot.candidate_ports(deployer.host), strict=True))
+    return {WEB: slot.ui_port, AIRFLOW: slot.airflow_port}
+
+
 def check_loopback(deployer: Deployer, where: str) -> None:
     """Each of the slot's `where` instances (candidate: the port types'; current: every
     declared type's) listens on loopback only, a port type's on its own port; UnitFailed
     naming the first that does not."""
-    spec, slot = deployer.spec, deployer.slot
+    spec = deployer.spec
     if where == CANDIDATE:
         types, units = spec.port_types, deployer.candidate_units
-        ports = dict(zip((WEB, AIRFLOW), slot.candidate_ports(deployer.host), strict=True))
     else:
         types, units = (*spec.port_types, *spec.workers), deployer.units
-        ports = {WEB: slot.ui_port, AIRFLOW: slot.airflow_port}
+    ports = type_ports(deployer, where)
     if not types:
         return
     _, out, _ = deployer.run(listeners_command(deployer.paths.root))
