@@ -20,6 +20,10 @@
 # meanwhile is a file that no longer opens, not an error): status runs `memory` on every call;
 # `listening` adds one `ls` of the instances' fds.
 verb=$1
+case "$verb" in
+    memory | listening) ;;
+    *) echo "slot-instances.sh: unknown verb '$verb' (memory or listening)" >&2; exit 2 ;;
+esac
 shift
 count=$#
 for dir do
