@@ -32,6 +32,11 @@ logging.getLogger("paramiko").propagate = False
 ROOT_SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 
 
+# What a connection cut mid-command raises: socket errors, paramiko's, and EOFError (paramiko's
+# exec_command on a transport that closed while it asked for the channel).
+CONNECTION_LOST = (OSError, EOFError, paramiko.SSHException)
+
+
 @dataclass
 class RemoteHost:
     """A live connection to one host plus the number of remote commands it ran (the speed
@@ -72,8 +77,10 @@ class RemoteHost:
             result = self.connection.run(
                 self.as_root(command), hide=True, warn=True, in_stream=False, timeout=timeout
             )
-        except (OSError, paramiko.SSHException) as exc:
-            raise Unreachable(f"{self.host.name}: connection lost: {exc}") from None
+        except CONNECTION_LOST as exc:
+            raise Unreachable(
+                f"{self.host.name}: connection lost: {exc or type(exc).__name__}"
+            ) from None
         except CommandTimedOut:
             raise Unreachable(f"{self.host.name}: no answer within {timeout:g}s") from None
         if self.sudo and result.exited != 0 and _sudo_refused(result.stderr):
@@ -98,8 +105,10 @@ class RemoteHost:
             result = self.connection.run(
                 self.as_root(command), hide="err", warn=True, in_stream=False, out_stream=lines
             )
-        except (OSError, paramiko.SSHException) as exc:
-            raise Unreachable(f"{self.host.name}: connection lost: {exc}") from None
+        except CONNECTION_LOST as exc:
+            raise Unreachable(
+                f"{self.host.name}: connection lost: {exc or type(exc).__name__}"
+            ) from None
         if result.exited != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
             raise StagingError(
@@ -116,7 +125,7 @@ class RemoteHost:
             channel = self.connection.client.get_transport().open_session()
             channel.exec_command(f"sudo -n {shlex.quote(self.host.sftp_server)}")
             return paramiko.SFTPClient(channel)
-        except (OSError, paramiko.SSHException) as exc:
+        except CONNECTION_LOST as exc:
             raise StagingError(f"{self.host.name}: sftp: {exc or type(exc).__name__}") from None
 
     def close(self) -> None:
