@@ -69,8 +69,8 @@ def installs_postgres_server(missing_packages: Iterable[str]) -> bool:
     return any(_PG_SERVER_PACKAGE.match(name) for name in missing_packages)
 
 
-def package_changes(facts: HostFacts) -> list[Change]:
-    return [Change("packages", p, "install") for p in facts.missing_packages]
+def package_changes(missing_packages: Iterable[str]) -> list[Change]:
+    return [Change("packages", p, "install") for p in missing_packages]
 
 
 def boot_service_changes(facts: HostFacts, services: Iterable[str]) -> list[Change]:

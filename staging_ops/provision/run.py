@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import NoReturn, Protocol
 
-import paramiko
 import psycopg2
 
 from staging_ops import crash_points, output, remote, slot_access
@@ -49,13 +48,11 @@ from staging_ops.provision.report import (
     RegistryMigrations,
     SlotReload,
 )
+from staging_ops.remote.connection import CONNECTION_LOST
 from staging_ops.remote.facts import HostFacts
 from staging_ops.remote.files import Write
 
 __all__ = ["HostReport", "HostRun", "ProvisionReport", "installs_postgres_server", "provision_all"]
-
-# What paramiko raises when the connection goes away under a command or an upload.
-_LOST = (EOFError, OSError, paramiko.SSHException)
 
 
 def _reason(exc: BaseException) -> str:
@@ -118,6 +115,8 @@ class HostRun:
         self.report = HostReport(host.name)
         self.log = output.StepLog(quiet=True)
         self.progress = progress or (lambda line: None)
+        # The packages missing when the run began (a second pass after a cut still counts them).
+        self.missing_at_start: list[str] | None = None
 
     def step(self, name: str):
         return self.log.step(name)
@@ -145,11 +144,12 @@ class HostRun:
         droplet's sshd session gone right after apt), connect again and converge once more:
         every step plans from the host as it is, so what was done is not done twice. The
         steps the lost connection failed are marked `retried`; the report counts the changes
-        of the second pass (what was done before the cut is in the steps' lines)."""
+        of the second pass, and the packages the first found missing: this run installed
+        them, even when the cut came before apt-get's exit status did."""
         mark = len(self.log.steps)
         try:
             self._converge()
-        except (StagingError, *_LOST) as exc:
+        except (StagingError, *CONNECTION_LOST) as exc:
             if self._connected():
                 raise
             if self.check:
@@ -165,7 +165,7 @@ class HostRun:
             self.report.changes.clear()
             try:
                 self._converge()
-            except _LOST as again:
+            except CONNECTION_LOST as again:
                 raise _lost(self.host, again) from None
 
     def _connected(self) -> bool:
@@ -187,8 +187,10 @@ class HostRun:
                 "was changed"
             )
         missing = facts.missing_packages
+        if self.missing_at_start is None:
+            self.missing_at_start = missing
         with self.step("packages") as rec:
-            self._record(rec, "packages", package_changes(facts))
+            self._record(rec, "packages", package_changes(self.missing_at_start))
         # --check on a host without the PostgreSQL server: there is no server to ask yet.
         server_missing = installs_postgres_server(missing)
         if missing and not self.check:

@@ -126,7 +126,7 @@ def plan_host(spec: dict[str, Any]) -> tuple[HostFacts, PreparePlan, ConvergePla
 def plan_as_json(facts: HostFacts, prep: PreparePlan, conv: ConvergePlan) -> dict[str, Any]:
     """The plan as a fixture states it: changes per step ("action target"), the commands'
     arguments, the upload, the handlers and what a restore puts back."""
-    steps = {"packages": package_changes(facts), **prep.changes, **conv.changes}
+    steps = {"packages": package_changes(facts.missing_packages), **prep.changes, **conv.changes}
     upload = conv.upload
     # Each slot to reload, how and why (only where there is one: older fixtures have none).
     reloads = {r.slot.identifier: f"{r.how}: {r.why}" for r in conv.reloads}
