@@ -18,6 +18,7 @@ import paramiko
 
 from staging_ops.deploy import candidate_sh
 from staging_ops.deploy.loopback import CANDIDATE, check_loopback, elsewhere, type_ports
+from staging_ops.deploy.progress import PROGRESS_EVERY
 from staging_ops.deploy.restart import restart_command
 from staging_ops.deploy.restart_sh import drained
 from staging_ops.deploy.steps import Run, Step, tail
@@ -38,8 +39,6 @@ NOT_LISTENING_POLL = 0.1
 NOT_YET = "not yet"
 # (status, body) of one GET, on whatever path the check asks.
 Getter = Callable[[str, float], tuple[int, bytes]]
-# How often a wait on a process that is still starting says so.
-PROGRESS_EVERY = 5.0
 
 
 class Waiting:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from staging_ops.deploy.progress import ticking
 from staging_ops.deploy.release import mark_bad
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.errors import StagingError
@@ -37,7 +38,8 @@ def migrate_command(host: Host, slot: Slot, release: str) -> str:
 def migrate(deployer: Deployer, release: str) -> None:
     """Migrate `release`; a failure marks it bad and raises with the command's last lines."""
     command = migrate_command(deployer.host, deployer.slot, release)
-    code, out, err = deployer.run(command, check=False)
+    with ticking(deployer.log.progress, "migrate", "the release phase is running"):
+        code, out, err = deployer.run(command, check=False)
     if code != 0:
         mark_bad(deployer, release)
         raise StagingError(tail(err or out))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from staging_ops.deploy import current_sh
+from staging_ops.deploy.progress import ticking
 from staging_ops.deploy.steps import Run, Step, tail
 from staging_ops.errors import StagingError
 from staging_ops.remote.scripts import home, script_command
@@ -99,7 +100,8 @@ def export(deployer: Deployer, commit: str, branch: str) -> tuple[str, str, str 
         index_url=deployer.app.pip_index_url or "",
         requirements=tuple(deployer.app.requirements),
     )
-    code, out, err = deployer.run(args.command(), check=False)
+    with ticking(deployer.log.progress, "export + venv", "exporting the commit") as on_line:
+        code, out, err = deployer.run(args.command(), check=False, on_line=on_line)
     if code != 0:
         deployer.run(current_sh.discard_command(partial), check=False)
         raise StagingError(tail(err or out))

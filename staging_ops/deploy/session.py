@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -135,13 +135,20 @@ class Deployer:
         if self.remote:
             self.remote.close()
 
-    def run(self, command: str, check: bool = True, guarded: bool = False) -> tuple[int, str, str]:
+    def run(
+        self,
+        command: str,
+        check: bool = True,
+        guarded: bool = False,
+        on_line: Callable[[str], None] | None = None,
+    ) -> tuple[int, str, str]:
         """One remote command; `guarded`: only while our lock was not taken over (else
-        LockLost), for every step that changes what the slot serves or what rollback sees."""
+        LockLost), for every step that changes what the slot serves or what rollback sees;
+        `on_line` gets its stdout lines as they come (unguarded commands)."""
         assert self.remote is not None
         if guarded and self.lock:
             return self.lock.run(self.remote, command, check=check)
-        return self.remote.run(command, check=check)
+        return self.remote.run(command, check=check, on_line=on_line)
 
     # The two steps a deploy whose lock was taken over must refuse, callable on their own.
 

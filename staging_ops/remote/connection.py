@@ -69,13 +69,20 @@ class RemoteHost:
         return f'sudo -n env PATH="$PATH:{ROOT_SBIN}" sh -c {shlex.quote(command)}'
 
     def run(
-        self, command: str, *, check: bool = True, timeout: float | None = None
+        self,
+        command: str,
+        *,
+        check: bool = True,
+        timeout: float | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> tuple[int, str, str]:
-        """Run one shell command as root; returns (exit code, stdout, stderr)."""
+        """Run one shell command as root; returns (exit code, stdout, stderr). `on_line`, if
+        given, also gets each line of stdout as it comes (a long step's progress)."""
         self.commands += 1
+        streamed = {"hide": "err", "out_stream": _LineSink(on_line)} if on_line else {"hide": True}
         try:
             result = self.connection.run(
-                self.as_root(command), hide=True, warn=True, in_stream=False, timeout=timeout
+                self.as_root(command), warn=True, in_stream=False, timeout=timeout, **streamed
             )
         except CONNECTION_LOST as exc:
             raise Unreachable(

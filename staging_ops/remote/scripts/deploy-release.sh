@@ -66,11 +66,13 @@ done
 key=$( (for f in $keyed; do printf '%s\n' "${f#"$partial"/}"; cat "$f"; done; py -V 2>&1) | sha256sum | cut -c1-16)
 venv=$venvs/$key
 exec 7>"$venv.lock"
-flock 7
+# The lines starting `progress: ` are what the deploy's progress shows while this runs.
+flock -n 7 || { echo "progress: waiting for the venv $key another deploy builds"; flock 7; }
 if [ -e "$venv/.complete" ]; then state=reused; else
   rm -rf "$venv"
   # shellcheck disable=SC2086
   if [ -n "$reqs" ] && grep -qvE '^[[:space:]]*(#|$)' $reqs; then
+    echo "progress: building the venv $key (pip install)"
     py -m venv "$venv"
     for r in $reqs; do pip_install -r "$r"; done
   else

@@ -99,6 +99,8 @@ def refused(box, slot: int, branch: str, *expected: str) -> str:
 def test_airflow_2_with_the_shipped_inventory_beside_airflow_3_with_its_procfile(box):
     first = ok_deploy(box, AIRFLOW2_SLOT, "main")
     assert "venv built" in first
+    # pip says nothing for tens of seconds: the deploy does, every few seconds.
+    assert "export + venv: building the venv" in first, first
     health = airflow_health(box, AIRFLOW2_SLOT)
     assert health["metadatabase"]["status"] == "healthy"
     assert health["scheduler"]["status"] == "healthy" or _eventually_healthy(box, AIRFLOW2_SLOT)

@@ -392,7 +392,12 @@ class FakeRemote:
         return command
 
     def run(
-        self, command: str, *, check: bool = True, timeout: float | None = None
+        self,
+        command: str,
+        *,
+        check: bool = True,
+        timeout: float | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> tuple[int, str, str]:
         self.commands += 1
         if command.endswith("date -u +%s.%N"):
@@ -401,6 +406,8 @@ class FakeRemote:
             now = f"{time.time():.9f}"
             return 0, (f"{now} {now}\n" if "more.done" in command else f"{now}\n"), ""
         code, out, err = self.droplet.answer(parse_command(command))
+        for line in out.splitlines() if on_line else ():
+            on_line(line)
         if check and code != 0:
             detail = " | ".join((err or out).strip().splitlines()[-3:])
             raise StagingError(f"{self.host.name}: command failed (exit {code}): {detail}")
