@@ -19,7 +19,7 @@ import pytest
 import devtools.droplet as droplet_mod
 from tests.conftest import run_invoke
 from tests.droplet.conftest import droplet_dir, require_droplet_support
-from tests.sandbox.test_deploy_safety import push_scheduler_dies
+from tests.sandbox.deploying import push_scheduler_dies
 
 PACKAGES = ["nginx", "postgresql", "git", "python3-venv"]
 # A first provision-all installs packages (about 40 s here); reboots and deploys are quick.

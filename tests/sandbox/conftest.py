@@ -1,5 +1,6 @@
 """The slot table (tests/sandbox/slots.py) checked at collection, each module's shared slots
-released before its first test, and the dashboard tests' Chromium (`browser`)."""
+released before its first test, the dashboard tests' Chromium (`browser`) and a Staging API
+on a database of its own (`api`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.conftest import run_invoke
 from tests.sandbox import slots
+from tests.sandbox.api_client import api  # noqa: F401 - the fixture, for every module
 from tests.sandbox.dashboard_pages import browser  # noqa: F401 - the fixture, for every module
 
 HERE = Path(__file__).parent

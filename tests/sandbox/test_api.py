@@ -10,8 +10,6 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
@@ -27,60 +25,11 @@ from staging_ops.registry import PostgresRegistry, migrate
 from staging_ops.web import api_blueprint, create_app
 from staging_ops.web.auth import LEEWAY_SECONDS, mint_token
 from staging_ops.web.server import BackgroundServer
+from tests.sandbox.api_client import BASE, SECRET, Api, running_api
 
 # Tokens minted at collection stay valid through a long suite (600 s did not: the suite takes
 # longer, and a token expired before its test ran).
 DAY = 86400
-SECRET = "test-secret-for-the-staging-api-0123456789"
-BASE = "/api/staging"
-ADMIN = "<admin>"
-
-
-@dataclass
-class Api:
-    url: str
-    dsn: str
-    app: Flask
-
-    def call(
-        self, method: str, path: str, token: str | None = ADMIN, **kwargs: object
-    ) -> requests.Response:
-        """A request with `token` (ADMIN: a fresh admin token; None: no Authorization)."""
-        headers = kwargs.pop("headers", {}) or {}
-        if token is ADMIN:
-            token = mint_token(SECRET, "admin@example.com")
-        if token is not None:
-            headers = {"Authorization": f"Bearer {token}", **headers}
-        return requests.request(
-            method, self.url + BASE + path, headers=headers, timeout=10, **kwargs
-        )
-
-    def events(self) -> int:
-        conn = psycopg2.connect(self.dsn)
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM marts.staging_slot_events")
-            count = cur.fetchone()[0]
-        conn.close()
-        return count
-
-
-@contextmanager
-def running_api(dsn: str, inventory_path: Path) -> Iterator[Api]:
-    migrate(dsn, load_inventory(inventory_path))
-    registry = PostgresRegistry(dsn, max_connections=4, cache_reads=True)
-    app = create_app(registry, jwt_secret=SECRET)
-    # A view that fails unexpectedly, to see what a client gets from an internal error.
-    app.add_url_rule(f"{BASE}/boom", "boom", lambda: 1 / 0)
-    with BackgroundServer(app, threads=3) as server:
-        yield Api(server.url, dsn, app)
-    registry.close()
-
-
-@pytest.fixture
-def api(registry_dsn: str, test_inventory_path: Path) -> Iterator[Api]:
-    """An API on a fresh database of its own, for tests that change things."""
-    with running_api(registry_dsn, test_inventory_path) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 
 from staging_ops.web.auth import mint_token
 from staging_ops.web.webhooks.routes import GITHUB_SECRET_ENV, LINEAR_SECRET_ENV
-from tests.sandbox.test_api import SECRET, Api, running_api
+from tests.sandbox.api_client import SECRET, Api, running_api
 
 ST = str(Path(sys.executable).parent / "st")
 ROOT = Path(__file__).resolve().parents[2]

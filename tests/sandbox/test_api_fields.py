@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.sandbox.test_api import Api, api  # noqa: F401 - the fixture
+from tests.sandbox.api_client import Api
 
 JSON = st.recursive(
     st.none()
@@ -39,7 +39,7 @@ FIELDS = [
 
 
 @pytest.mark.parametrize(("name", "field"), FIELDS, ids=[f"{n}.{f}" for n, f in FIELDS])
-def test_any_value_of_any_field_is_never_a_server_error(api: Api, name: str, field: str) -> None:  # noqa: F811
+def test_any_value_of_any_field_is_never_a_server_error(api: Api, name: str, field: str) -> None:
     method, path, body = REQUESTS[name]
 
     @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
@@ -58,7 +58,7 @@ def test_any_value_of_any_field_is_never_a_server_error(api: Api, name: str, fie
 
 @given(st.text(max_size=12), st.text(max_size=12))
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_any_history_query_is_never_a_server_error(api: Api, slot: str, limit: str) -> None:  # noqa: F811
+def test_any_history_query_is_never_a_server_error(api: Api, slot: str, limit: str) -> None:
     response = api.call("GET", "/history", params={"slot_id": slot, "limit": limit})
     assert response.status_code in (200, 400), (slot, limit, response.text)
 
@@ -76,7 +76,7 @@ def test_any_history_query_is_never_a_server_error(api: Api, slot: str, limit: s
         b'{"slot_id": 3, "task": "JA-1", "note": "\\ud800"}',
     ],
 )
-def test_bodies_that_were_500_are_400(api: Api, data: bytes) -> None:  # noqa: F811
+def test_bodies_that_were_500_are_400(api: Api, data: bytes) -> None:
     before = api.events()
     response = api.call("PUT", "/slots", data=data, headers={"Content-Type": "application/json"})
     assert response.status_code == 400, response.text
@@ -84,11 +84,11 @@ def test_bodies_that_were_500_are_400(api: Api, data: bytes) -> None:  # noqa: F
     assert api.call("GET", "/slots").status_code == 200
 
 
-def test_a_body_over_the_limit_is_413(api: Api) -> None:  # noqa: F811
+def test_a_body_over_the_limit_is_413(api: Api) -> None:
     response = api.call("PUT", "/slots", data=b" " * (64 * 1024 + 1))
     assert response.status_code == 413 and "error" in response.json()
 
 
 @pytest.mark.parametrize("path", ["/slots/٣", "/slots/03", "/slots/0", "/slots/99999999999999"])
-def test_slot_ids_in_urls_are_ascii_digits(api: Api, path: str) -> None:  # noqa: F811
+def test_slot_ids_in_urls_are_ascii_digits(api: Api, path: str) -> None:
     assert api.call("GET", path).status_code == 404

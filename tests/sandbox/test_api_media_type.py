@@ -25,7 +25,7 @@ from psycopg2 import sql
 from staging_ops.registry import PostgresRegistry
 from staging_ops.web.auth import mint_token
 from tests.conftest import admin_execute
-from tests.sandbox.test_api import SECRET, running_api
+from tests.sandbox.api_client import SECRET, running_api
 from tests.sandbox.webhook_server import GITHUB_SECRET, LINEAR_SECRET, WEBHOOK_ENV
 from tests.webhook_fixtures import github_headers, linear_done, linear_headers, merged_pr
 

@@ -15,11 +15,9 @@ from staging_ops.registry import PostgresRegistry
 from staging_ops.web import create_app
 from staging_ops.web.auth import mint_token
 from staging_ops.web.server import BackgroundServer
-from tests.sandbox.dashboard_pages import sign_in
-from tests.sandbox.deploying import commit_of, deploy, served
+from tests.sandbox.dashboard_pages import SECRET, sign_in
+from tests.sandbox.deploying import commit_of, deploy, served, worker
 from tests.sandbox.slots import slot_for
-from tests.sandbox.test_dashboard import SECRET
-from tests.sandbox.test_server_deploys import worker
 
 SLOT = slot_for(__name__)
 DONE_TIMEOUT = 180_000  # ms: a deploy under the test machine's load

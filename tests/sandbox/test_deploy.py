@@ -19,20 +19,19 @@ from devtools import sandbox as sandbox_mod
 from devtools.sample_repo import WRONG_COMMIT, push_branch
 from staging_ops.inventory import load_inventory
 from tests.conftest import ROOT, inventory_as, run_invoke, sandbox_ports
-from tests.sandbox.deploying import commit_of, deploy, releases, served, start_deploy, wait_served
+from tests.sandbox.deploying import (
+    GO_LIVE_STEPS,
+    commit_of,
+    deploy,
+    releases,
+    served,
+    start_deploy,
+    wait_served,
+)
 from tests.sandbox.slots import slots_for
 
 # SLOT: this module's deploys; NAMELESS_SLOT and LINEAR_SLOT: deploys that claim a free slot.
 SLOT, NAMELESS_SLOT, LINEAR_SLOT = slots_for(__name__)
-# The steps from the candidate's start to the scheduler's restart, in order.
-GO_LIVE_STEPS = (
-    "candidate start",
-    "candidate verify",
-    "switch",
-    "hand-over",
-    "main verify",
-    "candidate stop + scheduler restart",
-)
 
 
 @pytest.fixture(scope="module")

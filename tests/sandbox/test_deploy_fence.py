@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -34,7 +33,7 @@ from staging_ops.registry import PostgresRegistry
 from staging_ops.registry.api_client import ApiRegistry
 from staging_ops.slots.model import SlotState
 from tests.conftest import INVOKE, ROOT, run_invoke
-from tests.sandbox.deploying import commit_of, deploy, served, wait_served
+from tests.sandbox.deploying import commit_of, deploy, served, wait_for_step, wait_served
 from tests.sandbox.slots import slot_for
 from tests.sandbox.webhook_server import GITHUB_SECRET, api_server
 from tests.webhook_fixtures import github_headers, merged_pr
@@ -133,19 +132,6 @@ def start(backend: Backend, *args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_for_step(process: subprocess.Popen, moment: str) -> list[str]:
-    """The lines printed up to `moment`'s (the next step is running then)."""
-    lines: list[str] = []
-    if moment == "start":
-        return lines
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
-        if re.match(rf"\s*\w+ +{re.escape(moment)}  ", line):
-            break
-    return lines
 
 
 def release_now(box, backend: Backend) -> None:

@@ -16,9 +16,8 @@ from devtools.sample_repo import WRONG_COMMIT
 from staging_ops.inventory import load_inventory
 from staging_ops.slots.owner import default_owner
 from tests.conftest import run_invoke
-from tests.sandbox.deploying import commit_of, deploy, releases, served
+from tests.sandbox.deploying import GO_LIVE_STEPS, commit_of, deploy, releases, served
 from tests.sandbox.slots import slots_for
-from tests.sandbox.test_deploy import GO_LIVE_STEPS
 
 # SLOT: most tests; SECOND_SLOT: deploys at the same time as SLOT.
 SLOT, SECOND_SLOT = slots_for(__name__)

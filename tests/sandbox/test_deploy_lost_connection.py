@@ -21,9 +21,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import inventory_variant, run_invoke
-from tests.sandbox.deploying import commit_of, deploy, releases, served, start_deploy, wait_served
+from tests.sandbox.deploying import (
+    commit_of,
+    deploy,
+    push_app_variant,
+    releases,
+    served,
+    start_deploy,
+    wait_served,
+)
 from tests.sandbox.slots import slot_for
-from tests.sandbox.test_deploy_safety import push_app_variant
 
 SLOT = slot_for(__name__)
 TASK = f"JA-{SLOT}"

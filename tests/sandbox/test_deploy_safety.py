@@ -20,7 +20,15 @@ from staging_ops.health import public_version
 from staging_ops.inventory import load_inventory
 from staging_ops.render import render_release_env
 from tests.conftest import inventory_as, run_invoke
-from tests.sandbox.deploying import commit_of, deploy, served, start_deploy, wait_served
+from tests.sandbox.deploying import (
+    commit_of,
+    deploy,
+    push_app_variant,
+    push_scheduler_dies,
+    served,
+    start_deploy,
+    wait_served,
+)
 from tests.sandbox.deploying import releases as slot_releases
 from tests.sandbox.slots import slot_for
 
@@ -200,31 +208,6 @@ def test_a_release_the_droplet_cannot_mark_verified_fails_record_and_says_so(box
     again = deploy(box, "main", SLOT)
     assert again.returncode == 0, again.stdout + again.stderr
     assert run_invoke("verify", "--slot", str(SLOT), env=box.env()).returncode == 0
-
-
-def push_scheduler_dies(box) -> str:
-    """Push `scheduler-dies`: the first line of the scheduler's body ends the process; the
-    web services are fine, so it fails only past the switch. Returns the branch."""
-    push_app_variant(
-        box,
-        "scheduler-dies",
-        '    """Print a heartbeat line now and every HEARTBEAT_SECONDS until SIGTERM/SIGINT."""\n',
-        '    raise SystemExit("scheduler: no database")\n',
-    )
-    return "scheduler-dies"
-
-
-def push_app_variant(box, branch: str, before: str, insert: str) -> str:
-    """Push `branch`: main's app.py with `insert` put just before `before` (which must occur
-    once); returns the new commit."""
-    app = subprocess.run(
-        ["git", "--git-dir", str(box.repo_path), "show", "main:app.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert app.count(before) == 1
-    return push_branch(box.repo_path, branch, {"app.py": app.replace(before, insert + before)})
 
 
 def push_hanging_branch(box) -> str:

@@ -15,18 +15,11 @@ from devtools.sample_repo import DEFAULT_SOURCE, push_branch, resolve
 from staging_ops import remote
 from staging_ops.inventory import load_inventory
 from tests.conftest import run_invoke
+from tests.sandbox.deploying import PROCFILE
 from tests.sandbox.slots import slot_for
 
 SLOT = slot_for(__name__)
 TASK = "JA-101"
-PROCFILE = """\
-# The sample app's modes as process types, plus a worker of its own.
-web: python app.py ui
-airflow: python app.py airflow-webserver
-release: python app.py migrate
-scheduler: python app.py airflow-scheduler
-heartbeat: python app.py airflow-scheduler
-"""
 APP_JSON = {
     "name": "sample",
     "healthchecks": {

@@ -24,23 +24,13 @@ from tests.conftest import (
     inventory_as,
     inventory_variant,
     login_as_slot_role,
-    run_invoke,
     sandbox_ports,
 )
+from tests.sandbox.provisioning import provision, provision_json
 from tests.sandbox.slots import slot_for
 
 # The slot a stand-in release is started on (the other slots it reads are in its row).
 SLOT = slot_for(__name__)
-
-
-def provision(sandbox, *args: str, env: dict[str, str] | None = None):
-    return run_invoke("provision-all", *args, env={**sandbox.env(), **(env or {})})
-
-
-def provision_json(sandbox, *args: str, env: dict[str, str] | None = None) -> dict:
-    result = provision(sandbox, "--json", *args, env=env)
-    assert result.stdout.strip(), result.stderr
-    return json.loads(result.stdout)
 
 
 def nginx_workers(sandbox) -> set[str]:

@@ -19,7 +19,7 @@ from psycopg2 import sql
 from staging_ops.provision import run as provision_mod
 from staging_ops.provision.databases import password_from_env_file
 from tests.conftest import admin_execute, inventory_variant, login_as_slot_role
-from tests.sandbox.test_provision import provision, provision_json
+from tests.sandbox.provisioning import provision, provision_json
 
 MARKER = "srv/staging/.staging-ops-pending.json"
 

@@ -29,7 +29,7 @@ from staging_ops.inventory import load_inventory
 from staging_ops.remote import connect
 from staging_ops.web.server import ensure_port_free
 from tests.conftest import free_port, sandbox_ports
-from tests.sandbox.test_api_server import wait_for
+from tests.sandbox.api_server import wait_for
 
 
 def sandbox_processes(directory: Path) -> list[str]:

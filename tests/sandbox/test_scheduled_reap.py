@@ -17,7 +17,7 @@ from staging_ops.errors import BadInput
 from staging_ops.inventory import load_inventory
 from staging_ops.registry import PostgresRegistry, migrate
 from tests.conftest import execute
-from tests.sandbox.test_api_server import wait_for
+from tests.sandbox.api_server import wait_for
 from tests.sandbox.webhook_server import api_server
 
 FAST = {"STAGING_REAP_INTERVAL": "1"}

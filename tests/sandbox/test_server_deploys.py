@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from staging_ops.web.auth import mint_token
 from staging_ops.web.server import BackgroundServer
 from staging_ops.web.webhooks.routes import GITHUB_SECRET_ENV, MAX_BODY
 from tests.conftest import ROOT, execute
-from tests.sandbox.deploying import commit_of, deploy, served
+from tests.sandbox.deploying import commit_of, deploy, served, worker
 from tests.sandbox.slots import slots_for
 from tests.webhook_fixtures import github_headers, pushed
 
@@ -101,24 +100,6 @@ def server(sandbox, provisioned) -> Iterator[Server]:
     with BackgroundServer(app, threads=4) as running:
         yield Server(running.url, dsn)
     registry.close()
-
-
-@contextmanager
-def worker(box, *args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "staging_ops.web.deploy_worker", *args],
-        cwd=ROOT,
-        env={**os.environ, **box.env(), **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
 
 
 def history(dsn: str, slot: int = SLOT, limit: int = 5) -> list[tuple]:

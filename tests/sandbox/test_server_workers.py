@@ -19,7 +19,7 @@ import pytest
 from devtools.sandbox import stopping
 from staging_ops.web.server import WORKERS_KILL_TIMEOUT
 from tests.conftest import ROOT, free_port
-from tests.sandbox.test_api_server import listening_sockets, wait_for
+from tests.sandbox.api_server import listening_sockets, wait_for
 
 # A factory that takes its time, as create_app does (a connection pool, a change listener):
 # each worker calls it after the fork, before granian gives the worker its own signal handlers.

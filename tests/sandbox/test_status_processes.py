@@ -19,8 +19,8 @@ from devtools.sample_repo import push_branch
 from devtools.sandbox.processes import unit_pids
 from tests.conftest import run_invoke
 from tests.sandbox.dashboard_pages import dashboard_app, health_cell
+from tests.sandbox.deploying import PROCFILE  # the sample app with a `heartbeat` worker
 from tests.sandbox.slots import slot_for
-from tests.sandbox.test_processes import PROCFILE  # the sample app with a `heartbeat` worker
 
 SLOT = slot_for(__name__)
 TASK = "JA-303"

@@ -20,7 +20,7 @@ from staging_ops.inventory import load_inventory
 from staging_ops.registry import PostgresRegistry, migrate
 from staging_ops.web.webhooks.decision import hmac_hex
 from tests.conftest import execute, inventory_variant, run_invoke
-from tests.sandbox.test_api_server import Server
+from tests.sandbox.api_server import Server
 from tests.sandbox.webhook_server import (
     GITHUB_SECRET,
     LINEAR,

@@ -14,8 +14,8 @@ import requests
 
 from staging_ops.registry import PostgresRegistry
 from tests.conftest import INVOKE, ROOT
+from tests.sandbox.api_server import wait_for
 from tests.sandbox.slots import slot_for
-from tests.sandbox.test_api_server import wait_for
 from tests.sandbox.webhook_server import api_server, post_linear
 from tests.webhook_fixtures import linear_done
 

@@ -20,9 +20,8 @@ from devtools.sample_repo import push_branch
 from staging_ops.inventory import load_inventory
 from staging_ops.registry import PostgresRegistry
 from tests.conftest import INVOKE, ROOT, inventory_variant, run_invoke
-from tests.sandbox.deploying import commit_of, served
+from tests.sandbox.deploying import commit_of, served, wait_for_step
 from tests.sandbox.slots import slot_for
-from tests.sandbox.test_deploy_fence import wait_for_step
 from tests.sandbox.webhook_server import GITHUB_SECRET, api_server, post_linear
 from tests.webhook_fixtures import github_headers, linear_done, merged_pr
 

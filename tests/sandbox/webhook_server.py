@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from tests.sandbox.test_api_server import SECRET, Server, serving
+from tests.sandbox.api_server import SECRET, Server, serving
 from tests.webhook_fixtures import linear_headers
 
 GITHUB_SECRET = "github-webhook-secret-for-tests-0123456789"
