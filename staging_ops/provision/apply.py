@@ -73,7 +73,7 @@ def install_packages(
             what = line.split(" (")[0]
             progress(f"{name}: {what} ({now - start:.0f}s)")
 
-    session.run_streaming(install_command(*packages), on_line)
+    session.run(install_command(*packages), on_line=on_line)
     progress(f"{name}: installed {names} in {time.monotonic() - start:.1f}s")
 
 

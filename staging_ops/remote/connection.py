@@ -103,26 +103,6 @@ class RemoteHost:
             )
         return result.exited, result.stdout, result.stderr
 
-    def run_streaming(self, command: str, on_line: Callable[[str], None]) -> str:
-        """Run one shell command as root, handing each line of its output to `on_line` as it
-        comes (progress of a long step); its stdout, or StagingError naming the last lines."""
-        self.commands += 1
-        lines = _LineSink(on_line)
-        try:
-            result = self.connection.run(
-                self.as_root(command), hide="err", warn=True, in_stream=False, out_stream=lines
-            )
-        except CONNECTION_LOST as exc:
-            raise Unreachable(
-                f"{self.host.name}: connection lost: {exc or type(exc).__name__}"
-            ) from None
-        if result.exited != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-            raise StagingError(
-                f"{self.host.name}: command failed (exit {result.exited}): {' | '.join(detail)}"
-            )
-        return result.stdout
-
     def open_sftp(self) -> paramiko.SFTPClient:
         """An SFTP session with root's rights: the sftp subsystem as root, else the host's
         sftp-server started through sudo (so writes, chown and rename work the same)."""
