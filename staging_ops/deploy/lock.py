@@ -26,6 +26,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -68,11 +69,15 @@ class SlotLock:
         return guarded(self.path, self.token, command)
 
     def run(
-        self, remote: remote_mod.RemoteHost, command: str, check: bool = True
+        self,
+        remote: remote_mod.RemoteHost,
+        command: str,
+        check: bool = True,
+        on_line: Callable[[str], None] | None = None,
     ) -> tuple[int, str, str]:
         """remote.run(guard(command)); raises LockLost (naming the new holder) if the lock
         was taken over, else behaves like remote.run."""
-        code, out, err = remote.run(self.guard(command), check=False)
+        code, out, err = remote.run(self.guard(command), check=False, on_line=on_line)
         self.raise_if_lost(code, err)
         if check and code != 0:
             detail = " | ".join((err or out).strip().splitlines()[-3:]) or command[:80]

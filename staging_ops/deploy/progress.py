@@ -18,11 +18,10 @@ MARK = "progress: "
 
 @contextmanager
 def ticking(
-    say: Callable[[str], None], what: str, state: str, every: float | None = None
+    say: Callable[[str], None], what: str, state: str, every: float = PROGRESS_EVERY
 ) -> Iterator[Callable[[str], None]]:
-    """While the block runs, `say("WHAT: STATE (Ns)")` every `every` seconds (PROGRESS_EVERY),
-    from a thread of its own; yields the callback for the command's stdout lines."""
-    every = PROGRESS_EVERY if every is None else every
+    """While the block runs, `say("WHAT: STATE (Ns)")` every `every` seconds, from a thread of
+    its own; yields the callback for the command's stdout lines."""
     stop = threading.Event()
     current = [state]
     start = time.monotonic()

@@ -144,10 +144,10 @@ class Deployer:
     ) -> tuple[int, str, str]:
         """One remote command; `guarded`: only while our lock was not taken over (else
         LockLost), for every step that changes what the slot serves or what rollback sees;
-        `on_line` gets its stdout lines as they come (unguarded commands)."""
+        `on_line` gets its stdout lines as they come."""
         assert self.remote is not None
         if guarded and self.lock:
-            return self.lock.run(self.remote, command, check=check)
+            return self.lock.run(self.remote, command, check=check, on_line=on_line)
         return self.remote.run(command, check=check, on_line=on_line)
 
     # The two steps a deploy whose lock was taken over must refuse, callable on their own.
