@@ -88,24 +88,25 @@ def probed(real, slot: int, branch_health: str, args: list[str]) -> tuple[float,
     return seconds, ui.failed, airflow.failed, gap(airflow.answers)
 
 
+def deploy_args(slot: int, branch: str) -> list[str]:
+    return [INVOKE, "deploy", "--slot", str(slot), "--task", f"JA-{slot}", "--branch", branch]
+
+
+def rollback_args(slot: int) -> list[str]:
+    return [INVOKE, "rollback", "--slot", str(slot), "--task", f"JA-{slot}"]
+
+
 def quiet(real: realapp.RealApp, slot: int, other: str) -> dict[str, list[float]]:
     """Redeploys of `other` and rollbacks, alternating as bench_branch's, without probes."""
-    task = ["--task", f"JA-{slot}"]
     redeploys, rollbacks = [], []
     for _ in range(RUNS):
-        redeploys.append(
-            timed(
-                [INVOKE, "deploy", "--slot", str(slot), *task, "--branch", other], env=real.env()
-            )[0]
-        )
-        rollbacks.append(timed([INVOKE, "rollback", "--slot", str(slot), *task], env=real.env())[0])
+        redeploys.append(timed(deploy_args(slot, other), env=real.env())[0])
+        rollbacks.append(timed(rollback_args(slot), env=real.env())[0])
     return {"redeploys": redeploys, "rollbacks": rollbacks}
 
 
 def bench_branch(real: realapp.RealApp, slot: int, base: str, other: str) -> dict[str, object]:
-    task = ["--task", f"JA-{slot}"]
-    deploy = [INVOKE, "deploy", "--slot", str(slot), *task, "--branch"]
-    first = timed([*deploy, base], env=real.env())[0]
+    first = timed(deploy_args(slot, base), env=real.env())[0]
     time.sleep(5)
     steady = slot_pss_mb(real, f"staging-{slot}")
     health = HEALTH[base]
@@ -113,14 +114,13 @@ def bench_branch(real: realapp.RealApp, slot: int, base: str, other: str) -> dic
     peak = 0.0
     for _ in range(RUNS):
         with MemoryPeak(real, f"staging-{slot}") as memory:
-            seconds, ui, airflow, longest = probed(real, slot, health, [*deploy, other])
+            seconds, ui, airflow, longest = probed(real, slot, health, deploy_args(slot, other))
         peak = max(peak, memory.peak)
         redeploys.append(seconds)
         failed_ui.append(ui)
         failed_airflow.append(airflow)
         gaps.append(longest)
-        rollback = [INVOKE, "rollback", "--slot", str(slot), *task]
-        seconds, ui, airflow, longest = probed(real, slot, health, rollback)
+        seconds, ui, airflow, longest = probed(real, slot, health, rollback_args(slot))
         rollbacks.append(seconds)
         failed_ui.append(ui)
         failed_airflow.append(airflow)
@@ -137,29 +137,26 @@ def bench_branch(real: realapp.RealApp, slot: int, base: str, other: str) -> dic
     }
 
 
-def row(name: str, r: dict) -> str:
-    def runs(key: str) -> str:
-        return ", ".join(f"{x:.1f}" for x in r[key])  # type: ignore[attr-defined]
+def timings(r: dict) -> str:
+    """The redeploy and rollback cells: each median of the runs, and the runs."""
+    cells = []
+    for key in ("redeploys", "rollbacks"):
+        runs = r[key]
+        listed = ", ".join(f"{x:.1f}" for x in runs)
+        cells.append(f"{statistics.median(runs):.1f} s ({listed})")
+    return " | ".join(cells)
 
-    redeploy = statistics.median(r["redeploys"])  # type: ignore[arg-type]
-    rollback = statistics.median(r["rollbacks"])  # type: ignore[arg-type]
+
+def row(name: str, r: dict) -> str:
     return (
-        f"| {name} | {r['first']:.1f} s | {redeploy:.1f} s ({runs('redeploys')}) | "
-        f"{rollback:.1f} s ({runs('rollbacks')}) | {sum(r['failed_ui'])} / "  # type: ignore[arg-type]
-        f"{sum(r['failed_airflow'])} | {max(r['gaps']):.2f} s | "  # type: ignore[arg-type]
+        f"| {name} | {r['first']:.1f} s | {timings(r)} | {sum(r['failed_ui'])} / "
+        f"{sum(r['failed_airflow'])} | {max(r['gaps']):.2f} s | "
         f"{r['steady']:.0f} MB / {r['peak']:.0f} MB |"
     )
 
 
 def quiet_row(name: str, r: dict[str, list[float]]) -> str:
-    def runs(key: str) -> str:
-        return ", ".join(f"{x:.1f}" for x in r[key])
-
-    redeploy, rollback = statistics.median(r["redeploys"]), statistics.median(r["rollbacks"])
-    return (
-        f"| {name} | - | {redeploy:.1f} s ({runs('redeploys')}) | "
-        f"{rollback:.1f} s ({runs('rollbacks')}) | - | - | - |"
-    )
+    return f"| {name} | - | {timings(r)} | - | - | - |"
 
 
 def main() -> None:
