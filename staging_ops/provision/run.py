@@ -49,18 +49,15 @@ from staging_ops.provision.report import (
     SlotReload,
 )
 from staging_ops.remote.connection import CONNECTION_LOST
+from staging_ops.remote.errors import reason
 from staging_ops.remote.facts import HostFacts
 from staging_ops.remote.files import Write
 
 __all__ = ["HostReport", "HostRun", "ProvisionReport", "installs_postgres_server", "provision_all"]
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
-
-
 def _lost(host: Host, exc: BaseException) -> StagingError:
-    return StagingError(f"{host.name}: lost the SSH connection ({_reason(exc)})")
+    return StagingError(f"{host.name}: lost the SSH connection ({reason(exc)})")
 
 
 # nginx's own severities for a configuration it refuses.
@@ -161,7 +158,7 @@ class HostRun:
                 self.remote.close()
                 self.remote = remote.connect(self.host)
                 rec.outcome = "changed"
-                rec.detail = f"the connection was lost ({_reason(exc)}): converging again"
+                rec.detail = f"the connection was lost ({reason(exc)}): converging again"
             self.report.changes.clear()
             try:
                 self._converge()

@@ -22,7 +22,7 @@ from invoke.exceptions import CommandTimedOut
 
 from staging_ops.errors import StagingError
 from staging_ops.inventory import Host
-from staging_ops.remote.errors import Unreachable
+from staging_ops.remote.errors import Unreachable, reason
 from staging_ops.remote.known_hosts import CheckPolicy, HostKeyChanged, HostKeyRefused
 from staging_ops.remote.route import Hop, Route, route
 
@@ -85,9 +85,7 @@ class RemoteHost:
                 self.as_root(command), warn=True, in_stream=False, timeout=timeout, **streamed
             )
         except CONNECTION_LOST as exc:
-            raise Unreachable(
-                f"{self.host.name}: connection lost: {exc or type(exc).__name__}"
-            ) from None
+            raise Unreachable(f"{self.host.name}: connection lost: {reason(exc)}") from None
         except CommandTimedOut:
             raise Unreachable(f"{self.host.name}: no answer within {timeout:g}s") from None
         if self.sudo and result.exited != 0 and _sudo_refused(result.stderr):
@@ -113,7 +111,7 @@ class RemoteHost:
             channel.exec_command(f"sudo -n {shlex.quote(self.host.sftp_server)}")
             return paramiko.SFTPClient(channel)
         except CONNECTION_LOST as exc:
-            raise StagingError(f"{self.host.name}: sftp: {exc or type(exc).__name__}") from None
+            raise StagingError(f"{self.host.name}: sftp: {reason(exc)}") from None
 
     def close(self) -> None:
         _close_all([*self.jumps, self.connection])
@@ -181,7 +179,7 @@ def presented_key(path: Route) -> paramiko.PKey:
             return transport.get_remote_server_key()
         except (OSError, EOFError, paramiko.SSHException) as exc:
             where = path.target.label
-            raise Unreachable(f"cannot reach {where}: {exc or type(exc).__name__}") from None
+            raise Unreachable(f"cannot reach {where}: {reason(exc)}") from None
         finally:
             transport.close()
     finally:
@@ -196,8 +194,8 @@ def _socket_to(path: Route, index: int, opened: list[Connection]) -> object:
         try:
             sock = socket.create_connection((hop.hostname, hop.port), timeout=path.connect_timeout)
         except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise Unreachable(f"cannot reach {hop.label}: {reason}") from None
+            why = exc.strerror or reason(exc)
+            raise Unreachable(f"cannot reach {hop.label}: {why}") from None
         # paramiko never sets TCP_NODELAY; without it every command waits ~40 ms on delayed
         # ACKs (the hops after the first ride inside this socket).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -218,7 +216,7 @@ def _socket_to(path: Route, index: int, opened: list[Connection]) -> object:
         )
     except (OSError, EOFError, paramiko.SSHException) as exc:
         raise Unreachable(
-            f"cannot reach {hop.label} through {before.label}: {exc or type(exc).__name__}"
+            f"cannot reach {hop.label} through {before.label}: {reason(exc)}"
         ) from None
 
 
@@ -283,7 +281,7 @@ def _open_hop(hop: Hop, sock: object, timeout: float) -> Connection:
         raise refused or HostKeyChanged(f"{hop.label}: host key changed") from None
     except (OSError, EOFError, paramiko.SSHException) as exc:
         _close_quietly(connection, sock)
-        raise Unreachable(f"cannot reach {hop.label}: {exc or type(exc).__name__}") from None
+        raise Unreachable(f"cannot reach {hop.label}: {reason(exc)}") from None
     return connection
 
 

@@ -13,6 +13,7 @@ import paramiko
 
 from staging_ops.errors import StagingError
 from staging_ops.remote.connection import RemoteHost, Unreachable
+from staging_ops.remote.errors import reason
 from staging_ops.remote.scripts import home, script_command
 
 # Less free space than this where a write failed: the disk is full (our files are a few KiB).
@@ -53,7 +54,7 @@ def apply_files(
         # The session died under us (sshd restarted, the network went): one line, not a
         # traceback; every file is whole, old or new (temp file + rename).
         raise Unreachable(
-            f"{remote.host.name}: connection lost during the upload: {exc or type(exc).__name__}"
+            f"{remote.host.name}: connection lost during the upload: {reason(exc)}"
         ) from None
     finally:
         sftp.close()
@@ -95,21 +96,21 @@ def _replace(
     except OSError as exc:
         with contextlib.suppress(OSError):
             sftp.remove(tmp)
-        reason = _failure_reason(remote, path.rpartition("/")[0] or "/", exc)
-        raise StagingError(f"{remote.host.name}: {what} {path}: {reason}") from None
+        why = _failure_reason(remote, path.rpartition("/")[0] or "/", exc)
+        raise StagingError(f"{remote.host.name}: {what} {path}: {why}") from None
 
 
 def _failure_reason(remote: RemoteHost, directory: str, exc: OSError) -> str:
     """Why a write failed, in words. SFTP version 3 has no code for a full disk: OpenSSH's
     sftp-server answers a bare "Failure", so in that case the free space is asked for."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    if exc.errno != errno.ENOSPC and reason != "Failure":
-        return reason
+    why = exc.strerror or reason(exc)
+    if exc.errno != errno.ENOSPC and why != "Failure":
+        return why
     code, out, _ = remote.run(disk_free_command(directory), check=False)
     free = parse_disk_free(out) if code == 0 else None
     if free is not None and free < FULL_DISK_KIB:
         return f"no space left on the device ({free} KiB free in {directory})"
-    return reason
+    return why
 
 
 @home("disk-free.sh")

@@ -22,6 +22,7 @@ from staging_ops.inventory import App, Host, Inventory, Slot
 from staging_ops.processes import ProcessSpec, spec_from_json
 from staging_ops.processes.status import HealthAnswer, Processes, UnitState, judge_processes
 from staging_ops.remote.connection import connect
+from staging_ops.remote.errors import reason
 from staging_ops.remote.listeners import SlotListening, listeners_command, parse_listeners
 from staging_ops.remote.memory import memory_command, parse_memory
 from staging_ops.remote.scripts import home, script_command
@@ -211,7 +212,7 @@ def read_live(
                 inventory.hosts[name], inventory.app, by_host[name], timeout, listening
             )
         except (StagingError, OSError, Failure) as exc:
-            return str(exc) or type(exc).__name__
+            return reason(exc)
 
     result = LiveReleases()
     with ThreadPoolExecutor(max_workers=min(16, len(by_host))) as pool:
