@@ -147,7 +147,9 @@ class HostRun:
         try:
             self._converge()
         except (StagingError, *CONNECTION_LOST) as exc:
-            if self._connected():
+            # A command that lost its connection says so (Unreachable) before paramiko's
+            # transport thread has noticed: as deploy's recovery does, trust the command.
+            if self._connected() and not isinstance(exc, remote.Unreachable):
                 raise
             if self.check:
                 raise _lost(self.host, exc) from None
@@ -168,6 +170,11 @@ class HostRun:
     def _connected(self) -> bool:
         transport = self.remote.connection.client.get_transport()
         return transport is not None and transport.is_active()
+
+    def _cut_point(self, name: str) -> None:
+        """crash_points.cut_point on this run's SSH connection (the tests' dropped network)."""
+        transport = self.remote.connection.client.get_transport()
+        crash_points.cut_point(name, transport and transport.sock)
 
     def _converge(self) -> None:
         request = facts_request(self.inventory, self.host, self.slots)
@@ -195,6 +202,8 @@ class HostRun:
                 rec.outcome = "changed"
                 apply.install_packages(self.remote, missing, self.progress)
                 rec.detail = f"apt-get update + install {len(missing)} package(s)"
+            # Where a fresh droplet's session has gone away on its own (seen in CI).
+            self._cut_point("provision:after-install")
             # Packages bring files and services of their own (Debian's nginx its default
             # site, PostgreSQL its cluster): plan against the host as it is now.
             with self.step("facts after install"):
@@ -229,8 +238,7 @@ class HostRun:
             with self.step(step) as rec:
                 self._record(rec, step, plan.changes[step])
         if not self.check:
-            transport = self.remote.connection.client.get_transport()
-            crash_points.cut_point("provision:before-upload", transport and transport.sock)
+            self._cut_point("provision:before-upload")
             with self.step("upload") as rec:
                 apply.upload(self.remote, plan.upload)
                 rec.detail = f"{plan.files} files, {len(plan.upload.links)} links"
